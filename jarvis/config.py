@@ -1,0 +1,226 @@
+"""Settings: config/settings.toml < user file (--config / JARVIS_CONFIG) < environment.
+
+Every value is validated by pydantic; a bad one raises one ConfigError naming the file (or
+environment variable) it came from, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jarvis.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = PROJECT_ROOT / "config" / "settings.toml"
+MODELS_DIR = PROJECT_ROOT / "models"
+
+# Names the seed used, kept working beside the generic JARVIS_<SECTION>_<KEY>.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "LLAMA_USE_GPU": ("gpu", "use_gpu"),
+    "LLAMA_GPU_LAYERS": ("gpu", "gpu_layers"),
+    "CUDA_VISIBLE_DEVICES": ("gpu", "cuda_visible_devices"),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GeneralSettings(_Section):
+    default_model: str = ""
+    models_dirs: list[str] = []
+    data_dir: str = ""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+
+class EngineSettings(_Section):
+    batch_size: int = Field(4, ge=1, le=16)
+    context_length: int = Field(4096, ge=0, le=131072)
+    prefill_chunk: int = Field(256, ge=16, le=8192)
+    n_threads: int = Field(0, ge=0, le=512)
+    max_queue: int = Field(64, ge=1, le=100000)
+    request_timeout_s: float = Field(300, ge=0)
+    truncate: bool = True
+
+
+class GenerationSettings(_Section):
+    max_tokens: int = Field(512, ge=1, le=131072)
+    temperature: float = Field(0.7, ge=0, le=5)
+    top_k: int = Field(40, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    min_p: float = Field(0.05, ge=0, le=1)
+    repeat_penalty: float = Field(1.1, gt=0, le=5)
+    seed: int = Field(-1, ge=-1, le=2**32 - 1)
+
+
+class GpuSettings(_Section):
+    use_gpu: bool = True
+    gpu_layers: int = Field(-1, ge=-1)
+    cuda_visible_devices: str = ""
+
+
+class ModelsSettings(_Section):
+    max_loaded_models: int = Field(2, ge=1, le=64)
+    memory_budget_mb: int = Field(0, ge=0)
+    keep_alive_s: float = Field(1800, ge=-1)
+    warmup: list[str] = ["default"]
+
+
+class CacheSettings(_Section):
+    enabled: bool = True
+    max_size: int = Field(200, ge=1, le=1_000_000)
+    ttl_seconds: float = Field(300, gt=0)
+
+
+class TelemetrySettings(_Section):
+    window_s: float = Field(300, gt=0, le=86400)
+    history_s: int = Field(600, ge=10, le=86400)
+    request_log: str = ""
+    request_log_max_mb: float = Field(10, gt=0)
+    request_log_backups: int = Field(3, ge=0, le=100)
+    log_prompts: bool = False
+
+
+class ServerSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(5050, ge=0, le=65535)
+    token: str = ""
+    max_body_kb: int = Field(1024, ge=1, le=1_048_576)
+    rate_limit_rps: float = Field(0.0, ge=0)
+    rate_limit_burst: int = Field(10, ge=1)
+
+
+class ConversationSettings(_Section):
+    database: str = ""
+
+
+class Settings(_Section):
+    general: GeneralSettings = GeneralSettings()
+    engine: EngineSettings = EngineSettings()
+    generation: GenerationSettings = GenerationSettings()
+    gpu: GpuSettings = GpuSettings()
+    models: ModelsSettings = ModelsSettings()
+    cache: CacheSettings = CacheSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    server: ServerSettings = ServerSettings()
+    conversations: ConversationSettings = ConversationSettings()
+
+    # ---- derived paths -------------------------------------------------------------------
+    @property
+    def data_path(self) -> Path:
+        return Path(self.general.data_dir or platformdirs.user_data_dir("jarvis", appauthor=False))
+
+    @property
+    def request_log_path(self) -> Path:
+        return Path(self.telemetry.request_log) if self.telemetry.request_log else self.data_path / "logs" / "requests.jsonl"
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.conversations.database) if self.conversations.database else self.data_path / "conversations.sqlite3"
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    name: field.annotation for name, field in Settings.model_fields.items()  # type: ignore[misc]
+}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"Settings file {path} does not exist.") from None
+    except tomllib.TOMLDecodeError as e:
+        # tomllib's message carries "(at line L, column C)".
+        raise ConfigError(f"Settings file {path} is not valid TOML: {e}. Fix that line and start again.") from None
+    except OSError as e:
+        raise ConfigError(f"Settings file {path} cannot be read: {e.strerror}.") from None
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(section, key) -> (raw value, variable name) for every variable that names a setting."""
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for section, model in SECTIONS.items():
+        for key in model.model_fields:
+            var = f"JARVIS_{section}_{key}".upper()
+            if var in environ:
+                found[(section, key)] = (environ[var], var)
+    for var, target in ENV_ALIASES.items():
+        if var in environ and target not in found:
+            found[target] = (environ[var], var)
+    return found
+
+
+def _parse_env_value(raw: str, section: str, key: str) -> Any:
+    annotation = SECTIONS[section].model_fields[key].annotation
+    if annotation == list[str]:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw  # pydantic's lax mode turns "4", "0.5", "true" into the field's type
+
+
+def _allowed(section: str, key: str) -> str:
+    field = SECTIONS[section].model_fields[key]
+    bounds = []
+    for meta in field.metadata:
+        for attr, word in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            if getattr(meta, attr, None) is not None:
+                bounds.append(f"{word} {getattr(meta, attr)}")
+    kind = getattr(field.annotation, "__name__", str(field.annotation))
+    return f"{kind}{' ' + ' and '.join(bounds) if bounds else ''}"
+
+
+def load_settings(user_file: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
+                  defaults_file: Path = DEFAULTS_FILE) -> Settings:
+    """Merge the three layers and validate them. Raises ConfigError."""
+    environ = dict(os.environ if environ is None else environ)
+    user_file = user_file or environ.get("JARVIS_CONFIG") or None
+
+    merged: dict[str, dict[str, Any]] = {}
+    source: dict[tuple[str, str], str] = {}
+
+    layers = [Path(defaults_file)] + ([Path(user_file)] if user_file else [])
+    for path in layers:
+        data = _read_toml(path)
+        for section, values in data.items():
+            if section not in SECTIONS:
+                raise ConfigError(
+                    f"{path}: unknown section [{section}]. Known sections: {', '.join(SECTIONS)}."
+                )
+            if not isinstance(values, dict):
+                raise ConfigError(f"{path}: {section} must be a table ([{section}]), not a value.")
+            for key, value in values.items():
+                if key not in SECTIONS[section].model_fields:
+                    known = ", ".join(SECTIONS[section].model_fields)
+                    raise ConfigError(f"{path}: unknown key {section}.{key}. Keys of [{section}]: {known}.")
+                merged.setdefault(section, {})[key] = value
+                source[(section, key)] = str(path)
+
+    for (section, key), (raw, var) in _env_overrides(environ).items():
+        merged.setdefault(section, {})[key] = _parse_env_value(raw, section, key)
+        source[(section, key)] = f"environment variable {var}"
+
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        section, key = (loc + ["", ""])[:2]
+        where = source.get((section, key), "settings")
+        allowed = _allowed(section, key) if section in SECTIONS and key in SECTIONS[section].model_fields else ""
+        raise ConfigError(
+            f"{where}: {section}.{key} = {err.get('input')!r} is invalid: {err['msg']}"
+            + (f" (allowed: {allowed})." if allowed else ".")
+        ) from None
+
+
+def apply_process_environment(settings: Settings) -> None:
+    """Settings that only work as process environment (read by CUDA when llama.cpp loads)."""
+    if settings.gpu.cuda_visible_devices:
+        os.environ["CUDA_VISIBLE_DEVICES"] = settings.gpu.cuda_visible_devices

@@ -1,0 +1,114 @@
+"""One error hierarchy. Every message names the file, key or limit involved and what to do.
+
+Front ends show `str(error)` as it is; the HTTP API maps `http_status` and `code` to an
+OpenAI-style error body.
+"""
+
+from __future__ import annotations
+
+
+class JarvisError(Exception):
+    """Base of every error JARVIS raises on purpose."""
+
+    http_status = 500
+    code = "internal_error"
+
+
+class ConfigError(JarvisError):
+    """Invalid settings: names the file, the key, the value and what is allowed."""
+
+    http_status = 500
+    code = "config_error"
+
+
+class ModelNotFound(JarvisError):
+    http_status = 404
+    code = "model_not_found"
+
+    def __init__(self, name: str, available: list[str]):
+        self.name = name
+        self.available = list(available)
+        listing = ", ".join(self.available) if self.available else "none (put a .gguf file in models/)"
+        super().__init__(f"No model named {name!r}. Available models: {listing}.")
+
+
+class ModelLoadError(JarvisError):
+    """A corrupt, truncated or unsupported model file. Names the file and the reason."""
+
+    http_status = 503
+    code = "model_load_error"
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"Cannot load model file {self.path}: {reason}")
+
+
+class ModelBusy(JarvisError):
+    """Every loaded model is busy and none can be evicted to make room."""
+
+    http_status = 503
+    code = "model_busy"
+
+
+class InvalidRequest(JarvisError):
+    http_status = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, field: str | None = None):
+        self.field = field
+        super().__init__(message)
+
+
+class ContextOverflow(InvalidRequest):
+    code = "context_length_exceeded"
+
+    def __init__(self, prompt_tokens: int, context_tokens: int, hint: str = ""):
+        self.prompt_tokens = prompt_tokens
+        self.context_tokens = context_tokens
+        msg = (
+            f"The prompt is {prompt_tokens} tokens but the model's context holds {context_tokens}. "
+            + (hint or "Shorten the conversation, start a new one, or enable truncation.")
+        )
+        super().__init__(msg, field="messages")
+
+
+class QueueFull(JarvisError):
+    http_status = 429
+    code = "queue_full"
+
+    def __init__(self, limit: int, retry_after_s: float = 1.0):
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        super().__init__(
+            f"The request queue is full ({limit} waiting). Try again in a moment, "
+            "or raise engine.max_queue in settings."
+        )
+
+
+class RequestCancelled(JarvisError):
+    http_status = 499
+    code = "cancelled"
+
+    def __init__(self, message: str = "The request was cancelled."):
+        super().__init__(message)
+
+
+class RequestTimeout(JarvisError):
+    http_status = 504
+    code = "timeout"
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        super().__init__(
+            f"The request did not finish within {timeout_s:g} s. "
+            "Raise engine.request_timeout_s or ask for fewer tokens."
+        )
+
+
+class EngineClosed(JarvisError):
+    http_status = 503
+    code = "engine_closed"
+
+    def __init__(self, message: str = "The model was unloaded before the request could run. Send it again."):
+        super().__init__(message)
