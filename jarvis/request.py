@@ -143,9 +143,13 @@ class Timings:
     warm_start: bool = True
     coalesced: bool = False
     model: str = ""
+    # Gaps between streamed tokens, for the inter-token latency histogram; not part of the reply.
+    inter_token_ms: tuple[float, ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("inter_token_ms")
+        return d
 
 
 @dataclass

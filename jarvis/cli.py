@@ -1,0 +1,203 @@
+"""The `jarvis` command: gui (default), chat, ask, models, doctor, serve, stats, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from jarvis.config import load_settings
+from jarvis.errors import ConfigError, InvalidRequest, JarvisError
+
+EXIT_USAGE = 2
+
+
+def _settings(args):
+    return load_settings(args.config)
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.0f} MB" if n else "-"
+
+
+# ---- jarvis models ---------------------------------------------------------------------------
+def cmd_models(args) -> int:
+    from jarvis.catalog import Catalog
+
+    settings = _settings(args)
+    if args.loaded:
+        from jarvis.http.client import fetch_json
+
+        data = fetch_json(settings, "/api/models/stats", args.server)
+        rows = [[m["name"], f"{m['load_ms']:.0f} ms", _mb(m["memory_bytes"]), str(m["gpu_layers"]),
+                 "busy" if m["busy"] else "idle"] for m in data.get("loaded", [])]
+        print(_table(rows, ["NAME", "LOAD", "MEMORY", "GPU LAYERS", "STATE"]) if rows else "No model is loaded.")
+        return 0
+    models = Catalog.from_settings(settings).scan()
+    rows = []
+    for m in models:
+        if m.ok:
+            rows.append([m.name, m.architecture, m.size_label or f"{m.parameters / 1e6:.0f}M", m.quantization,
+                         str(m.context_length), "yes" if m.has_chat_template else "no", _mb(m.size_bytes), m.source])
+        else:
+            rows.append([m.name, "UNREADABLE", "", "", "", "", _mb(m.size_bytes), f"{m.source}: {m.error}"])
+    print(_table(rows, ["NAME", "ARCH", "PARAMS", "QUANT", "CONTEXT", "TEMPLATE", "SIZE", "SOURCE"]))
+    if not any(m.ok for m in models):
+        print("\nNo usable model. Put a .gguf file in models/ or install the bundled one (make run does).",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+# ---- jarvis ask ------------------------------------------------------------------------------
+def cmd_ask(args) -> int:
+    prompt = " ".join(args.prompt).strip()
+    if not prompt and not sys.stdin.isatty():
+        prompt = sys.stdin.read().strip()
+    if not prompt:
+        print("jarvis ask: the prompt is empty. Usage: jarvis ask \"YOUR QUESTION\"", file=sys.stderr)
+        return EXIT_USAGE
+    settings = _settings(args)
+    return asyncio.run(_ask(settings, args, prompt))
+
+
+async def _ask(settings, args, prompt: str) -> int:
+    from jarvis.assistant import Assistant
+    from jarvis.terminal_chat import stats_line
+
+    assistant = Assistant(settings)
+    try:
+        request = assistant.request(prompt, system=args.system, model=args.model or "", max_tokens=args.max_tokens,
+                                    temperature=args.temperature, seed=args.seed, operation="ask")
+        timings = None
+        async for chunk in assistant.stream(request):
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+            timings = chunk.timings or timings
+        sys.stdout.write("\n")
+        if args.stats and timings:
+            print(stats_line(timings), file=sys.stderr)
+        return 0
+    finally:
+        await assistant.close()
+
+
+# ---- jarvis chat -----------------------------------------------------------------------------
+def cmd_chat(args) -> int:
+    from jarvis.terminal_chat import run_terminal_chat
+
+    return run_terminal_chat(_settings(args), model=args.model or "", system=args.system, show_stats=args.stats)
+
+
+# ---- jarvis doctor ---------------------------------------------------------------------------
+def cmd_doctor(args) -> int:
+    from jarvis.doctor import report
+
+    print(report(_settings(args)))
+    return 0
+
+
+def cmd_gui(args) -> int:
+    from ui.app import main as gui_main
+
+    return gui_main(_settings(args))
+
+
+def cmd_serve(args) -> int:
+    from jarvis.http.serve import serve
+
+    return serve(_settings(args), host=args.host, port=args.port)
+
+
+def cmd_stats(args) -> int:
+    import json
+
+    from jarvis.http.client import fetch_json
+
+    settings = _settings(args)
+    print(json.dumps(fetch_json(settings, "/api/performance/stats", args.server), indent=2))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from bench.__main__ import main as bench_main
+
+    return bench_main((["--quick"] if args.quick else []) + (["--json"] if args.json else []))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jarvis", description="Local LLMs in-process, with live performance.")
+    p.add_argument("--config", metavar="PATH", help="user settings file (also JARVIS_CONFIG)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what JARVIS and llama.cpp do")
+    sub = p.add_subparsers(dest="command")
+
+    sub.add_parser("gui", help="open the desktop app (the default)").set_defaults(func=cmd_gui)
+
+    m = sub.add_parser("models", help="list the model catalog")
+    m.add_argument("--loaded", action="store_true", help="what a running JARVIS has loaded")
+    m.add_argument("--server", metavar="URL", help="the running instance (default: from settings)")
+    m.set_defaults(func=cmd_models)
+
+    a = sub.add_parser("ask", help="answer one prompt, streamed to stdout")
+    a.add_argument("prompt", nargs="*")
+    a.add_argument("--model")
+    a.add_argument("--system")
+    a.add_argument("--max-tokens", type=int)
+    a.add_argument("--temperature", type=float)
+    a.add_argument("--seed", type=int)
+    a.add_argument("--stats", action="store_true", help="print load time, TTFT and tokens/s to stderr")
+    a.set_defaults(func=cmd_ask)
+
+    c = sub.add_parser("chat", help="chat in the terminal")
+    c.add_argument("--model")
+    c.add_argument("--system")
+    c.add_argument("--stats", action="store_true", help="print each answer's figures to stderr")
+    c.set_defaults(func=cmd_chat)
+
+    sub.add_parser("doctor", help="versions, CPU features, GPU support, models").set_defaults(func=cmd_doctor)
+
+    s = sub.add_parser("serve", help="run the local HTTP endpoint without the window")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=cmd_serve)
+
+    st = sub.add_parser("stats", help="print the stats of a running instance")
+    st.add_argument("--server", metavar="URL")
+    st.set_defaults(func=cmd_stats)
+
+    b = sub.add_parser("bench", help="run the benchmarks")
+    b.add_argument("--quick", action="store_true")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    func = getattr(args, "func", cmd_gui)
+    try:
+        return func(args) or 0
+    except ConfigError as e:
+        print(f"jarvis: settings error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except InvalidRequest as e:  # empty prompt, context overflow, bad sampling values
+        print(f"jarvis: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except JarvisError as e:
+        print(f"jarvis: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

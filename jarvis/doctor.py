@@ -1,0 +1,53 @@
+"""`jarvis doctor`: what this machine and this build can do, in one report."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+
+from jarvis.catalog import Catalog
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def report(settings) -> str:
+    from jarvis.engine import backend
+    from jarvis.telemetry.gpu import GpuProbe
+
+    lines = ["JARVIS doctor", ""]
+    lines.append(f"Python           {sys.version.split()[0]} on {platform.platform()}")
+    for dist in ("llama-cpp-python", "PySide6-Essentials", "qasync", "pyqtgraph", "aiohttp", "nvidia-ml-py"):
+        lines.append(f"{dist:<17}{_version(dist)}")
+    lines.append("")
+    backend.ensure_backend()
+    offload = backend.supports_gpu_offload()
+    lines.append(f"GPU offload      {'yes: this llama.cpp build can offload layers' if offload else 'no: CPU-only build'}")
+    wants_gpu = settings.gpu.use_gpu and settings.gpu.gpu_layers != 0
+    if wants_gpu and not offload:
+        lines.append("                 gpu.gpu_layers asks for GPU layers, so JARVIS runs on the CPU and says so;"
+                     " `python setup_cuda.py --check` tells what a CUDA build needs.")
+    probe = GpuProbe()
+    gpus = probe.snapshot()
+    if gpus:
+        for g in gpus:
+            lines.append(f"NVIDIA GPU {g.index}     {g.name}, {g.memory_used_bytes / 2**30:.1f} / "
+                         f"{g.memory_total_bytes / 2**30:.1f} GiB used")
+    else:
+        lines.append(f"NVIDIA GPU       none seen by NVML ({probe.unavailable_reason or 'no device'})")
+    lines.append(f"CPU features     {backend.system_info()}")
+    lines.append("")
+    models = Catalog.from_settings(settings).scan()
+    lines.append(f"Models           {sum(m.ok for m in models)} usable, {sum(not m.ok for m in models)} unreadable")
+    for m in models:
+        state = "ok" if m.ok else f"UNREADABLE: {m.error}"
+        lines.append(f"  {m.name:<40} {m.source:<10} {state}")
+    lines.append("")
+    lines.append(f"Data directory   {settings.data_path}")
+    lines.append(f"HTTP endpoint    http://{settings.server.host}:{settings.server.port}")
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""Process-wide llama.cpp set-up: backend init, log routing, build capabilities."""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import logging
+import threading
+
+import llama_cpp as ll
+
+log = logging.getLogger("jarvis.llama")
+# ggml_log_level in this llama.cpp: NONE=0, DEBUG=1, INFO=2, WARN=3, ERROR=4, CONT=5 (continues the last line).
+_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_init_lock = threading.Lock()
+_initialised = False
+_last_level = logging.DEBUG
+# The last lines llama.cpp logged at warning or above: a failed load quotes them in its error.
+recent_problems: collections.deque[str] = collections.deque(maxlen=8)
+
+
+@ll.llama_log_callback
+def _route_log(level: int, text: bytes, _user_data) -> None:
+    global _last_level
+    py_level = _last_level if level == 5 else _LEVELS.get(level, logging.DEBUG)  # 5 = continuation
+    _last_level = py_level
+    message = text.decode("utf-8", errors="replace").rstrip()
+    if message and py_level >= logging.WARNING:
+        recent_problems.append(message)
+    if message and log.isEnabledFor(py_level):
+        log.log(py_level, "%s", message)
+
+
+def ensure_backend() -> None:
+    """Initialise llama.cpp once and send its logs to the `jarvis.llama` logger.
+
+    The ctypes callback lives at module level for the life of the process: llama.cpp keeps the
+    raw pointer, and a collected callback would segfault on the next log line.
+    """
+    global _initialised
+    with _init_lock:
+        if _initialised:
+            return
+        ll.llama_log_set(_route_log, ctypes.c_void_p(0))
+        ll.llama_backend_init()
+        _initialised = True
+
+
+def supports_gpu_offload() -> bool:
+    return bool(ll.llama_supports_gpu_offload())
+
+
+def system_info() -> str:
+    return ll.llama_print_system_info().decode("utf-8", errors="replace").strip()
+
+
+def llama_cpp_version() -> str:
+    return getattr(ll, "__version__", "unknown")

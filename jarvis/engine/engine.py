@@ -1,0 +1,391 @@
+"""One loaded model: a worker thread that owns one llama context with N slots and decodes every
+active slot together in one `llama_decode` per step (continuous batching, as llama-server's
+parallel slots do).
+
+Each step: cancelled or timed-out requests give their slot back; waiting requests take free
+slots (the one sharing the longest prefix with their prompt); then one batch carries the next
+token of every generating slot plus a chunk of any prompt being prefilled; then each slot that
+produced logits samples its next token and hands text back through its mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from jarvis.engine import backend
+from jarvis.engine.handles import Batch, LlamaContext, LlamaModel, SamplerChain
+from jarvis.engine.mailbox import Mailbox
+from jarvis.engine.prompt import PromptBuilder
+from jarvis.engine.queue import PriorityRequestQueue
+from jarvis.engine.sequence import Sequence, Slot, common_prefix
+from jarvis.engine.text import StreamingText
+from jarvis.gguf_header import GGUFError, read_header
+from jarvis.errors import EngineClosed, JarvisError, ModelLoadError, RequestCancelled, RequestTimeout
+from jarvis.request import ChatRequest, Chunk, Timings
+from jarvis.telemetry import QueueRecord, RecordBus, StepRecord
+
+log = logging.getLogger("jarvis.engine")
+MAX_CTX_DEFAULT = 8192
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    batch_size: int = 4
+    context_length: int = 4096  # per slot; 0 = the model's trained length, capped
+    prefill_chunk: int = 256
+    n_threads: int = 0
+    max_queue: int = 64
+    request_timeout_s: float = 300
+    truncate: bool = True
+    gpu_layers: int = 0  # what to ask llama.cpp for; -1 = all
+
+    @classmethod
+    def from_settings(cls, settings) -> "EngineConfig":
+        e, g = settings.engine, settings.gpu
+        return cls(batch_size=e.batch_size, context_length=e.context_length, prefill_chunk=e.prefill_chunk,
+                   n_threads=e.n_threads, max_queue=e.max_queue, request_timeout_s=e.request_timeout_s,
+                   truncate=e.truncate, gpu_layers=g.gpu_layers if g.use_gpu else 0)
+
+
+class Engine:
+    def __init__(self, name: str, path: Path, chat_template: str = "", config: EngineConfig = EngineConfig(),
+                 bus: RecordBus | None = None):
+        self.name = name
+        self.path = Path(path)
+        self.config = config
+        self._chat_template = chat_template
+        self._bus = bus or RecordBus()
+        self._queue: PriorityRequestQueue[Sequence] = PriorityRequestQueue(config.max_queue)
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._model: LlamaModel | None = None
+        self._ctx: LlamaContext | None = None
+        self._batch: Batch | None = None
+        self._slots: list[Slot] = []
+        self.load_ms = 0.0
+        self.gpu_layers = 0
+        self.offload_note = ""
+        self.n_ctx_seq = 0
+
+    # ---- life cycle (call load() off the event loop: it takes a while) --------------------
+    def load(self) -> None:
+        t0 = time.perf_counter()
+        cfg = self.config
+        gpu_layers = cfg.gpu_layers
+        if gpu_layers != 0 and not backend.supports_gpu_offload():
+            self.offload_note = ("GPU layers were requested but this llama.cpp build cannot offload; "
+                                 "running on the CPU. Run `python setup_cuda.py` to build with CUDA.")
+            log.warning("%s", self.offload_note)
+            gpu_layers = 0
+        try:  # the file may have changed since the catalog read it: never hand llama.cpp an unchecked file
+            read_header(self.path)
+        except (GGUFError, OSError) as e:
+            raise ModelLoadError(self.path, str(e)) from None
+        backend.recent_problems.clear()
+        try:
+            self._model = LlamaModel(self.path, gpu_layers)
+        except ModelLoadError as e:
+            said = "; ".join(list(backend.recent_problems)[-2:])
+            raise ModelLoadError(self.path, e.reason + (f" (llama.cpp: {said})" if said else "")) from None
+        self.gpu_layers = gpu_layers
+        n_ctx = cfg.context_length or min(self._model.n_ctx_train, MAX_CTX_DEFAULT)
+        n_ctx = min(n_ctx, self._model.n_ctx_train or n_ctx)
+        n_threads = cfg.n_threads or os.cpu_count() or 1
+        n_batch = max(cfg.prefill_chunk, cfg.batch_size)
+        try:
+            self._ctx = LlamaContext(self._model, cfg.batch_size, n_ctx, n_batch, n_threads)
+        except ModelLoadError:
+            self._model.close()
+            raise
+        self.n_ctx_seq = self._ctx.n_ctx_seq
+        self._batch = Batch(n_batch)
+        self._prompts = PromptBuilder(self._model, self._chat_template)
+        self._slots = [Slot(seq_id=i) for i in range(cfg.batch_size)]
+        self._thread = threading.Thread(target=self._run, name=f"engine:{self.name}", daemon=True)
+        self._thread.start()
+        self.load_ms = (time.perf_counter() - t0) * 1000
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the worker, fail whatever is queued or running, free llama.cpp's memory."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("engine %s did not stop within %.1f s", self.name, timeout)
+                return
+        for seq in self._queue.drain():
+            seq.mailbox.fail(EngineClosed())
+        for handle in (self._batch, self._ctx, self._model):
+            if handle is not None:
+                handle.close()
+        self._batch = self._ctx = self._model = None
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._model.size_bytes if self._model else 0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
+
+    # ---- what the asyncio side calls ------------------------------------------------------
+    def submit(self, request: ChatRequest, loop: asyncio.AbstractEventLoop | None = None) -> Sequence:
+        """Queue a request. Raises QueueFull at once when `max_queue` requests already wait."""
+        if not self.running:
+            raise EngineClosed()
+        request.validate()
+        timeout = self.config.request_timeout_s if request.timeout_s is None else request.timeout_s
+        seq = Sequence(request=request, mailbox=Mailbox(loop or asyncio.get_running_loop()),
+                       deadline=time.perf_counter() + timeout if timeout else None)
+        try:
+            self._queue.put(seq, request.priority)
+        except JarvisError:
+            self._bus.emit(QueueRecord(self.name, "rejected", len(self._queue)))
+            raise
+        with self._wake:
+            self._wake.notify()
+        return seq
+
+    def cancel(self, seq: Sequence) -> None:
+        """Give up on a request; its slot and KV cells are freed at the next step."""
+        seq.cancelled = True
+        if self._queue.remove(seq):
+            seq.mailbox.fail(RequestCancelled())
+        with self._wake:
+            self._wake.notify()
+
+    async def stream(self, seq: Sequence):
+        """Async iterator of Chunks for a submitted request. Abandoning it cancels the request."""
+        try:
+            while True:
+                text, timings = await seq.mailbox.get()
+                if timings is not None:
+                    yield Chunk(text=text, done=True, timings=timings)
+                    return
+                if text:
+                    yield Chunk(text=text)
+        finally:
+            if not seq.mailbox.closed:
+                self.cancel(seq)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokenize with this model's vocabulary (read-only: safe from any thread)."""
+        if self._model is None:
+            raise EngineClosed()
+        return self._model.tokenize(text, add_special=False, parse_special=False)
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def active_slots(self) -> int:
+        return sum(1 for s in self._slots if not s.free)
+
+    @property
+    def busy(self) -> bool:
+        return self.queue_depth > 0 or self.active_slots > 0
+
+    # ---- the worker thread ----------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._wake:
+                    while not self._stopping and not self._queue.snapshot() and self.active_slots == 0:
+                        self._wake.wait()
+                    if self._stopping:
+                        break
+                self._step()
+        except BaseException as e:  # a bug must not leave callers waiting forever
+            log.exception("engine %s worker crashed", self.name)
+            for slot in self._slots:
+                if slot.sequence:
+                    slot.sequence.mailbox.fail(e if isinstance(e, JarvisError) else EngineClosed(f"engine error: {e}"))
+                    slot.sequence = None
+        finally:
+            for slot in self._slots:
+                if slot.sequence is not None:
+                    slot.sequence.mailbox.fail(EngineClosed())
+                    slot.sequence = None
+
+    def _step(self) -> None:
+        now = time.perf_counter()
+        self._reap(now)
+        self._admit(now)
+        batch, model, ctx = self._batch, self._model, self._ctx
+        batch.clear()
+        wants_logits: list[tuple[Slot, int]] = []
+        decode_tokens = prefill_tokens = 0
+
+        # The next token of every generating slot first: running answers never wait on prompts.
+        for slot in self._slots:
+            seq = slot.sequence
+            if seq is not None and not seq.prefilling and seq.pending_token is not None:
+                idx = batch.add(seq.pending_token, len(slot.tokens), slot.seq_id, True)
+                slot.tokens.append(seq.pending_token)
+                seq.pending_token = None
+                wants_logits.append((slot, idx))
+                decode_tokens += 1
+        # Then prompt chunks, oldest admission first, within what is left of the batch.
+        budget = min(batch.capacity - len(batch), self.config.prefill_chunk)
+        for slot in sorted((s for s in self._slots if s.sequence and s.sequence.prefilling),
+                           key=lambda s: s.sequence.admitted_at):
+            if budget <= 0:
+                break
+            seq = slot.sequence
+            take = min(budget, len(seq.prompt) - seq.prefilled)
+            for j in range(take):
+                pos = seq.prefilled + j
+                last = pos == len(seq.prompt) - 1
+                idx = batch.add(seq.prompt[pos], pos, slot.seq_id, last)
+                if last:
+                    wants_logits.append((slot, idx))
+            slot.tokens.extend(seq.prompt[seq.prefilled:seq.prefilled + take])
+            seq.prefilled += take
+            budget -= take
+            prefill_tokens += take
+        if len(batch) == 0:
+            return
+
+        t0 = time.perf_counter()
+        rc = ctx.decode(batch)
+        if rc != 0:
+            self._fail_batch(wants_logits, rc)
+            return
+        for slot, idx in wants_logits:
+            self._on_logits(slot, idx)
+        step_ms = (time.perf_counter() - t0) * 1000
+        self._bus.emit(StepRecord(self.name, self.active_slots, len(self._queue), len(batch),
+                                  decode_tokens, prefill_tokens, step_ms))
+
+    def _reap(self, now: float) -> None:
+        """Free the slots of cancelled or timed-out requests; fail timed-out queued ones."""
+        for slot in self._slots:
+            seq = slot.sequence
+            if seq is None:
+                continue
+            if seq.cancelled:
+                self._release(slot, forget=True)
+                seq.mailbox.fail(RequestCancelled())
+            elif seq.deadline is not None and now > seq.deadline:
+                self._release(slot, forget=True)
+                seq.mailbox.fail(RequestTimeout(self._timeout_of(seq)))
+                self._bus.emit(QueueRecord(self.name, "timeout", len(self._queue)))
+        for seq in self._queue.snapshot():
+            if seq.deadline is not None and now > seq.deadline and self._queue.remove(seq):
+                seq.mailbox.fail(RequestTimeout(self._timeout_of(seq)))
+                self._bus.emit(QueueRecord(self.name, "timeout", len(self._queue)))
+
+    def _timeout_of(self, seq: Sequence) -> float:
+        return self.config.request_timeout_s if seq.request.timeout_s is None else seq.request.timeout_s
+
+    def _admit(self, now: float) -> None:
+        while any(s.free for s in self._slots):
+            seq = self._queue.pop()
+            if seq is None:
+                return
+            if seq.cancelled:
+                seq.mailbox.fail(RequestCancelled())
+                continue
+            truncate = self.config.truncate if seq.request.truncate is None else seq.request.truncate
+            try:
+                prepared = self._prompts.prepare(seq.request, self.n_ctx_seq, truncate)
+            except JarvisError as e:
+                seq.mailbox.fail(e)
+                continue
+            seq.prompt = prepared.tokens
+            seq.dropped_turns = prepared.dropped_turns
+            slot = max((s for s in self._slots if s.free), key=lambda s: common_prefix(s.tokens, seq.prompt))
+            keep = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
+            if not self._ctx_forget(slot.seq_id, keep):
+                keep = 0
+            del slot.tokens[keep:]
+            seq.prefilled = seq.cached_tokens = keep
+            sp = seq.request.sampling
+            seed = sp.seed if sp.seed >= 0 else random.getrandbits(32)
+            seq.sampler = SamplerChain(self._model, sp, seed)
+            seq.text = StreamingText(sp.stop)
+            seq.admitted_at = time.perf_counter()
+            slot.sequence = seq
+
+    def _ctx_forget(self, seq_id: int, from_pos: int) -> bool:
+        import llama_cpp as ll
+
+        ok = ll.llama_memory_seq_rm(self._ctx.memory, seq_id, from_pos, -1)
+        if not ok:
+            ll.llama_memory_seq_rm(self._ctx.memory, seq_id, 0, -1)
+        return bool(ok)
+
+    def _release(self, slot: Slot, forget: bool) -> None:
+        seq = slot.sequence
+        slot.sequence = None
+        if seq is not None and seq.sampler is not None:
+            seq.sampler.close()
+        if forget:
+            self._ctx_forget(slot.seq_id, 0)
+            slot.tokens.clear()
+
+    def _fail_batch(self, entries: list[tuple[Slot, int]], rc: int) -> None:
+        log.error("llama_decode returned %d for %s", rc, self.name)
+        for slot in list(self._slots):
+            if slot.sequence is not None:
+                seq = slot.sequence
+                self._release(slot, forget=True)
+                seq.mailbox.fail(EngineClosed(f"llama.cpp failed to decode (code {rc}); send the request again."))
+
+    def _on_logits(self, slot: Slot, idx: int) -> None:
+        seq = slot.sequence
+        model = self._model
+        token = seq.sampler.sample(self._ctx, idx)
+        now = time.perf_counter()
+        if seq.first_token_at == 0.0:
+            seq.first_token_at = now
+        else:
+            seq.token_gaps_ms.append((now - seq.last_token_at) * 1000)
+        seq.last_token_at = now
+
+        if model.is_eog(token):
+            return self._finish(slot, "stop")
+        seq.completion_tokens += 1
+        text = seq.text.feed(model.token_bytes(token))
+        if text:
+            seq.mailbox.put_text(text)
+        if seq.text.stopped:
+            return self._finish(slot, "stop")
+        if seq.completion_tokens >= seq.request.sampling.max_tokens or len(slot.tokens) + 1 >= self.n_ctx_seq:
+            return self._finish(slot, "length")
+        seq.pending_token = token
+
+    def _finish(self, slot: Slot, reason: str) -> None:
+        seq = slot.sequence
+        tail = seq.text.finish()
+        if tail:
+            seq.mailbox.put_text(tail)
+        end = time.perf_counter()
+        decode_s = seq.last_token_at - seq.first_token_at
+        timings = Timings(
+            queue_ms=(seq.admitted_at - seq.submitted_at) * 1000,
+            prefill_ms=(seq.first_token_at - seq.admitted_at) * 1000,
+            ttft_ms=(seq.first_token_at - seq.submitted_at) * 1000,
+            decode_tokens_per_s=(seq.completion_tokens - 1) / decode_s if decode_s > 0 and seq.completion_tokens > 1 else 0.0,
+            total_ms=(end - seq.submitted_at) * 1000,
+            prompt_tokens=len(seq.prompt),
+            cached_prompt_tokens=seq.cached_tokens,
+            completion_tokens=seq.completion_tokens,
+            dropped_turns=seq.dropped_turns,
+            finish_reason=reason,  # type: ignore[arg-type]
+            model=self.name,
+            inter_token_ms=tuple(seq.token_gaps_ms),
+        )
+        self._release(slot, forget=False)  # keep the KV cells: the next turn may reuse them
+        seq.mailbox.finish(timings)

@@ -1,0 +1,75 @@
+"""One mailbox per request: the worker thread drops text in, the asyncio side takes it out.
+
+Deltas are merged while the consumer is busy, and the loop is woken at most once per batch of
+deltas (one `call_soon_threadsafe` per wake-up, not per token), so a window that is painting
+is never flooded with callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from jarvis.request import Timings
+
+
+class Mailbox:
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._event = asyncio.Event()
+        self._text: list[str] = []
+        self._timings: Timings | None = None
+        self._error: BaseException | None = None
+        self._wake_pending = False
+        self.closed = False
+
+    # ---- worker side ----------------------------------------------------------------------
+    def put_text(self, text: str) -> None:
+        with self._lock:
+            self._text.append(text)
+            self._schedule_wake()
+
+    def finish(self, timings: Timings) -> None:
+        with self._lock:
+            self._timings = timings
+            self.closed = True
+            self._schedule_wake()
+
+    def fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self._error = error
+            self.closed = True
+            self._schedule_wake()
+
+    def _schedule_wake(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                pass
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._wake_pending = False
+        self._event.set()
+
+    # ---- asyncio side ---------------------------------------------------------------------
+    async def get(self) -> tuple[str, Timings | None]:
+        """Wait for news: (merged text, final timings or None). Raises the request's error."""
+        while True:
+            with self._lock:
+                text = "".join(self._text)
+                self._text.clear()
+                timings, error = self._timings, self._error
+            if error is not None and not text:
+                raise error
+            if text or timings is not None:
+                if timings is not None:
+                    self._timings = None
+                return text, timings
+            self._event.clear()
+            await self._event.wait()

@@ -1,0 +1,81 @@
+"""From a request to prompt tokens: the model's own chat template, then fitting the context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from jarvis.errors import ContextOverflow, InvalidRequest
+from jarvis.request import ChatRequest, Message
+
+# Used only when a GGUF carries no tokenizer.chat_template.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    tokens: list[int]
+    dropped_turns: int
+    template_stops: tuple[str, ...]  # stop strings the template implies (e.g. <|im_end|>)
+
+
+class PromptBuilder:
+    def __init__(self, model, chat_template: str):
+        self._model = model
+        template = chat_template or CHATML_TEMPLATE
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=model.token_text(model.eos_id) if model.eos_id >= 0 else "",
+            bos_token=model.token_text(model.bos_id) if model.bos_id >= 0 else "",
+        )
+
+    def render(self, messages: tuple[Message, ...] | list[Message]) -> str:
+        try:
+            result = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        except Exception as e:  # the template's own raise_exception, e.g. roles not alternating
+            raise InvalidRequest(f"The model's chat template rejected the conversation: {e}", field="messages") from None
+        return result.prompt
+
+    def prepare(self, request: ChatRequest, n_ctx: int, truncate: bool) -> PreparedPrompt:
+        # Room the reply needs: a context filled by the prompt alone could not answer at all.
+        reserve = max(1, min(request.sampling.max_tokens, n_ctx // 4))
+        limit = n_ctx - reserve
+        if request.prompt is not None:
+            return self._prepare_raw(request.prompt, n_ctx, limit, truncate)
+
+        messages = list(request.messages)
+        tokens = self._model.tokenize(self.render(messages))
+        if len(tokens) <= limit:
+            return PreparedPrompt(tokens, 0, ())
+        if not truncate:
+            raise ContextOverflow(len(tokens), n_ctx, f"It must leave {reserve} tokens for the reply. "
+                                  "Shorten the conversation or enable engine.truncate.")
+        system = [m for m in messages[:1] if m.role == "system"]
+        body = messages[len(system):-1]
+        newest = messages[-1:]
+        dropped = 0
+        while body:
+            # Drop one turn: the oldest message and, when it is a user message, its answer.
+            take = 2 if len(body) >= 2 and body[0].role == "user" and body[1].role == "assistant" else 1
+            body = body[take:]
+            dropped += 1
+            tokens = self._model.tokenize(self.render(system + body + newest))
+            if len(tokens) <= limit:
+                return PreparedPrompt(tokens, dropped, ())
+        raise ContextOverflow(
+            len(tokens), n_ctx,
+            f"Even the system prompt and the newest message alone leave no room for a {reserve}-token reply. "
+            "Shorten the message or raise engine.context_length.")
+
+    def _prepare_raw(self, prompt: str, n_ctx: int, limit: int, truncate: bool) -> PreparedPrompt:
+        tokens = self._model.tokenize(prompt)
+        if len(tokens) <= limit:
+            return PreparedPrompt(tokens, 0, ())
+        if not truncate:
+            raise ContextOverflow(len(tokens), n_ctx)
+        head = tokens[:1] if tokens and tokens[0] == self._model.bos_id else []
+        return PreparedPrompt(head + tokens[len(tokens) - (limit - len(head)):], 0, ())

