@@ -112,3 +112,28 @@ class EngineClosed(JarvisError):
 
     def __init__(self, message: str = "The model was unloaded before the request could run. Send it again."):
         super().__init__(message)
+
+
+class ConversationNotFound(InvalidRequest):
+    http_status = 404
+    code = "conversation_not_found"
+
+    def __init__(self, what: str, ident: int):
+        super().__init__(f"No {what} with id {ident}: it may have been deleted. Reload the conversation list.",
+                         field=f"{what}_id")
+
+
+class StorageError(JarvisError):
+    """The chat history database cannot be opened or written. Names the file and what to do."""
+
+    http_status = 503
+    code = "storage_error"
+
+    def __init__(self, path: object, reason: str, hint: str = ""):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(
+            f"Cannot use the conversation database {self.path}: {reason}. "
+            + (hint or "Check that its folder exists and is writable, or set [conversations] database "
+                       "in your settings to a file in a writable folder.")
+        )

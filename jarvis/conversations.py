@@ -1,0 +1,385 @@
+"""Chat history in SQLite: conversations, their settings, and their messages.
+
+Durability: WAL with synchronous=NORMAL. A commit is in the WAL file (the OS page cache) when it
+returns, so it survives the app crashing or being killed; what NORMAL gives up against FULL is
+only the last commits on a power loss or kernel crash, and it saves an fsync per message.
+
+Threads: one connection (check_same_thread=False) behind one lock. SQLite lets one writer in at a
+time anyway and the app writes a message at a time, so nothing is lost to the lock; connections
+per thread would each need closing from their own thread, and a forgotten one is a leaked file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal, Sequence
+
+from jarvis.errors import ConversationNotFound, InvalidRequest, StorageError
+
+Role = Literal["system", "user", "assistant"]
+Status = Literal["complete", "stopped", "error"]
+ROLES = ("system", "user", "assistant")
+STATUSES = ("complete", "stopped", "error")
+MEMORY = ":memory:"
+
+# MIGRATIONS[i] takes the schema from version i to i + 1 (PRAGMA user_version). Append, never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            system_prompt TEXT NOT NULL DEFAULT '',
+            temperature REAL,
+            max_tokens INTEGER,
+            top_p REAL,
+            settings_json TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX conversations_by_update ON conversations (updated_at DESC, id DESC)",
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'complete' CHECK (status IN ('complete', 'stopped', 'error')),
+            meta_json TEXT NOT NULL DEFAULT '{}',
+            position INTEGER NOT NULL,
+            UNIQUE (conversation_id, position)
+        )""",
+    ),
+)
+
+# Settings a conversation may override; None means "the app's default".
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_SETTINGS_RULES = {
+    "temperature": (lambda v: _number(v) and 0 <= v <= 5, "must be a number from 0 to 5"),
+    "max_tokens": (lambda v: _number(v) and isinstance(v, int) and v >= 1, "must be an integer of 1 or more"),
+    "top_p": (lambda v: _number(v) and 0 < v <= 1, "must be a number in (0, 1]"),
+    "model": (lambda v: isinstance(v, str), "must be text"),
+    "system_prompt": (lambda v: isinstance(v, str), "must be text"),
+    "settings": (lambda v: isinstance(v, dict), "must be a dict"),
+}
+_NULLABLE = ("temperature", "max_tokens", "top_p")
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    title: str
+    created_at: float
+    updated_at: float
+    model: str = ""
+    system_prompt: str = ""
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    conversation_id: int
+    role: Role
+    content: str
+    created_at: float
+    status: Status
+    meta: dict[str, Any]  # timings and the stats line of the reply
+    position: int
+
+
+def _validate_settings(fields: dict[str, Any]) -> None:
+    for name, value in fields.items():
+        if name not in _SETTINGS_RULES:
+            raise InvalidRequest(f"{name!r} is not a conversation setting; known: {', '.join(_SETTINGS_RULES)}.",
+                                 field=name)
+        check, rule = _SETTINGS_RULES[name]
+        if value is None and name in _NULLABLE:
+            continue
+        if not check(value):
+            raise InvalidRequest(f"{name} = {value!r} {rule}.", field=name)
+
+
+def _validate_content(status: str, content: str) -> None:
+    if status not in STATUSES:
+        raise InvalidRequest(f"status {status!r} is not one of {', '.join(STATUSES)}.", field="status")
+    if not isinstance(content, str):
+        raise InvalidRequest("content must be text.", field="content")
+
+
+def _json(value: dict[str, Any] | None, name: str) -> str:
+    try:
+        return json.dumps(value or {})
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"{name} cannot be stored as JSON: {exc}.", field=name) from None
+
+
+def _like_pattern(text: str) -> str:
+    """'50%_off' -> '%50\\%\\_off%': the user's % and _ match themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        id=row["id"], title=row["title"], created_at=row["created_at"], updated_at=row["updated_at"],
+        model=row["model"], system_prompt=row["system_prompt"], temperature=row["temperature"],
+        max_tokens=row["max_tokens"], top_p=row["top_p"], settings=json.loads(row["settings_json"]),
+    )
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"], conversation_id=row["conversation_id"], role=row["role"], content=row["content"],
+        created_at=row["created_at"], status=row["status"], meta=json.loads(row["meta_json"]),
+        position=row["position"],
+    )
+
+
+class ConversationStore:
+    """Every write is its own transaction, committed before the method returns."""
+
+    def __init__(self, path: str | Path, *, migrations: Sequence[Sequence[str]] = MIGRATIONS):
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self._last_time = 0.0
+        self._conn = self._connect()
+        try:
+            self._refuse_newer_schema(len(migrations))  # first: a refused file is not even switched to WAL
+            self._configure()
+            self._migrate(migrations)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StorageError(self.path, str(exc)) from exc
+        except StorageError:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def open_or_memory(cls, path: str | Path) -> tuple[ConversationStore, str | None]:
+        """The store at `path`, or an empty in-memory one plus a warning to show when that fails.
+
+        The fallback never writes to `path`: whatever is stored there stays as it is.
+        """
+        try:
+            return cls(path), None
+        except StorageError as exc:
+            return cls(MEMORY), f"{exc} Conversations are kept in memory only and will be lost on exit."
+
+    # ---- opening --------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            if self.path != MEMORY:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit transactions; writes say BEGIN/COMMIT themselves.
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(self.path, str(exc)) from exc
+        conn.row_factory = sqlite3.Row
+        # Search folds case beyond ASCII, which SQLite's own LIKE does not.
+        conn.create_function("casefold", 1, lambda s: s.casefold() if isinstance(s, str) else s, deterministic=True)
+        return conn
+
+    def _configure(self) -> None:
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")  # why: see the module docstring
+
+    def _refuse_newer_schema(self, known: int) -> int:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > known:
+            raise StorageError(self.path, f"its schema version {version} is newer than this JARVIS knows "
+                               f"({known})", hint="Upgrade JARVIS, or set [conversations] database "
+                               "in your settings to another file.")
+        return version
+
+    def _migrate(self, migrations: Sequence[Sequence[str]]) -> None:
+        # This transaction writes user_version even with nothing to migrate: a file that cannot be
+        # written fails here, at open, and not on the first message. The version is read again
+        # under the write lock, as another JARVIS may have migrated meanwhile.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._refuse_newer_schema(len(migrations))
+            for target in range(version + 1, len(migrations) + 1):
+                for statement in migrations[target - 1]:
+                    self._conn.execute(statement)
+            self._conn.execute(f"PRAGMA user_version = {len(migrations)}")
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> ConversationStore:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # ---- plumbing -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:  # disk full, file gone read-only, locked past the timeout
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise StorageError(self.path, str(exc)) from exc
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _now(self) -> float:
+        """Wall-clock time that never repeats, so updated_at orders edits made within one clock tick."""
+        self._last_time = max(time.time(), self._last_time + 1e-6)
+        return self._last_time
+
+    @staticmethod
+    def _touch(conn: sqlite3.Connection, conversation_id: int, now: float) -> None:
+        if conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)).rowcount == 0:
+            raise ConversationNotFound("conversation", conversation_id)
+
+    # ---- conversations --------------------------------------------------------------------------
+
+    def create(self, title: str = "New conversation", *, model: str = "", system_prompt: str = "",
+               temperature: float | None = None, max_tokens: int | None = None, top_p: float | None = None,
+               settings: dict[str, Any] | None = None) -> Conversation:
+        title = self._clean_title(title)
+        _validate_settings({"model": model, "system_prompt": system_prompt, "temperature": temperature,
+                            "max_tokens": max_tokens, "top_p": top_p, "settings": settings or {}})
+        with self._write() as conn:
+            now = self._now()
+            cursor = conn.execute(
+                "INSERT INTO conversations (title, created_at, updated_at, model, system_prompt, temperature,"
+                " max_tokens, top_p, settings_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (title, now, now, model, system_prompt, temperature, max_tokens, top_p, _json(settings, "settings")),
+            )
+            return _conversation(conn.execute("SELECT * FROM conversations WHERE id = ?", (cursor.lastrowid,)).fetchone())
+
+    def list(self, search: str | None = None) -> list[Conversation]:
+        """Most recently updated first; `search` matches anywhere in the title, ignoring case."""
+        if search:
+            rows = self._read("SELECT * FROM conversations WHERE casefold(title) LIKE ? ESCAPE '\\'"
+                              " ORDER BY updated_at DESC, id DESC", (_like_pattern(search.casefold()),))
+        else:
+            rows = self._read("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC")
+        return [_conversation(row) for row in rows]
+
+    def get(self, conversation_id: int) -> Conversation:
+        rows = self._read("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        if not rows:
+            raise ConversationNotFound("conversation", conversation_id)
+        return _conversation(rows[0])
+
+    def rename(self, conversation_id: int, title: str) -> Conversation:
+        title = self._clean_title(title)
+        with self._write() as conn:
+            self._touch(conn, conversation_id, self._now())
+            conn.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+        return self.get(conversation_id)
+
+    def delete(self, conversation_id: int) -> bool:
+        """Deletes the conversation and its messages; False when it did not exist."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount > 0
+
+    def update_settings(self, conversation_id: int, **fields: Any) -> Conversation:
+        """Set model, system_prompt, temperature, max_tokens, top_p or settings (a dict, replaced whole)."""
+        _validate_settings(fields)
+        columns = {("settings_json" if k == "settings" else k): (_json(v, k) if k == "settings" else v)
+                   for k, v in fields.items()}
+        with self._write() as conn:
+            self._touch(conn, conversation_id, self._now())
+            if columns:
+                assignments = ", ".join(f"{column} = ?" for column in columns)  # names come from _SETTINGS_RULES
+                conn.execute(f"UPDATE conversations SET {assignments} WHERE id = ?", (*columns.values(), conversation_id))
+        return self.get(conversation_id)
+
+    @staticmethod
+    def _clean_title(title: str) -> str:
+        if not isinstance(title, str) or not title.strip():
+            raise InvalidRequest("A conversation title must be non-empty text.", field="title")
+        return title.strip()
+
+    # ---- messages -------------------------------------------------------------------------------
+
+    def add_message(self, conversation_id: int, role: Role, content: str, status: Status = "complete",
+                    meta: dict[str, Any] | None = None) -> Message:
+        if role not in ROLES:
+            raise InvalidRequest(f"role {role!r} is not one of {', '.join(ROLES)}.", field="role")
+        _validate_content(status, content)
+        meta_json = _json(meta, "meta")
+        with self._write() as conn:
+            now = self._now()
+            self._touch(conn, conversation_id, now)
+            position = conn.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM messages WHERE conversation_id = ?",
+                                    (conversation_id,)).fetchone()[0]
+            cursor = conn.execute(
+                "INSERT INTO messages (conversation_id, role, content, created_at, status, meta_json, position)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, now, status, meta_json, position),
+            )
+            return _message(conn.execute("SELECT * FROM messages WHERE id = ?", (cursor.lastrowid,)).fetchone())
+
+    def messages(self, conversation_id: int) -> list[Message]:
+        rows = self._read("SELECT * FROM messages WHERE conversation_id = ? ORDER BY position", (conversation_id,))
+        return [_message(row) for row in rows]
+
+    def replace_message(self, message_id: int, content: str, status: Status = "complete",
+                        meta: dict[str, Any] | None = None) -> Message:
+        """New text, status and meta for one message (a regenerated or finished reply)."""
+        _validate_content(status, content)
+        meta_json = _json(meta, "meta")
+        with self._write() as conn:
+            row = conn.execute("SELECT conversation_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise ConversationNotFound("message", message_id)
+            conn.execute("UPDATE messages SET content = ?, status = ?, meta_json = ? WHERE id = ?",
+                         (content, status, meta_json, message_id))
+            self._touch(conn, row["conversation_id"], self._now())
+            return _message(conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone())
+
+    def update_last_assistant(self, conversation_id: int, content: str, status: Status = "complete",
+                              meta: dict[str, Any] | None = None) -> Message:
+        rows = self._read("SELECT id FROM messages WHERE conversation_id = ? AND role = 'assistant'"
+                          " ORDER BY position DESC LIMIT 1", (conversation_id,))
+        if not rows:
+            raise InvalidRequest(f"Conversation {conversation_id} has no assistant message to update.",
+                                 field="conversation_id")
+        return self.replace_message(rows[0]["id"], content, status, meta)
+
+    def delete_messages_after(self, message_id: int) -> int:
+        """Drops every later message of the same conversation (edit-and-resend); returns how many."""
+        with self._write() as conn:
+            row = conn.execute("SELECT conversation_id, position FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise ConversationNotFound("message", message_id)
+            self._touch(conn, row["conversation_id"], self._now())
+            return conn.execute("DELETE FROM messages WHERE conversation_id = ? AND position > ?",
+                                (row["conversation_id"], row["position"])).rowcount

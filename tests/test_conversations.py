@@ -1,0 +1,280 @@
+"""ConversationStore against real SQLite files: persistence, search, ordering, crashes, bad paths."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from jarvis.conversations import MIGRATIONS, ConversationStore
+from jarvis.errors import ConversationNotFound, InvalidRequest, StorageError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    return tmp_path / "data" / "conversations.sqlite3"
+
+
+@pytest.fixture
+def store(db):
+    with ConversationStore(db) as s:
+        yield s
+
+
+def pragma(path: Path, name: str):
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_create_list_rename_delete_persist_across_a_reopen(db):
+    with ConversationStore(db) as first:
+        a = first.create("First", model="smollm2", system_prompt="Be brief.", temperature=0.2)
+        b = first.create("Second")
+        first.rename(a.id, "First, renamed")
+        first.create("Doomed")
+        first.delete(first.list(search="doomed")[0].id)
+
+    with ConversationStore(db) as second:
+        titles = [c.title for c in second.list()]
+        assert titles == ["First, renamed", "Second"]  # the rename made it the latest
+        again = second.get(a.id)
+        assert (again.model, again.system_prompt, again.temperature) == ("smollm2", "Be brief.", 0.2)
+        assert second.get(b.id).title == "Second"
+
+
+def test_search_is_case_insensitive_and_treats_percent_and_underscore_literally(store):
+    store.create("50% off")
+    store.create("500 items")
+    store.create("snake_case")
+    store.create("snakeXcase")
+    store.create("Ärger im Büro")
+    assert [c.title for c in store.list(search="50%")] == ["50% off"]
+    assert [c.title for c in store.list(search="e_c")] == ["snake_case"]
+    assert [c.title for c in store.list(search="SNAKE")] == ["snakeXcase", "snake_case"]
+    assert [c.title for c in store.list(search="ärger")] == ["Ärger im Büro"]
+    assert store.list(search="nothing like it") == []
+
+
+def test_messages_keep_their_order_and_go_with_their_conversation(store, db):
+    conv = store.create("Chat")
+    other = store.create("Other")
+    texts = ["hi", "hello!", "how fast?", "80 tok/s"]
+    for i, text in enumerate(texts):
+        store.add_message(conv.id, "user" if i % 2 == 0 else "assistant", text, meta={"i": i})
+    store.add_message(other.id, "user", "elsewhere")
+
+    messages = store.messages(conv.id)
+    assert [m.content for m in messages] == texts
+    assert [m.position for m in messages] == [1, 2, 3, 4]
+    assert messages[3].meta == {"i": 3}
+
+    assert store.delete(conv.id) is True
+    assert store.messages(conv.id) == []
+    with closing(sqlite3.connect(db)) as conn:  # ON DELETE CASCADE, seen from outside the store
+        assert conn.execute("SELECT COUNT(*) FROM messages WHERE conversation_id = ?", (conv.id,)).fetchone()[0] == 0
+    assert [m.content for m in store.messages(other.id)] == ["elsewhere"]
+    assert store.delete(conv.id) is False
+
+
+def test_a_stopped_reply_keeps_its_partial_text_and_status(db):
+    with ConversationStore(db) as store:
+        conv = store.create("Stopped")
+        store.add_message(conv.id, "user", "Tell me a long story")
+        partial = store.add_message(conv.id, "assistant", "Once upon a", status="stopped",
+                                    meta={"tokens": 3, "decode_tok_s": 81.5})
+    with ConversationStore(db) as store:
+        last = store.messages(conv.id)[-1]
+        assert (last.id, last.content, last.status, last.meta) == (partial.id, "Once upon a", "stopped",
+                                                                    {"tokens": 3, "decode_tok_s": 81.5})
+
+
+def test_regenerate_and_edit_and_resend(store):
+    conv = store.create("Edits")
+    question = store.add_message(conv.id, "user", "2+2?")
+    store.add_message(conv.id, "assistant", "5", status="error")
+    fixed = store.update_last_assistant(conv.id, "4", status="complete", meta={"ttft_ms": 12})
+    assert (fixed.content, fixed.status, fixed.meta) == ("4", "complete", {"ttft_ms": 12})
+    store.add_message(conv.id, "user", "and 3+3?")
+    store.add_message(conv.id, "assistant", "6")
+
+    assert store.delete_messages_after(question.id) == 3
+    assert [m.content for m in store.messages(conv.id)] == ["2+2?"]
+    assert store.replace_message(question.id, "2+3?", "complete").content == "2+3?"
+    with pytest.raises(InvalidRequest, match="no assistant message"):
+        store.update_last_assistant(conv.id, "x")
+    with pytest.raises(ConversationNotFound):
+        store.replace_message(10_000, "x")
+
+
+def test_wal_mode_and_integrity(store, db):
+    conv = store.create("Pragmas")
+    store.add_message(conv.id, "user", "hi")
+    assert pragma(db, "journal_mode") == "wal"
+    assert pragma(db, "integrity_check") == "ok"
+    assert pragma(db, "user_version") == len(MIGRATIONS)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("temperature", 5.5), ("temperature", -0.1), ("temperature", float("nan")), ("max_tokens", 0),
+    ("max_tokens", 2.5), ("top_p", 0), ("top_p", 1.01), ("top_p", True), ("colour", "blue"),
+])
+def test_invalid_settings_name_the_field(store, field, value):
+    conv = store.create("Settings")
+    with pytest.raises(InvalidRequest) as raised:
+        store.update_settings(conv.id, **{field: value})
+    assert raised.value.field == field and field in str(raised.value)
+    assert store.get(conv.id) == conv  # nothing half-applied
+
+
+def test_valid_settings_are_stored_and_none_restores_the_default(store):
+    conv = store.create("Settings")
+    changed = store.update_settings(conv.id, temperature=0, max_tokens=64, top_p=1, settings={"top_k": 20})
+    assert (changed.temperature, changed.max_tokens, changed.top_p, changed.settings) == (0, 64, 1, {"top_k": 20})
+    assert store.update_settings(conv.id, temperature=None).temperature is None
+    with pytest.raises(InvalidRequest):
+        store.create("Bad", max_tokens=0)
+
+
+def test_bad_messages_and_missing_conversations_are_refused(store):
+    conv = store.create("Refusals")
+    with pytest.raises(InvalidRequest) as raised:
+        store.add_message(conv.id, "robot", "beep")
+    assert raised.value.field == "role"
+    with pytest.raises(InvalidRequest) as raised:
+        store.add_message(conv.id, "assistant", "x", status="half")
+    assert raised.value.field == "status"
+    with pytest.raises(ConversationNotFound):
+        store.add_message(conv.id + 100, "user", "to nowhere")
+    with pytest.raises(InvalidRequest):
+        store.rename(conv.id, "   ")
+    assert store.messages(conv.id) == []
+
+
+def test_writers_on_many_threads(store):
+    conv = store.create("Threads")
+
+    def write(n):
+        for i in range(25):
+            store.add_message(conv.id, "user", f"{n}-{i}")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    messages = store.messages(conv.id)
+    assert len(messages) == 100 and [m.position for m in messages] == list(range(1, 101))
+
+
+CRASHING_WRITER = textwrap.dedent("""
+    import os, signal, sys, threading
+    from jarvis.conversations import ConversationStore
+    store = ConversationStore(sys.argv[1])
+    conv = store.create("Crash")
+    print("conv", conv.id, flush=True)
+    enough = threading.Event()
+
+    def killer():  # the kill lands wherever the writing loop happens to be
+        enough.wait()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=killer, daemon=True).start()
+    for i in range(100_000):
+        message = store.add_message(conv.id, "assistant", f"reply {i}", meta={"i": i})
+        print(message.id, i, flush=True)
+        if i == 50:
+            enough.set()
+""")
+
+
+def test_killed_mid_write_loses_nothing_that_was_committed(db):
+    result = subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(db)], capture_output=True, text=True,
+                            cwd=REPO, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    lines = result.stdout.splitlines()
+    conv_id = int(lines[0].split()[1])
+    committed = {int(line.split()[0]): int(line.split()[1]) for line in lines[1:] if len(line.split()) == 2}
+    assert len(committed) > 50
+
+    assert pragma(db, "integrity_check") == "ok"
+    with ConversationStore(db) as store:
+        stored = {m.id: m for m in store.messages(conv_id)}
+    for message_id, i in committed.items():
+        assert stored[message_id].content == f"reply {i}" and stored[message_id].meta == {"i": i}
+
+
+def _readonly_dir(tmp_path: Path) -> Path | None:
+    """A directory this process cannot write to, or None when permissions do not bind (root)."""
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return folder
+    return None
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "readonly_dir"])
+def test_an_unusable_path_falls_back_to_memory_with_a_warning(tmp_path, where):
+    if where == "under_a_file":
+        (tmp_path / "afile").write_text("not a folder")
+        path = tmp_path / "afile" / "db.sqlite3"  # cannot be created, even by root
+    else:
+        folder = _readonly_dir(tmp_path)
+        if folder is None:
+            pytest.skip("running as root: chmod does not stop writes here")
+        path = folder / "db.sqlite3"
+
+    with pytest.raises(StorageError) as raised:
+        ConversationStore(path)
+    assert str(path) in str(raised.value) and raised.value.code == "storage_error"
+
+    store, warning = ConversationStore.open_or_memory(path)
+    with store:
+        assert warning is not None and str(path) in warning and "memory" in warning
+        conv = store.create("Still works")
+        store.add_message(conv.id, "user", "hello")
+        assert [m.content for m in store.messages(conv.id)] == ["hello"]
+    assert not path.exists()
+
+
+def test_a_file_that_is_not_a_database_is_left_untouched(tmp_path):
+    path = tmp_path / "conversations.sqlite3"
+    path.write_bytes(b"my precious notes, not SQLite" * 100)
+    before = path.read_bytes()
+    store, warning = ConversationStore.open_or_memory(path)
+    with store:
+        assert warning and "not a database" in warning
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conversations.sqlite3"]
+
+
+def test_a_database_from_a_newer_jarvis_is_refused_and_kept(db):
+    ConversationStore(db).close()
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    store, warning = ConversationStore.open_or_memory(db)
+    store.close()
+    assert "newer" in warning
+    assert pragma(db, "user_version") == len(MIGRATIONS) + 1
+
+
+def test_migrations_run_once_in_order(db):
+    with ConversationStore(db) as store:
+        store.create("Before the upgrade")
+    upgrade = (*MIGRATIONS, ("ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",))
+    with ConversationStore(db, migrations=upgrade) as store:
+        assert [c.title for c in store.list()] == ["Before the upgrade"]
+    assert pragma(db, "user_version") == len(upgrade)
+    ConversationStore(db, migrations=upgrade).close()  # already there: no second ALTER
