@@ -3,8 +3,11 @@ import random
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jarvis.telemetry import ModelRecord, PerfMonitor, QueueRecord, RecordBus, RequestRecord, StepRecord
+from jarvis.telemetry.window import SlidingWindow, percentile
 
 
 class FakeClock:
@@ -161,3 +164,26 @@ def test_observe_turns_records_into_metrics():
     assert perf.loaded_models() == ["m"]
     bus.emit(ModelRecord(model="m", event="unloaded"))
     assert perf.loaded_models() == [] and perf.gauges()["loaded_models"] == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 5, allow_nan=False), st.floats(0, 1e6, allow_nan=False), st.booleans()),
+                max_size=300),
+       st.integers(1, 50))
+def test_window_matches_a_fresh_sort(samples, max_samples):
+    """The incrementally sorted window equals sorting what it should still hold."""
+    window = SlidingWindow(window_s=20.0, max_samples=max_samples)
+    t, kept = 0.0, []
+    for dt, value, ok in samples:
+        t += dt
+        window.add(t, value, ok)
+        window.prune(t)
+        kept = [s for s in (kept + [(t, value, ok)])[-max_samples:] if s[0] >= t - 20.0]
+    s = window.summary()
+    values = sorted(v for _, v, _ in kept)
+    assert s["count"] == len(values) and s["lifetime_count"] == len(samples)
+    if values:
+        assert s["p50_ms"] == percentile(values, 50) and s["p99_ms"] == percentile(values, 99)
+        assert (s["min_ms"], s["max_ms"]) == (values[0], values[-1])
+        assert s["avg_ms"] == pytest.approx(sum(values) / len(values), rel=1e-9, abs=1e-6)
+        assert s["success_rate"] == sum(ok for *_, ok in kept) / len(kept)

@@ -1,8 +1,8 @@
 """PerfMonitor: sliding-window timings with exact percentiles, counters, gauges and events.
 
 Thread-safe: records arrive from engine worker threads (through RecordBus), reads come from the
-asyncio loop and the UI. The lock only guards appends and copies; sorting happens outside it, so
-a reader never holds up a worker for longer than a list copy.
+asyncio loop and the UI. Every operation under the one lock is short (a bisect, a memmove, a few
+reads of a list kept sorted), so neither side holds up the other for long.
 """
 
 from __future__ import annotations
@@ -15,18 +15,9 @@ from collections import Counter, deque
 from typing import Any, Callable
 
 from jarvis.telemetry.records import ModelRecord, QueueRecord, RequestRecord, StepRecord
+from jarvis.telemetry.window import SlidingWindow
 
 Clock = Callable[[], float]
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
-    if not sorted_values:
-        raise ValueError("percentile of no values")
-    pos = (len(sorted_values) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
 class _Measure:
@@ -68,7 +59,7 @@ class PerfMonitor:
     """Named timing series over a sliding window, plus counters, gauges and timestamped events.
 
     Memory is bounded twice: samples older than `window_s` are pruned, and each series keeps at
-    most `max_samples` (a deque maxlen), so a flood inside the window forgets its oldest samples.
+    most `max_samples`, so a flood inside the window forgets its oldest samples.
     """
 
     def __init__(self, window_s: float = 300.0, max_samples: int = 50_000, clock: Clock = time.monotonic) -> None:
@@ -76,9 +67,8 @@ class PerfMonitor:
         self._max_samples = max_samples
         self._clock = clock
         self._lock = threading.Lock()
-        self._samples: dict[str, deque[tuple[float, float, bool]]] = {}  # name -> (t, value, ok)
+        self._windows: dict[str, SlidingWindow] = {}
         self._events: dict[str, deque[tuple[float, int]]] = {}  # name -> (t, n)
-        self._lifetime: Counter[str] = Counter()
         self._counters: Counter[str] = Counter()
         self._gauges: dict[str, float] = {}
         # Engine state per model, summed into the gauges.
@@ -90,12 +80,11 @@ class PerfMonitor:
     def record(self, name: str, ms: float, ok: bool = True) -> None:
         now = self._clock()
         with self._lock:
-            series = self._samples.get(name)
-            if series is None:
-                series = self._samples[name] = deque(maxlen=self._max_samples)
-            series.append((now, float(ms), ok))
-            self._lifetime[name] += 1
-            self._prune(series, now)
+            window = self._windows.get(name)
+            if window is None:
+                window = self._windows[name] = SlidingWindow(self.window_s, self._max_samples)
+            window.add(now, float(ms), ok)
+            window.prune(now)
 
     def measure(self, name: str) -> _Measure:
         """`with monitor.measure("x"):` or `@monitor.measure("x")` on a sync or async function."""
@@ -124,43 +113,26 @@ class PerfMonitor:
         peak = f"{name}.max"
         self._gauges[peak] = max(self._gauges.get(peak, value), value)
 
-    def _prune(self, series: deque, now: float) -> None:
+    def _prune(self, events: deque, now: float) -> None:
         horizon = now - self.window_s
-        while series and series[0][0] < horizon:
-            series.popleft()
+        while events and events[0][0] < horizon:
+            events.popleft()
 
     # ---- reading -------------------------------------------------------------------------
     def stats(self, name: str) -> dict[str, Any]:
-        """Window statistics of one series. Percentiles are exact over the window's samples (a
-        sorted copy), not estimated from buckets. Time fields are None when the window is empty."""
+        """Window statistics of one series. Percentiles are exact over the window's samples (kept
+        sorted as they arrive), not estimated from buckets. Fields are None when the window is empty."""
         now = self._clock()
         with self._lock:
-            series = self._samples.get(name)
-            if series is not None:
-                self._prune(series, now)
-            samples = list(series) if series else []
-            lifetime = self._lifetime[name]
-        values = sorted(v for _, v, _ in samples)
-        count = len(values)
-        if not count:
-            return {"count": 0, "lifetime_count": lifetime, "avg_ms": None, "min_ms": None, "max_ms": None,
-                    "p50_ms": None, "p95_ms": None, "p99_ms": None, "success_rate": None}
-        ok = sum(1 for _, _, good in samples if good)
-        return {
-            "count": count,
-            "lifetime_count": lifetime,
-            "avg_ms": sum(values) / count,
-            "min_ms": values[0],
-            "max_ms": values[-1],
-            "p50_ms": percentile(values, 50),
-            "p95_ms": percentile(values, 95),
-            "p99_ms": percentile(values, 99),
-            "success_rate": ok / count,
-        }
+            window = self._windows.get(name)
+            if window is None:
+                return SlidingWindow(self.window_s, 1).summary()
+            window.prune(now)
+            return window.summary()
 
     def all_stats(self) -> dict[str, dict[str, Any]]:
         with self._lock:
-            names = list(self._samples)
+            names = list(self._windows)
         return {name: self.stats(name) for name in names}
 
     def event_count(self, name: str, seconds: float | None = None) -> int:
