@@ -1,0 +1,88 @@
+"""GET /metrics: Prometheus exposition, one logger among others on the RecordBus (vLLM's shape).
+
+Every metric lives in this object's own CollectorRegistry, never the process-global one, so two
+apps (tests, or a second server) never collide. Names are `jarvis_*` with base units (seconds,
+bytes) and `_total` on counters, as Prometheus conventions ask.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from jarvis.http.stats_source import StatsSource
+from jarvis.telemetry.records import QueueRecord, RequestRecord, StepRecord
+
+# Local models: a cached reply takes milliseconds, a long answer minutes.
+DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 20)
+ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1)
+
+
+class PrometheusMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.request_duration = Histogram("jarvis_request_duration_seconds", "Submission to last token.",
+                                          ["model"], buckets=DURATION_BUCKETS, registry=r)
+        self.ttft = Histogram("jarvis_time_to_first_token_seconds", "Submission to first token.",
+                              ["model"], buckets=TTFT_BUCKETS, registry=r)
+        self.itl = Histogram("jarvis_inter_token_latency_seconds", "Gap between streamed tokens.",
+                             ["model"], buckets=ITL_BUCKETS, registry=r)
+        self.requests = Counter("jarvis_requests", "Finished requests.", ["model", "status"], registry=r)
+        self.prompt_tokens = Counter("jarvis_prompt_tokens", "Prompt tokens processed.", ["model"], registry=r)
+        self.generation_tokens = Counter("jarvis_generation_tokens", "Tokens generated.", ["model"], registry=r)
+        self.cache_hits = Counter("jarvis_cache_hits", "Requests answered from the response cache.", registry=r)
+        self.cache_misses = Counter("jarvis_cache_misses", "Requests the cache could not answer.", registry=r)
+        self.queue_rejections = Counter("jarvis_queue_rejections", "Requests refused: queue full.",
+                                        ["model"], registry=r)
+        self.queue_timeouts = Counter("jarvis_queue_timeouts", "Requests that timed out.", ["model"], registry=r)
+        self.queue_size = Gauge("jarvis_queue_size", "Requests waiting for a slot.", ["model"], registry=r)
+        self.active_slots = Gauge("jarvis_active_slots", "Sequences decoding now.", ["model"], registry=r)
+        self.loaded_models = Gauge("jarvis_loaded_models", "Models loaded now.", registry=r)
+        self.gpu_memory_used = Gauge("jarvis_gpu_memory_used_bytes", "GPU memory in use (whole device).",
+                                     ["gpu"], registry=r)
+
+    def observe(self, record: object) -> None:
+        """Subscribe this to a RecordBus. Runs on the emitting thread; prometheus_client is thread-safe."""
+        if isinstance(record, RequestRecord):
+            self._observe_request(record)
+        elif isinstance(record, StepRecord):
+            self.queue_size.labels(record.model).set(record.queue_depth)
+            self.active_slots.labels(record.model).set(record.active_slots)
+        elif isinstance(record, QueueRecord):
+            if record.event == "rejected":
+                self.queue_rejections.labels(record.model).inc()
+            elif record.event == "timeout":
+                self.queue_timeouts.labels(record.model).inc()
+
+    def _observe_request(self, r: RequestRecord) -> None:
+        self.requests.labels(r.model, r.status).inc()
+        self.request_duration.labels(r.model).observe(r.latency_ms / 1000.0)
+        if r.status == "ok" and r.ttft_ms > 0:
+            self.ttft.labels(r.model).observe(r.ttft_ms / 1000.0)
+        itl = self.itl.labels(r.model)
+        for gap_ms in r.inter_token_ms:
+            itl.observe(gap_ms / 1000.0)
+        self.prompt_tokens.labels(r.model).inc(r.prompt_tokens)
+        self.generation_tokens.labels(r.model).inc(r.completion_tokens)
+        (self.cache_hits if r.cache_hit else self.cache_misses).inc()
+
+    def update_at_scrape(self, source: StatsSource) -> None:
+        """Gauges that describe the present rather than events: read from the StatsSource."""
+        loaded = source.models_stats().get("loaded", [])
+        self.loaded_models.set(len(loaded) if isinstance(loaded, (list, tuple, set, dict)) else int(loaded))
+        for gpu in source.system_metrics().get("gpus", ()):
+            if gpu.get("memory_used_bytes") is not None:
+                self.gpu_memory_used.labels(str(gpu["index"])).set(gpu["memory_used_bytes"])
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def metrics_handler(metrics: PrometheusMetrics, source: StatsSource):
+    async def handle(request: web.Request) -> web.Response:
+        metrics.update_at_scrape(source)
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return handle

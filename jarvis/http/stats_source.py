@@ -1,0 +1,75 @@
+"""What the stats routes read: a StatsSource. The app knows this protocol, not the Assistant.
+
+Every method is synchronous and cheap (no sampling, no device calls): the routes call them on the
+asyncio loop. HubStatsSource reads TelemetryHub's last snapshot; the hub samples on its own thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Callable, Protocol
+
+from jarvis.telemetry.series import TelemetryHub
+
+REQUEST_SERIES = ("latency", "ttft", "queue", "prefill", "model_load", "decode_tokens_per_s")
+
+
+class StatsSource(Protocol):
+    def performance_stats(self) -> dict[str, Any]: ...
+    def system_metrics(self) -> dict[str, Any]: ...
+    def models_stats(self) -> dict[str, Any]: ...
+    def history(self, seconds: float | None = None) -> list[dict[str, Any]]: ...
+
+
+class HubStatsSource:
+    """StatsSource over a TelemetryHub. `models` and `cache` are optional callables returning
+    dicts (e.g. the model manager's and the response cache's own stats), merged into the answers."""
+
+    def __init__(self, hub: TelemetryHub, models: Callable[[], dict[str, Any]] | None = None,
+                 cache: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.hub = hub
+        self._models = models
+        self._cache = cache
+
+    def performance_stats(self) -> dict[str, Any]:
+        perf = self.hub.perf
+        counters = perf.counters()
+        hits, misses = counters.get("cache.hits", 0), counters.get("cache.misses", 0)
+        latest = self.hub.latest()
+        return {
+            "window_s": perf.window_s,
+            # decode_tokens_per_s holds rates: its "_ms" fields are tokens/s.
+            "requests": {name: perf.stats(f"request.{name}") for name in REQUEST_SERIES},
+            "throughput": {
+                "tokens_per_s": latest.tokens_per_s if latest else 0.0,
+                "requests_per_s": latest.requests_per_s if latest else 0.0,
+            },
+            "queue": perf.queue_stats(),
+            "cache": {"hits": hits, "misses": misses, "hit_rate": hits / (hits + misses) if hits + misses else None,
+                      **(self._cache() if self._cache else {})},
+            "counters": counters,
+        }
+
+    def system_metrics(self) -> dict[str, Any]:
+        snapshot = self.hub.latest_system()
+        if snapshot is None:
+            return {"timestamp": None, "gpu_available": False, "gpus": [],
+                    "note": "No sample yet: the sampler ticks once a second."}
+        return asdict(snapshot)
+
+    def models_stats(self) -> dict[str, Any]:
+        perf = self.hub.perf
+        counters = perf.counters()
+        return {
+            "loaded": perf.loaded_models(),
+            "loads": counters.get("models.loaded", 0),
+            "unloads": counters.get("models.unloaded", 0),
+            "load_failures": counters.get("models.load_failed", 0),
+            "warm_starts": counters.get("starts.warm", 0),
+            "cold_starts": counters.get("starts.cold", 0),
+            "load_ms": perf.stats("model.load"),
+            **(self._models() if self._models else {}),
+        }
+
+    def history(self, seconds: float | None = None) -> list[dict[str, Any]]:
+        return self.hub.history(seconds)

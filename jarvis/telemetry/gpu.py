@@ -1,0 +1,136 @@
+"""The one choke point for NVML: every call JARVIS makes to the NVIDIA driver goes through here.
+
+Without a driver (or with a broken one) every answer is "not available" (`[]`, None, 0), never an
+exception: the monitor shows "no GPU" instead of a traceback. The shared library is probed before
+pynvml is imported (glances' habit), so a machine without it never pays for the import.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable, TypeVar
+
+log = logging.getLogger("jarvis.telemetry.gpu")
+T = TypeVar("T")
+NVML_LIBRARY = "libnvidia-ml.so.1"
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    """One GPU at one moment. A field NVML could not read is None (process memory: 0)."""
+
+    index: int
+    name: str
+    utilization_pct: float | None
+    memory_used_bytes: int | None
+    memory_total_bytes: int | None
+    temperature_c: float | None
+    process_memory_bytes: int
+
+
+def nvml_library_present() -> bool:
+    if ctypes.util.find_library("nvidia-ml"):
+        return True
+    try:
+        ctypes.CDLL(NVML_LIBRARY)
+    except OSError:
+        return False
+    return True
+
+
+def _load_pynvml() -> ModuleType | None:
+    if not nvml_library_present():
+        return None
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    return pynvml
+
+
+def _call(fn: Callable[..., T], *args: Any, default: Any = None) -> T | Any:
+    """Every NVML call: an NVMLError (or anything else) becomes the not-available default."""
+    try:
+        return fn(*args)
+    except Exception:
+        return default
+
+
+class GpuProbe:
+    """Reads NVIDIA GPUs through NVML. Pass `nvml` (a pynvml-like object) to fake the driver."""
+
+    def __init__(self, nvml: Any | None = None) -> None:
+        self._lock = threading.Lock()
+        self._nvml = nvml
+        self._inject = nvml is not None
+        self._initialised = False
+        self._tried = False
+
+    @property
+    def available(self) -> bool:
+        return self._ensure_init()
+
+    def _ensure_init(self) -> bool:
+        with self._lock:
+            if not self._tried:
+                self._tried = True
+                if not self._inject:
+                    self._nvml = _load_pynvml()
+                if self._nvml is not None:
+                    try:
+                        self._nvml.nvmlInit()
+                        self._initialised = True
+                    except Exception as e:
+                        log.info("NVML is present but did not start (%s): no GPU statistics.", e)
+            return self._initialised
+
+    def snapshot(self) -> list[GpuDevice]:
+        if not self._ensure_init():
+            return []
+        nvml = self._nvml
+        count = _call(nvml.nvmlDeviceGetCount, default=0)
+        devices = []
+        for index in range(count):
+            handle = _call(nvml.nvmlDeviceGetHandleByIndex, index)
+            if handle is None:
+                continue
+            devices.append(self._read_device(nvml, index, handle))
+        return devices
+
+    def _read_device(self, nvml: Any, index: int, handle: Any) -> GpuDevice:
+        name = _call(nvml.nvmlDeviceGetName, handle, default="GPU")
+        if isinstance(name, bytes):  # older pynvml returns bytes
+            name = name.decode(errors="replace")
+        util = _call(nvml.nvmlDeviceGetUtilizationRates, handle)
+        memory = _call(nvml.nvmlDeviceGetMemoryInfo, handle)
+        sensor = getattr(nvml, "NVML_TEMPERATURE_GPU", 0)
+        temperature = _call(nvml.nvmlDeviceGetTemperature, handle, sensor)
+        return GpuDevice(
+            index=index,
+            name=str(name),
+            utilization_pct=_call(lambda: float(util.gpu)) if util is not None else None,
+            memory_used_bytes=_call(lambda: int(memory.used)) if memory is not None else None,
+            memory_total_bytes=_call(lambda: int(memory.total)) if memory is not None else None,
+            temperature_c=float(temperature) if isinstance(temperature, (int, float)) else None,
+            process_memory_bytes=self._process_memory(nvml, handle),
+        )
+
+    @staticmethod
+    def _process_memory(nvml: Any, handle: Any) -> int:
+        processes = _call(nvml.nvmlDeviceGetComputeRunningProcesses, handle, default=[]) or []
+        pid = os.getpid()
+        # usedGpuMemory is None when the driver cannot say (e.g. some containers / WDDM).
+        return sum(int(getattr(p, "usedGpuMemory", 0) or 0) for p in processes if getattr(p, "pid", None) == pid)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._initialised:
+                _call(self._nvml.nvmlShutdown)
+                self._initialised = False
+            self._tried = False

@@ -1,0 +1,85 @@
+import json
+import logging
+
+from jarvis.telemetry import RecordBus, RequestLog, RequestRecord, StepRecord
+
+FIELDS = {"timestamp", "request_id", "model", "operation", "status", "latency_ms", "queue_ms", "ttft_ms",
+          "model_load_ms", "model_warm_start", "prompt_tokens", "completion_tokens", "tokens_per_s",
+          "cache_hit", "error_kind"}
+
+
+def record(i: int = 1, **kw) -> RequestRecord:
+    return RequestRecord(request_id=f"req-{i}", model="smollm2", latency_ms=123.4567, queue_ms=1.5, ttft_ms=20.0,
+                         prompt_tokens=9, completion_tokens=30, decode_tokens_per_s=81.25,
+                         prompt="my secret prompt", reply="the secret reply", timestamp=1_700_000_000.25, **kw)
+
+
+def read_lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_one_json_line_per_request_without_text(tmp_path):
+    path = tmp_path / "deep" / "logs" / "requests.jsonl"
+    log = RequestLog(path)
+    bus = RecordBus()
+    bus.subscribe(log.observe)
+    bus.emit(record(1))
+    bus.emit(StepRecord(model="m", active_slots=1, queue_depth=0, batch_tokens=1, decode_tokens=1,
+                        prefill_tokens=0, step_ms=1))  # not a request: not logged
+    bus.emit(record(2, status="error", error_kind="QueueFull"))
+    log.close()
+    first, second = read_lines(path)
+    assert set(first) == FIELDS
+    assert first["timestamp"] == "2023-11-14T22:13:20.250+00:00"
+    assert first["request_id"] == "req-1" and first["latency_ms"] == 123.457 and first["tokens_per_s"] == 81.25
+    assert first["model_warm_start"] is True and first["cache_hit"] is False
+    assert second["status"] == "error" and second["error_kind"] == "QueueFull"
+    assert "secret" not in path.read_text()
+
+
+def test_prompts_only_when_asked(tmp_path):
+    path = tmp_path / "requests.jsonl"
+    log = RequestLog(path, log_prompts=True)
+    log.observe(record())
+    log.close()
+    (entry,) = read_lines(path)
+    assert entry["prompt"] == "my secret prompt" and entry["reply"] == "the secret reply"
+
+
+def test_rotates_by_size_and_keeps_n_backups(tmp_path):
+    path = tmp_path / "requests.jsonl"
+    log = RequestLog(path, max_bytes=2000, backups=2)
+    for i in range(100):  # ~350 bytes a line: rotates every ~6 lines
+        log.observe(record(i))
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["requests.jsonl", "requests.jsonl.1", "requests.jsonl.2"]
+    for p in tmp_path.iterdir():
+        assert p.stat().st_size < 2000 + 400
+    # Newest in the live file, older ones in .1, then .2; the rest fell off.
+    ids = [int(e["request_id"].split("-")[1]) for name in files[::-1] for e in read_lines(tmp_path / name)]
+    assert ids == sorted(ids) and ids[-1] == 99 and len(ids) < 100
+
+
+def test_unwritable_directory_warns_once_and_never_raises(tmp_path, caplog):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the log directory should be")
+    log = RequestLog(blocker / "logs" / "requests.jsonl")
+    with caplog.at_level(logging.WARNING, logger="jarvis.telemetry.request_log"):
+        for i in range(5):
+            log.observe(record(i))
+        log.flush()
+    log.close()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "not-a-dir" in warnings[0].getMessage()
+    assert log.dropped == 5
+
+
+def test_full_disk_warns_once_and_never_raises(caplog):
+    log = RequestLog("/dev/full")  # every write fails with ENOSPC
+    with caplog.at_level(logging.WARNING, logger="jarvis.telemetry.request_log"):
+        for i in range(3):
+            log.observe(record(i))
+        log.close()
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    assert log.dropped == 3
