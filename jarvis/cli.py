@@ -104,12 +104,6 @@ def cmd_doctor(args) -> int:
     return 0
 
 
-def cmd_gui(args) -> int:
-    from ui.app import main as gui_main
-
-    return gui_main(_settings(args))
-
-
 def cmd_serve(args) -> int:
     from jarvis.http.serve import serve
 
@@ -138,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log what JARVIS and llama.cpp do")
     sub = p.add_subparsers(dest="command")
 
-    sub.add_parser("gui", help="open the desktop app (the default)").set_defaults(func=cmd_gui)
+    sub.add_parser("gui", help="open the desktop app (the default)").set_defaults(func=None)
 
     m = sub.add_parser("models", help="list the model catalog")
     m.add_argument("--loaded", action="store_true", help="what a running JARVIS has loaded")
@@ -179,11 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, gui=None) -> int:
+    """`gui` is the desktop's entry point, handed in by ui.launcher: the core never imports ui."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    func = getattr(args, "func", cmd_gui)
+    func = getattr(args, "func", None)
+    if func is None:
+        if gui is None:
+            print("jarvis: the desktop app starts with the `jarvis` command (ui.launcher); "
+                  "try `jarvis chat` for the terminal.", file=sys.stderr)
+            return EXIT_USAGE
+        func = lambda a: gui(_settings(a))  # noqa: E731
     try:
         return func(args) or 0
     except ConfigError as e:

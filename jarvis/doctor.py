@@ -39,7 +39,9 @@ def report(settings) -> str:
             lines.append(f"NVIDIA GPU {g.index}     {g.name}, {g.memory_used_bytes / 2**30:.1f} / "
                          f"{g.memory_total_bytes / 2**30:.1f} GiB used")
     else:
-        lines.append(f"NVIDIA GPU       none seen by NVML ({probe.unavailable_reason or 'no device'})")
+        why = "NVML is available but lists no device" if probe.available else "no NVIDIA driver (libnvidia-ml) found"
+        lines.append(f"NVIDIA GPU       none: {why}")
+    probe.close()
     lines.append(f"CPU features     {backend.system_info()}")
     lines.append("")
     models = Catalog.from_settings(settings).scan()

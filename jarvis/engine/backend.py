@@ -46,6 +46,18 @@ def ensure_backend() -> None:
         _initialised = True
 
 
+CPU_ONLY_NOTE = ("GPU layers were requested but this llama.cpp build cannot offload; running on the CPU. "
+                 "`python setup_cuda.py --check` tells what a CUDA build needs.")
+_warned_cpu_only = False
+
+
+def warn_cpu_only_once() -> None:
+    global _warned_cpu_only
+    if not _warned_cpu_only:
+        _warned_cpu_only = True
+        logging.getLogger("jarvis.engine").warning("%s", CPU_ONLY_NOTE)
+
+
 def supports_gpu_offload() -> bool:
     return bool(ll.llama_supports_gpu_offload())
 

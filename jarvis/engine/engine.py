@@ -81,9 +81,8 @@ class Engine:
         cfg = self.config
         gpu_layers = cfg.gpu_layers
         if gpu_layers != 0 and not backend.supports_gpu_offload():
-            self.offload_note = ("GPU layers were requested but this llama.cpp build cannot offload; "
-                                 "running on the CPU. Run `python setup_cuda.py` to build with CUDA.")
-            log.warning("%s", self.offload_note)
+            self.offload_note = backend.CPU_ONLY_NOTE
+            backend.warn_cpu_only_once()
             gpu_layers = 0
         try:  # the file may have changed since the catalog read it: never hand llama.cpp an unchecked file
             read_header(self.path)
@@ -148,7 +147,10 @@ class Engine:
         seq = Sequence(request=request, mailbox=Mailbox(loop or asyncio.get_running_loop()),
                        deadline=time.perf_counter() + timeout if timeout else None)
         try:
-            self._queue.put(seq, request.priority)
+            # Requests that free slots will take at the next step are not waiting: a burst of
+            # submissions must not hit max_queue before the worker has had a chance to admit them.
+            free_slots = sum(1 for s in self._slots if s.free)
+            self._queue.put(seq, request.priority, headroom=free_slots)
         except JarvisError:
             self._bus.emit(QueueRecord(self.name, "rejected", len(self._queue)))
             raise

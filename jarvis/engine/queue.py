@@ -23,9 +23,10 @@ class PriorityRequestQueue(Generic[T]):
         self._order = itertools.count()
         self._lock = threading.Lock()
 
-    def put(self, item: T, priority: int) -> None:
+    def put(self, item: T, priority: int, headroom: int = 0) -> None:
+        """`headroom`: items about to leave at once (free slots), which do not count as waiting."""
         with self._lock:
-            if len(self._heap) >= self.max_size:
+            if len(self._heap) >= self.max_size + headroom:
                 raise QueueFull(self.max_size)
             heapq.heappush(self._heap, (int(priority), next(self._order), item))
 

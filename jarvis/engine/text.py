@@ -26,10 +26,11 @@ class StreamingText:
         return self._release()
 
     def finish(self) -> str:
-        """End of generation: release whatever is still held (never a stop string)."""
+        """End of generation: release whatever is still held (never a stop string). A character
+        cut off by max_tokens is dropped rather than shown as a replacement character."""
         if self.stopped:
             return ""
-        self._held += self._decoder.decode(b"", final=True)
+        self._decoder.reset()
         out, self._held = self._held, ""
         self.text += out
         return out

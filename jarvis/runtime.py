@@ -1,0 +1,86 @@
+"""Everything one JARVIS process runs, wired once: the Assistant, telemetry (PerfMonitor, the
+1 Hz history, the JSONL request log) and the local HTTP endpoint. `jarvis serve` and the desktop
+app both start a Runtime; tests start one on port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import asdict
+from typing import Callable, Iterable
+
+from jarvis.assistant import Assistant
+from jarvis.config import Settings
+from jarvis.http.app import RunningServer, create_app, start_server
+from jarvis.http.stats_source import HubStatsSource
+from jarvis.telemetry import RecordBus
+from jarvis.telemetry.perf import PerfMonitor
+from jarvis.telemetry.request_log import RequestLog
+from jarvis.telemetry.series import TelemetryHub
+
+log = logging.getLogger("jarvis.runtime")
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, registrars: Iterable[Callable] = ()):
+        self.settings = settings
+        self.bus = RecordBus()
+        self.assistant = Assistant(settings, bus=self.bus)
+        t = settings.telemetry
+        self.hub = TelemetryHub(perf=PerfMonitor(window_s=t.window_s), history_s=t.history_s,
+                                loaded_models=lambda: len(self.assistant.manager.loaded()))
+        self._unsubscribe = [self.bus.subscribe(self.hub.perf.observe)]
+        self.request_log = RequestLog(settings.request_log_path, max_bytes=int(t.request_log_max_mb * 2**20),
+                                      backups=t.request_log_backups, log_prompts=t.log_prompts)
+        self._unsubscribe.append(self.bus.subscribe(self.request_log.observe))
+        self.stats = HubStatsSource(self.hub, models=self.models_stats, cache=self.cache_stats)
+        self._registrars = list(registrars)
+        self.server: RunningServer | None = None
+        self.server_error: str | None = None  # e.g. the port is busy: the app still runs
+        self._hub_task: asyncio.Task | None = None
+
+    # ---- what the stats endpoint and the monitor read -------------------------------------
+    def models_stats(self) -> dict:
+        return {"loaded_models": self.assistant.manager.loaded(), "loading": self.assistant.manager.loading(),
+                "catalog": [m.summary() for m in self.assistant.catalog.scan()],
+                "keep_alive_s": self.assistant.manager.keep_alive_s}
+
+    def cache_stats(self) -> dict:
+        return asdict(self.assistant.cache.stats())
+
+    # ---- life cycle ------------------------------------------------------------------------
+    async def start(self, *, http: bool | None = None, warmup: bool = True, host: str | None = None,
+                    port: int | None = None) -> None:
+        self._hub_task = asyncio.get_running_loop().create_task(self.hub.run())
+        await self.assistant.start(warmup=warmup)
+        if http if http is not None else self.settings.server.enabled:
+            await self.start_http(host, port)
+
+    async def start_http(self, host: str | None = None, port: int | None = None) -> None:
+        host = host or self.settings.server.host
+        port = self.settings.server.port if port is None else port
+        server_settings = self.settings.server.model_copy(update={"host": host})
+        app = create_app(self.stats, server_settings, bus=self.bus,
+                         registrars=[r(self) for r in self._registrars])
+        try:
+            self.server = await start_server(app, host, port)
+        except OSError as e:
+            self.server_error = (f"The local HTTP endpoint could not start on {host}:{port} ({e.strerror or e}). "
+                                 "Another program may use that port: set server.port in settings.")
+            log.warning("%s", self.server_error)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+            self.server = None
+        await self.assistant.close()
+        if self._hub_task is not None:
+            self._hub_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._hub_task
+        self.hub.close()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self.request_log.close()

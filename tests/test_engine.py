@@ -1,0 +1,282 @@
+"""The batching engine against the real bundled model."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+
+import pytest
+
+from jarvis.assistant import Assistant
+from jarvis.errors import ContextOverflow, QueueFull
+from jarvis.request import Message, Priority
+
+PROMPTS = ["Count from 1 to 5.", "Name two fruits.", "What is 2 + 2?", "Say hello in French."]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def with_assistant(settings, body, **overrides):
+    if overrides:
+        settings = settings.model_copy(update={"engine": settings.engine.model_copy(update=overrides)})
+    a = Assistant(settings)
+    try:
+        return await body(a)
+    finally:
+        await a.close()
+
+
+def greedy(a, text, **kw):
+    kw.setdefault("max_tokens", 32)
+    kw.setdefault("use_cache", False)
+    return a.request(text, temperature=0, **kw)
+
+
+def test_four_concurrent_streams_equal_each_prompt_decoded_alone(settings):
+    async def body(a):
+        alone = [(await a.chat(greedy(a, p))).text for p in PROMPTS]
+        together = await asyncio.gather(*(a.chat(greedy(a, p)) for p in PROMPTS))
+        return alone, together
+
+    alone, together = run(with_assistant(settings, body))
+    assert all(alone)
+    assert [r.text for r in together] == alone
+
+
+def test_batching_really_batches(settings):
+    """Four requests in flight are decoded together: steps carry several slots' tokens."""
+    from jarvis.telemetry import StepRecord
+
+    async def body(a):
+        steps = []
+        a.bus.subscribe(lambda r: steps.append(r) if isinstance(r, StepRecord) else None)
+        await asyncio.gather(*(a.chat(greedy(a, p)) for p in PROMPTS))
+        return steps
+
+    steps = run(with_assistant(settings, body))
+    assert max(s.active_slots for s in steps) == 4
+    assert max(s.decode_tokens for s in steps) == 4
+
+
+def test_fifth_request_waits_and_completes_and_full_queue_refuses_at_once(settings):
+    async def body(a):
+        reqs = [greedy(a, p, max_tokens=24) for p in PROMPTS + ["Name a colour.", "Name a planet."]]
+        tasks = [asyncio.ensure_future(a.chat(r)) for r in reqs]
+        await asyncio.sleep(0)
+        # Let every task reach the engine: 4 in slots, 2 queued (max_queue = 2).
+        engine = await wait_for_engine(a)
+        await until(lambda: engine.active_slots + engine.queue_depth == 6)
+        t0 = time.perf_counter()
+        with pytest.raises(QueueFull) as e:
+            await a.chat(greedy(a, "One more."))
+        refused_in = time.perf_counter() - t0
+        replies = await asyncio.gather(*tasks)
+        return replies, refused_in, str(e.value)
+
+    replies, refused_in, message = run(with_assistant(settings, body, max_queue=2))
+    assert all(r.text for r in replies) and len(replies) == 6
+    assert replies[4].timings.queue_ms > 0
+    assert refused_in < 1.0
+    assert "queue is full" in message and "max_queue" in message
+
+
+async def until(condition, timeout=60.0):
+    """Wait for a condition without a fixed sleep; fail clearly instead of hanging."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+async def wait_for_engine(a, name=None):
+    name = name or a.default_model()
+    await until(lambda: a.manager.engine_of(name) is not None)
+    return a.manager.engine_of(name)
+
+
+def test_high_priority_starts_before_queued_low_ones(settings):
+    async def body(a):
+        order = []
+
+        async def tracked(tag, req):
+            reply = await a.chat(req)
+            order.append(tag)
+            return reply
+
+        # batch_size 1: one slot, so the queue order decides who runs next.
+        first = asyncio.ensure_future(tracked("first", greedy(a, "Count from 1 to 20.", max_tokens=40)))
+        engine = await wait_for_engine(a)
+        await until(lambda: engine.active_slots == 1)
+        lows = [asyncio.ensure_future(tracked(f"low{i}", greedy(a, f"Say {i}.", max_tokens=4, priority=Priority.LOW)))
+                for i in range(3)]
+        await until(lambda: engine.queue_depth == 3)
+        high = asyncio.ensure_future(tracked("high", greedy(a, "Say yes.", max_tokens=4, priority=Priority.HIGH)))
+        await asyncio.gather(first, high, *lows)
+        return order
+
+    order = run(with_assistant(settings, body, batch_size=1))
+    assert order[0] == "first" and order[1] == "high"
+
+
+def test_cancelling_one_stream_leaves_the_others_correct_and_frees_its_slot(settings):
+    async def body(a):
+        alone = [(await a.chat(greedy(a, p))).text for p in PROMPTS[:3]]
+        victim_req = greedy(a, "Write a long story about a dragon.", max_tokens=200)
+
+        async def consume_then_abandon():
+            got = 0
+            async for _ in a.stream(victim_req):
+                got += 1
+                if got == 3:
+                    return  # leaving the iterator cancels the request
+
+        others = [asyncio.ensure_future(a.chat(greedy(a, p))) for p in PROMPTS[:3]]
+        await consume_then_abandon()
+        results = await asyncio.gather(*others)
+        engine = a.manager.engine_of(a.default_model())
+        await until(lambda: engine.active_slots == 0, timeout=5)
+        active_after = engine.active_slots
+        again = await a.chat(greedy(a, PROMPTS[3]))
+        return alone, [r.text for r in results], active_after, again
+
+    alone, results, active_after, again = run(with_assistant(settings, body))
+    assert results == alone
+    assert active_after == 0
+    assert again.text
+
+
+def test_chat_turn_two_reuses_the_prefix_and_answers_as_cold(settings):
+    async def body(a):
+        history = [Message("user", "Tell me about the moon."),]
+        first = await a.chat(greedy(a, None, messages=history, max_tokens=48))
+        history.append(Message("assistant", first.text))
+        turn2 = greedy(a, "And the sun?", messages=history, max_tokens=24)
+        warm = await a.chat(turn2)
+        return warm
+
+    warm = run(with_assistant(settings, body))
+
+    async def cold_body(a):
+        history = [Message("user", "Tell me about the moon.")]
+        first_text = (await a.chat(greedy(a, None, messages=history, max_tokens=48))).text
+        # A fresh assistant answers turn 2 with no cached prefix at all.
+        return first_text
+
+    first_text = run(with_assistant(settings, cold_body))
+
+    async def cold_turn2(a):
+        msgs = [Message("user", "Tell me about the moon."), Message("assistant", first_text)]
+        return await a.chat(greedy(a, "And the sun?", messages=msgs, max_tokens=24))
+
+    cold = run(with_assistant(settings, cold_turn2))
+    assert warm.timings.cached_prompt_tokens > 0 and cold.timings.cached_prompt_tokens == 0
+    assert warm.timings.prompt_tokens == cold.timings.prompt_tokens
+    assert warm.text == cold.text
+
+
+def test_stop_string_max_tokens_and_end_of_generation(settings):
+    async def body(a):
+        base = await a.chat(greedy(a, "Count from 1 to 10, separated by commas.", max_tokens=40))
+        stopped = await a.chat(greedy(a, "Count from 1 to 10, separated by commas.", max_tokens=40, stop=["4"]))
+        capped = await a.chat(greedy(a, "Write a long poem about the sea.", max_tokens=5))
+        short = await a.chat(greedy(a, "Reply with just the word yes.", max_tokens=64))
+        return base, stopped, capped, short
+
+    base, stopped, capped, short = run(with_assistant(settings, body))
+    assert "4" in base.text
+    assert "4" not in stopped.text and base.text.startswith(stopped.text) and stopped.text
+    assert stopped.timings.finish_reason == "stop"
+    assert capped.timings.completion_tokens == 5 and capped.timings.finish_reason == "length"
+    assert short.timings.finish_reason == "stop" and short.timings.completion_tokens < 64
+
+
+def test_multibyte_characters_arrive_whole(settings):
+    """Emoji take several tokens each in this vocabulary; every streamed piece is whole, and a
+    character cut off by max_tokens is dropped, never shown as a replacement character."""
+    from jarvis.request import ChatRequest, SamplingParams
+
+    async def body(a):
+        results = []
+        for max_tokens in (16, 17, 18):  # one of these ends in the middle of an emoji
+            req = ChatRequest(prompt="🐉🔥" * 8, use_cache=False,
+                              sampling=SamplingParams(temperature=0, max_tokens=max_tokens, repeat_penalty=1.0))
+            results.append([c.text async for c in a.stream(req)])
+        return results
+
+    for pieces in run(with_assistant(settings, body)):
+        text = "".join(pieces)
+        assert "🐉" in text and "🔥" in text
+        assert "\ufffd" not in text
+        assert all(p.encode("utf-8").decode("utf-8") == p for p in pieces)
+
+
+def test_streaming_text_joins_split_utf8_from_the_real_vocabulary(settings, model_path):
+    from jarvis.engine.handles import LlamaModel
+    from jarvis.engine.text import StreamingText
+
+    model = LlamaModel(model_path)
+    try:
+        original = "你好世界 🐉🔥 café"
+        tokens = model.tokenize(original, add_special=False)
+        pieces = [model.token_bytes(t) for t in tokens]
+        assert any(len(p) and not _is_utf8(p) for p in pieces)  # the vocabulary really splits characters
+        stream = StreamingText()
+        out = [stream.feed(p) for p in pieces] + [stream.finish()]
+        assert "".join(out) == original
+        assert "\ufffd" not in "".join(out)
+    finally:
+        model.close()
+
+
+def _is_utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def test_prompt_longer_than_context_truncates_oldest_turns_or_fails(settings):
+    long_turns = []
+    for i in range(12):
+        long_turns += [Message("user", f"Fact {i}: " + "the sky is blue " * 12), Message("assistant", "Noted.")]
+
+    async def body(a):
+        req = greedy(a, "Summarise.", messages=long_turns, system="You are terse.", max_tokens=16)
+        truncated = await a.chat(req)
+        with pytest.raises(ContextOverflow) as e:
+            await a.chat(replace(req, truncate=False))
+        return truncated, e.value
+
+    truncated, error = run(with_assistant(settings, body, context_length=512))
+    assert truncated.text and truncated.timings.dropped_turns > 0
+    assert truncated.timings.prompt_tokens <= 512
+    assert error.context_tokens == 512 and error.prompt_tokens > 512 - 16
+    assert "512" in str(error)
+
+
+def test_event_loop_keeps_ticking_while_four_streams_generate(settings):
+    async def body(a):
+        await a.manager.load(a.default_model())
+        lags = []
+        stop = asyncio.Event()
+
+        async def ticker():
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                await asyncio.sleep(0.01)
+                lags.append(time.perf_counter() - t0 - 0.01)
+
+        tick = asyncio.ensure_future(ticker())
+        await asyncio.gather(*(a.chat(greedy(a, p, max_tokens=48)) for p in PROMPTS))
+        stop.set()
+        await tick
+        return lags
+
+    lags = run(with_assistant(settings, body))
+    assert len(lags) > 20
+    # Generous bound on a shared 2-core machine: the point is that the loop never waits for decoding.
+    assert max(lags) < 0.25
