@@ -138,16 +138,20 @@ class ModelManager:
 
     # ---- loading and eviction --------------------------------------------------------------
     async def _ensure_loaded(self, info: ModelInfo) -> tuple[LoadedModel, bool]:
+        """(the loaded model, warm): warm is False when this request waited for a load, its own or
+        one another request started."""
+        waited = False
         while True:
             loaded = self._loaded.get(info.name)
             if loaded is not None and loaded.info.identity == info.identity:
                 loaded.last_used = time.monotonic()
-                return loaded, True
+                return loaded, not waited
             if loaded is not None:  # the file changed on disk: reload it
                 await self._wait_idle_and_unload(loaded)
                 continue
             pending = self._loading.get(info.name)
             if pending is not None:  # someone is loading it already: share that load
+                waited = True
                 await asyncio.shield(pending)
                 continue
             future = asyncio.get_running_loop().create_future()

@@ -1,0 +1,231 @@
+"""Loaded models (LRU eviction, keep-alive, shared loads) and the response cache, on the real model.
+Copies of the bundled GGUF under other names are other models as far as JARVIS can tell."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from jarvis.assistant import Assistant
+from jarvis.catalog import Catalog
+from jarvis.errors import ModelLoadError
+from jarvis.telemetry import ModelRecord
+
+
+def make(settings, tmp_path, **models_overrides):
+    if models_overrides:
+        settings = settings.model_copy(update={"models": settings.models.model_copy(update=models_overrides)})
+    settings = settings.model_copy(update={"engine": settings.engine.model_copy(update={"context_length": 512})})
+    return Assistant(settings, catalog=Catalog([tmp_path / "models"], include_bundled=False))
+
+
+def greedy(a, text, model, **kw):
+    kw.setdefault("max_tokens", 8)
+    return a.request(text, model=model, temperature=0, **kw)
+
+
+async def until(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+def test_least_recently_used_idle_model_is_evicted(settings, tmp_path, model_copy):
+    for name in ("a", "b", "c"):
+        model_copy(name)
+
+    async def body():
+        a = make(settings, tmp_path, max_loaded_models=2)
+        events = []
+        a.bus.subscribe(lambda r: events.append((r.event, r.model)) if isinstance(r, ModelRecord) else None)
+        try:
+            await a.chat(greedy(a, "hi", "a"))
+            await a.chat(greedy(a, "hi", "b"))
+            await a.chat(greedy(a, "hi again", "a"))  # a is now more recent than b
+            await a.chat(greedy(a, "hi", "c"))
+            return sorted(m["name"] for m in a.manager.loaded()), events
+        finally:
+            await a.close()
+
+    loaded, events = asyncio.run(body())
+    assert loaded == ["a", "c"]
+    assert ("unloaded", "b") in events and ("unloaded", "a") not in events[:-2]
+
+
+def test_a_busy_model_is_never_evicted_the_request_waits(settings, tmp_path, model_copy):
+    for name in ("a", "b"):
+        model_copy(name)
+
+    async def body():
+        a = make(settings, tmp_path, max_loaded_models=1)
+        try:
+            long = asyncio.ensure_future(a.chat(greedy(a, "Count from 1 to 30.", "a", max_tokens=60)))
+            await until(lambda: a.manager.engine_of("a") is not None and a.manager.engine_of("a").active_slots == 1)
+            other = asyncio.ensure_future(a.chat(greedy(a, "hi", "b")))
+            await asyncio.sleep(0.2)
+            a_still_loaded = a.manager.engine_of("a") is not None
+            first = await long
+            second = await other
+            return a_still_loaded, first, second, [m["name"] for m in a.manager.loaded()]
+        finally:
+            await a.close()
+
+    a_still_loaded, first, second, loaded = asyncio.run(body())
+    assert a_still_loaded
+    assert first.timings.completion_tokens > 10 and first.timings.finish_reason in ("stop", "length")
+    assert second.text and not second.timings.warm_start
+    assert loaded == ["b"]
+
+
+def test_concurrent_requests_for_a_loading_model_load_it_once(settings, tmp_path, model_copy):
+    model_copy("a")
+
+    async def body():
+        a = make(settings, tmp_path)
+        loads = []
+        a.bus.subscribe(lambda r: loads.append(r) if isinstance(r, ModelRecord) and r.event == "loaded" else None)
+        try:
+            replies = await asyncio.gather(*(a.chat(greedy(a, f"Say {i}.", "a")) for i in range(4)))
+            return loads, replies
+        finally:
+            await a.close()
+
+    loads, replies = asyncio.run(body())
+    assert len(loads) == 1
+    assert all(r.text for r in replies)
+    assert sum(not r.timings.warm_start for r in replies) == 4  # all waited on that one load
+    assert all(r.timings.model_load_ms > 0 for r in replies)
+
+
+def test_keep_alive_unloads_an_idle_model(settings, tmp_path, model_copy):
+    model_copy("a")
+
+    async def body():
+        a = make(settings, tmp_path, keep_alive_s=0.3)
+        try:
+            await a.chat(greedy(a, "hi", "a"))
+            assert a.manager.engine_of("a") is not None
+            await until(lambda: a.manager.engine_of("a") is None, timeout=10)
+            again = await a.chat(greedy(a, "hi", "a", use_cache=False))
+            return again
+        finally:
+            await a.close()
+
+    again = asyncio.run(body())
+    assert not again.timings.warm_start  # it had to load again
+
+
+def test_keep_alive_forever_keeps_it(settings, tmp_path, model_copy):
+    model_copy("a")
+
+    async def body():
+        a = make(settings, tmp_path, keep_alive_s=-1)
+        try:
+            await a.chat(greedy(a, "hi", "a"))
+            await asyncio.sleep(0.3)
+            return a.manager.loaded()[0]["unloads_in_s"]
+        finally:
+            await a.close()
+
+    assert asyncio.run(body()) is None
+
+
+def test_a_corrupt_model_does_not_poison_the_manager(settings, tmp_path, model_copy, model_path):
+    model_copy("good")
+    (tmp_path / "models" / "bad.gguf").write_bytes(model_path.read_bytes()[:3_000_000])
+
+    async def body():
+        a = make(settings, tmp_path)
+        try:
+            with pytest.raises(ModelLoadError) as e:
+                await a.chat(greedy(a, "hi", "bad"))
+            good = await a.chat(greedy(a, "hi", "good"))
+            return str(e.value), good
+        finally:
+            await a.close()
+
+    message, good = asyncio.run(body())
+    assert "bad.gguf" in message and "truncated" in message
+    assert good.text
+
+
+def test_cache_hit_replays_and_regenerate_bypasses(settings, tmp_path, model_copy):
+    model_copy("a")
+
+    async def body():
+        a = make(settings, tmp_path)
+        try:
+            first = await a.chat(greedy(a, "Name a fruit.", "a"))
+            chunks = [c async for c in a.stream(greedy(a, "Name a fruit.", "a"))]
+            regenerated = await a.chat(greedy(a, "Name a fruit.", "a", use_cache=False))
+            return first, chunks, regenerated, a.cache.stats()
+        finally:
+            await a.close()
+
+    first, chunks, regenerated, stats = asyncio.run(body())
+    assert not first.timings.cache_hit
+    hit = chunks[-1].timings
+    assert hit.cache_hit and "".join(c.text for c in chunks) == first.text
+    assert not regenerated.timings.cache_hit and regenerated.text == first.text
+    assert stats.hits == 1 and stats.size == 1 and stats.hit_rate == 0.5
+
+
+def test_random_sampling_is_never_cached(settings, tmp_path, model_copy):
+    model_copy("a")
+
+    async def body():
+        a = make(settings, tmp_path)
+        try:
+            for _ in range(2):
+                await a.chat(a.request("Name a fruit.", model="a", temperature=0.8, seed=-1, max_tokens=8))
+            return a.cache.stats()
+        finally:
+            await a.close()
+
+    stats = asyncio.run(body())
+    assert stats.size == 0 and stats.hits == 0
+
+
+def test_identical_requests_in_flight_are_coalesced_and_one_leaving_does_not_stop_the_other(
+        settings, tmp_path, model_copy):
+    model_copy("a")
+
+    async def body():
+        a = make(settings, tmp_path)
+        steps = []
+        try:
+            req = greedy(a, "Count from 1 to 10.", "a", max_tokens=40)
+
+            async def leave_early():
+                async for _ in a.stream(req):
+                    return
+
+            keep = asyncio.ensure_future(a.chat(req))
+            await asyncio.sleep(0)
+            await leave_early()
+            kept = await keep
+            alone = await a.chat(greedy(a, "Count from 1 to 10.", "a", max_tokens=40, use_cache=False))
+            return kept, alone, a.cache.stats()
+        finally:
+            await a.close()
+
+    kept, alone, stats = asyncio.run(body())
+    assert kept.text == alone.text and kept.timings.finish_reason in ("stop", "length")
+    assert stats.coalesced == 1
+
+
+def test_cache_evicts_least_recently_used_and_counts_it():
+    from jarvis.cache import ResponseCache
+    from jarvis.request import Reply, Timings
+
+    cache = ResponseCache(max_size=2, ttl_seconds=60)
+    for key in ("k1", "k2", "k3"):
+        cache.put(key, Reply(key, Timings()))
+    assert cache.get("k1") is None and cache.get("k3").text == "k3"
+    s = cache.stats()
+    assert s.evictions == 1 and s.size == 2 and s.misses == 1 and s.hits == 1
+    cache.clear()
+    assert cache.stats().size == 0
