@@ -37,7 +37,7 @@ def cmd_models(args) -> int:
 
         data = fetch_json(settings, "/api/models/stats", args.server)
         rows = [[m["name"], f"{m['load_ms']:.0f} ms", _mb(m["memory_bytes"]), str(m["gpu_layers"]),
-                 "busy" if m["busy"] else "idle"] for m in data.get("loaded", [])]
+                 "busy" if m["busy"] else "idle"] for m in data.get("loaded_models", [])]
         print(_table(rows, ["NAME", "LOAD", "MEMORY", "GPU LAYERS", "STATE"]) if rows else "No model is loaded.")
         return 0
     models = Catalog.from_settings(settings).scan()
