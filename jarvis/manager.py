@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import psutil
 
 from jarvis.catalog import Catalog, ModelInfo
-from jarvis.engine import Engine, EngineConfig
+from jarvis.engine import Engine, EngineConfig, backend
 from jarvis.errors import JarvisError, ModelBusy, ModelLoadError
 from jarvis.telemetry import ModelRecord, RecordBus
+from jarvis.telemetry.gpu import GpuProbe
 
 log = logging.getLogger("jarvis.manager")
 MEMORY_MARGIN = 0.8  # of what psutil says is available, when no budget is set
@@ -61,13 +62,14 @@ class Lease:
 
 class ModelManager:
     def __init__(self, catalog: Catalog, config: EngineConfig, bus: RecordBus, *, max_loaded: int = 2,
-                 keep_alive_s: float = 1800, memory_budget_bytes: int = 0):
+                 keep_alive_s: float = 1800, memory_budget_bytes: int = 0, gpu: GpuProbe | None = None):
         self.catalog = catalog
         self.config = config
         self.bus = bus
         self.max_loaded = max_loaded
         self.keep_alive_s = keep_alive_s
         self.memory_budget_bytes = memory_budget_bytes
+        self._gpu = gpu  # created on first use: only a GPU build asks NVML for free memory
         self._loaded: dict[str, LoadedModel] = {}
         self._loading: dict[str, asyncio.Future] = {}
         self._changed: asyncio.Condition | None = None
@@ -135,6 +137,8 @@ class ModelManager:
         for loaded in list(self._loaded.values()):
             await self._unload(loaded, "shutdown")
         self._executor.shutdown(wait=True)
+        if self._gpu is not None:
+            self._gpu.close()
 
     # ---- loading and eviction --------------------------------------------------------------
     async def _ensure_loaded(self, info: ModelInfo) -> tuple[LoadedModel, bool]:
@@ -183,10 +187,26 @@ class ModelManager:
         return loaded
 
     def _memory_budget(self) -> int:
+        """Bytes all loaded models may take: the setting, else free GPU memory when layers go to the
+        GPU (NVML), else available RAM (psutil), less a margin. Loaded models count as available."""
         if self.memory_budget_bytes:
             return self.memory_budget_bytes
         used = sum(m.engine.memory_bytes for m in self._loaded.values())
-        return int(psutil.virtual_memory().available * MEMORY_MARGIN) + used
+        free = self._gpu_free_bytes() if self.offloads_to_gpu() else None
+        if free is None:
+            free = psutil.virtual_memory().available
+        return int(free * MEMORY_MARGIN) + used
+
+    def offloads_to_gpu(self) -> bool:
+        return self.config.gpu_layers != 0 and (self._gpu is not None or backend.supports_gpu_offload())
+
+    def _gpu_free_bytes(self) -> int | None:
+        if self._gpu is None:
+            self._gpu = GpuProbe()
+        devices = [d for d in self._gpu.snapshot() if d.memory_total_bytes is not None]
+        if not devices:
+            return None
+        return sum(d.memory_total_bytes - (d.memory_used_bytes or 0) for d in devices)
 
     def _needs_room(self, info: ModelInfo) -> bool:
         used = sum(m.engine.memory_bytes for m in self._loaded.values())

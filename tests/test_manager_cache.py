@@ -229,3 +229,22 @@ def test_cache_evicts_least_recently_used_and_counts_it():
     assert s.evictions == 1 and s.size == 2 and s.misses == 1 and s.hits == 1
     cache.clear()
     assert cache.stats().size == 0
+
+
+def test_memory_budget_uses_free_gpu_memory_when_layers_go_to_the_gpu(settings):
+    """With NVML faked (this machine has no NVIDIA GPU), the budget follows free GPU memory."""
+    from fake_nvml import GIB, FakeNvml
+
+    from jarvis.engine import EngineConfig
+    from jarvis.manager import MEMORY_MARGIN, ModelManager
+    from jarvis.telemetry import RecordBus
+    from jarvis.telemetry.gpu import GpuProbe
+
+    gpu = ModelManager(Catalog([]), EngineConfig(gpu_layers=-1), RecordBus(), gpu=GpuProbe(nvml=FakeNvml()))
+    cpu = ModelManager(Catalog([]), EngineConfig(gpu_layers=0), RecordBus(), gpu=GpuProbe(nvml=FakeNvml()))
+    fixed = ModelManager(Catalog([]), EngineConfig(gpu_layers=-1), RecordBus(), memory_budget_bytes=5 * GIB)
+    assert gpu._memory_budget() == int(2 * 77 * GIB * MEMORY_MARGIN)  # two fake devices, 77 GiB free each
+    assert cpu._memory_budget() != gpu._memory_budget()
+    assert fixed._memory_budget() == 5 * GIB
+    for m in (gpu, cpu, fixed):
+        asyncio.run(m.close())
