@@ -276,7 +276,10 @@ def test_event_loop_keeps_ticking_while_four_streams_generate(settings):
         await tick
         return lags
 
-    lags = run(with_assistant(settings, body))
+    lags = sorted(run(with_assistant(settings, body)))
     assert len(lags) > 20
-    # Generous bound on a shared 2-core machine: the point is that the loop never waits for decoding.
-    assert max(lags) < 0.25
+    # If the loop ever ran a decode step, nearly every tick would be late by a whole step (10-30 ms
+    # here), so the median catches it. The max only guards against long stalls: on a shared 2-core
+    # machine the OS scheduler alone can delay one tick by a few hundred ms. bench/ measures the max.
+    assert lags[len(lags) // 2] < 0.010
+    assert lags[-1] < 1.0
