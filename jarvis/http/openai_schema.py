@@ -171,7 +171,12 @@ class CompletionBody(_Body):
 
 def _validated(request: ChatRequest) -> ChatRequest:
     """Run the shared checks now, so a bad value is a 400 before any stream starts."""
-    request.validate()
+    try:
+        request.validate()
+    except InvalidRequest as e:
+        if e.field and e.field.split("[")[0] not in str(e):
+            raise InvalidRequest(f"{e.field}: {e}", field=e.field) from None
+        raise
     return request
 
 
