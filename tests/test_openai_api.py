@@ -353,3 +353,16 @@ def test_rate_limit_is_429_with_retry_after_and_counted(tmp_path):
         assert health["status"] == "ok"
         stats = s.call(_get_json(s.url + "/api/performance/stats"))
         assert stats["counters"]["http.rate_limited"] == 1
+
+
+# ---- jarvis ask --server -------------------------------------------------------------------
+def test_jarvis_ask_through_a_running_server(server, env, client):
+    from conftest import run_jarvis
+
+    expected = ask(client, "What is 2+2?", max_tokens=12).choices[0].message.content
+    out = run_jarvis(["ask", "--server", server.url, "--max-tokens", "12", "--temperature", "0", "--stats",
+                      "What is 2+2?"], env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected.strip() and "completion tokens" in out.stderr
+    out = run_jarvis(["ask", "--server", server.url, "--model", "nope", "hi"], env, timeout=120)
+    assert out.returncode != 0 and "404" in out.stderr and "nope" in out.stderr

@@ -125,8 +125,9 @@ class OpenAIApi:
 
     async def _complete(self, request: web.Request, job: ChatRequest, *, chat: bool, stream: bool,
                         include_usage: bool) -> web.StreamResponse:
+        # An unknown model (404) or an unreadable one (503) is raised by the assistant before the
+        # first chunk, so before any header is sent, streaming or not.
         name = job.model or self.assistant.default_model()
-        self.assistant.catalog.get(name)  # unknown -> 404, unreadable -> 503, before anything starts
         job = replace(job, model=name)
         shape = _Shape(chat, name)
         events: list[EventStream] = []  # the SSE response, once its headers are out
