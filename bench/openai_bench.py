@@ -64,15 +64,19 @@ async def client_latency(url: str, n: int, max_tokens: int) -> dict:
 
     body = {"model": "", "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": max_tokens,
             "temperature": 0, "cache": False}
-    times = []
+    times, handler, assistant = [], [], []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
         for _ in range(n):
             started = time.perf_counter()
             async with session.post(url + "/v1/chat/completions", json=body) as resp:
                 resp.raise_for_status()
-                await resp.json()
+                reply = await resp.json()
+                handler.append(float(resp.headers["X-Process-Time"]) * 1000)
             times.append((time.perf_counter() - started) * 1000)
-    return {"ms": times}
+            assistant.append(reply["jarvis"]["total_ms"])
+    # Where the added time goes: the server's handler (X-Process-Time) around the assistant's
+    # own total_ms, and the rest (client, loopback TCP, scheduling) around the handler.
+    return {"ms": times, "handler_ms": handler, "assistant_ms": assistant}
 
 
 def run_client(args: list[str]) -> dict:
@@ -141,12 +145,15 @@ async def bench(args) -> dict:
                 print(f"  round {r + 1} {path:9s} {res['tokens']:4d} tokens in {res['wall_s']:.2f} s "
                       f"= {rows[path][-1]:.1f} tok/s", file=sys.stderr)
 
-        lat = {"inprocess": [], "http": []}
+        lat = {"inprocess": [], "http": [], "handler": [], "assistant": []}
         blocks = 4
         per = max(1, args.latency_n // blocks)
         for b in range(blocks):
             lat["inprocess"] += (await inprocess_latency(assistant, per, args.latency_max_tokens))["ms"]
-            lat["http"] += (await http("latency", str(per), str(args.latency_max_tokens)))["ms"]
+            res = await http("latency", str(per), str(args.latency_max_tokens))
+            lat["http"] += res["ms"]
+            lat["handler"] += res["handler_ms"]
+            lat["assistant"] += res["assistant_ms"]
     finally:
         await runtime.close()
 
@@ -159,6 +166,9 @@ async def bench(args) -> dict:
         "latency_n": len(lat["http"]), "latency_max_tokens": args.latency_max_tokens,
         "inprocess_ms_p50": round(lmed["inprocess"], 2), "http_ms_p50": round(lmed["http"], 2),
         "added_ms_p50": round(lmed["http"] - lmed["inprocess"], 2),
+        # medians of per-request differences, measured on the HTTP requests themselves
+        "handler_overhead_ms_p50": round(statistics.median(h - a for h, a in zip(lat["handler"], lat["assistant"])), 2),
+        "outside_handler_ms_p50": round(statistics.median(t - h for t, h in zip(lat["http"], lat["handler"])), 2),
         "all_tok_s": {k: [round(x, 2) for x in v] for k, v in rows.items()},
     }
 
@@ -185,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'HTTP /v1':<12}{result['http_tok_s']:>20.1f}{result['http_ms_p50']:>24.2f}")
     print(f"ratio HTTP/in-process = {result['ratio']:.3f} (target >= 0.9); "
           f"added latency per request = {result['added_ms_p50']:.2f} ms (median of {result['latency_n']})")
+    print(f"  of which: handler around the assistant {result['handler_overhead_ms_p50']:.2f} ms, client + loopback + "
+          f"scheduling {result['outside_handler_ms_p50']:.2f} ms (medians over the HTTP requests)")
     print(json.dumps(result))
     return 0
 
