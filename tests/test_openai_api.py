@@ -213,7 +213,7 @@ def test_disconnect_mid_stream_frees_the_slot(server):
     perf = server.runtime.hub.perf
     cancelled = perf.counters().get("requests.cancelled", 0)
     assert asyncio.run(read_two_events_then_leave()) == 1
-    wait_until(lambda: engine.active_slots == 0, timeout=3)
+    wait_until(lambda: engine.active_slots == 0, timeout=2)  # ~45 ms here: a 20 ms poll + a step or two
     # It was cancelled, not left to run its 400 tokens out in the background.
     wait_until(lambda: perf.counters().get("requests.cancelled", 0) == cancelled + 1, timeout=3)
 
@@ -294,6 +294,17 @@ def test_unloadable_model_is_503(tmp_path, model_path):
         with pytest.raises(openai.InternalServerError) as e:
             c.chat.completions.create(model="broken", messages=[{"role": "user", "content": "hi"}])
         assert e.value.status_code == 503 and e.value.code == "model_load_error"
+
+
+def test_context_overflow_is_400_context_length_exceeded(tmp_path):
+    settings = make_settings(tmp_path, JARVIS_ENGINE_TRUNCATE="false", JARVIS_ENGINE_CONTEXT_LENGTH="256")
+    with ServerThread(settings) as s, openai.OpenAI(base_url=s.base_url, api_key="x", max_retries=0) as c:
+        for stream in (False, True):
+            with pytest.raises(openai.BadRequestError) as e:
+                c.chat.completions.create(model="", messages=[{"role": "user", "content": "word " * 400}],
+                                          max_tokens=8, stream=stream)
+            assert e.value.code == "context_length_exceeded" and e.value.param == "messages"
+            assert "256" in e.value.message
 
 
 def test_bad_token_is_401(tmp_path):
