@@ -307,6 +307,21 @@ def test_context_overflow_is_400_context_length_exceeded(tmp_path):
             assert "256" in e.value.message
 
 
+def test_an_error_after_the_stream_started_is_an_error_event(tmp_path):
+    """A 4 s limit on a 400-token request: the first tokens are out (200 sent) when it runs out,
+    so the failure travels as a `data: {"error": ...}` event, which the openai client raises."""
+    settings = make_settings(tmp_path, JARVIS_ENGINE_REQUEST_TIMEOUT_S="4")
+    with ServerThread(settings) as s, openai.OpenAI(base_url=s.base_url, api_key="x", max_retries=0) as c:
+        received = ""
+        with pytest.raises(openai.APIError) as e:
+            for chunk in c.completions.create(model="", prompt="1, 2, 3, 4, 5,", max_tokens=400, temperature=0,
+                                              stream=True):
+                received += chunk.choices[0].text if chunk.choices else ""
+        assert "request_timeout_s" in e.value.message
+        assert received, "no token within 4 s: the machine is too busy for this test's premise"
+        wait_until(lambda: s.engine().active_slots == 0, timeout=2)
+
+
 def test_bad_token_is_401(tmp_path):
     with ServerThread(make_settings(tmp_path, JARVIS_SERVER_TOKEN="s3cret"), preload=False) as s:
         with openai.OpenAI(base_url=s.base_url, api_key="wrong", max_retries=0) as c, \
