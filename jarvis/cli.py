@@ -65,7 +65,31 @@ def cmd_ask(args) -> int:
         print("jarvis ask: the prompt is empty. Usage: jarvis ask \"YOUR QUESTION\"", file=sys.stderr)
         return EXIT_USAGE
     settings = _settings(args)
+    if args.server:
+        return _ask_server(settings, args, prompt)
     return asyncio.run(_ask(settings, args, prompt))
+
+
+def _ask_server(settings, args, prompt: str) -> int:
+    """Through a running instance's /v1/chat/completions, streamed (no model load here)."""
+    from jarvis.http.client import stream_chat
+
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + \
+        [{"role": "user", "content": prompt}]
+    body = {"model": args.model or "", "messages": messages, "max_tokens": args.max_tokens,
+            "temperature": args.temperature, "seed": args.seed}
+    final = None
+    for text, event in stream_chat(settings, args.server, {k: v for k, v in body.items() if v is not None}):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        final = event or final
+    sys.stdout.write("\n")
+    if args.stats and final:
+        u, j = final["usage"], final.get("jarvis", {})
+        print(f"[{final.get('model', '')}] time to first token {j.get('ttft_ms', 0):.0f} ms · "
+              f"{j.get('decode_tokens_per_s', 0):.1f} tokens/s · {u['prompt_tokens']} prompt + "
+              f"{u['completion_tokens']} completion tokens · via {args.server}", file=sys.stderr)
+    return 0
 
 
 async def _ask(settings, args, prompt: str) -> int:
@@ -147,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--temperature", type=float)
     a.add_argument("--seed", type=int)
     a.add_argument("--stats", action="store_true", help="print load time, TTFT and tokens/s to stderr")
+    a.add_argument("--server", metavar="URL", help="send through a running JARVIS (its OpenAI API) instead")
     a.set_defaults(func=cmd_ask)
 
     c = sub.add_parser("chat", help="chat in the terminal")

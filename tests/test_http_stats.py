@@ -171,7 +171,7 @@ def test_oversize_body_and_unknown_path_get_json_errors():
                 assert resp.headers["Allow"] == "GET,HEAD"
         assert too_large["code"] == "request_too_large" and "4096" in too_large["message"]
         assert not_found == {"message": "No route for GET /no/such/thing.", "type": "invalid_request_error",
-                             "code": "not_found"}
+                             "param": None, "code": "not_found"}
 
     run(main())
 

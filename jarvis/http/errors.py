@@ -1,6 +1,10 @@
-"""Error responses in OpenAI's shape: {"error": {"message", "type", "code"}}."""
+"""Error responses in OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
+
+`param` names the request field at fault (OpenAI clients expose it as `error.param`), else null."""
 
 from __future__ import annotations
+
+import math
 
 from aiohttp import web
 
@@ -22,11 +26,12 @@ def error_type(status: int) -> str:
     return _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
 
 
-def error_response(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = {"error": {"message": message, "type": error_type(status), "code": code}}
+def error_response(status: int, message: str, code: str, headers: dict[str, str] | None = None,
+                   param: str | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": error_type(status), "param": param, "code": code}}
     return web.json_response(body, status=status, headers=headers)
 
 
 def jarvis_error_response(error: JarvisError) -> web.Response:
-    headers = {"Retry-After": str(max(1, round(error.retry_after_s)))} if isinstance(error, QueueFull) else None
-    return error_response(error.http_status, str(error), error.code, headers)
+    headers = {"Retry-After": str(max(1, math.ceil(error.retry_after_s)))} if isinstance(error, QueueFull) else None
+    return error_response(error.http_status, str(error), error.code, headers, param=getattr(error, "field", None))

@@ -1,10 +1,202 @@
-"""OpenAI-compatible /v1 routes (built in the OpenAI-API issue)."""
+"""OpenAI-compatible /v1 routes over the Assistant: models, chat completions, completions.
+
+Every answer carries OpenAI's `usage` (real tokenizer counts from the engine's Timings) and a
+`jarvis` object with the figures the desktop shows (queue, TTFT, decode tokens/s, ...).
+Errors before the first byte are HTTP errors in OpenAI's shape (the json_errors middleware maps
+JarvisError: 400 invalid, 404 unknown model, 429 queue full, 503 unloadable model); an error
+after a stream has started is sent as a `data: {"error": ...}` event, which OpenAI clients raise.
+A client that disconnects cancels its request (see sse.until_disconnected).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import replace
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+from jarvis.errors import JarvisError
+from jarvis.http.errors import error_type
+from jarvis.http.openai_schema import chat_request, completion_request, parse_json
+from jarvis.http.rate_limit import rate_limit_middleware
+from jarvis.http.sse import ClientGone, EventStream, until_disconnected
+from jarvis.request import ChatRequest, Chunk, Timings
+
+OWNER = "jarvis"
+FINGERPRINT = "jarvis"
+CLIENT_CLOSED = 499  # nginx's "client closed request": logged, never read by anyone
+
+
+def usage(t: Timings) -> dict[str, Any]:
+    return {"prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
+            "total_tokens": t.prompt_tokens + t.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": t.cached_prompt_tokens}}
+
+
+def jarvis_figures(t: Timings) -> dict[str, Any]:
+    return {"queue_ms": round(t.queue_ms, 3), "ttft_ms": round(t.ttft_ms, 3), "prefill_ms": round(t.prefill_ms, 3),
+            "decode_tokens_per_s": round(t.decode_tokens_per_s, 3), "total_ms": round(t.total_ms, 3),
+            "model_load_ms": round(t.model_load_ms, 3), "cache_hit": t.cache_hit, "warm_start": t.warm_start,
+            "coalesced": t.coalesced, "cached_prompt_tokens": t.cached_prompt_tokens,
+            "dropped_turns": t.dropped_turns}
+
+
+def finish_reason(t: Timings) -> str:
+    return t.finish_reason if t.finish_reason in ("stop", "length") else "stop"
+
+
+def error_event(e: JarvisError) -> dict[str, Any]:
+    return {"error": {"message": str(e), "type": error_type(e.http_status), "param": getattr(e, "field", None),
+                      "code": e.code}}
+
+
+class _Shape:
+    """The JSON OpenAI sends for one kind of completion."""
+
+    def __init__(self, chat: bool, model: str) -> None:
+        self.chat = chat
+        self.model = model
+        self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
+
+    def _head(self, obj: str) -> dict[str, Any]:
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model,
+                "system_fingerprint": FINGERPRINT}
+
+    def whole(self, text: str, t: Timings) -> dict[str, Any]:
+        if self.chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                      "finish_reason": finish_reason(t)}
+        else:
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason(t)}
+        return {**self._head("chat.completion" if self.chat else "text_completion"), "choices": [choice],
+                "usage": usage(t), "jarvis": jarvis_figures(t)}
+
+    def piece(self, text: str | None, finish: str | None = None, role: bool = False) -> dict[str, Any]:
+        if self.chat:
+            delta: dict[str, Any] = {}
+            if role:
+                delta["role"] = "assistant"
+            if text is not None:
+                delta["content"] = text
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return {**self._head("chat.completion.chunk"), "choices": [choice]}
+        choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+        return {**self._head("text_completion"), "choices": [choice]}
+
+    def usage_event(self, t: Timings) -> dict[str, Any]:
+        obj = "chat.completion.chunk" if self.chat else "text_completion"
+        return {**self._head(obj), "choices": [], "usage": usage(t), "jarvis": jarvis_figures(t)}
+
+
+class OpenAIApi:
+    def __init__(self, runtime) -> None:
+        self.runtime = runtime
+        self.assistant = runtime.assistant
+        self.generation = runtime.settings.generation
+
+    # ---- models ----------------------------------------------------------------------------
+    def _model_entry(self, info) -> dict[str, Any]:
+        return {"id": info.name, "object": "model", "created": int(info.mtime_ns // 1_000_000_000),
+                "owned_by": OWNER}
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        infos = await asyncio.to_thread(self.assistant.catalog.scan)  # may read new GGUF headers
+        return web.json_response({"object": "list", "data": [self._model_entry(m) for m in infos if m.ok]})
+
+    async def get_model(self, request: web.Request) -> web.Response:
+        info = await asyncio.to_thread(self.assistant.catalog.get, request.match_info["model"])
+        return web.json_response(self._model_entry(info))
+
+    # ---- completions -----------------------------------------------------------------------
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        parsed, job = chat_request(parse_json(await request.read()), self.generation)
+        return await self._complete(request, job, chat=True, stream=bool(parsed.stream),
+                                    include_usage=parsed.include_usage)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        parsed, job = completion_request(parse_json(await request.read()), self.generation)
+        return await self._complete(request, job, chat=False, stream=bool(parsed.stream),
+                                    include_usage=parsed.include_usage)
+
+    async def _complete(self, request: web.Request, job: ChatRequest, *, chat: bool, stream: bool,
+                        include_usage: bool) -> web.StreamResponse:
+        # An unknown model (404) or an unreadable one (503) is raised by the assistant before the
+        # first chunk, so before any header is sent, streaming or not.
+        name = job.model or self.assistant.default_model()
+        job = replace(job, model=name)
+        shape = _Shape(chat, name)
+        events: list[EventStream] = []  # the SSE response, once its headers are out
+        work = self._stream(request, job, shape, include_usage, events) if stream else self._whole(job, shape)
+        try:
+            return await until_disconnected(request, work)
+        except ClientGone:
+            return events[0].response if events else web.Response(status=CLIENT_CLOSED)
+
+    async def _whole(self, job: ChatRequest, shape: _Shape) -> web.Response:
+        parts: list[str] = []
+        timings = Timings()
+        async with contextlib.aclosing(self.assistant.stream(job)) as chunks:
+            async for chunk in chunks:
+                parts.append(chunk.text)
+                if chunk.done and chunk.timings is not None:
+                    timings = chunk.timings
+        return web.json_response(shape.whole("".join(parts), timings))
+
+    async def _stream(self, request: web.Request, job: ChatRequest, shape: _Shape, include_usage: bool,
+                      events: list[EventStream]) -> web.StreamResponse:
+        async with contextlib.aclosing(self.assistant.stream(job)) as chunks:
+            iterator: AsyncIterator[Chunk] = aiter(chunks)
+            # Wait for the first chunk before sending headers: a full queue or a model that will not
+            # load is still a plain 429/503 then, not an error event inside a 200.
+            first = await anext(iterator, None)
+            sse = EventStream(request)
+            await sse.start()
+            events.append(sse)
+            if shape.chat:  # OpenAI opens a chat stream with the role
+                await sse.send(shape.piece("", role=True))
+            timings: Timings | None = None
+            try:
+                chunk = first
+                while chunk is not None:
+                    if chunk.text:
+                        await sse.send(shape.piece(chunk.text))
+                    if chunk.done:
+                        timings = chunk.timings
+                        break
+                    chunk = await anext(iterator, None)
+            except JarvisError as e:  # after the headers: the stream's own error event
+                await sse.send(error_event(e))
+                with contextlib.suppress(ConnectionError):
+                    await sse.response.write_eof()
+                return sse.response
+        t = timings or Timings()
+        final = shape.piece(None if shape.chat else "", finish=finish_reason(t))
+        final["jarvis"] = jarvis_figures(t)
+        await sse.send(final)
+        if include_usage:
+            await sse.send(shape.usage_event(t))
+        await sse.done()
+        return sse.response
+
 
 def openai_routes(runtime):
-    def register(app) -> None:
-        return None
+    """Registrar factory for Runtime: `Runtime(settings, registrars=[openai_routes])`."""
+    api = OpenAIApi(runtime)
+    server = runtime.settings.server
+
+    def register(app: web.Application) -> None:
+        if server.rate_limit_rps > 0:
+            app.middlewares.append(rate_limit_middleware(
+                server.rate_limit_rps, server.rate_limit_burst,
+                on_reject=lambda: runtime.hub.perf.incr("http.rate_limited")))
+        app.router.add_get("/v1/models", api.list_models)
+        app.router.add_get("/v1/models/{model}", api.get_model)
+        app.router.add_post("/v1/chat/completions", api.chat_completions)
+        app.router.add_post("/v1/completions", api.completions)
 
     return register

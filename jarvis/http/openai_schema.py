@@ -1,0 +1,190 @@
+"""OpenAI request bodies -> ChatRequest. Pydantic v2 models that ignore unknown fields, as OpenAI
+does; every error is an InvalidRequest whose message and `field` name the field at fault
+(`messages[1].content`, `temperature`, `n`), so the HTTP layer answers 400 with `param` set.
+
+Honoured: model, messages (system/developer/user/assistant; content as text or a list of text
+parts), prompt (completions), max_tokens / max_completion_tokens, temperature, top_p, seed, stop,
+n (1 only), presence_penalty, frequency_penalty, stream, stream_options.include_usage.
+llama-server-style extensions: top_k, min_p, repeat_penalty; JARVIS's own: priority and
+cache (false bypasses the response cache).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from jarvis.errors import InvalidRequest
+from jarvis.request import ChatRequest, Message, Priority, SamplingParams
+
+# OpenAI's default max_tokens for the legacy completions endpoint; chat uses the settings' default.
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "null"}
+
+
+def parse_json(raw: bytes) -> dict:
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidRequest(f"The request body is not valid JSON ({e}). Send a JSON object with "
+                             "Content-Type: application/json.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"The request body must be a JSON object, not {type(body).__name__}.")
+    return body
+
+
+def field_path(loc: tuple) -> str:
+    """('messages', 0, 'content') -> 'messages[0].content'; union tags pydantic adds are dropped."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in part or part in _TYPE_TAGS or part.startswith(("function-", "literal")):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or "body"
+
+
+def _invalid(error: ValidationError) -> InvalidRequest:
+    # The most specific complaint: for `content: [{"type": "image_url"}]` that is the part's type,
+    # not "content should be a string".
+    first = max(error.errors(), key=lambda e: len(e["loc"]))
+    name = field_path(first["loc"])
+    value = f" (got {first['input']!r:.60})" if first["type"] != "missing" else ""
+    message = first["msg"].removeprefix("Value error, ")
+    return InvalidRequest(f"{name}: {message}{value}.", field=name)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool | None = False
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: list[str] | None = None
+    n: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    # extensions
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    priority: Literal["high", "normal", "low"] | None = None
+    cache: bool | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    @classmethod
+    def parse(cls, body: dict):
+        try:
+            parsed = cls.model_validate(body)
+        except ValidationError as e:
+            raise _invalid(e) from None
+        if parsed.n not in (None, 1):
+            raise InvalidRequest(f"n = {parsed.n}: only n = 1 is supported. Send separate requests for more "
+                                 "choices.", field="n")
+        return parsed
+
+    def _max_tokens(self) -> int | None:
+        return self.max_tokens
+
+    def _common(self, generation, default_max_tokens: int | None = None) -> dict:
+        max_tokens = self._max_tokens()
+        sampling = SamplingParams.from_settings(
+            generation, max_tokens=max_tokens if max_tokens is not None else default_max_tokens,
+            temperature=self.temperature, top_p=self.top_p, seed=self.seed, stop=self.stop,
+            presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
+            top_k=self.top_k, min_p=self.min_p, repeat_penalty=self.repeat_penalty)
+        extra: dict[str, Any] = {"model": self.model or "", "sampling": sampling}
+        if self.priority:
+            extra["priority"] = Priority.parse(self.priority)
+        if self.cache is not None:
+            extra["use_cache"] = self.cache
+        return extra
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart] | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content)
+
+
+class ChatCompletionBody(_Body):
+    messages: list[ChatMessage]
+    max_completion_tokens: int | None = None
+
+    def _max_tokens(self) -> int | None:
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def to_request(self, generation) -> ChatRequest:
+        messages = tuple(Message("system" if m.role == "developer" else m.role, m.text()) for m in self.messages)
+        return ChatRequest(messages=messages, operation="openai.chat", **self._common(generation))
+
+
+class CompletionBody(_Body):
+    prompt: str | list[str]
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and len(value) != 1:
+            raise ValueError(f"one prompt per request is supported, got {len(value)}")
+        return value
+
+    def to_request(self, generation) -> ChatRequest:
+        prompt = self.prompt[0] if isinstance(self.prompt, list) else self.prompt
+        return ChatRequest(prompt=prompt, operation="openai.completion",
+                           **self._common(generation, COMPLETIONS_DEFAULT_MAX_TOKENS))
+
+
+def _validated(request: ChatRequest) -> ChatRequest:
+    """Run the shared checks now, so a bad value is a 400 before any stream starts."""
+    try:
+        request.validate()
+    except InvalidRequest as e:
+        if e.field and e.field.split("[")[0] not in str(e):
+            raise InvalidRequest(f"{e.field}: {e}", field=e.field) from None
+        raise
+    return request
+
+
+def chat_request(body: dict, generation) -> tuple[ChatCompletionBody, ChatRequest]:
+    parsed = ChatCompletionBody.parse(body)
+    return parsed, _validated(parsed.to_request(generation))
+
+
+def completion_request(body: dict, generation) -> tuple[CompletionBody, ChatRequest]:
+    parsed = CompletionBody.parse(body)
+    return parsed, _validated(parsed.to_request(generation))
