@@ -112,11 +112,14 @@ class Assistant:
                 source = self._join(self._start_shared(key, request, name, started), coalesced=False)
             else:
                 source = self._generate(request, name, started)
-            async for chunk in source:
-                text.append(chunk.text)
-                if chunk.done:
-                    timings = chunk.timings
-                yield chunk
+            # aclosing: leaving early closes the source at once, which cancels the generation now
+            # rather than whenever the garbage collector finalises the generator.
+            async with contextlib.aclosing(source):
+                async for chunk in source:
+                    text.append(chunk.text)
+                    if chunk.done:
+                        timings = chunk.timings
+                    yield chunk
         except (asyncio.CancelledError, GeneratorExit, RequestCancelled):
             status, error_kind = "cancelled", "RequestCancelled"
             raise
