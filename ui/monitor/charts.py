@@ -1,0 +1,124 @@
+"""pyqtgraph charts over the hub's history. Every curve is created once; a refresh only calls
+setData on it with arrays built from one snapshot of the history (no items re-created)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+
+pg.setConfigOptions(antialias=False, background="w", foreground="#374151")
+GIB = 2**30
+COLORS = ["#2563eb", "#f59e0b", "#dc2626", "#059669", "#7c3aed"]
+NAN = math.nan
+
+
+class Chart(pg.PlotWidget):
+    def __init__(self, title: str, units: str, series: list[tuple[str, str]], *, y_range=None) -> None:
+        super().__init__()
+        self.setMinimumSize(260, 150)
+        self.setTitle(f"<span style='font-size:10pt'>{title}</span>")
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.showGrid(x=True, y=True, alpha=0.2)
+        self.setLabel("left", units)
+        self.setLabel("bottom", "seconds ago")
+        self.setXRange(-600, 0, padding=0)
+        if y_range is not None:
+            self.setYRange(*y_range, padding=0.02)
+        else:
+            self.enableAutoRange(axis="y")
+            self.getPlotItem().getViewBox().setLimits(yMin=0)
+        legend = self.addLegend(offset=(4, 4), labelTextSize="8pt") if len(series) > 1 else None
+        if legend is not None:
+            legend.setBrush(pg.mkBrush(255, 255, 255, 200))
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        for i, (field, label) in enumerate(series):
+            style = Qt.DashLine if field.endswith("total_gib") else Qt.SolidLine
+            self.curves[field] = self.plot([], [], name=label, pen=pg.mkPen(COLORS[i % len(COLORS)], width=2, style=style))
+
+    def point_count(self, field: str) -> int:
+        x, _ = self.curves[field].getData()
+        return 0 if x is None else len(x)
+
+
+# (title, units, [(field, legend)], y range or None)
+LAYOUT = [
+    ("Latency", "ms", [("latency_p50_ms", "P50"), ("latency_p95_ms", "P95"), ("latency_p99_ms", "P99")], None),
+    ("Time to first token", "ms", [("ttft_p50_ms", "P50"), ("ttft_p95_ms", "P95")], None),
+    ("Tokens per second", "tok/s", [("tokens_per_s", "tokens/s")], None),
+    ("Requests per second", "req/s", [("requests_per_s", "requests/s")], None),
+    ("Response cache hit rate", "%", [("cache_hit_pct", "hit rate")], (0, 100)),
+    ("CPU and RAM", "%", [("cpu_percent", "CPU"), ("ram_percent", "RAM")], (0, 100)),
+    ("Queue and batch", "requests", [("queue_depth", "queue depth"), ("active_slots", "active slots")], None),
+]
+GPU_LAYOUT = [
+    ("GPU utilisation", "%", [("gpu_util_pct", "util")], (0, 100)),
+    ("GPU memory", "GiB", [("gpu_mem_used_gib", "used"), ("gpu_mem_total_gib", "total")], None),
+]
+
+
+def _derived(p, field: str) -> float:
+    if field == "cache_hit_pct":
+        return NAN if p.cache_hit_rate is None else p.cache_hit_rate * 100
+    if field == "gpu_mem_used_gib":
+        return NAN if p.gpu_mem_used_bytes is None else p.gpu_mem_used_bytes / GIB
+    if field == "gpu_mem_total_gib":
+        return NAN if p.gpu_mem_total_bytes is None else p.gpu_mem_total_bytes / GIB
+    value = getattr(p, field)
+    return NAN if value is None else float(value)
+
+
+class Charts(QWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(6)
+        self.charts: dict[str, Chart] = {}
+        for i, (title, units, series, y_range) in enumerate(LAYOUT):
+            chart = Chart(title, units, series, y_range=y_range)
+            self.charts[series[0][0]] = chart
+            grid.addWidget(chart, i // 3, i % 3)
+        self.gpu_stack = QStackedWidget()
+        self.no_gpu = QLabel("<b>No GPU detected</b><br>No NVIDIA driver (NVML) answered on this machine:<br>"
+                             "models run on the CPU. GPU charts appear when a GPU is present.")
+        self.no_gpu.setAlignment(Qt.AlignCenter)
+        self.no_gpu.setStyleSheet("background: #f9fafb; border: 1px dashed #9ca3af; color: #4b5563; padding: 12px;")
+        self.gpu_stack.addWidget(self.no_gpu)
+        gpu_page = QWidget()
+        gpu_row = QGridLayout(gpu_page)
+        gpu_row.setContentsMargins(0, 0, 0, 0)
+        gpu_row.setSpacing(6)
+        self.gpu_charts: dict[str, Chart] = {}
+        for i, (title, units, series, y_range) in enumerate(GPU_LAYOUT):
+            chart = Chart(title, units, series, y_range=y_range)
+            self.gpu_charts[series[0][0]] = chart
+            gpu_row.addWidget(chart, 0, i)
+        self.gpu_stack.addWidget(gpu_page)
+        grid.addWidget(self.gpu_stack, 2, 1, 1, 2)
+        self._all = list(self.charts.values()) + list(self.gpu_charts.values())
+
+    @property
+    def gpu_panel_visible(self) -> bool:
+        return self.gpu_stack.currentIndex() == 1
+
+    def chart(self, field: str) -> Chart:
+        return self.charts.get(field) or self.gpu_charts[field]
+
+    def update_from(self, points, gpu_available: bool) -> None:
+        """One snapshot of the history (SeriesPoints, oldest first) -> every curve, in place."""
+        self.gpu_stack.setCurrentIndex(1 if gpu_available else 0)
+        if not points:
+            return
+        now = points[-1].timestamp
+        x = np.fromiter((p.timestamp - now for p in points), float, len(points))
+        charts = self._all if gpu_available else self.charts.values()
+        for chart in charts:
+            for field, curve in chart.curves.items():
+                y = np.fromiter((_derived(p, field) for p in points), float, len(points))
+                curve.setData(x, y, connect="finite")
