@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 import traceback
 
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -38,6 +39,7 @@ class Desktop:
             self.window.show_message(warning, error=True)
         self.closed = asyncio.Event()
         self._closing: asyncio.Task | None = None
+        self.shutdown_ms: dict[str, float] = {}
 
     async def start(self, *, http: bool | None = None, warmup: bool | None = None) -> None:
         warm = bool(self.settings.models.warmup) if warmup is None else warmup
@@ -51,17 +53,23 @@ class Desktop:
         if self.closed.is_set():
             return True
         if self._closing is None:
+            self.window.hide()  # gone for the user at once; the runtime closes behind it
             self._closing = asyncio.get_event_loop().create_task(self.shutdown())
         return False
 
     async def shutdown(self) -> None:
         if self.closed.is_set():
             return
+        started = time.perf_counter()
         self.monitor.stop()
         await self.chat.stop_all()       # answers first: each saves its text as 'stopped'
         await self.monitor.tasks.cancel_all()
+        saved = time.perf_counter()
         await self.runtime.close()       # unloads models, stops the endpoint and the sampler
         self.store.close()
+        done = time.perf_counter()
+        self.shutdown_ms = {"answers_saved": (saved - started) * 1000, "runtime_closed": (done - started) * 1000}
+        log.info("shutdown: answers saved in %.0f ms, runtime closed in %.0f ms", *self.shutdown_ms.values())
         self.closed.set()
         self.window.close()
 

@@ -35,3 +35,4 @@ class Answer:
     widget: MessageWidget | None = None
     task: asyncio.Task | None = field(default=None, repr=False)
     first_token: bool = False
+    chunks: int = 0  # text chunks received

@@ -233,6 +233,7 @@ class ChatView(QWidget):
                         if answer.widget is not None:
                             answer.widget.set_state("")
                     answer.text += chunk.text
+                    answer.chunks += 1
                     if answer.widget is not None:
                         answer.widget.append(chunk.text)
                 if chunk.done:

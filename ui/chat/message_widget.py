@@ -88,6 +88,8 @@ class MessageWidget(QFrame):
             self._timer.start()
 
     def set_text(self, text: str) -> None:
+        if text == self._text and not self._dirty:
+            return
         self._text = text
         self._dirty = False
         self._render()
@@ -98,7 +100,9 @@ class MessageWidget(QFrame):
     def finish(self, *, status: str, stats: str = "") -> None:
         self._timer.stop()
         self.status = status
-        self._render()
+        if self._dirty:
+            self._dirty = False
+            self._render()
         self.state.setText({"stopped": "stopped", "error": ""}.get(status, ""))
         if status == "error":
             self.setStyleSheet(STYLES["error"])
