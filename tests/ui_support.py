@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import qasync
 
 from jarvis.config import load_settings
 
 
 @pytest.fixture
 def qloop(qapp):
-    loop = qasync.QEventLoop(qapp, already_running=True)  # sets it as the running loop
+    from ui.async_bridge import new_event_loop
+
+    loop = new_event_loop(qapp, already_running=True)  # sets it as the running loop
     asyncio.set_event_loop(loop)
     yield loop
     qapp.aboutToQuit.disconnect(loop._after_run_forever)

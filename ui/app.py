@@ -98,11 +98,11 @@ def install_excepthook(window_getter) -> None:
 
 
 def main(settings) -> int:
-    import qasync
+    from ui.async_bridge import new_event_loop
 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("JARVIS")
-    loop = qasync.QEventLoop(app)
+    loop = new_event_loop(app)
     asyncio.set_event_loop(loop)
     holder: dict = {}
     install_excepthook(lambda: getattr(holder.get("desktop"), "window", None))

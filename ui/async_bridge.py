@@ -38,3 +38,51 @@ class TaskSet:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+
+
+# ---- the event loop ------------------------------------------------------------------------------
+# qasync 0.28's call_soon_threadsafe emits a Qt Signal(object, tuple) from the calling thread. With
+# PySide6 6.12 that crashes the process within a few thousand calls ("Fatal Python error:
+# bool_dealloc / none_dealloc: ... refcount error in a C extension"): the queued copy of the Python
+# arguments is not reference-counted correctly. Every streamed token arrives through
+# call_soon_threadsafe (the engine's worker threads, run_in_executor), so the desktop replaces it:
+# handles wait in a deque, and a signal with no arguments wakes the loop's thread, once per batch.
+
+def new_event_loop(app, *, already_running: bool = False):
+    """A qasync QEventLoop whose call_soon_threadsafe passes no Python objects through Qt.
+    `already_running=True` is for tests: pytest-qt drives the Qt loop, this becomes the running loop."""
+    import collections
+    import threading
+
+    import qasync
+    from PySide6.QtCore import QObject, Qt, Signal
+
+    class _Waker(QObject):
+        wake = Signal()
+
+    class EventLoop(qasync.QEventLoop):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._pending: collections.deque[asyncio.Handle] = collections.deque()
+            self._pending_lock = threading.Lock()
+            self._waker = _Waker()
+            self._waker.wake.connect(self._run_pending, Qt.QueuedConnection)
+
+        def call_soon_threadsafe(self, callback, *args, context=None):
+            handle = asyncio.Handle(callback, args, self, context)
+            with self._pending_lock:
+                first = not self._pending
+                self._pending.append(handle)
+            if first:
+                self._waker.wake.emit()
+            return handle
+
+        def _run_pending(self) -> None:
+            with self._pending_lock:
+                handles = list(self._pending)
+                self._pending.clear()
+            for handle in handles:
+                if not handle.cancelled():
+                    handle._run()
+
+    return EventLoop(app, already_running=already_running)

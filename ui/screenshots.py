@@ -76,14 +76,15 @@ async def scenario(out: Path, data_dir: str) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import qasync
     from PySide6.QtWidgets import QApplication
+
+    from ui.async_bridge import new_event_loop
 
     argv = sys.argv[1:] if argv is None else argv
     out = Path(argv[0] if argv else "docs/screenshots")
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication([])
-    loop = qasync.QEventLoop(app)
+    loop = new_event_loop(app)
     asyncio.set_event_loop(loop)
     with tempfile.TemporaryDirectory() as data_dir, loop:
         written = loop.run_until_complete(scenario(out, data_dir))
