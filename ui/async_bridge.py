@@ -41,12 +41,11 @@ class TaskSet:
 
 
 # ---- the event loop ------------------------------------------------------------------------------
-# qasync 0.28's call_soon_threadsafe emits a Qt Signal(object, tuple) from the calling thread. With
-# PySide6 6.12 that crashes the process within a few thousand calls ("Fatal Python error:
-# bool_dealloc / none_dealloc: ... refcount error in a C extension"): the queued copy of the Python
-# arguments is not reference-counted correctly. Every streamed token arrives through
-# call_soon_threadsafe (the engine's worker threads, run_in_executor), so the desktop replaces it:
-# handles wait in a deque, and a signal with no arguments wakes the loop's thread, once per batch.
+# qasync 0.28's call_soon_threadsafe emits a Qt Signal(object, tuple) per call: one queued Qt event
+# and one argument copy per streamed token. Ours puts handles in a deque and emits a signal with
+# no arguments only when the deque was empty, so a burst of tokens wakes the loop once.
+# (Under PySide6 6.12 + Python 3.11 qasync's version also aborted the process within a few
+# thousand calls, "Fatal Python error: bool_dealloc": see ui/pyside_guard.py for that bug.)
 
 def new_event_loop(app, *, already_running: bool = False):
     """A qasync QEventLoop whose call_soon_threadsafe passes no Python objects through Qt.
