@@ -66,7 +66,9 @@ class ChatView(QWidget):
 
         self.sidebar.selected.connect(self.select)
         self.sidebar.new_requested.connect(self.new_conversation)
-        self.sidebar.rename_requested.connect(self.rename)
+        # Deferred: the list is rebuilt after a rename, which must not happen inside the edited
+        # item's own itemChanged signal.
+        self.sidebar.rename_requested.connect(lambda cid, title: QTimer.singleShot(0, lambda: self.rename(cid, title)))
         self.sidebar.delete_requested.connect(self.delete)
         self.sidebar.search_changed.connect(self._search_changed)
         self.composer.send_requested.connect(self.send)
