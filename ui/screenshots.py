@@ -31,14 +31,14 @@ async def scenario(out: Path, data_dir: str) -> list[Path]:
     from ui.app import Desktop
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("JARVIS_")}
-    env.update({"JARVIS_GENERAL_DATA_DIR": data_dir, "JARVIS_MODELS_WARMUP": "", "JARVIS_SERVER_PORT": "0",
+    env.update({"JARVIS_GENERAL_DATA_DIR": data_dir, "JARVIS_MODELS_WARMUP": "default", "JARVIS_SERVER_PORT": "0",
                 "JARVIS_GENERATION_TEMPERATURE": "0", "JARVIS_GENERATION_MAX_TOKENS": "160"})
     desktop = Desktop(load_settings(environ=env))
     window, chat = desktop.window, desktop.chat
     window.resize(1280, 820)
     window.show()
     await desktop.start(http=True, warmup=True)
-    await _wait(lambda: desktop.runtime.assistant.manager.loaded())
+    await _wait(lambda: desktop.runtime.assistant.manager.loaded(), 120)  # the warm-up
     written = []
     try:
         # Some load first, so the monitor has history: rounds of 4 answers at once, one repeated (a cache hit).

@@ -46,10 +46,9 @@ class Chart(pg.PlotWidget):
             style = Qt.DashLine if field.endswith("total_gib") else Qt.SolidLine
             curve = pg.PlotCurveItem(pen=pg.mkPen(COLORS[i % len(COLORS)], width=2, style=style), name=label,
                                      connect="finite")
-            self.addItem(curve)
-            if legend is not None:
-                legend.addItem(curve, label)
+            self.addItem(curve)  # a named item goes into the legend by itself
             self.curves[field] = curve
+        self.x_span = 600
 
     def fit_y(self, peak: float) -> None:
         """Grow or shrink the y range to a round number above `peak`, only when it must change."""
@@ -59,6 +58,13 @@ class Chart(pg.PlotWidget):
         if target > self.y_max or target < self.y_max / 4:
             self.y_max = target
             self.setYRange(0, self.y_max, padding=0.02)
+
+    def fit_x(self, span_s: float) -> None:
+        """Show the last minute, growing by whole minutes up to the 10-minute history."""
+        target = int(min(600, max(60, math.ceil(span_s / 60) * 60)))
+        if target != self.x_span:
+            self.x_span = target
+            self.setXRange(-target, 0, padding=0)
 
     def point_count(self, field: str) -> int:
         x, _ = self.curves[field].getData()
@@ -188,8 +194,10 @@ class Charts(QWidget):
         if not self.buffer.sync(points):
             return
         x = self.buffer.view("timestamp") - self.buffer.last_timestamp
+        span = -float(x[0]) if len(x) else 0.0
         charts = self._all if gpu_available else self.charts.values()
         for chart in charts:
+            chart.fit_x(span)
             peak = -math.inf
             for field, curve in chart.curves.items():
                 y = self.buffer.view(field)
