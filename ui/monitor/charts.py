@@ -34,7 +34,7 @@ class Chart(pg.PlotWidget):
         # second under load (measured: ticker stalls of 100-230 ms with auto-range on).
         self.getAxis("left").setWidth(48)
         self.enableAutoRange(False)
-        self.setXRange(-600, 0, padding=0)
+        self.setXRange(-60, 0, padding=0)  # fit_x grows it with the history
         self.fixed_y = y_range is not None
         self.y_max = y_range[1] if y_range is not None else 1.0
         self.setYRange(0, self.y_max, padding=0.02)
@@ -48,7 +48,7 @@ class Chart(pg.PlotWidget):
                                      connect="finite")
             self.addItem(curve)  # a named item goes into the legend by itself
             self.curves[field] = curve
-        self.x_span = 600
+        self.x_span = 60
 
     def fit_y(self, peak: float) -> None:
         """Grow or shrink the y range to a round number above `peak`, only when it must change."""
