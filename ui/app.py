@@ -1,9 +1,114 @@
-"""The desktop application (built in the desktop issue). Until then, `make run` chats in the terminal."""
+"""The desktop application: one QApplication whose event loop is asyncio (qasync), one Runtime.
+
+`Desktop` owns the runtime, the conversation store and the window; `main(settings)` runs it.
+Closing the window: cancel running answers (each is saved as 'stopped'), close the runtime (which
+unloads the models and stops the HTTP endpoint), then leave the loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sys
+import time
+import traceback
+
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from jarvis.conversations import ConversationStore
+from jarvis.runtime import Runtime
+
+from ui.chat.chat_view import ChatView
+from ui.main_window import MainWindow
+from ui.monitor.monitor_view import MonitorView
+
+log = logging.getLogger("ui.app")
+
+
+class Desktop:
+    def __init__(self, settings, *, runtime: Runtime | None = None) -> None:
+        from jarvis.http.openai_routes import openai_routes
+
+        self.settings = settings
+        self.runtime = runtime or Runtime(settings, registrars=[openai_routes])
+        self.store, warning = ConversationStore.open_or_memory(settings.database_path)
+        self.chat = ChatView(self.runtime.assistant, self.store, store_warning=warning)
+        self.monitor = MonitorView(self.runtime)
+        self.window = MainWindow(self.chat, self.monitor, self.runtime, on_close=self._close_requested)
+        if warning:
+            self.window.show_message(warning, error=True)
+        self.closed = asyncio.Event()
+        self._closing: asyncio.Task | None = None
+        self.shutdown_ms: dict[str, float] = {}
+
+    async def start(self, *, http: bool | None = None, warmup: bool | None = None) -> None:
+        warm = bool(self.settings.models.warmup) if warmup is None else warmup
+        await self.runtime.start(http=http, warmup=warm)
+        self.window.update_state()
+        if self.runtime.server_error:
+            self.window.show_message(self.runtime.server_error, error=True)
+
+    def _close_requested(self) -> bool:
+        """closeEvent asks: True lets the window close (shutdown done), False defers it."""
+        if self.closed.is_set():
+            return True
+        if self._closing is None:
+            self.window.hide()  # gone for the user at once; the runtime closes behind it
+            self._closing = asyncio.get_event_loop().create_task(self.shutdown())
+        return False
+
+    async def shutdown(self) -> None:
+        if self.closed.is_set():
+            return
+        started = time.perf_counter()
+        self.monitor.stop()
+        await self.chat.stop_all()       # answers first: each saves its text as 'stopped'
+        await self.monitor.tasks.cancel_all()
+        saved = time.perf_counter()
+        await self.runtime.close()       # unloads models, stops the endpoint and the sampler
+        self.store.close()
+        done = time.perf_counter()
+        self.shutdown_ms = {"answers_saved": (saved - started) * 1000, "runtime_closed": (done - started) * 1000}
+        log.info("shutdown: answers saved in %.0f ms, runtime closed in %.0f ms", *self.shutdown_ms.values())
+        self.closed.set()
+        self.window.close()
+
+    async def run(self) -> int:
+        self.window.show()
+        await self.start()
+        await self.closed.wait()
+        return 0
+
+
+def install_excepthook(window_getter) -> None:
+    """Exceptions in Qt slots and our tasks end here (qasync #36): log them and show them."""
+    def hook(kind, value, tb) -> None:
+        text = "".join(traceback.format_exception(kind, value, tb))
+        log.error("Unhandled error:\n%s", text)
+        sys.__stderr__.write(text)
+        window = window_getter()
+        if window is None:
+            return
+        window.show_message(f"Error: {value}", error=True)
+        box = QMessageBox(QMessageBox.Warning, "JARVIS: unexpected error", str(value), QMessageBox.Ok, window)
+        box.setDetailedText(text)
+        box.open()  # not exec(): a nested loop inside the qasync loop re-enters it (qasync #59)
+        window._error_box = box
+    sys.excepthook = hook
+
 
 def main(settings) -> int:
-    from jarvis.terminal_chat import run_terminal_chat
+    from ui.async_bridge import new_event_loop
 
-    return run_terminal_chat(settings)
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setApplicationName("JARVIS")
+    loop = new_event_loop(app)
+    asyncio.set_event_loop(loop)
+    holder: dict = {}
+    install_excepthook(lambda: getattr(holder.get("desktop"), "window", None))
+    with loop:
+        async def run() -> int:
+            desktop = Desktop(settings)
+            holder["desktop"] = desktop
+            return await desktop.run()
+        return loop.run_until_complete(run())

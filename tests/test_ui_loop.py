@@ -1,0 +1,59 @@
+"""The desktop's event loop survives many callbacks. PySide6 6.12 on Python 3.11 drops a
+reference to None/True/False per Qt callback (ui/pyside_guard.py): without the guard, this script
+aborts with "Fatal Python error: none_dealloc" long before the end. Run in a child process, since
+that failure kills the interpreter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+SCRIPT = """
+import asyncio, os, threading
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtWidgets import QApplication
+from ui.async_bridge import new_event_loop
+
+app = QApplication([])
+loop = new_event_loop(app)
+asyncio.set_event_loop(loop)
+N = 40_000
+
+async def main():
+    done, seen = asyncio.Event(), [0]
+    def callback(value):
+        assert value is None or value is True
+        seen[0] += 1
+        if seen[0] == N:
+            done.set()
+    def worker(value):
+        for _ in range(N // 4):
+            loop.call_soon_threadsafe(callback, value)
+    threads = [threading.Thread(target=worker, args=(v,)) for v in (None, True, None, True)]
+    for t in threads:
+        t.start()
+    await asyncio.wait_for(done.wait(), 60)
+    for t in threads:
+        t.join()
+    done.clear()
+    seen[0] = 0
+    for _ in range(N):
+        loop.call_soon(callback, None)  # qasync: one QObject.timerEvent override call each
+    await asyncio.wait_for(done.wait(), 60)
+    cancelled = loop.call_soon_threadsafe(callback, None)
+    cancelled.cancel()
+    assert await loop.run_in_executor(None, lambda: 42) == 42
+    await asyncio.sleep(0.05)
+    return seen[0]
+
+with loop:
+    print(loop.run_until_complete(main()))
+"""
+
+
+def test_the_loop_survives_many_qt_callbacks():
+    r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "40000"

@@ -1,0 +1,151 @@
+"""The System Monitor and the app shell, against the real bundled model on a qasync loop."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+
+from fake_nvml import GIB, FakeNvml
+from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+
+from jarvis.telemetry.gpu import GpuProbe
+
+
+def _show_monitor(d):
+    d.window.tabs.setCurrentWidget(d.monitor)
+
+
+def test_charts_gain_points_after_requests(make_desktop, drive):
+    d = make_desktop()
+    _show_monitor(d)
+    hub = d.runtime.hub
+    hub.tick()
+    d.monitor.refresh()
+    latency = d.monitor.charts.chart("latency_p50_ms")
+    before = latency.point_count("latency_p50_ms")
+    answer = d.chat.send("Name a fruit.")
+    drive.wait(answer.task.done)
+    hub.tick()
+    d.monitor.refresh()
+    assert latency.point_count("latency_p50_ms") > before
+    _, y = latency.curves["latency_p95_ms"].getData()
+    assert math.isfinite(y[-1]) and y[-1] > 0
+    _, requests = d.monitor.charts.chart("requests_per_s").curves["requests_per_s"].getData()
+    assert len(requests) >= 2
+    assert d.monitor.models.table.rowCount() == 1
+    assert d.monitor.models.table.item(0, 0).text() == d.runtime.assistant.default_model()
+    assert d.monitor.totals.labels["requests.total"].text() == "1"
+    assert d.monitor.last_refresh_ms > 0
+
+
+def test_the_monitor_refreshes_itself_once_a_second(make_desktop, drive):
+    d = make_desktop()
+    _show_monitor(d)
+    start = d.monitor.refreshes
+    drive.wait(lambda: d.monitor.refreshes >= start + 2, timeout_s=10)
+    drive.wait(lambda: d.monitor.charts.chart("cpu_percent").point_count("cpu_percent") >= 1, timeout_s=10)
+
+
+def test_no_gpu_panel_on_this_machine(make_desktop):
+    d = make_desktop()
+    _show_monitor(d)
+    d.runtime.hub.tick()
+    d.monitor.refresh()
+    assert d.runtime.hub.latest_system().gpu_available is False
+    assert not d.monitor.charts.gpu_panel_visible
+    assert d.monitor.charts.no_gpu.isVisible() and "No GPU detected" in d.monitor.charts.no_gpu.text()
+
+
+def test_gpu_memory_is_charted_with_nvml_faked(make_desktop):
+    d = make_desktop()
+    _show_monitor(d)
+    hub = d.runtime.hub
+    hub.sampler.gpu = GpuProbe(nvml=FakeNvml())
+    hub.tick()
+    hub.tick()
+    d.monitor.refresh()
+    assert d.monitor.charts.gpu_panel_visible and not d.monitor.charts.no_gpu.isVisible()
+    memory = d.monitor.charts.chart("gpu_mem_used_gib")
+    _, used = memory.curves["gpu_mem_used_gib"].getData()
+    _, total = memory.curves["gpu_mem_total_gib"].getData()
+    assert used[-1] == 6 * GIB / GIB and total[-1] == 160  # two fake devices: 3 of 80 GiB each
+    _, util = d.monitor.charts.chart("gpu_util_pct").curves["gpu_util_pct"].getData()
+    assert util[-1] == 21  # mean of 37 % and 5 %
+
+
+def test_unload_button_and_clear_cache(make_desktop, drive):
+    d = make_desktop()
+    _show_monitor(d)
+    answer = d.chat.send("Say yes.")
+    drive.wait(answer.task.done)
+    again = d.chat.send("Say yes.")  # a second conversation turn: not a cache hit, that is fine
+    drive.wait(again.task.done)
+    d.monitor.refresh()
+    d.monitor.models.table.cellWidget(0, 7).click()
+    drive.wait(lambda: d.runtime.assistant.manager.loaded() == [], timeout_s=30)
+    drive.wait(lambda: d.monitor.models.table.rowCount() == 0 or not d.monitor.models.table.isVisible())
+    d.monitor.cache.clear.click()
+    assert d.runtime.assistant.cache.stats().size == 0
+    assert d.monitor.cache.labels["size"].text().startswith("0 /")
+
+
+def test_the_loop_keeps_ticking_while_four_answers_stream(make_desktop, drive, ui_env):
+    from jarvis.config import load_settings
+
+    d = make_desktop(load_settings(environ={**ui_env, "JARVIS_GENERATION_MAX_TOKENS": "48"}))
+    _show_monitor(d)  # the monitor refreshes meanwhile, as it would on screen
+    drive.run(d.runtime.assistant.manager.load(d.runtime.assistant.default_model()))
+    lateness: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            t0 = loop.time()
+            await asyncio.sleep(0.01)
+            lateness.append(loop.time() - t0 - 0.01)
+
+    ticking = drive.loop.create_task(ticker())
+    answers = []
+    for i, topic in enumerate(["the sea", "a forest", "the moon", "a city"]):
+        d.chat.new_conversation()
+        answers.append(d.chat.send(f"Write a short poem about {topic}."))
+    assert len(d.chat.answers) == 4
+    drive.wait(lambda: all(a.task.done() for a in answers))
+    stop.set()
+    drive.wait(ticking.done)
+    worst_ms = max(lateness) * 1000
+    print(f"\nmain-thread max stall while 4 answers streamed: {worst_ms:.1f} ms over {len(lateness)} ticks")
+    assert all(a.text.strip() for a in answers)
+    assert worst_ms < 250
+
+
+def test_a_busy_port_is_shown_and_the_app_still_starts(make_desktop, ui_env):
+    from jarvis.config import load_settings
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        d = make_desktop(load_settings(environ={**ui_env, "JARVIS_SERVER_PORT": str(port)}), http=True)
+        d.window.update_state()
+        assert d.runtime.server is None and "port busy" in d.window.server.text()
+        assert str(port) in d.window.server.toolTip()
+        assert d.window.isVisible()
+
+
+def test_the_endpoint_address_is_in_the_status_bar(make_desktop):
+    d = make_desktop(http=True)
+    d.window.update_state()
+    assert d.window.server.text() == f"API {d.runtime.server.url}"
+
+
+def test_an_unopenable_database_falls_back_to_memory_with_a_warning(make_desktop, ui_env, tmp_path):
+    from jarvis.config import load_settings
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    d = make_desktop(load_settings(environ={**ui_env, "JARVIS_CONVERSATIONS_DATABASE": str(blocker / "c.db")}))
+    assert d.chat.sidebar.warning.isVisible() and "memory" in d.chat.sidebar.warning.text()
+    assert d.chat.new_conversation() > 0

@@ -1,0 +1,38 @@
+"""What an answer is while it streams, and the words shown under it when it is done."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from jarvis.request import ChatRequest, Timings
+
+from ui.chat.message_widget import MessageWidget
+
+
+def stats_line(model: str, t: Timings | None, status: str = "complete") -> str:
+    """model · N tokens · X tok/s · TTFT Y ms · cached | warm | cold start (load N ms)."""
+    if t is None:
+        return f"{model} · stopped before the first token" if status == "stopped" else model
+    start = "cached" if t.cache_hit else "warm" if t.warm_start else f"cold start (load {t.model_load_ms:.0f} ms)"
+    parts = [model or t.model, f"{t.completion_tokens} tokens", f"{t.decode_tokens_per_s:.1f} tok/s",
+             f"TTFT {t.ttft_ms:.0f} ms", start]
+    if status == "stopped":
+        parts.append("stopped")
+    return " · ".join(parts)
+
+
+@dataclass(eq=False)
+class Answer:
+    """One answer being generated for one conversation. `widget` is None while its conversation
+    is not the one on screen; the text keeps accumulating and is saved when it ends."""
+
+    conversation_id: int
+    request: ChatRequest
+    model: str
+    text: str = ""
+    timings: Timings | None = None
+    widget: MessageWidget | None = None
+    task: asyncio.Task | None = field(default=None, repr=False)
+    first_token: bool = False
+    chunks: int = 0  # text chunks received

@@ -1,0 +1,303 @@
+"""The Chat tab: it owns the conversation store and turns user actions into Assistant streams.
+
+Every finished message is committed at once; an answer that is stopped (Stop, closing the window)
+is saved as far as it got with status 'stopped'; an error is saved with status 'error' and shown
+in the conversation with what to do. Several conversations may stream at once, one answer each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QSplitter, QVBoxLayout, QWidget
+
+from jarvis.conversations import ConversationStore
+from jarvis.errors import JarvisError
+from jarvis.request import Message
+
+from ui.async_bridge import TaskSet
+from ui.chat.answer import Answer, stats_line
+from ui.chat.composer import Composer
+from ui.chat.conversation_view import ConversationView
+from ui.chat.message_widget import MessageWidget
+from ui.chat.settings_panel import SettingsPanel
+from ui.chat.sidebar import Sidebar
+
+log = logging.getLogger("ui.chat")
+NEW_TITLE = "New conversation"
+
+
+class ChatView(QWidget):
+    status_message = Signal(str)
+    answering_changed = Signal()
+
+    def __init__(self, assistant, store: ConversationStore, *, store_warning: str | None = None,
+                 parent=None) -> None:
+        super().__init__(parent)
+        self.assistant = assistant
+        self.store = store
+        self.tasks = TaskSet()
+        self.answers: dict[int, Answer] = {}
+        self.current_id: int | None = None
+        self._editing: tuple[int, int] | None = None  # (conversation id, message id)
+        self._search = ""
+
+        self.sidebar = Sidebar()
+        self.view = ConversationView()
+        self.composer = Composer()
+        self.settings_panel = SettingsPanel()
+        middle = QWidget()
+        column = QVBoxLayout(middle)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.view, 1)
+        column.addWidget(self.composer)
+        splitter = QSplitter()
+        splitter.addWidget(self.sidebar)
+        splitter.addWidget(middle)
+        splitter.addWidget(self.settings_panel)
+        splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+
+        self.sidebar.selected.connect(self.select)
+        self.sidebar.new_requested.connect(self.new_conversation)
+        # Deferred: the list is rebuilt after a rename, which must not happen inside the edited
+        # item's own itemChanged signal.
+        self.sidebar.rename_requested.connect(lambda cid, title: QTimer.singleShot(0, lambda: self.rename(cid, title)))
+        self.sidebar.delete_requested.connect(self.delete)
+        self.sidebar.search_changed.connect(self._search_changed)
+        self.composer.send_requested.connect(self.send)
+        self.composer.stop_requested.connect(self.stop)
+        self.composer.regenerate_requested.connect(self.regenerate)
+        self.composer.edit_requested.connect(self.edit_last)
+        self.settings_panel.changed.connect(self._settings_changed)
+        self.settings_panel.refresh_requested.connect(self.refresh_models)
+        if store_warning:
+            self.sidebar.show_warning(store_warning)
+
+        self._waiting_timer = QTimer(self)  # "loading model…" / "waiting in queue" before the first token
+        self._waiting_timer.setInterval(250)
+        self._waiting_timer.timeout.connect(self._update_waiting)
+        self.refresh_models()
+        self.refresh_sidebar()
+        conversations = self.store.list()
+        if conversations:
+            self.select(conversations[0].id)
+
+    # ---- conversations -------------------------------------------------------------------------
+    def refresh_sidebar(self) -> None:
+        self.sidebar.set_conversations(self.store.list(self._search or None), self.current_id)
+
+    def _search_changed(self, text: str) -> None:
+        self._search = text.strip()
+        self.refresh_sidebar()
+
+    def refresh_models(self) -> None:
+        self.settings_panel.set_models(self.assistant.models(), self.assistant.default_model())
+
+    def new_conversation(self) -> int:
+        conv = self.store.create(NEW_TITLE)
+        self.select(conv.id)
+        self.composer.input.setFocus()
+        return conv.id
+
+    def select(self, conversation_id: int) -> None:
+        for answer in self.answers.values():
+            answer.widget = None  # the view is about to drop every widget
+        self._editing = None
+        self.composer.set_editing(None)
+        self.current_id = conversation_id
+        conv = self.store.get(conversation_id)
+        self.view.clear()
+        for m in self.store.messages(conversation_id):
+            self.view.add(MessageWidget(m.role, m.content, status=m.status, stats=m.meta.get("stats", ""),
+                                        message_id=m.id))
+        answer = self.answers.get(conversation_id)
+        if answer is not None:
+            answer.widget = self.view.add(MessageWidget("assistant", answer.text, status="streaming"))
+        self.settings_panel.load(conv, self.assistant.settings.generation)
+        self.composer.set_answering(answer is not None)
+        self.refresh_sidebar()
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        self._guard(lambda: self.store.rename(conversation_id, title))
+        self.refresh_sidebar()
+
+    def delete(self, conversation_id: int) -> None:
+        answer = self.answers.get(conversation_id)
+        if answer is not None and answer.task is not None:
+            answer.task.cancel()
+            self.answers.pop(conversation_id, None)
+        self._guard(lambda: self.store.delete(conversation_id))
+        if conversation_id == self.current_id:
+            self.current_id = None
+            self.view.clear()
+            self.composer.set_answering(False)
+            rest = self.store.list()
+            if rest:
+                self.select(rest[0].id)
+        self.refresh_sidebar()
+
+    def _settings_changed(self, fields: dict) -> None:
+        if self.current_id is not None:
+            self._guard(lambda: self.store.update_settings(self.current_id, **fields))
+
+    # ---- asking --------------------------------------------------------------------------------
+    def send(self, text: str) -> Answer | None:
+        text = text.strip()
+        if not text:
+            return None
+        if self.current_id is None:
+            self.new_conversation()
+        conv_id = self.current_id
+        if conv_id in self.answers:
+            self.status_message.emit("This conversation is still answering: stop it first.")
+            return None
+        if self._editing and self._editing[0] == conv_id:
+            _, message_id = self._editing
+            self._editing = None
+            self.composer.set_editing(None)
+            if self._guard(lambda: (self.store.replace_message(message_id, text),
+                                    self.store.delete_messages_after(message_id))) is None:
+                return None
+            self.select(conv_id)
+        else:
+            conv = self.store.get(conv_id)
+            if conv.title == NEW_TITLE and not self.store.messages(conv_id):
+                self._guard(lambda: self.store.rename(conv_id, _title_from(text)))
+            message = self._guard(lambda: self.store.add_message(conv_id, "user", text))
+            if message is None:
+                return None
+            self.view.add(MessageWidget("user", text, message_id=message.id))
+            self.refresh_sidebar()
+        return self._start(conv_id, use_cache=True)
+
+    def stop(self) -> None:
+        answer = self.answers.get(self.current_id)
+        if answer is not None and answer.task is not None:
+            answer.task.cancel()
+
+    def regenerate(self) -> Answer | None:
+        conv_id = self.current_id
+        if conv_id is None or conv_id in self.answers:
+            return None
+        users = [m for m in self.store.messages(conv_id) if m.role == "user"]
+        if not users:
+            return None
+        self._guard(lambda: self.store.delete_messages_after(users[-1].id))
+        self.select(conv_id)
+        return self._start(conv_id, use_cache=False)
+
+    def edit_last(self) -> None:
+        conv_id = self.current_id
+        if conv_id is None or conv_id in self.answers:
+            return
+        users = [m for m in self.store.messages(conv_id) if m.role == "user"]
+        if users:
+            self._editing = (conv_id, users[-1].id)
+            self.composer.set_editing(users[-1].content)
+
+    def _start(self, conv_id: int, *, use_cache: bool) -> Answer | None:
+        conv = self.store.get(conv_id)
+        history = [Message(m.role, m.content) for m in self.store.messages(conv_id)
+                   if m.status != "error" and m.role in ("user", "assistant") and m.content.strip()]
+        widget = self.view.add(MessageWidget("assistant", "", status="streaming"))
+        try:
+            request = self.assistant.request(messages=history, system=conv.system_prompt or None,
+                                             model=conv.model, temperature=conv.temperature,
+                                             max_tokens=conv.max_tokens, top_p=conv.top_p,
+                                             use_cache=use_cache, operation="chat")
+        except JarvisError as e:
+            widget.set_text(str(e))
+            widget.finish(status="error")
+            return None
+        model = conv.model or self.assistant.default_model()
+        answer = Answer(conv_id, request, model, widget=widget)
+        widget.set_state("thinking…")
+        self.answers[conv_id] = answer
+        answer.task = self.tasks.spawn(self._run(answer), name=f"answer-{conv_id}")
+        self.composer.set_answering(True)
+        self._waiting_timer.start()
+        self.answering_changed.emit()
+        return answer
+
+    async def _run(self, answer: Answer) -> None:
+        try:
+            async for chunk in self.assistant.stream(answer.request):
+                if chunk.text:
+                    if not answer.first_token:
+                        answer.first_token = True
+                        if answer.widget is not None:
+                            answer.widget.set_state("")
+                    answer.text += chunk.text
+                    answer.chunks += 1
+                    if answer.widget is not None:
+                        answer.widget.append(chunk.text)
+                if chunk.done:
+                    answer.timings = chunk.timings
+        except asyncio.CancelledError:
+            self._finish(answer, "stopped")
+            raise
+        except JarvisError as e:
+            self._finish(answer, "error", error=str(e))
+        except Exception as e:
+            self._finish(answer, "error", error=f"Unexpected error: {e}")
+            raise
+        else:
+            self._finish(answer, "complete")
+
+    def _finish(self, answer: Answer, status: str, error: str = "") -> None:
+        if self.answers.get(answer.conversation_id) is answer:
+            del self.answers[answer.conversation_id]
+        stats = "" if status == "error" else stats_line(answer.model, answer.timings, status)
+        content = error if status == "error" else answer.text
+        meta = {"stats": stats, "model": answer.model,
+                "timings": answer.timings.as_dict() if answer.timings else None}
+        try:
+            self.store.add_message(answer.conversation_id, "assistant", content, status, meta)
+        except JarvisError as e:  # a deleted conversation, a database gone read-only
+            if status != "stopped":
+                self.status_message.emit(str(e))
+        if answer.widget is not None:
+            answer.widget.set_text(content)
+            answer.widget.finish(status=status, stats=stats)
+        if answer.conversation_id == self.current_id:
+            self.composer.set_answering(False)
+        if not self.answers:
+            self._waiting_timer.stop()
+        self.answering_changed.emit()
+
+    def _update_waiting(self) -> None:
+        manager = self.assistant.manager
+        loading = set(manager.loading())
+        for answer in self.answers.values():
+            if answer.first_token or answer.widget is None:
+                continue
+            engine = manager.engine_of(answer.model)
+            if answer.model in loading:
+                answer.widget.set_state("loading model…")
+            elif engine is not None and engine.queue_depth > 0 and engine.active_slots >= engine.config.batch_size:
+                answer.widget.set_state("waiting in queue")
+            else:
+                answer.widget.set_state("thinking…")
+
+    async def stop_all(self) -> None:
+        """Closing: cancel every answer; each saves what it had as 'stopped'."""
+        await self.tasks.cancel_all()
+
+    def _guard(self, action):
+        try:
+            return action()
+        except JarvisError as e:
+            self.status_message.emit(str(e))
+            return None
+
+
+def _title_from(text: str) -> str:
+    line = text.strip().splitlines()[0]
+    return line if len(line) <= 40 else line[:39].rstrip() + "…"

@@ -1,0 +1,99 @@
+"""Per-conversation generation settings: model (with state, size, quantisation), system prompt,
+temperature, max tokens, top_p. Emits `changed` with the fields the user touched."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPlainTextEdit,
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+
+def _size(n: int | None) -> str:
+    if not n:
+        return "?"
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+def model_label(m: dict) -> str:
+    quant = m.get("quantization") or "?"
+    return f"{m['name']} — {_size(m.get('size_bytes'))} · {quant} · {m.get('state', '')}"
+
+
+class SettingsPanel(QWidget):
+    changed = Signal(dict)
+    refresh_requested = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setMinimumWidth(230)
+        self.setMaximumWidth(300)
+        self._loading = False
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 8, 8, 8)
+        box = QGroupBox("This conversation")
+        form = QFormLayout(box)
+        form.setRowWrapPolicy(QFormLayout.WrapAllRows)
+        self.model = QComboBox()
+        self.model.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(16)
+        self.model.currentIndexChanged.connect(lambda _i: self._emit("model", self.model.currentData() or ""))
+        form.addRow("Model", self.model)
+        self.refresh = QPushButton("Refresh model list")
+        self.refresh.clicked.connect(self.refresh_requested)
+        form.addRow(self.refresh)
+        self.system = QPlainTextEdit()
+        self.system.setPlaceholderText("System prompt (optional)")
+        self.system.setFixedHeight(80)
+        self.system.textChanged.connect(lambda: self._emit("system_prompt", self.system.toPlainText()))
+        form.addRow("System prompt", self.system)
+        self.temperature = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=2.0, singleStep=0.1)
+        self.temperature.valueChanged.connect(lambda v: self._emit("temperature", round(v, 2)))
+        form.addRow("Temperature", self.temperature)
+        self.max_tokens = QSpinBox(minimum=1, maximum=32768, singleStep=64)
+        self.max_tokens.valueChanged.connect(lambda v: self._emit("max_tokens", int(v)))
+        form.addRow("Max tokens", self.max_tokens)
+        self.top_p = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=1.0, singleStep=0.05)
+        self.top_p.valueChanged.connect(lambda v: self._emit("top_p", round(v, 2)))
+        form.addRow("Top p", self.top_p)
+        outer.addWidget(box)
+        self.note = QLabel("Remembered with the conversation.")
+        self.note.setStyleSheet("color: #6b7280;")
+        outer.addWidget(self.note)
+        outer.addStretch(1)
+
+    def set_models(self, models: list[dict], default: str) -> None:
+        current = self.model.currentData()
+        self._loading = True
+        try:
+            self.model.clear()
+            self.model.addItem(f"Default ({default})", "")
+            for m in models:
+                self.model.addItem(model_label(m), m["name"])
+                if m.get("state") == "unreadable":
+                    self.model.setItemData(self.model.count() - 1, m.get("error") or "unreadable", 3)  # tooltip
+            index = self.model.findData(current) if current is not None else 0
+            self.model.setCurrentIndex(max(0, index))
+        finally:
+            self._loading = False
+
+    def load(self, conv, defaults) -> None:
+        """Show a conversation's settings; None fields show the app's defaults (`settings.generation`)."""
+        self._loading = True
+        try:
+            index = self.model.findData(conv.model or "")
+            self.model.setCurrentIndex(max(0, index))
+            self.system.setPlainText(conv.system_prompt or "")
+            self.temperature.setValue(defaults.temperature if conv.temperature is None else conv.temperature)
+            self.max_tokens.setValue(defaults.max_tokens if conv.max_tokens is None else conv.max_tokens)
+            self.top_p.setValue(defaults.top_p if conv.top_p is None else conv.top_p)
+        finally:
+            self._loading = False
+
+    def values(self) -> dict:
+        return {"model": self.model.currentData() or "", "system_prompt": self.system.toPlainText(),
+                "temperature": round(self.temperature.value(), 2), "max_tokens": int(self.max_tokens.value()),
+                "top_p": round(self.top_p.value(), 2)}
+
+    def _emit(self, name: str, value) -> None:
+        if not self._loading:
+            self.changed.emit({name: value})

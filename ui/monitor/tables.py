@@ -1,0 +1,122 @@
+"""Tables under the charts: loaded models (with Unload), the response cache (with Clear), totals.
+Cells are updated in place; rows are rebuilt only when the set of loaded models changes."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QGroupBox, QHeaderView, QLabel, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout)
+
+MODEL_COLUMNS = ["Model", "Load time", "Memory", "GPU layers", "Last used", "Unloads in", "Slots / queue", ""]
+
+
+def _bytes(n) -> str:
+    if not n:
+        return "—"
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def _ago(ts) -> str:
+    if not ts:
+        return "—"
+    s = max(0, time.time() - ts)
+    return f"{s:.0f} s ago" if s < 120 else f"{s / 60:.0f} min ago"
+
+
+def _duration(s) -> str:
+    if s is None:
+        return "never (keep-alive off)"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min"
+
+
+class ModelsTable(QGroupBox):
+    unload_requested = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Loaded models", parent)
+        layout = QVBoxLayout(self)
+        self.table = QTableWidget(0, len(MODEL_COLUMNS))
+        self.table.setHorizontalHeaderLabels(MODEL_COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.NoSelection)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        layout.addWidget(self.table)
+        self.empty = QLabel("No model is loaded. The first message loads one (a cold start).")
+        self.empty.setStyleSheet("color: #6b7280;")
+        layout.addWidget(self.empty)
+        self._names: list[str] = []
+
+    def update_from(self, loaded: list[dict]) -> None:
+        names = [m["name"] for m in loaded]
+        if names != self._names:
+            self._names = names
+            self.table.setRowCount(len(names))
+            for row, name in enumerate(names):
+                for col in range(len(MODEL_COLUMNS) - 1):
+                    self.table.setItem(row, col, QTableWidgetItem())
+                button = QPushButton("Unload")
+                button.clicked.connect(lambda _=False, n=name: self.unload_requested.emit(n))
+                self.table.setCellWidget(row, len(MODEL_COLUMNS) - 1, button)
+        self.empty.setVisible(not names)
+        self.table.setVisible(bool(names))
+        for row, m in enumerate(loaded):
+            unloads = "—" if m.get("busy") else _duration(m.get("unloads_in_s"))
+            values = [m["name"], f"{m.get('load_ms', 0):.0f} ms", _bytes(m.get("memory_bytes")),
+                      str(m.get("gpu_layers", 0)), _ago(m.get("last_used")), unloads,
+                      f"{m.get('active_slots', 0)}/{m.get('slots', '?')} · {m.get('queue_depth', 0)} queued"]
+            for col, value in enumerate(values):
+                item = self.table.item(row, col)
+                if item.text() != value:
+                    item.setText(value)
+
+
+class CacheTable(QGroupBox):
+    clear_requested = Signal()
+    FIELDS = [("size", "Entries"), ("hits", "Hits"), ("misses", "Misses"), ("hit_rate", "Hit rate"),
+              ("evictions", "Evictions"), ("coalesced", "Coalesced")]
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Response cache", parent)
+        form = QFormLayout(self)
+        self.labels: dict[str, QLabel] = {}
+        for key, title in self.FIELDS:
+            self.labels[key] = QLabel("—")
+            self.labels[key].setAlignment(Qt.AlignRight)
+            form.addRow(title, self.labels[key])
+        self.clear = QPushButton("Clear cache")
+        self.clear.clicked.connect(self.clear_requested)
+        form.addRow(self.clear)
+
+    def update_from(self, stats) -> None:
+        values = {"size": f"{stats.size} / {stats.max_size}", "hits": str(stats.hits), "misses": str(stats.misses),
+                  "hit_rate": f"{stats.hit_rate * 100:.0f} %", "evictions": str(stats.evictions),
+                  "coalesced": str(stats.coalesced)}
+        if not stats.enabled:
+            values["size"] = "disabled"
+        for key, value in values.items():
+            self.labels[key].setText(value)
+
+
+class TotalsTable(QGroupBox):
+    FIELDS = [("requests.total", "Requests"), ("requests.ok", "Completed"), ("requests.cancelled", "Stopped"),
+              ("requests.error", "Errors"), ("tokens.prompt", "Prompt tokens"),
+              ("tokens.completion", "Generated tokens"), ("starts.cold", "Cold starts"),
+              ("models.loaded", "Model loads")]
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Totals", parent)
+        form = QFormLayout(self)
+        self.labels: dict[str, QLabel] = {}
+        for key, title in self.FIELDS:
+            self.labels[key] = QLabel("0")
+            self.labels[key].setAlignment(Qt.AlignRight)
+            form.addRow(title, self.labels[key])
+
+    def update_from(self, counters: dict) -> None:
+        for key, label in self.labels.items():
+            label.setText(f"{counters.get(key, 0):,}")
