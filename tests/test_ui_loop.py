@@ -1,7 +1,7 @@
-"""The desktop's event loop survives many callbacks. PySide6 6.12 on Python 3.11 drops a
-reference to None/True/False per Qt callback (ui/pyside_guard.py): without the guard, this script
-aborts with "Fatal Python error: none_dealloc" long before the end. Run in a child process, since
-that failure kills the interpreter."""
+"""The desktop's event loop survives many callbacks. PySide6 6.12.0 on Python 3.11 drops a
+reference to None/True/False per Qt callback and this script aborted with "Fatal Python error:
+bool_dealloc" long before the end; 6.11.3 (pinned in pyproject.toml) does not. Run in a child
+process, since that failure kills the interpreter."""
 
 from __future__ import annotations
 

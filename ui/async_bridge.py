@@ -44,8 +44,6 @@ class TaskSet:
 # qasync 0.28's call_soon_threadsafe emits a Qt Signal(object, tuple) per call: one queued Qt event
 # and one argument copy per streamed token. Ours puts handles in a deque and emits a signal with
 # no arguments only when the deque was empty, so a burst of tokens wakes the loop once.
-# (Under PySide6 6.12 + Python 3.11 qasync's version also aborted the process within a few
-# thousand calls, "Fatal Python error: bool_dealloc": see ui/pyside_guard.py for that bug.)
 
 def new_event_loop(app, *, already_running: bool = False):
     """A qasync QEventLoop whose call_soon_threadsafe passes no Python objects through Qt.
