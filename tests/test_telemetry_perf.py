@@ -151,7 +151,7 @@ def test_observe_turns_records_into_metrics():
     assert c["requests.total"] == 3 and c["requests.ok"] == 2 and c["requests.error"] == 1
     assert c["cache.hits"] == 1 and c["cache.misses"] == 2
     assert c["starts.cold"] == 1 and c["starts.warm"] == 1
-    assert c["tokens.prompt"] == 12 and c["tokens.completion"] == 80
+    assert c["tokens.prompt"] == 12 and c["tokens.completion"] == 40  # the cache hit generated nothing
     assert c["errors.ContextOverflow"] == 1 and c["models.loaded"] == 1
     assert perf.stats("request.latency")["success_rate"] == pytest.approx(2 / 3)
     assert perf.stats("request.ttft")["count"] == 1
@@ -187,3 +187,14 @@ def test_window_matches_a_fresh_sort(samples, max_samples):
         assert (s["min_ms"], s["max_ms"]) == (values[0], values[-1])
         assert s["avg_ms"] == pytest.approx(sum(values) / len(values), rel=1e-9, abs=1e-6)
         assert s["success_rate"] == sum(ok for *_, ok in kept) / len(kept)
+
+
+def test_cache_hits_count_as_hits_not_as_generated_tokens():
+    from jarvis.telemetry import RequestRecord
+
+    perf = PerfMonitor()
+    perf.observe(RequestRecord("r1", "m", prompt_tokens=10, completion_tokens=20))
+    perf.observe(RequestRecord("r2", "m", prompt_tokens=10, completion_tokens=20, cache_hit=True))
+    c = perf.counters()
+    assert c["tokens.completion"] == 20 and c["tokens.prompt"] == 10
+    assert c["cache.hits"] == 1 and c["requests.total"] == 2

@@ -64,8 +64,9 @@ class PrometheusMetrics:
         itl = self.itl.labels(r.model)
         for gap_ms in r.inter_token_ms:
             itl.observe(gap_ms / 1000.0)
-        self.prompt_tokens.labels(r.model).inc(r.prompt_tokens)
-        self.generation_tokens.labels(r.model).inc(r.completion_tokens)
+        if not r.cache_hit:  # a replayed reply generated nothing
+            self.prompt_tokens.labels(r.model).inc(r.prompt_tokens)
+            self.generation_tokens.labels(r.model).inc(r.completion_tokens)
         (self.cache_hits if r.cache_hit else self.cache_misses).inc()
 
     def update_at_scrape(self, source: StatsSource) -> None:

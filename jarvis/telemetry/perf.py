@@ -222,9 +222,9 @@ class PerfMonitor:
             c["requests.total"] += 1
             c[f"requests.{r.status}"] += 1
             c["cache.hits" if r.cache_hit else "cache.misses"] += 1
-            if not r.cache_hit:
+            if not r.cache_hit:  # a replayed reply generated nothing: it counts as a hit, not as tokens
                 c["starts.warm" if r.warm_start else "starts.cold"] += 1
-            c["tokens.prompt"] += r.prompt_tokens
-            c["tokens.completion"] += r.completion_tokens
+                c["tokens.prompt"] += r.prompt_tokens
+                c["tokens.completion"] += r.completion_tokens
             if r.error_kind:
                 c[f"errors.{r.error_kind}"] += 1
