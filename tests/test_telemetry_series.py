@@ -35,7 +35,7 @@ def test_tick_summarises_one_second():
     hub.perf.observe(ModelRecord(model="m", event="loaded"))
     clock.now += 2.0
     p = hub.tick()
-    assert p.tokens_per_s == pytest.approx(100.0)  # 200 tokens in 2 s
+    assert p.tokens_per_s == pytest.approx(75.0)  # 150 generated tokens in 2 s (the cache hit generated none)
     assert p.requests_per_s == pytest.approx(2.0)
     assert p.latency_p50_ms == pytest.approx(250.0) and p.ttft_p95_ms == pytest.approx(10.0)
     assert p.cache_hit_rate == pytest.approx(0.25)
