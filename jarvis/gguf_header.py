@@ -9,6 +9,8 @@ keeps a scan of a 100 MB model to milliseconds (the `gguf` package's reader take
 from __future__ import annotations
 
 import mmap
+import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,8 @@ class GGUFHeader:
     n_tensors: int = 0
     n_parameters: int = 0
     data_offset: int = 0
+    tensors_offset: int = 0  # where the tensor table starts (after the metadata)
+    data_end: int = 0  # the end of the last tensor's data: a file shorter than this is truncated
 
     @property
     def architecture(self) -> str:
@@ -111,7 +115,12 @@ def read_header(path: str | Path) -> GGUFHeader:
     path = Path(path)
     if path.is_dir():
         raise GGUFError("is a directory, not a file")
-    with open(path, "rb") as f:
+    # O_NONBLOCK: a FIFO named x.gguf would otherwise block open() until a writer shows up, and
+    # the catalog scan (and with it the app) would hang. Anything but a regular file is refused.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise GGUFError("is not a regular file (a pipe, socket or device), so it cannot be a model")
         size = f.seek(0, 2)
         if size < 24:
             raise GGUFError(f"file is {size} bytes, too small to be a GGUF model (empty or truncated)")
@@ -141,6 +150,7 @@ def _parse(cur: _Cursor) -> GGUFHeader:
         if keep and value is not None:
             header.metadata[key] = value
 
+    header.tensors_offset = cur.pos
     tensors: list[tuple[str, int, int, int]] = []  # name, type, offset, elements
     for _ in range(n_tensors):
         name = cur.string("a tensor name")
@@ -168,6 +178,9 @@ def _parse(cur: _Cursor) -> GGUFHeader:
             block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ttype)]
         except (ValueError, KeyError):
             raise GGUFError(f"tensor {name!r} has unknown type {ttype}") from None
+        if offset % alignment:  # llama.cpp refuses these too; say so before it is asked
+            raise GGUFError(f"tensor {name!r} starts at offset {offset}, not a multiple of "
+                            f"general.alignment = {alignment}")
         if elements % block:
             raise GGUFError(f"tensor {name!r} has {elements} elements, not a multiple of its block size {block}")
         end = data_offset + offset + elements // block * type_size
@@ -175,5 +188,6 @@ def _parse(cur: _Cursor) -> GGUFHeader:
             raise GGUFError(f"truncated: tensor {name!r} ends at byte {end} but the file has {cur.size} bytes "
                             "(an incomplete download?)")
         header.n_parameters += elements
+        header.data_end = max(header.data_end, end)
     header.data_offset = data_offset
     return header
