@@ -192,6 +192,67 @@ def header_mutations(workdir: Path, n: int, seed: int = 0, head_bytes: int = 64 
     return r
 
 
+LOAD_CHILD = textwrap.dedent("""
+    import sys
+    from jarvis.engine import Engine, EngineConfig
+    from jarvis.errors import ModelLoadError
+    engine = Engine("mutant", sys.argv[1], config=EngineConfig(context_length=256, batch_size=1))
+    try:
+        engine.load()
+    except ModelLoadError:
+        print("refused", flush=True)
+    else:
+        engine.close()
+        print("loaded", flush=True)
+""")
+
+
+def mutants_through_llama_cpp(workdir: Path, n: int, seed: int = 1) -> Result:
+    """Mutants that pass read_header are handed to llama.cpp in a child process: it must load them
+    or refuse them (ModelLoadError), never kill the process. Counts what got past our check."""
+    from jarvis.gguf_header import GGUFError, read_header
+
+    r = Result("mutants past the header check -> llama.cpp")
+    rng = random.Random(seed)
+    copy = workdir / "mutant-load.gguf"
+    shutil.copyfile(_bundled(), copy)
+    original = copy.read_bytes()[:64 * 1024]
+    outcomes = {"loaded": 0, "refused": 0}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(copy, "r+b") as f:
+        while r.tried < n:
+            data = bytearray(original)
+            mutate_head(data, rng, rng.choice((1, 2, 4)))
+            f.seek(0)
+            f.write(data)
+            f.flush()
+            try:
+                read_header(copy)
+            except GGUFError:
+                continue
+            r.tried += 1
+            r.faults += 1
+            try:
+                child = subprocess.run([sys.executable, "-c", LOAD_CHILD, str(copy)], capture_output=True, text=True,
+                                       cwd=ROOT, env=env, timeout=120)
+            except subprocess.TimeoutExpired:
+                r.crashes += 1
+                r.fail("llama.cpp hung on a mutant")
+                continue
+            said = child.stdout.strip()
+            if child.returncode == 0 and said in outcomes:
+                outcomes[said] += 1
+                r.handled += 1
+            else:
+                r.crashes += 1
+                keep = workdir / f"crash-{r.crashes}.head"
+                keep.write_bytes(bytes(data))
+                r.fail(f"child exited {child.returncode} ({child.stderr.strip()[-200:]})")
+    copy.unlink()
+    r.notes.update(outcomes)
+    return r
+
+
 # ---- 2a. overload ---------------------------------------------------------------------------
 async def overload(settings, n: int = 60, max_queue: int = 16, batch_size: int = 4) -> Result:
     from jarvis.assistant import Assistant
@@ -724,13 +785,24 @@ def http_fuzz(workdir: Path, settings, n: int = 300, seed: int = 0) -> Result:
 
 
 # ---- the run ----------------------------------------------------------------------------------
-async def _async_part(work: Path, settings, quick: bool) -> list[Result]:
+LONG = {"truncations": 200, "mutations": 500, "llama_mutants": 40, "overload": 200, "overload_queue": 64, "storm": 500, "storm_normal": 60,
+        "unload_rounds": 3, "soak": 1000, "kill9": 20, "http": 1000}
+QUICK = {"truncations": 20, "mutations": 50, "llama_mutants": 5, "overload": 60, "overload_queue": 16, "storm": 60, "storm_normal": 12,
+         "unload_rounds": 1, "soak": 200, "kill9": 5, "http": 100}
+
+
+def sizes(quick: bool, scale: float) -> dict:
+    base = QUICK if quick else LONG
+    return {k: v if k == "overload_queue" else max(1, round(v * scale)) for k, v in base.items()}
+
+
+async def _async_part(work: Path, settings, n: dict) -> list[Result]:
     out = []
-    out.append(await hostile_models(work / "h", settings, n_truncations=20 if quick else 200))
-    out.append(await overload(settings, n=60 if quick else 200, max_queue=16 if quick else 64))
-    out.append(await cancel_storm(settings, n_cancel=60 if quick else 500, n_normal=12 if quick else 60))
-    out.append(await unload_under_load(settings, work / "m", rounds=1 if quick else 3))
-    out.append(await soak(settings, n=200 if quick else 1000))
+    out.append(await hostile_models(work / "h", settings, n_truncations=n["truncations"]))
+    out.append(await overload(settings, n=n["overload"], max_queue=n["overload_queue"]))
+    out.append(await cancel_storm(settings, n_cancel=n["storm"], n_normal=n["storm_normal"]))
+    out.append(await unload_under_load(settings, work / "m", rounds=n["unload_rounds"]))
+    out.append(await soak(settings, n=n["soak"]))
     out.append(await unwritable_data_dir(work, settings))
     return out
 
@@ -740,6 +812,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="bench.reliability")
     p.add_argument("--quick", action="store_true", help="the short versions (what the tests run)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply every count (e.g. 0.3 on a machine shared with other LLM jobs)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     started = time.perf_counter()
@@ -747,10 +821,11 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         (work / "data").mkdir()
         settings = make_settings(work / "data")
-        results = [header_mutations(work, 50 if args.quick else 500)]
-        results += asyncio.run(_async_part(work, settings, args.quick))
-        results.append(kill9_conversations(work, rounds=5 if args.quick else 20))
-        results.append(http_fuzz(work, settings, n=100 if args.quick else 1000))
+        n = sizes(args.quick, args.scale)
+        results = [header_mutations(work, n["mutations"]), mutants_through_llama_cpp(work, n["llama_mutants"])]
+        results += asyncio.run(_async_part(work, settings, n))
+        results.append(kill9_conversations(work, rounds=n["kill9"]))
+        results.append(http_fuzz(work, settings, n=n["http"]))
     print(f"{'scenario':<40} {'tried':>6} {'faults':>7} {'handled':>8} {'lost':>5} {'crashes':>8}")
     for r in results:
         print(f"{r.scenario:<40} {r.tried:>6} {r.faults:>7} {r.handled:>8} {r.lost:>5} {r.crashes:>8}")
@@ -759,7 +834,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {r.scenario}: {json.dumps(r.notes)}")
         for problem in r.problems[:10]:
             print(f"  PROBLEM {r.scenario}: {problem}")
-    print(json.dumps({"elapsed_s": round(time.perf_counter() - started, 1),
+    print(json.dumps({"elapsed_s": round(time.perf_counter() - started, 1), "sizes": n,
                       "results": [{k: v for k, v in asdict(r).items()} for r in results]}))
     return 0 if not any(r.problems for r in results) else 1
 

@@ -98,3 +98,9 @@ def test_two_hundred_requests_in_a_row_leak_no_fds_threads_or_much_memory(settin
 def test_an_unwritable_data_dir_warns_once_and_chat_still_works(settings, tmp_path):
     result = asyncio.run(rel.unwritable_data_dir(tmp_path, _small(settings)))
     _ok(result)
+
+
+def test_kill9_of_a_conversation_writer_loses_no_committed_message(tmp_path):
+    result = rel.kill9_conversations(tmp_path, rounds=3)
+    _ok(result)
+    assert result.notes["committed_messages_checked"] > 0

@@ -102,3 +102,44 @@ def test_mutated_headers_parse_or_raise_ggufer_and_never_hang(mutant, edits):
 def test_header_mutations_short_run(tmp_path):
     result = rel.header_mutations(tmp_path, 30, seed=3)
     assert not result.problems and result.handled == 30
+
+
+def test_a_repeated_vocabulary_token_is_refused_instead_of_aborting_llama_cpp(tmp_path, model_path):
+    """Defect found by the mutation run: one flipped byte in a token string (two tokens equal)
+    passed the header check, and llama.cpp's GGML_ASSERT in llama-vocab.cpp then aborted the
+    whole process (SIGABRT) on load. The header check now refuses a repeated token."""
+    import re
+
+    path = tmp_path / "dup.gguf"
+    shutil.copyfile(model_path, path)
+    head = bytearray(path.read_bytes()[:2 * 2**20])
+    one = b"\x01" + b"\0" * 7
+    m = re.search(re.escape(one) + b"[0-9]" + re.escape(one) + b"[0-9]", bytes(head))
+    assert m is not None
+    head[m.end() - 1] = head[m.start() + 8]  # the second single-digit token becomes the first
+    with open(path, "r+b") as f:
+        f.write(head)
+    with pytest.raises(GGUFError, match="repeats token"):
+        read_header(path)
+    [info] = Catalog(models_dirs=[tmp_path], include_bundled=False).scan()
+    assert not info.ok
+
+
+def test_per_token_arrays_must_match_the_vocabulary(tmp_path):
+    import struct
+
+    from bench.hostile import ARCH, ONE_TENSOR, STRING, U32, gguf, _s
+
+    tokens = _s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, STRING, 2) + _s("a") + _s("b")
+    scores = _s("tokenizer.ggml.scores") + struct.pack("<IIQ", 9, 6, 1) + struct.pack("<f", 0.0)
+    path = tmp_path / "short-scores.gguf"
+    path.write_bytes(gguf([ARCH, tokens, scores], ONE_TENSOR))
+    with pytest.raises(GGUFError, match="has 1 entries but the vocabulary has 2"):
+        read_header(path)
+
+
+@pytest.mark.timeout(600)
+def test_mutants_that_pass_the_header_check_never_kill_the_process(tmp_path):
+    result = rel.mutants_through_llama_cpp(tmp_path, 4, seed=1)
+    assert not result.problems, result.problems
+    assert result.crashes == 0 and result.handled == result.tried == 4
