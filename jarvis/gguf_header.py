@@ -9,6 +9,8 @@ keeps a scan of a 100 MB model to milliseconds (the `gguf` package's reader take
 from __future__ import annotations
 
 import mmap
+import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,8 @@ class GGUFHeader:
     n_tensors: int = 0
     n_parameters: int = 0
     data_offset: int = 0
+    tensors_offset: int = 0  # where the tensor table starts (after the metadata)
+    data_end: int = 0  # the end of the last tensor's data: a file shorter than this is truncated
 
     @property
     def architecture(self) -> str:
@@ -85,7 +89,28 @@ class _Cursor:
         self.pos += n
 
 
-def _value(cur: _Cursor, vtype: int, key: str, keep: bool):
+_VOCAB = "tokenizer.ggml.tokens"
+# Arrays llama.cpp indexes by token id: each must have one entry per token, or it reads past the end.
+_PER_TOKEN = ("tokenizer.ggml.scores", "tokenizer.ggml.token_type")
+
+
+def _check_vocab(cur: _Cursor, count: int) -> None:
+    """llama.cpp aborts the whole process (GGML_ASSERT in llama-vocab.cpp) on a vocabulary with a
+    repeated token, which one flipped byte makes: refuse it here instead."""
+    seen: set[bytes] = set()
+    for i in range(count):
+        n = cur.unpack("Q", f"token {i} of {_VOCAB!r} length")
+        if n > MAX_STRING:
+            raise GGUFError(f"token {i} of {_VOCAB!r} claims a {n}-byte string, which no real model has")
+        cur.need(n, f"token {i} of {_VOCAB!r}")
+        token = bytes(cur.buf[cur.pos:cur.pos + n])
+        cur.pos += n
+        if token in seen:
+            raise GGUFError(f"the vocabulary repeats token {token[:40]!r} (entry {i}): the file is corrupt")
+        seen.add(token)
+
+
+def _value(cur: _Cursor, vtype: int, key: str, keep: bool, arrays: dict[str, int] | None = None):
     if vtype in _SCALARS:
         return cur.unpack(_SCALARS[vtype], f"value of {key!r}")
     if vtype == _STRING:
@@ -98,10 +123,15 @@ def _value(cur: _Cursor, vtype: int, key: str, keep: bool):
         elif item_type == _STRING:
             if count > cur.size // 8:  # each string needs at least its 8-byte length
                 raise GGUFError(f"array {key!r} claims {count} strings, more than the file can hold")
-            for _ in range(count):
-                cur.string(f"an item of {key!r}", keep=False)
+            if key == _VOCAB:
+                _check_vocab(cur, count)
+            else:
+                for _ in range(count):
+                    cur.string(f"an item of {key!r}", keep=False)
         else:
             raise GGUFError(f"array {key!r} has unsupported item type {item_type}")
+        if arrays is not None and key.startswith("tokenizer.ggml."):
+            arrays[key] = count
         return None
     raise GGUFError(f"metadata key {key!r} has unknown value type {vtype}")
 
@@ -111,7 +141,12 @@ def read_header(path: str | Path) -> GGUFHeader:
     path = Path(path)
     if path.is_dir():
         raise GGUFError("is a directory, not a file")
-    with open(path, "rb") as f:
+    # O_NONBLOCK: a FIFO named x.gguf would otherwise block open() until a writer shows up, and
+    # the catalog scan (and with it the app) would hang. Anything but a regular file is refused.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise GGUFError("is not a regular file (a pipe, socket or device), so it cannot be a model")
         size = f.seek(0, 2)
         if size < 24:
             raise GGUFError(f"file is {size} bytes, too small to be a GGUF model (empty or truncated)")
@@ -132,15 +167,21 @@ def _parse(cur: _Cursor) -> GGUFHeader:
     if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
         raise GGUFError(f"header claims {n_tensors} tensors and {n_kv} metadata keys, which is not a real model")
     header = GGUFHeader(version=version, n_tensors=n_tensors)
+    arrays: dict[str, int] = {}  # tokenizer.ggml.* array lengths, checked against each other
 
     for _ in range(n_kv):
         key = cur.string("a metadata key")
         vtype = cur.unpack("I", f"type of {key!r}")
         keep = key.startswith(_WANTED_PREFIXES) or key.endswith(_WANTED_SUFFIXES)
-        value = _value(cur, vtype, key, keep)
+        value = _value(cur, vtype, key, keep, arrays)
         if keep and value is not None:
             header.metadata[key] = value
+    if _VOCAB in arrays:
+        for key in _PER_TOKEN:
+            if key in arrays and arrays[key] != arrays[_VOCAB]:
+                raise GGUFError(f"{key!r} has {arrays[key]} entries but the vocabulary has {arrays[_VOCAB]} tokens")
 
+    header.tensors_offset = cur.pos
     tensors: list[tuple[str, int, int, int]] = []  # name, type, offset, elements
     for _ in range(n_tensors):
         name = cur.string("a tensor name")
@@ -168,6 +209,9 @@ def _parse(cur: _Cursor) -> GGUFHeader:
             block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ttype)]
         except (ValueError, KeyError):
             raise GGUFError(f"tensor {name!r} has unknown type {ttype}") from None
+        if offset % alignment:  # llama.cpp refuses these too; say so before it is asked
+            raise GGUFError(f"tensor {name!r} starts at offset {offset}, not a multiple of "
+                            f"general.alignment = {alignment}")
         if elements % block:
             raise GGUFError(f"tensor {name!r} has {elements} elements, not a multiple of its block size {block}")
         end = data_offset + offset + elements // block * type_size
@@ -175,5 +219,6 @@ def _parse(cur: _Cursor) -> GGUFHeader:
             raise GGUFError(f"truncated: tensor {name!r} ends at byte {end} but the file has {cur.size} bytes "
                             "(an incomplete download?)")
         header.n_parameters += elements
+        header.data_end = max(header.data_end, end)
     header.data_offset = data_offset
     return header

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -165,6 +166,11 @@ class ModelManager:
                 loaded = await self._load(info)
                 future.set_result(None)
                 return loaded, False
+            except asyncio.CancelledError:
+                # The request that started the load gave up; the ones sharing it did not. Let them
+                # re-check and load it themselves instead of failing with an empty ModelLoadError.
+                future.set_result(None)
+                raise
             except BaseException as e:
                 future.set_exception(e if isinstance(e, JarvisError) else ModelLoadError(info.path, str(e)))
                 future.exception()  # mark retrieved: waiters re-check and raise their own
@@ -175,8 +181,26 @@ class ModelManager:
     async def _load(self, info: ModelInfo) -> LoadedModel:
         engine = Engine(info.name, info.path, info.chat_template, self.config, self.bus)
         loop = asyncio.get_running_loop()
+        lock, state = threading.Lock(), {"abandoned": False, "loaded": False}
+
+        def load() -> None:
+            engine.load()
+            with lock:
+                state["loaded"] = not state["abandoned"]
+            if not state["loaded"]:  # nobody will ever unload it: stop its worker thread now
+                engine.close()
+
         try:
-            await loop.run_in_executor(self._executor, engine.load)
+            # llama.cpp cannot be interrupted mid-load. A request cancelled meanwhile must not leave
+            # a loaded engine (and its worker thread) behind that no one knows of.
+            await asyncio.shield(loop.run_in_executor(self._executor, load))
+        except asyncio.CancelledError:
+            with lock:
+                state["abandoned"] = True
+                loaded_already = state["loaded"]
+            if loaded_already:
+                self._executor.submit(engine.close)
+            raise
         except ModelLoadError as e:
             self.bus.emit(ModelRecord(info.name, "load_failed", reason=e.reason))
             raise

@@ -146,15 +146,17 @@ class Engine:
         timeout = self.config.request_timeout_s if request.timeout_s is None else request.timeout_s
         seq = Sequence(request=request, mailbox=Mailbox(loop or asyncio.get_running_loop()),
                        deadline=time.perf_counter() + timeout if timeout else None)
-        try:
-            # Requests that free slots will take at the next step are not waiting: a burst of
-            # submissions must not hit max_queue before the worker has had a chance to admit them.
-            free_slots = sum(1 for s in self._slots if s.free)
-            self._queue.put(seq, request.priority, headroom=free_slots)
-        except JarvisError:
-            self._bus.emit(QueueRecord(self.name, "rejected", len(self._queue)))
-            raise
-        with self._wake:
+        with self._wake:  # close() sets _stopping under this lock: no request slips in after its drain
+            if self._stopping:
+                raise EngineClosed()
+            try:
+                # Requests that free slots will take at the next step are not waiting: a burst of
+                # submissions must not hit max_queue before the worker has had a chance to admit them.
+                free_slots = sum(1 for s in self._slots if s.free)
+                self._queue.put(seq, request.priority, headroom=free_slots)
+            except JarvisError:
+                self._bus.emit(QueueRecord(self.name, "rejected", len(self._queue)))
+                raise
             self._wake.notify()
         return seq
 
