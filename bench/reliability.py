@@ -580,6 +580,7 @@ def kill9_conversations(workdir: Path, rounds: int = 20, seed: int = 0) -> Resul
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         reader.join(10)
+        proc.stdout.close()
         proc.stderr.close()
         if not lines:
             r.fail(f"round {k}: the writer printed nothing")
