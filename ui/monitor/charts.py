@@ -150,17 +150,27 @@ def _derived(p, field: str) -> float:
     return NAN if value is None else float(value)
 
 
+def _tight_grid(parent: QWidget) -> QGridLayout:
+    grid = QGridLayout(parent)
+    grid.setContentsMargins(0, 0, 0, 0)
+    grid.setSpacing(6)
+    return grid
+
+
+def _add_charts(grid: QGridLayout, layout, place) -> dict[str, "Chart"]:
+    """One Chart per layout row, at place(index) -> (row, column); keyed by its first series."""
+    charts: dict[str, Chart] = {}
+    for i, (title, units, series, y_range) in enumerate(layout):
+        chart = charts[series[0][0]] = Chart(title, units, series, y_range=y_range)
+        grid.addWidget(chart, *place(i))
+    return charts
+
+
 class Charts(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        grid = QGridLayout(self)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(6)
-        self.charts: dict[str, Chart] = {}
-        for i, (title, units, series, y_range) in enumerate(LAYOUT):
-            chart = Chart(title, units, series, y_range=y_range)
-            self.charts[series[0][0]] = chart
-            grid.addWidget(chart, i // 3, i % 3)
+        grid = _tight_grid(self)
+        self.charts = _add_charts(grid, LAYOUT, lambda i: (i // 3, i % 3))
         self.gpu_stack = QStackedWidget()
         self.no_gpu = QLabel("<b>No GPU detected</b><br>No NVIDIA driver (NVML) answered on this machine:<br>"
                              "models run on the CPU. GPU charts appear when a GPU is present.")
@@ -168,14 +178,7 @@ class Charts(QWidget):
         self.no_gpu.setStyleSheet("background: #f9fafb; border: 1px dashed #9ca3af; color: #4b5563; padding: 12px;")
         self.gpu_stack.addWidget(self.no_gpu)
         gpu_page = QWidget()
-        gpu_row = QGridLayout(gpu_page)
-        gpu_row.setContentsMargins(0, 0, 0, 0)
-        gpu_row.setSpacing(6)
-        self.gpu_charts: dict[str, Chart] = {}
-        for i, (title, units, series, y_range) in enumerate(GPU_LAYOUT):
-            chart = Chart(title, units, series, y_range=y_range)
-            self.gpu_charts[series[0][0]] = chart
-            gpu_row.addWidget(chart, 0, i)
+        self.gpu_charts = _add_charts(_tight_grid(gpu_page), GPU_LAYOUT, lambda i: (0, i))
         self.gpu_stack.addWidget(gpu_page)
         grid.addWidget(self.gpu_stack, 2, 1, 1, 2)
         self._all = list(self.charts.values()) + list(self.gpu_charts.values())
