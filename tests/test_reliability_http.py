@@ -89,3 +89,12 @@ def test_the_security_checks_under_plain_random_cases(server):
     running, token = server
     for case in rel.http_fuzz_cases(random.Random(7), 40, token):
         _check(server, case)
+
+
+def test_the_fuzz_oracle_follows_http_whitespace_rules_and_still_catches_a_wrong_token():
+    from bench.reliability import check_response
+
+    case = {"host": "127.0.0.1", "path": "/api/performance/stats", "auth": "Bearer tok ", "content_length": None}
+    assert check_response(case, 200, b"", "tok", 1024) is None  # trailing OWS is not part of the value
+    assert "Authorization" in check_response({**case, "auth": "Bearer tok2"}, 200, b"", "tok", 1024)
+    assert "Authorization" in check_response({**case, "auth": None}, 200, b"", "tok", 1024)
