@@ -225,17 +225,7 @@ def _readonly_dir(tmp_path: Path) -> Path | None:
     return None
 
 
-@pytest.mark.parametrize("where", ["under_a_file", "readonly_dir"])
-def test_an_unusable_path_falls_back_to_memory_with_a_warning(tmp_path, where):
-    if where == "under_a_file":
-        (tmp_path / "afile").write_text("not a folder")
-        path = tmp_path / "afile" / "db.sqlite3"  # cannot be created, even by root
-    else:
-        folder = _readonly_dir(tmp_path)
-        if folder is None:
-            pytest.skip("running as root: chmod does not stop writes here")
-        path = folder / "db.sqlite3"
-
+def _assert_falls_back_to_memory(path):
     with pytest.raises(StorageError) as raised:
         ConversationStore(path)
     assert str(path) in str(raised.value) and raised.value.code == "storage_error"
@@ -247,6 +237,19 @@ def test_an_unusable_path_falls_back_to_memory_with_a_warning(tmp_path, where):
         store.add_message(conv.id, "user", "hello")
         assert [m.content for m in store.messages(conv.id)] == ["hello"]
     assert not path.exists()
+
+
+def test_a_path_that_cannot_be_created_falls_back_to_memory_with_a_warning(tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    _assert_falls_back_to_memory(tmp_path / "afile" / "db.sqlite3")  # cannot be created, even by root
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root ignores chmod; the test above covers the same fallback")
+def test_a_read_only_folder_falls_back_to_memory_with_a_warning(tmp_path):
+    folder = _readonly_dir(tmp_path)
+    assert folder is not None
+    _assert_falls_back_to_memory(folder / "db.sqlite3")
 
 
 def test_a_file_that_is_not_a_database_is_left_untouched(tmp_path):
