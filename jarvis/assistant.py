@@ -15,7 +15,7 @@ import time
 from typing import AsyncIterator
 
 from jarvis.cache import ResponseCache, SharedGeneration, cache_key, replay
-from jarvis.catalog import Catalog
+from jarvis.catalog import Catalog, ModelInfo
 from jarvis.config import Settings, apply_process_environment, load_settings
 from jarvis.errors import JarvisError, RequestCancelled
 from jarvis.manager import ModelManager
@@ -100,18 +100,20 @@ class Assistant:
         text: list[str] = []
         status, error_kind, timings = "ok", "", None
         request.validate()
-        name = request.model or self.default_model()
+        name = request.model or self.settings.general.default_model or "(default)"  # until resolved
         try:
-            info = self.catalog.get(name)
+            # Off the loop: a new or changed file's header is parsed here (100+ ms for a large vocabulary).
+            info = await asyncio.to_thread(self.catalog.get, request.model, self.settings.general.default_model)
+            name = info.name
             key = cache_key(request, info.identity)
             if request.use_cache and (hit := self.cache.get(key)) is not None:
-                source = self._replay(hit)
+                source = replay(hit)
             elif key is not None and request.use_cache and key in self._inflight:
                 source = self._join(self._inflight[key], coalesced=True)
             elif key is not None:
-                source = self._join(self._start_shared(key, request, name, started), coalesced=False)
+                source = self._join(self._start_shared(key, request, info, started), coalesced=False)
             else:
-                source = self._generate(request, name, started)
+                source = self._generate(request, info, started)
             # aclosing: leaving early closes the source at once, which cancels the generation now
             # rather than whenever the garbage collector finalises the generator.
             async with contextlib.aclosing(source):
@@ -129,14 +131,8 @@ class Assistant:
         finally:
             self._record(request, name, started, status, error_kind, timings, "".join(text))
 
-    def _replay(self, reply: Reply):
-        async def chunks():
-            for chunk in replay(reply):
-                yield chunk
-        return chunks()
-
-    async def _generate(self, request: ChatRequest, name: str, started: float) -> AsyncIterator[Chunk]:
-        async with self.manager.lease(name, request.timeout_s or self.settings.engine.request_timeout_s or None) as lease:
+    async def _generate(self, request: ChatRequest, info: ModelInfo, started: float) -> AsyncIterator[Chunk]:
+        async with self.manager.lease(info, request.timeout_s or self.settings.engine.request_timeout_s or None) as lease:
             seq = lease.engine.submit(request)
             async for chunk in lease.engine.stream(seq):
                 if chunk.done and chunk.timings is not None:
@@ -148,14 +144,14 @@ class Assistant:
                     t.total_ms = (time.perf_counter() - started) * 1000
                 yield chunk
 
-    def _start_shared(self, key: str, request: ChatRequest, name: str, started: float) -> SharedGeneration:
+    def _start_shared(self, key: str, request: ChatRequest, info: ModelInfo, started: float) -> SharedGeneration:
         shared = SharedGeneration()
         self._inflight[key] = shared
 
         async def produce() -> None:
             parts: list[str] = []
             try:
-                async for chunk in self._generate(request, name, started):
+                async for chunk in self._generate(request, info, started):
                     parts.append(chunk.text)
                     if chunk.done and chunk.timings is not None:
                         self.cache.put(key, Reply("".join(parts), chunk.timings))

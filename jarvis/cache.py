@@ -12,6 +12,7 @@ import hashlib
 import json
 import threading
 from dataclasses import asdict, dataclass
+from typing import AsyncIterator
 
 import cachetools
 
@@ -109,13 +110,15 @@ class ResponseCache:
                               self._entries.expirations, self.coalesced, float(self._entries.ttl))
 
 
-def replay(reply: Reply, chunk_chars: int = 64) -> list[Chunk]:
+async def replay(reply: Reply, chunk_chars: int = 64) -> AsyncIterator[Chunk]:
     """A cached reply as stream chunks, so front ends need no second code path."""
     text = reply.text
     pieces = [text[i:i + chunk_chars] for i in range(0, len(text), chunk_chars)] or [""]
+    for piece in pieces[:-1]:
+        yield Chunk(piece)
     timings = Timings(**{**reply.timings.as_dict(), "cache_hit": True, "queue_ms": 0.0, "model_load_ms": 0.0,
                          "warm_start": True})
-    return [Chunk(p) for p in pieces[:-1]] + [Chunk(pieces[-1], done=True, timings=timings)]
+    yield Chunk(pieces[-1], done=True, timings=timings)
 
 
 class SharedGeneration:

@@ -168,19 +168,21 @@ class Catalog:
     def names(self) -> list[str]:
         return [m.name for m in self.scan() if m.ok]
 
-    def default_name(self, configured: str = "") -> str:
+    def default_name(self, configured: str = "", models: list[ModelInfo] | None = None) -> str:
         if configured:
             return configured
-        models = self.scan()
+        models = self.scan() if models is None else models
         bundled = [m for m in models if m.source == "bundled" and m.ok]
         usable = bundled or [m for m in models if m.ok]
         if not usable:
             raise ModelNotFound("(default)", [])
         return usable[0].name
 
-    def get(self, name: str) -> ModelInfo:
-        """A model by catalog name only: names never become paths (no traversal)."""
+    def get(self, name: str, default: str = "") -> ModelInfo:
+        """A model by catalog name only: names never become paths (no traversal). An empty name
+        means the default (`default`, the configured one, else the bundled model); one scan."""
         models = self.scan()
+        name = name or self.default_name(default, models)
         for m in models:
             if m.name == name:
                 if not m.ok:

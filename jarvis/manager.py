@@ -91,9 +91,9 @@ class ModelManager:
 
     # ---- what the Assistant uses ----------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def lease(self, name: str, timeout_s: float | None = None):
-        """Hold a loaded model for one request; it cannot be evicted meanwhile."""
-        info = self.catalog.get(name)  # ModelNotFound / ModelLoadError before any waiting
+    async def lease(self, info: ModelInfo, timeout_s: float | None = None):
+        """Hold a loaded model for one request; it cannot be evicted meanwhile. `info` comes from
+        the catalog lookup the caller already made (ModelNotFound / ModelLoadError come from it)."""
         t0 = time.perf_counter()
         loaded, warm = await asyncio.wait_for(self._ensure_loaded(info), timeout_s) if timeout_s else \
             await self._ensure_loaded(info)
@@ -111,7 +111,8 @@ class ModelManager:
 
     async def load(self, name: str) -> LoadedModel:
         """Load without running anything (warm-up); returns the loaded model."""
-        loaded, _ = await self._ensure_loaded(self.catalog.get(name))
+        info = await asyncio.to_thread(self.catalog.get, name)  # header parsing stays off the loop
+        loaded, _ = await self._ensure_loaded(info)
         self._schedule_unload(loaded)
         return loaded
 

@@ -205,7 +205,7 @@ class Engine:
         try:
             while True:
                 with self._wake:
-                    while not self._stopping and not self._queue.snapshot() and self.active_slots == 0:
+                    while not self._stopping and len(self._queue) == 0 and self.active_slots == 0:
                         self._wake.wait()
                     if self._stopping:
                         break
@@ -225,8 +225,8 @@ class Engine:
     def _step(self) -> None:
         now = time.perf_counter()
         self._reap(now)
-        self._admit(now)
-        batch, model, ctx = self._batch, self._model, self._ctx
+        self._admit()
+        batch, ctx = self._batch, self._ctx
         batch.clear()
         wants_logits: list[tuple[Slot, int]] = []
         decode_tokens = prefill_tokens = 0
@@ -264,7 +264,7 @@ class Engine:
         t0 = time.perf_counter()
         rc = ctx.decode(batch)
         if rc != 0:
-            self._fail_batch(wants_logits, rc)
+            self._fail_all(rc)
             return
         for slot, idx in wants_logits:
             self._on_logits(slot, idx)
@@ -283,17 +283,17 @@ class Engine:
                 seq.mailbox.fail(RequestCancelled())
             elif seq.deadline is not None and now > seq.deadline:
                 self._release(slot, forget=True)
-                seq.mailbox.fail(RequestTimeout(self._timeout_of(seq)))
-                self._bus.emit(QueueRecord(self.name, "timeout", len(self._queue)))
+                self._time_out(seq)
         for seq in self._queue.snapshot():
             if seq.deadline is not None and now > seq.deadline and self._queue.remove(seq):
-                seq.mailbox.fail(RequestTimeout(self._timeout_of(seq)))
-                self._bus.emit(QueueRecord(self.name, "timeout", len(self._queue)))
+                self._time_out(seq)
 
-    def _timeout_of(self, seq: Sequence) -> float:
-        return self.config.request_timeout_s if seq.request.timeout_s is None else seq.request.timeout_s
+    def _time_out(self, seq: Sequence) -> None:
+        timeout = self.config.request_timeout_s if seq.request.timeout_s is None else seq.request.timeout_s
+        seq.mailbox.fail(RequestTimeout(timeout))
+        self._bus.emit(QueueRecord(self.name, "timeout", len(self._queue)))
 
-    def _admit(self, now: float) -> None:
+    def _admit(self) -> None:
         while any(s.free for s in self._slots):
             seq = self._queue.pop()
             if seq is None:
@@ -311,7 +311,7 @@ class Engine:
             seq.dropped_turns = prepared.dropped_turns
             slot = max((s for s in self._slots if s.free), key=lambda s: common_prefix(s.tokens, seq.prompt))
             keep = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
-            if not self._ctx_forget(slot.seq_id, keep):
+            if not self._ctx.forget(slot.seq_id, keep):
                 keep = 0
             del slot.tokens[keep:]
             seq.prefilled = seq.cached_tokens = keep
@@ -322,24 +322,17 @@ class Engine:
             seq.admitted_at = time.perf_counter()
             slot.sequence = seq
 
-    def _ctx_forget(self, seq_id: int, from_pos: int) -> bool:
-        import llama_cpp as ll
-
-        ok = ll.llama_memory_seq_rm(self._ctx.memory, seq_id, from_pos, -1)
-        if not ok:
-            ll.llama_memory_seq_rm(self._ctx.memory, seq_id, 0, -1)
-        return bool(ok)
-
     def _release(self, slot: Slot, forget: bool) -> None:
         seq = slot.sequence
         slot.sequence = None
         if seq is not None and seq.sampler is not None:
             seq.sampler.close()
         if forget:
-            self._ctx_forget(slot.seq_id, 0)
+            self._ctx.forget(slot.seq_id, 0)
             slot.tokens.clear()
 
-    def _fail_batch(self, entries: list[tuple[Slot, int]], rc: int) -> None:
+    def _fail_all(self, rc: int) -> None:
+        """A failed decode leaves every slot's KV state unknown: fail them all and start clean."""
         log.error("llama_decode returned %d for %s", rc, self.name)
         for slot in list(self._slots):
             if slot.sequence is not None:

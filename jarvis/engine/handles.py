@@ -110,9 +110,13 @@ class LlamaContext:
     def decode(self, batch: "Batch") -> int:
         return ll.llama_decode(self.ptr, batch.raw)
 
-    def forget(self, seq_id: int, from_pos: int = 0) -> None:
-        """Drop a sequence's KV cells from `from_pos` on."""
-        ll.llama_memory_seq_rm(self.memory, seq_id, from_pos, -1)
+    def forget(self, seq_id: int, from_pos: int = 0) -> bool:
+        """Drop a sequence's KV cells from `from_pos` on. Some memories (recurrent models) cannot
+        drop part of a sequence: then the whole of it goes, and this returns False."""
+        if ll.llama_memory_seq_rm(self.memory, seq_id, from_pos, -1):
+            return True
+        ll.llama_memory_seq_rm(self.memory, seq_id, 0, -1)
+        return False
 
     def close(self) -> None:
         if self._ptr is not None:

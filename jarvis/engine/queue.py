@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-from typing import Generic, Iterator, TypeVar
+from typing import Generic, TypeVar
 
 from jarvis.errors import QueueFull
 
@@ -56,6 +56,3 @@ class PriorityRequestQueue(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._heap)
-
-    def __iter__(self) -> Iterator[T]:
-        return iter(self.snapshot())
