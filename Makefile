@@ -23,10 +23,10 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m bench $(ARGS)
+	$(PY) -m jarvis.bench $(ARGS)
 
 bench-quick: $(STAMP)
-	$(PY) -m bench --quick $(ARGS)
+	$(PY) -m jarvis.bench --quick $(ARGS)
 
 reliability: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench.reliability $(ARGS)

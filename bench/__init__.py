@@ -1,2 +1,2 @@
-"""Benchmarks (not tests): `make bench` / `jarvis bench`. Each figure is a ratio against a
-baseline measured in the same run."""
+"""Developer benchmarks that stay in the checkout (reliability soaks, hostile model files, the UI
+refresh bench). The ones a user can run ship inside the package: `jarvis bench` (jarvis/bench/)."""

@@ -112,15 +112,18 @@ class Catalog:
 
     models_dirs: list[Path] = field(default_factory=list)
     include_bundled: bool = True
+    checkout_dir: Path | None = None  # shown as "models/" rather than its full path
     _cache: dict[tuple[str, int, int], ModelInfo] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_settings(cls, settings) -> "Catalog":
-        from jarvis.config import MODELS_DIR
+        from jarvis.config import checkout_models_dir
 
-        dirs = [MODELS_DIR] + [Path(d).expanduser() for d in settings.general.models_dirs]
-        return cls(models_dirs=dirs)
+        checkout = checkout_models_dir()
+        dirs = [settings.user_models_path] + ([checkout] if checkout else []) \
+            + [Path(d).expanduser() for d in settings.general.models_dirs]
+        return cls(models_dirs=dirs, checkout_dir=checkout)
 
     def _candidates(self) -> list[tuple[Path, str]]:
         found: list[tuple[Path, str]] = []
@@ -131,7 +134,7 @@ class Catalog:
                 entries = sorted(Path(folder).glob("*.gguf"))
             except OSError:
                 continue
-            label = "models/" if Path(folder).name == "models" else str(folder)
+            label = "models/" if Path(folder) == self.checkout_dir else str(folder)
             found.extend((p, label) for p in entries)
         return found
 

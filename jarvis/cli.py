@@ -145,7 +145,7 @@ def cmd_stats(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from bench.__main__ import main as bench_main
+    from jarvis.bench.__main__ import main as bench_main
 
     return bench_main((["--quick"] if args.quick else []) + (["--json"] if args.json else []))
 

@@ -1,4 +1,8 @@
-"""Settings: config/settings.toml < user file (--config / JARVIS_CONFIG) < environment.
+"""Settings: packaged defaults < the user's settings.toml < --config / JARVIS_CONFIG < environment.
+
+The defaults ship inside the package (jarvis/defaults/settings.toml, read with importlib.resources),
+so an installed wheel finds them wherever it lives; config/settings.toml in a checkout is a link
+to the same file.
 
 Every value is validated by pydantic; a bad one raises one ConfigError naming the file (or
 environment variable) it came from, the key, the value and what is allowed.
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,8 +22,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from jarvis.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULTS_FILE = PROJECT_ROOT / "config" / "settings.toml"
-MODELS_DIR = PROJECT_ROOT / "models"
+DEFAULTS_FILE = Path(str(resources.files("jarvis") / "defaults" / "settings.toml"))
+APP_NAME = "jarvis"
+
+
+def checkout_models_dir() -> Path | None:
+    """models/ of a source checkout when JARVIS runs from one; None for an installed package."""
+    folder = PROJECT_ROOT / "models"
+    return folder if folder.is_dir() and (PROJECT_ROOT / "pyproject.toml").is_file() else None
+
+
+def user_settings_file() -> Path:
+    """The per-user settings file, read when it exists (platformdirs' config folder)."""
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "settings.toml"
 
 # Names the seed used, kept working beside the generic JARVIS_<SECTION>_<KEY>.
 ENV_ALIASES: dict[str, tuple[str, str]] = {
@@ -115,7 +131,12 @@ class Settings(_Section):
     # ---- derived paths -------------------------------------------------------------------
     @property
     def data_path(self) -> Path:
-        return Path(self.general.data_dir or platformdirs.user_data_dir("jarvis", appauthor=False))
+        return Path(self.general.data_dir or platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+    @property
+    def user_models_path(self) -> Path:
+        """The user's own models folder: downloads land here, `jarvis rm` deletes only here."""
+        return self.data_path / "models"
 
     @property
     def request_log_path(self) -> Path:
@@ -185,7 +206,9 @@ def load_settings(user_file: str | os.PathLike | None = None, environ: dict[str,
     merged: dict[str, dict[str, Any]] = {}
     source: dict[tuple[str, str], str] = {}
 
-    layers = [Path(defaults_file)] + ([Path(user_file)] if user_file else [])
+    per_user = user_settings_file()
+    layers = [Path(defaults_file)] + ([per_user] if per_user.is_file() else []) \
+        + ([Path(user_file)] if user_file else [])
     for path in layers:
         data = _read_toml(path)
         for section, values in data.items():

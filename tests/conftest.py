@@ -22,6 +22,12 @@ OUR_THREADS = ("engine:", "jarvis-")
 
 
 @pytest.fixture(autouse=True)
+def no_user_settings_file(tmp_path, monkeypatch):
+    """A developer's own ~/.config/jarvis/settings.toml never leaks into a test."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_threads():
     before = set(threading.enumerate())
     yield

@@ -1,6 +1,6 @@
 """How fast the local stats endpoint answers, and what the 1 Hz sampler costs. Not a test.
 
-    .venv/bin/python -m bench.http_stats_bench [--rate 200] [--duration 5]
+    .venv/bin/python -m jarvis.bench.http_stats_bench [--rate 200] [--duration 5]
 
 The server runs in a child process (as in the desktop app, where it shares the loop with the UI,
 not with its client), preloaded with 10 000 requests so percentiles sort a real window. The client
@@ -119,7 +119,7 @@ def sampler_cost(ticks: int = 50) -> dict:
 
 
 async def bench(rate: float, duration: float) -> dict:
-    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.http_stats_bench", "--serve",
+    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "jarvis.bench.http_stats_bench", "--serve",
                                                  stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     try:
         port = int(await child.stdout.readline())

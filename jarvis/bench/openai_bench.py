@@ -1,6 +1,6 @@
 """What the OpenAI-compatible HTTP path costs over calling the Assistant in-process. Not a test.
 
-    .venv/bin/python -m bench.openai_bench [--streams 4] [--max-tokens 64] [--rounds 3] [--latency-n 20]
+    .venv/bin/python -m jarvis.bench.openai_bench [--streams 4] [--max-tokens 64] [--rounds 3] [--latency-n 20]
 
 One Runtime (bundled model preloaded) serves both paths in the same run:
 - in-process: `assistant.stream()` on the Runtime's own loop;
@@ -24,9 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 TOPICS = ["owls", "rivers", "bread", "stars", "glaciers", "violins", "deserts", "bees"]
 
 
@@ -80,7 +78,7 @@ async def client_latency(url: str, n: int, max_tokens: int) -> dict:
 
 
 def run_client(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, "-m", "bench.openai_bench", "--client", *args], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "jarvis.bench.openai_bench", "--client", *args],
                          capture_output=True, text=True, timeout=900)
     if out.returncode != 0:
         raise SystemExit(f"client failed: {out.stderr[-2000:]}")
@@ -113,7 +111,6 @@ async def inprocess_latency(assistant, n: int, max_tokens: int) -> dict:
 
 
 async def bench(args) -> dict:
-    sys.path.insert(0, str(ROOT))
     from jarvis.config import load_settings
     from jarvis.http.openai_routes import openai_routes
     from jarvis.runtime import Runtime
