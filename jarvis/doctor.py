@@ -7,6 +7,8 @@ import sys
 from importlib import metadata
 
 from jarvis.catalog import Catalog
+from jarvis.config import user_settings_file
+from jarvis.desktop_check import check_desktop
 
 
 def _version(dist: str) -> str:
@@ -23,7 +25,7 @@ def report(settings) -> str:
     lines = ["JARVIS doctor", ""]
     lines.append(f"Python           {sys.version.split()[0]} on {platform.platform()}")
     for dist in ("llama-cpp-python", "PySide6-Essentials", "qasync", "pyqtgraph", "aiohttp", "nvidia-ml-py"):
-        lines.append(f"{dist:<17}{_version(dist)}")
+        lines.append(f"{dist + ' ':<17}{_version(dist)}")
     lines.append("")
     backend.ensure_backend()
     offload = backend.supports_gpu_offload()
@@ -43,6 +45,11 @@ def report(settings) -> str:
         lines.append(f"NVIDIA GPU       none: {why}")
     probe.close()
     lines.append(f"CPU features     {backend.system_info()}")
+    desktop = check_desktop()
+    if desktop.ok:
+        lines.append(f"Desktop          ok: Qt's {desktop.platform} platform plugin can load")
+    else:
+        lines.append("Desktop          cannot open a window: " + desktop.message().replace("\n", "\n                 "))
     lines.append("")
     models = Catalog.from_settings(settings).scan()
     lines.append(f"Models           {sum(m.ok for m in models)} usable, {sum(not m.ok for m in models)} unreadable")
@@ -50,6 +57,8 @@ def report(settings) -> str:
         state = "ok" if m.ok else f"UNREADABLE: {m.error}"
         lines.append(f"  {m.name:<40} {m.source:<10} {state}")
     lines.append("")
+    lines.append(f"Your models      {settings.user_models_path} (drop *.gguf files here)")
+    lines.append(f"Settings file    {user_settings_file()} ({'found' if user_settings_file().is_file() else 'none yet'})")
     lines.append(f"Data directory   {settings.data_path}")
     lines.append(f"HTTP endpoint    http://{settings.server.host}:{settings.server.port}")
     return "\n".join(lines)

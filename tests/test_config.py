@@ -1,10 +1,13 @@
 """Settings: precedence (file < user file < env) and one clear error for each kind of bad value."""
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
-from jarvis.config import DEFAULTS_FILE, load_settings
+import jarvis
+from jarvis.config import DEFAULTS_FILE, load_settings, user_settings_file
 from jarvis.errors import ConfigError
 
 
@@ -96,3 +99,38 @@ def test_readme_settings_table_matches_settings_toml():
         shown = rows[key]
         as_toml = tomllib.loads(f"v = {shown}")["v"]
         assert as_toml == value, f"README shows {key} = {shown}, settings.toml has {value!r}"
+
+
+def test_the_defaults_ship_inside_the_package_and_the_checkout_links_them():
+    from jarvis.config import PROJECT_ROOT
+
+    assert DEFAULTS_FILE.is_relative_to(Path(jarvis.__file__).parent)
+    assert (PROJECT_ROOT / "config" / "settings.toml").read_text() == DEFAULTS_FILE.read_text()
+
+
+def test_the_users_own_settings_file_sits_between_the_defaults_and_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    own = user_settings_file()
+    assert own == tmp_path / "xdg" / "jarvis" / "settings.toml"
+    own.parent.mkdir(parents=True)
+    own.write_text("[engine]\nbatch_size = 2\nmax_queue = 7\n")
+    assert load_settings(environ={}).engine.batch_size == 2
+    explicit = tmp_path / "explicit.toml"
+    explicit.write_text("[engine]\nbatch_size = 3\n")
+    s = load_settings(explicit, environ={})
+    assert (s.engine.batch_size, s.engine.max_queue) == (3, 7)
+    assert load_settings(explicit, environ={"JARVIS_ENGINE_BATCH_SIZE": "1"}).engine.batch_size == 1
+    own.write_text("[engine]\nbatch_size = 99\n")
+    with pytest.raises(ConfigError, match=str(own)):
+        load_settings(environ={})
+
+
+def test_models_in_the_users_models_folder_are_in_the_catalog(tmp_path, model_path):
+    from jarvis.catalog import Catalog
+
+    s = load_settings(environ={"JARVIS_GENERAL_DATA_DIR": str(tmp_path / "data")})
+    assert s.user_models_path == tmp_path / "data" / "models"
+    s.user_models_path.mkdir(parents=True)
+    shutil.copyfile(model_path, s.user_models_path / "mine.gguf")  # a copy: the catalog folds links
+    found = {m.name: m for m in Catalog.from_settings(s).scan()}
+    assert found["mine"].ok and found["mine"].source == str(s.user_models_path)

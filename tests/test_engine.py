@@ -148,33 +148,31 @@ def test_cancelling_one_stream_leaves_the_others_correct_and_frees_its_slot(sett
     assert again.text
 
 
-def test_chat_turn_two_reuses_the_prefix_and_answers_as_cold(settings):
-    async def body(a):
-        history = [Message("user", "Tell me about the moon."),]
+def test_chat_turn_two_reuses_the_prefix_and_answers_like_a_cold_start(settings):
+    """Turn 2 prefills only what turn 1 did not leave in the slot's KV cells, and the reused cells
+    are the right ones: the answer starts as a cold start's does. Only the start is compared: the
+    reused cells were computed in other batch shapes than a cold prefill, and llama.cpp does not
+    promise bit-equal floats across shapes, so greedy answers may part ways many tokens later."""
+    question = "Tell me about the moon."
+
+    async def warm_body(a):
+        history = [Message("user", question)]
         first = await a.chat(greedy(a, None, messages=history, max_tokens=48))
         history.append(Message("assistant", first.text))
-        turn2 = greedy(a, "And the sun?", messages=history, max_tokens=24)
-        warm = await a.chat(turn2)
-        return warm
+        return first.text, await a.chat(greedy(a, "And the sun?", messages=history, max_tokens=24))
 
-    warm = run(with_assistant(settings, body))
+    first_text, warm = run(with_assistant(settings, warm_body))
 
-    async def cold_body(a):
-        history = [Message("user", "Tell me about the moon.")]
-        first_text = (await a.chat(greedy(a, None, messages=history, max_tokens=48))).text
-        # A fresh assistant answers turn 2 with no cached prefix at all.
-        return first_text
-
-    first_text = run(with_assistant(settings, cold_body))
-
-    async def cold_turn2(a):
-        msgs = [Message("user", "Tell me about the moon."), Message("assistant", first_text)]
+    async def cold_turn2(a):  # a fresh assistant: nothing cached
+        msgs = [Message("user", question), Message("assistant", first_text)]
         return await a.chat(greedy(a, "And the sun?", messages=msgs, max_tokens=24))
 
     cold = run(with_assistant(settings, cold_turn2))
-    assert warm.timings.cached_prompt_tokens > 0 and cold.timings.cached_prompt_tokens == 0
+    assert cold.timings.cached_prompt_tokens == 0
     assert warm.timings.prompt_tokens == cold.timings.prompt_tokens
-    assert warm.text == cold.text
+    # Everything up to the end of turn 1 was reused; only the new user turn was prefilled.
+    assert warm.timings.prompt_tokens - 30 < warm.timings.cached_prompt_tokens < warm.timings.prompt_tokens
+    assert warm.text.split()[:2] == cold.text.split()[:2], (warm.text, cold.text)
 
 
 def test_stop_string_max_tokens_and_end_of_generation(settings):
@@ -201,16 +199,19 @@ def test_multibyte_characters_arrive_whole(settings):
     async def body(a):
         results = []
         for max_tokens in (16, 17, 18):  # one of these ends in the middle of an emoji
-            req = ChatRequest(prompt="🐉🔥" * 8, use_cache=False,
-                              sampling=SamplingParams(temperature=0, max_tokens=max_tokens, repeat_penalty=1.0))
-            results.append([c.text async for c in a.stream(req)])
+            req = lambda: ChatRequest(prompt="🐉🔥" * 8, use_cache=False,  # noqa: E731
+                                      sampling=SamplingParams(temperature=0, max_tokens=max_tokens, repeat_penalty=1.0))
+            pieces = [c.text async for c in a.stream(req())]
+            whole = (await a.chat(req())).text  # alone in the batch both times: the same shapes
+            results.append((pieces, whole))
         return results
 
-    for pieces in run(with_assistant(settings, body)):
+    for pieces, whole in run(with_assistant(settings, body)):
         text = "".join(pieces)
         assert "🐉" in text and "🔥" in text
         assert "\ufffd" not in text
-        assert all(p.encode("utf-8").decode("utf-8") == p for p in pieces)
+        # Streaming only splits the answer between whole characters: nothing lost, nothing doubled.
+        assert text == whole
 
 
 def test_streaming_text_joins_split_utf8_from_the_real_vocabulary(settings, model_path):

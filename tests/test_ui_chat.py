@@ -181,3 +181,12 @@ def test_closing_the_window_mid_answer_saves_it_stopped_and_exits_fast(make_desk
     with ConversationStore(d.settings.database_path) as store:
         last = store.messages(answer.conversation_id)[-1]
     assert last.status == "stopped" and last.content == answer.text
+
+
+def test_the_settings_panel_shows_the_configured_defaults_before_the_first_message(make_desktop, ui_settings):
+    """Not the spin boxes' minimums (0.00, 1, 0.01), which a first message would have used."""
+    d = make_desktop()
+    panel, g = d.chat.settings_panel, ui_settings.generation
+    assert (panel.temperature.value(), panel.max_tokens.value(), panel.top_p.value()) == \
+        (g.temperature, g.max_tokens, g.top_p)
+    assert panel.values()["temperature"] == g.temperature

@@ -47,7 +47,7 @@ class ChatView(QWidget):
         self.sidebar = Sidebar()
         self.view = ConversationView()
         self.composer = Composer()
-        self.settings_panel = SettingsPanel()
+        self.settings_panel = SettingsPanel(defaults=assistant.settings.generation)
         middle = QWidget()
         column = QVBoxLayout(middle)
         column.setContentsMargins(0, 0, 0, 0)

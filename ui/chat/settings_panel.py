@@ -23,7 +23,7 @@ class SettingsPanel(QWidget):
     changed = Signal(dict)
     refresh_requested = Signal()
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, defaults=None, parent=None) -> None:
         super().__init__(parent)
         self.setMinimumWidth(230)
         self.setMaximumWidth(300)
@@ -60,6 +60,18 @@ class SettingsPanel(QWidget):
         self.note.setStyleSheet("color: #6b7280;")
         outer.addWidget(self.note)
         outer.addStretch(1)
+        if defaults is not None:  # before any conversation exists, show the configured defaults
+            self.show_defaults(defaults)
+
+    def show_defaults(self, defaults) -> None:
+        """The app's generation defaults (`settings.generation`), without emitting `changed`."""
+        was_loading, self._loading = self._loading, True
+        try:
+            self.temperature.setValue(defaults.temperature)
+            self.max_tokens.setValue(defaults.max_tokens)
+            self.top_p.setValue(defaults.top_p)
+        finally:
+            self._loading = was_loading
 
     def set_models(self, models: list[dict], default: str) -> None:
         current = self.model.currentData()
@@ -83,9 +95,13 @@ class SettingsPanel(QWidget):
             index = self.model.findData(conv.model or "")
             self.model.setCurrentIndex(max(0, index))
             self.system.setPlainText(conv.system_prompt or "")
-            self.temperature.setValue(defaults.temperature if conv.temperature is None else conv.temperature)
-            self.max_tokens.setValue(defaults.max_tokens if conv.max_tokens is None else conv.max_tokens)
-            self.top_p.setValue(defaults.top_p if conv.top_p is None else conv.top_p)
+            self.show_defaults(defaults)
+            if conv.temperature is not None:
+                self.temperature.setValue(conv.temperature)
+            if conv.max_tokens is not None:
+                self.max_tokens.setValue(conv.max_tokens)
+            if conv.top_p is not None:
+                self.top_p.setValue(conv.top_p)
         finally:
             self._loading = False
 
