@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         rng = random.Random(1)
         for i in range(2000):
             latency = rng.lognormvariate(6, 0.6)
-            runtime.hub.perf.observe(RequestRecord(request_id=str(i), model="bench", latency_ms=latency,
+            runtime.hub.perf.observe(RequestRecord(request_id=str(i), model="bench", total_ms=latency,
                                                    ttft_ms=latency / 8, completion_tokens=64,
-                                                   decode_tokens_per_s=80, cache_hit=i % 5 == 0))
+                                                   decode_tokens_per_s=80, cache="hit" if i % 5 == 0 else "miss"))
         clock = [time.time() - 600]
 
         def fake_clock() -> float:

@@ -1,7 +1,8 @@
 """The one async facade every front end uses (CLI, HTTP API, desktop).
 
-`stream(request)` yields text Chunks, the last one carrying Timings; `chat(request)` returns the
-whole Reply. Nothing here blocks the event loop: loads run in the manager's executor, decoding
+`stream(request)` yields text Chunks, the last one carrying the request's RequestRecord (the
+engine's, enriched here with load, cache and request facts); `chat(request)` returns the whole
+Reply. That same record is what goes on the RecordBus to every telemetry consumer. Nothing here blocks the event loop: loads run in the manager's executor, decoding
 in each model's worker thread. Works on any running asyncio loop (plain asyncio or qasync).
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
+from dataclasses import replace
 from typing import AsyncIterator
 
 from jarvis.cache import ResponseCache, SharedGeneration, cache_key, replay
@@ -19,7 +20,7 @@ from jarvis.catalog import Catalog, ModelInfo
 from jarvis.config import Settings, apply_process_environment, load_settings
 from jarvis.errors import JarvisError, RequestCancelled
 from jarvis.manager import ModelManager
-from jarvis.request import ChatRequest, Chunk, Message, Reply, SamplingParams, Timings
+from jarvis.request import ChatRequest, Chunk, Message, Reply, RequestRecord, resolve_timeout
 from jarvis.telemetry import RecordBus, RequestRecord
 
 log = logging.getLogger("jarvis.assistant")
@@ -74,9 +75,9 @@ class Assistant:
     def request(self, user: str | None = None, *, messages: list[Message] | None = None, system: str | None = None,
                 model: str = "", **sampling) -> ChatRequest:
         """A ChatRequest with the settings' generation defaults; keyword overrides win."""
-        extra = {k: sampling.pop(k) for k in ("priority", "use_cache", "truncate", "timeout_s", "operation")
+        extra = {k: sampling.pop(k) for k in ("priority", "use_cache", "truncate", "timeout_s", "operation", "source")
                  if k in sampling}
-        params = SamplingParams.from_settings(self.settings.generation, **sampling)
+        params = self.settings.generation.with_overrides(**sampling)
         msgs: list[Message] = []
         if system:
             msgs.append(Message("system", system))
@@ -87,18 +88,20 @@ class Assistant:
 
     async def chat(self, request: ChatRequest) -> Reply:
         parts: list[str] = []
-        timings = Timings()
+        record: RequestRecord | None = None
         async for chunk in self.stream(request):
             parts.append(chunk.text)
-            if chunk.done and chunk.timings:
-                timings = chunk.timings
-        return Reply("".join(parts), timings)
+            if chunk.done and chunk.record is not None:
+                record = chunk.record
+        assert record is not None, "a stream that ends without an error ends with its record"
+        return Reply("".join(parts), record)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         """Stream a reply. Abandoning the iterator cancels the request (unless others share it)."""
         started = time.perf_counter()
         text: list[str] = []
-        status, error_kind, timings = "ok", "", None
+        status, error_kind, final = "ok", "", None
+        cache = "off"
         request.validate()
         name = request.model or self.settings.general.default_model or "(default)"  # until resolved
         try:
@@ -106,7 +109,12 @@ class Assistant:
             info = await asyncio.to_thread(self.catalog.get, request.model, self.settings.general.default_model)
             name = info.name
             key = cache_key(request, info.identity)
-            if request.use_cache and (hit := self.cache.get(key)) is not None:
+            if key is not None and request.use_cache and self.cache.enabled:
+                hit = self.cache.get(key)
+                cache = "miss" if hit is None else "hit"  # the one count of hits and misses: this record's
+            else:
+                hit = None
+            if hit is not None:
                 source = replay(hit)
             elif key is not None and request.use_cache and key in self._inflight:
                 source = self._join(self._inflight[key], coalesced=True)
@@ -119,8 +127,11 @@ class Assistant:
             async with contextlib.aclosing(source):
                 async for chunk in source:
                     text.append(chunk.text)
-                    if chunk.done:
-                        timings = chunk.timings
+                    if chunk.done and chunk.record is not None:
+                        final = replace(chunk.record, request_id=request.request_id, operation=request.operation,
+                                        source=request.source, cache=cache, timestamp=time.time(),
+                                        total_ms=(time.perf_counter() - started) * 1000)
+                        chunk = Chunk(chunk.text, True, final)
                     yield chunk
         except (asyncio.CancelledError, GeneratorExit, RequestCancelled):
             status, error_kind = "cancelled", "RequestCancelled"
@@ -129,19 +140,23 @@ class Assistant:
             status, error_kind = "error", type(e).__name__
             raise
         finally:
-            self._record(request, name, started, status, error_kind, timings, "".join(text))
+            if final is None:  # it never finished: a record of how far it got
+                final = RequestRecord(request_id=request.request_id, model=name, operation=request.operation,
+                                      source=request.source, status=status, error_kind=error_kind, cache=cache,
+                                      total_ms=(time.perf_counter() - started) * 1000)
+            self._emit(request, final, "".join(text))
 
     async def _generate(self, request: ChatRequest, info: ModelInfo, started: float) -> AsyncIterator[Chunk]:
-        async with self.manager.lease(info, request.timeout_s or self.settings.engine.request_timeout_s or None) as lease:
+        timeout = resolve_timeout(request.timeout_s, self.settings.engine.request_timeout_s)
+        async with self.manager.lease(info, timeout) as lease:
             seq = lease.engine.submit(request)
             async for chunk in lease.engine.stream(seq):
-                if chunk.done and chunk.timings is not None:
-                    t = chunk.timings
+                if chunk.done and chunk.record is not None:
+                    r = chunk.record
                     pre_submit_ms = (seq.submitted_at - started) * 1000
-                    t.model_load_ms = lease.load_ms
-                    t.warm_start = lease.warm_start
-                    t.ttft_ms += pre_submit_ms  # what the user waited, a model load included
-                    t.total_ms = (time.perf_counter() - started) * 1000
+                    chunk = Chunk(chunk.text, True, replace(
+                        r, model_load_ms=lease.load_ms, warm_start=lease.warm_start,
+                        ttft_ms=r.ttft_ms + pre_submit_ms))  # what the user waited, a model load included
                 yield chunk
 
     def _start_shared(self, key: str, request: ChatRequest, info: ModelInfo, started: float) -> SharedGeneration:
@@ -153,8 +168,8 @@ class Assistant:
             try:
                 async for chunk in self._generate(request, info, started):
                     parts.append(chunk.text)
-                    if chunk.done and chunk.timings is not None:
-                        self.cache.put(key, Reply("".join(parts), chunk.timings))
+                    if chunk.done and chunk.record is not None:
+                        self.cache.put(key, Reply("".join(parts), chunk.record))
                     shared.publish(chunk)
                 shared.close()
             except asyncio.CancelledError:
@@ -175,29 +190,19 @@ class Assistant:
             self.cache.coalesced += 1
         try:
             async for chunk in shared.listen():
-                if chunk.done and chunk.timings is not None and coalesced:
-                    chunk = Chunk(chunk.text, True, Timings(**{**chunk.timings.as_dict(), "coalesced": True}))
+                if chunk.done and chunk.record is not None and coalesced:
+                    chunk = Chunk(chunk.text, True, replace(chunk.record, coalesced=True))
                 yield chunk
         finally:
             shared.listeners -= 1
             if shared.listeners == 0 and not shared.done and shared.task is not None:
                 shared.task.cancel()  # the last listener left: stop generating
 
-    def _record(self, request: ChatRequest, name: str, started: float, status: str, error_kind: str,
-                timings: Timings | None, reply_text: str) -> None:
-        t = timings or Timings()
-        log_prompts = self.settings.telemetry.log_prompts
-        prompt = request.prompt if request.prompt is not None else (request.messages[-1].content if request.messages else "")
-        self.bus.emit(RequestRecord(
-            request_id=request.request_id, model=name, operation=request.operation, status=status,
-            error_kind=error_kind, latency_ms=(time.perf_counter() - started) * 1000, queue_ms=t.queue_ms,
-            model_load_ms=t.model_load_ms, prefill_ms=t.prefill_ms, ttft_ms=t.ttft_ms,
-            decode_tokens_per_s=t.decode_tokens_per_s, inter_token_ms=t.inter_token_ms,
-            prompt_tokens=t.prompt_tokens, cached_prompt_tokens=t.cached_prompt_tokens,
-            completion_tokens=t.completion_tokens, cache_hit=t.cache_hit, warm_start=t.warm_start,
-            coalesced=t.coalesced, finish_reason=t.finish_reason if timings else "",
-            prompt=prompt if log_prompts else None, reply=reply_text if log_prompts else None,
-        ))
+    def _emit(self, request: ChatRequest, record: RequestRecord, reply_text: str) -> None:
+        if self.settings.telemetry.log_prompts:
+            last = request.messages[-1].content if request.messages else ""
+            record = replace(record, prompt=request.prompt if request.prompt is not None else last, reply=reply_text)
+        self.bus.emit(record)
 
     # ---- what front ends show --------------------------------------------------------------
     def models(self) -> list[dict]:
@@ -211,38 +216,3 @@ class Assistant:
             d["loaded"] = loaded.get(info.name)
             out.append(d)
         return out
-
-
-class SyncAssistant:
-    """For scripts: an Assistant on its own event loop in a background thread."""
-
-    def __init__(self, settings: Settings | None = None, **kw):
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="jarvis-sync-loop", daemon=True)
-        self._thread.start()
-        self.assistant: Assistant = self._call(self._make(settings, kw))
-
-    @staticmethod
-    async def _make(settings, kw) -> Assistant:
-        return Assistant(settings, **kw)
-
-    def _call(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def ask(self, user: str, **kw) -> Reply:
-        return self._call(self.assistant.chat(self.assistant.request(user, **kw)))
-
-    def chat(self, request: ChatRequest) -> Reply:
-        return self._call(self.assistant.chat(request))
-
-    def close(self) -> None:
-        self._call(self.assistant.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
-
-    def __enter__(self) -> "SyncAssistant":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -11,12 +11,12 @@ import asyncio
 import hashlib
 import json
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from typing import AsyncIterator
 
 import cachetools
 
-from jarvis.request import ChatRequest, Chunk, Reply, Timings
+from jarvis.request import ChatRequest, Chunk, Reply
 
 
 def cache_key(request: ChatRequest, model_identity: tuple) -> str | None:
@@ -28,7 +28,7 @@ def cache_key(request: ChatRequest, model_identity: tuple) -> str | None:
         "model": list(model_identity),
         "messages": [[m.role, m.content] for m in request.messages],
         "prompt": request.prompt,
-        "sampling": asdict(sp),
+        "sampling": sp.model_dump(),
         "truncate": request.truncate,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
@@ -54,12 +54,12 @@ class _CountingTTLCache(cachetools.TTLCache):
 
 @dataclass
 class CacheStats:
+    """What the cache holds. Hits and misses are not here: each request's record says which it
+    was (RequestRecord.cache), and PerfMonitor and /metrics count those, once."""
+
     enabled: bool
     size: int
     max_size: int
-    hits: int
-    misses: int
-    hit_rate: float
     evictions: int
     expirations: int
     coalesced: int
@@ -71,8 +71,6 @@ class ResponseCache:
         self.enabled = enabled
         self._entries = _CountingTTLCache(max_size, ttl_seconds)
         self._lock = threading.Lock()  # the HTTP server and the UI share one cache
-        self.hits = 0
-        self.misses = 0
         self.coalesced = 0
 
     @classmethod
@@ -84,15 +82,10 @@ class ResponseCache:
         if not self.enabled or key is None:
             return None
         with self._lock:
-            reply = self._entries.get(key)
-            if reply is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-            return reply
+            return self._entries.get(key)
 
     def put(self, key: str | None, reply: Reply) -> None:
-        if not self.enabled or key is None or reply.timings.finish_reason not in ("stop", "length"):
+        if not self.enabled or key is None or reply.record.finish_reason not in ("stop", "length"):
             return
         with self._lock:
             self._entries[key] = reply
@@ -104,9 +97,7 @@ class ResponseCache:
     def stats(self) -> CacheStats:
         with self._lock:
             self._entries.expire()
-            looked = self.hits + self.misses
-            return CacheStats(self.enabled, len(self._entries), int(self._entries.maxsize), self.hits, self.misses,
-                              self.hits / looked if looked else 0.0, self._entries.evictions,
+            return CacheStats(self.enabled, len(self._entries), int(self._entries.maxsize), self._entries.evictions,
                               self._entries.expirations, self.coalesced, float(self._entries.ttl))
 
 
@@ -116,9 +107,10 @@ async def replay(reply: Reply, chunk_chars: int = 64) -> AsyncIterator[Chunk]:
     pieces = [text[i:i + chunk_chars] for i in range(0, len(text), chunk_chars)] or [""]
     for piece in pieces[:-1]:
         yield Chunk(piece)
-    timings = Timings(**{**reply.timings.as_dict(), "cache_hit": True, "queue_ms": 0.0, "model_load_ms": 0.0,
-                         "warm_start": True})
-    yield Chunk(pieces[-1], done=True, timings=timings)
+    # A replayed reply generated nothing: no queue, no load, no token gaps.
+    record = replace(reply.record, cache="hit", queue_ms=0.0, model_load_ms=0.0, warm_start=True, coalesced=False,
+                     inter_token_ms=())
+    yield Chunk(pieces[-1], done=True, record=record)
 
 
 class SharedGeneration:

@@ -99,15 +99,16 @@ async def _ask(settings, args, prompt: str) -> int:
     assistant = Assistant(settings)
     try:
         request = assistant.request(prompt, system=args.system, model=args.model or "", max_tokens=args.max_tokens,
-                                    temperature=args.temperature, seed=args.seed, operation="ask")
-        timings = None
+                                    temperature=args.temperature, seed=args.seed, operation="ask",
+                                    source="cli")
+        record = None
         async for chunk in assistant.stream(request):
             sys.stdout.write(chunk.text)
             sys.stdout.flush()
-            timings = chunk.timings or timings
+            record = chunk.record or record
         sys.stdout.write("\n")
-        if args.stats and timings:
-            print(stats_line(timings), file=sys.stderr)
+        if args.stats and record:
+            print(stats_line(record), file=sys.stderr)
         return 0
     finally:
         await assistant.close()

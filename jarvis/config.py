@@ -20,6 +20,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jarvis.errors import ConfigError
+from jarvis.sampling import SamplingParams
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = Path(str(resources.files("jarvis") / "defaults" / "settings.toml"))
@@ -65,14 +66,8 @@ class EngineSettings(_Section):
     truncate: bool = True
 
 
-class GenerationSettings(_Section):
-    max_tokens: int = Field(512, ge=1, le=131072)
-    temperature: float = Field(0.7, ge=0, le=5)
-    top_k: int = Field(40, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
-    min_p: float = Field(0.05, ge=0, le=1)
-    repeat_penalty: float = Field(1.1, gt=0, le=5)
-    seed: int = Field(-1, ge=-1, le=2**32 - 1)
+# [generation] is the sampling parameters' one definition: the defaults of every request.
+GenerationSettings = SamplingParams
 
 
 class GpuSettings(_Section):
@@ -147,7 +142,7 @@ class Settings(_Section):
         return Path(self.conversations.database) if self.conversations.database else self.data_path / "conversations.sqlite3"
 
 
-SECTIONS: dict[str, type[_Section]] = {
+SECTIONS: dict[str, type[BaseModel]] = {
     name: field.annotation for name, field in Settings.model_fields.items()  # type: ignore[misc]
 }
 
@@ -181,7 +176,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[tuple[str, str], tuple[str, 
 
 def _parse_env_value(raw: str, section: str, key: str) -> Any:
     annotation = SECTIONS[section].model_fields[key].annotation
-    if annotation == list[str]:
+    if annotation in (list[str], tuple[str, ...]):
         return [part.strip() for part in raw.split(",") if part.strip()]
     return raw  # pydantic's lax mode turns "4", "0.5", "true" into the field's type
 

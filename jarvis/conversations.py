@@ -12,7 +12,6 @@ per thread would each need closing from their own thread, and a forgotten one is
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 import time
@@ -22,10 +21,10 @@ from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
 
 from jarvis.errors import ConversationNotFound, InvalidRequest, StorageError
+from jarvis.request import ROLES, Message, Role
+from jarvis.sampling import SamplingParams
 
-Role = Literal["system", "user", "assistant"]
 Status = Literal["complete", "stopped", "error"]
-ROLES = ("system", "user", "assistant")
 STATUSES = ("complete", "stopped", "error")
 MEMORY = ":memory:"
 
@@ -59,20 +58,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
-# Settings a conversation may override; None means "the app's default".
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-_SETTINGS_RULES = {
-    "temperature": (lambda v: _number(v) and 0 <= v <= 5, "must be a number from 0 to 5"),
-    "max_tokens": (lambda v: _number(v) and isinstance(v, int) and v >= 1, "must be an integer of 1 or more"),
-    "top_p": (lambda v: _number(v) and 0 < v <= 1, "must be a number in (0, 1]"),
+# Settings a conversation may override; None means "the app's default". The sampling ones are
+# checked by SamplingParams, the same rule as the settings file and the HTTP API.
+SAMPLING_SETTINGS = ("temperature", "max_tokens", "top_p")
+_TEXT_SETTINGS = {
     "model": (lambda v: isinstance(v, str), "must be text"),
     "system_prompt": (lambda v: isinstance(v, str), "must be text"),
     "settings": (lambda v: isinstance(v, dict), "must be a dict"),
 }
-_NULLABLE = ("temperature", "max_tokens", "top_p")
+KNOWN_SETTINGS = (*_TEXT_SETTINGS, *SAMPLING_SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -90,27 +84,33 @@ class Conversation:
 
 
 @dataclass(frozen=True)
-class Message:
+class StoredMessage:
+    """A chat turn as stored: the Message plus its row's facts."""
+
     id: int
     conversation_id: int
     role: Role
     content: str
     created_at: float
     status: Status
-    meta: dict[str, Any]  # timings and the stats line of the reply
+    meta: dict[str, Any]  # the reply's record and stats line
     position: int
+
+    @property
+    def message(self) -> Message:
+        return Message(self.role, self.content)
 
 
 def _validate_settings(fields: dict[str, Any]) -> None:
     for name, value in fields.items():
-        if name not in _SETTINGS_RULES:
-            raise InvalidRequest(f"{name!r} is not a conversation setting; known: {', '.join(_SETTINGS_RULES)}.",
+        if name not in KNOWN_SETTINGS:
+            raise InvalidRequest(f"{name!r} is not a conversation setting; known: {', '.join(KNOWN_SETTINGS)}.",
                                  field=name)
-        check, rule = _SETTINGS_RULES[name]
-        if value is None and name in _NULLABLE:
-            continue
-        if not check(value):
-            raise InvalidRequest(f"{name} = {value!r} {rule}.", field=name)
+        if name in _TEXT_SETTINGS:
+            check, rule = _TEXT_SETTINGS[name]
+            if not check(value):
+                raise InvalidRequest(f"{name} = {value!r} {rule}.", field=name)
+    SamplingParams.check_fields({k: v for k, v in fields.items() if k in SAMPLING_SETTINGS})
 
 
 def _validate_content(status: str, content: str) -> None:
@@ -141,8 +141,8 @@ def _conversation(row: sqlite3.Row) -> Conversation:
     )
 
 
-def _message(row: sqlite3.Row) -> Message:
-    return Message(
+def _message(row: sqlite3.Row) -> StoredMessage:
+    return StoredMessage(
         id=row["id"], conversation_id=row["conversation_id"], role=row["role"], content=row["content"],
         created_at=row["created_at"], status=row["status"], meta=json.loads(row["meta_json"]),
         position=row["position"],
@@ -317,7 +317,7 @@ class ConversationStore:
         with self._write() as conn:
             self._touch(conn, conversation_id, self._now())
             if columns:
-                assignments = ", ".join(f"{column} = ?" for column in columns)  # names come from _SETTINGS_RULES
+                assignments = ", ".join(f"{column} = ?" for column in columns)  # names come from KNOWN_SETTINGS
                 conn.execute(f"UPDATE conversations SET {assignments} WHERE id = ?", (*columns.values(), conversation_id))
         return self.get(conversation_id)
 
@@ -330,7 +330,7 @@ class ConversationStore:
     # ---- messages -------------------------------------------------------------------------------
 
     def add_message(self, conversation_id: int, role: Role, content: str, status: Status = "complete",
-                    meta: dict[str, Any] | None = None) -> Message:
+                    meta: dict[str, Any] | None = None) -> StoredMessage:
         if role not in ROLES:
             raise InvalidRequest(f"role {role!r} is not one of {', '.join(ROLES)}.", field="role")
         _validate_content(status, content)
@@ -347,12 +347,12 @@ class ConversationStore:
             )
             return _message(conn.execute("SELECT * FROM messages WHERE id = ?", (cursor.lastrowid,)).fetchone())
 
-    def messages(self, conversation_id: int) -> list[Message]:
+    def messages(self, conversation_id: int) -> list[StoredMessage]:
         rows = self._read("SELECT * FROM messages WHERE conversation_id = ? ORDER BY position", (conversation_id,))
         return [_message(row) for row in rows]
 
     def replace_message(self, message_id: int, content: str, status: Status = "complete",
-                        meta: dict[str, Any] | None = None) -> Message:
+                        meta: dict[str, Any] | None = None) -> StoredMessage:
         """New text, status and meta for one message (a regenerated or finished reply)."""
         _validate_content(status, content)
         meta_json = _json(meta, "meta")
@@ -366,7 +366,7 @@ class ConversationStore:
             return _message(conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone())
 
     def update_last_assistant(self, conversation_id: int, content: str, status: Status = "complete",
-                              meta: dict[str, Any] | None = None) -> Message:
+                              meta: dict[str, Any] | None = None) -> StoredMessage:
         rows = self._read("SELECT id FROM messages WHERE conversation_id = ? AND role = 'assistant'"
                           " ORDER BY position DESC LIMIT 1", (conversation_id,))
         if not rows:

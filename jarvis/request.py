@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import enum
 import itertools
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from jarvis.errors import InvalidRequest
+from jarvis.sampling import SamplingParams
+from jarvis.telemetry.records import RequestRecord
 
+__all__ = ["Role", "ROLES", "Message", "Priority", "SamplingParams", "ChatRequest", "Chunk", "Reply",
+           "RequestRecord", "resolve_timeout"]
+
+# The one definition of who speaks in a chat; stored conversations use it too.
 Role = Literal["system", "user", "assistant"]
+ROLES: tuple[Role, ...] = ("system", "user", "assistant")
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 _ids = itertools.count(1)
 
@@ -35,52 +42,19 @@ class Priority(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Message:
+    """One turn of a chat, as the model sees it (a stored one is conversations.StoredMessage)."""
+
     role: Role
     content: str
 
 
-@dataclass(frozen=True)
-class SamplingParams:
-    max_tokens: int = 512
-    temperature: float = 0.7
-    top_k: int = 40
-    top_p: float = 0.95
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    seed: int = -1
-    stop: tuple[str, ...] = ()
+def resolve_timeout(requested: float | None, setting: float) -> float | None:
+    """The one timeout rule: None = the engine.request_timeout_s setting; then 0 = no limit.
 
-    def validate(self, context_length: int | None = None) -> None:
-        checks = [
-            ("max_tokens", self.max_tokens >= 1, "must be at least 1"),
-            ("temperature", 0 <= self.temperature <= 5, "must be between 0 and 5"),
-            ("top_k", self.top_k >= 0, "must be 0 (off) or more"),
-            ("top_p", 0 < self.top_p <= 1, "must be in (0, 1]"),
-            ("min_p", 0 <= self.min_p <= 1, "must be in [0, 1]"),
-            ("repeat_penalty", 0 < self.repeat_penalty <= 5, "must be in (0, 5]"),
-            ("presence_penalty", -2 <= self.presence_penalty <= 2, "must be between -2 and 2"),
-            ("frequency_penalty", -2 <= self.frequency_penalty <= 2, "must be between -2 and 2"),
-            ("seed", -1 <= self.seed < 2**32, "must be -1 (random) or a 32-bit unsigned integer"),
-            ("stop", len(self.stop) <= 8 and all(isinstance(s, str) and s for s in self.stop),
-             "must be at most 8 non-empty strings"),
-        ]
-        for name, ok, rule in checks:
-            if not ok:
-                raise InvalidRequest(f"{name} = {getattr(self, name)!r} {rule}.", field=name)
-
-    @classmethod
-    def from_settings(cls, generation, **overrides) -> "SamplingParams":
-        base = cls(
-            max_tokens=generation.max_tokens, temperature=generation.temperature, top_k=generation.top_k,
-            top_p=generation.top_p, min_p=generation.min_p, repeat_penalty=generation.repeat_penalty,
-            seed=generation.seed,
-        )
-        clean = {k: v for k, v in overrides.items() if v is not None}
-        if "stop" in clean:
-            clean["stop"] = tuple(clean["stop"]) if not isinstance(clean["stop"], str) else (clean["stop"],)
-        return replace(base, **clean)
+    Returns seconds, or None for no limit.
+    """
+    seconds = setting if requested is None else requested
+    return seconds if seconds and seconds > 0 else None
 
 
 @dataclass(frozen=True)
@@ -94,9 +68,10 @@ class ChatRequest:
     priority: Priority = Priority.NORMAL
     use_cache: bool = True  # False: bypass the response cache and replace the stored entry
     truncate: bool | None = None  # None = the engine.truncate setting
-    timeout_s: float | None = None  # None = the engine.request_timeout_s setting
+    timeout_s: float | None = None  # see resolve_timeout: None = the setting, 0 = no limit
     request_id: str = field(default_factory=lambda: f"req-{next(_ids)}")
     operation: str = "chat"  # what the request log calls it: chat, completion, ask, ...
+    source: str = ""  # which front end sent it: chat (desktop), api (HTTP), cli
 
     def validate(self) -> None:
         if self.prompt is None and not self.messages:
@@ -105,14 +80,16 @@ class ChatRequest:
             raise InvalidRequest("The prompt is empty.", field="prompt")
         if self.messages:
             for i, m in enumerate(self.messages):
-                if m.role not in ("system", "user", "assistant"):
+                if m.role not in ROLES:
                     raise InvalidRequest(f"messages[{i}].role {m.role!r} is not system, user or assistant.",
                                          field=f"messages[{i}].role")
                 if not isinstance(m.content, str):
                     raise InvalidRequest(f"messages[{i}].content must be text.", field=f"messages[{i}].content")
             if not any(m.role == "user" and m.content.strip() for m in self.messages):
                 raise InvalidRequest("The conversation has no non-empty user message.", field="messages")
-        self.sampling.validate()
+        if self.timeout_s is not None and not self.timeout_s >= 0:
+            raise InvalidRequest(f"timeout_s = {self.timeout_s!r} must be 0 (no limit) or more seconds.",
+                                 field="timeout_s")
 
     @staticmethod
     def chat(user: str, system: str | None = None, history: list[Message] | None = None, **kw) -> "ChatRequest":
@@ -125,43 +102,15 @@ class ChatRequest:
 
 
 @dataclass
-class Timings:
-    """Figures every reply carries (all milliseconds unless the name says otherwise)."""
-
-    queue_ms: float = 0.0
-    model_load_ms: float = 0.0
-    prefill_ms: float = 0.0
-    ttft_ms: float = 0.0
-    decode_tokens_per_s: float = 0.0
-    total_ms: float = 0.0
-    prompt_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    completion_tokens: int = 0
-    dropped_turns: int = 0
-    finish_reason: FinishReason = "stop"
-    cache_hit: bool = False
-    warm_start: bool = True
-    coalesced: bool = False
-    model: str = ""
-    # Gaps between streamed tokens, for the inter-token latency histogram; not part of the reply.
-    inter_token_ms: tuple[float, ...] = field(default=(), repr=False)
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("inter_token_ms")
-        return d
-
-
-@dataclass
 class Chunk:
-    """A piece of a streamed reply. The last chunk has `done=True` and carries `timings`."""
+    """A piece of a streamed reply. The last chunk has `done=True` and carries the request's record."""
 
     text: str
     done: bool = False
-    timings: Timings | None = None
+    record: RequestRecord | None = None
 
 
 @dataclass
 class Reply:
     text: str
-    timings: Timings
+    record: RequestRecord

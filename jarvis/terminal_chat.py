@@ -8,7 +8,7 @@ import signal
 import sys
 
 from jarvis.errors import JarvisError
-from jarvis.request import Timings
+from jarvis.request import RequestRecord
 from jarvis.request import Message
 
 HELP = "Type a message and press Enter. /exit or Ctrl-D quits, Ctrl-C stops an answer, /reset starts over."
@@ -48,7 +48,8 @@ async def _chat(settings, model: str, system: str | None, show_stats: bool) -> i
                 history.clear()
                 print("(new conversation)", flush=True)
                 continue
-            request = assistant.request(line, messages=history, system=system, model=model, operation="chat")
+            request = assistant.request(line, messages=history, system=system, model=model, operation="chat",
+                                        source="cli")
             parts: list[str] = []
 
             async def answer() -> None:
@@ -56,8 +57,8 @@ async def _chat(settings, model: str, system: str | None, show_stats: bool) -> i
                     parts.append(chunk.text)
                     sys.stdout.write(chunk.text)
                     sys.stdout.flush()
-                    if chunk.done and chunk.timings and show_stats:
-                        print(f"\n{stats_line(chunk.timings)}", file=sys.stderr, flush=True)
+                    if chunk.done and chunk.record and show_stats:
+                        print(f"\n{stats_line(chunk.record)}", file=sys.stderr, flush=True)
 
             current = loop.create_task(answer())
             try:
@@ -75,7 +76,7 @@ async def _chat(settings, model: str, system: str | None, show_stats: bool) -> i
         await assistant.close()
 
 
-def stats_line(t: Timings) -> str:
+def stats_line(t: RequestRecord) -> str:
     start = "cached" if t.cache_hit else ("warm" if t.warm_start else f"cold start (load {t.model_load_ms:.0f} ms)")
     dropped = f" · {t.dropped_turns} oldest turns dropped to fit" if t.dropped_turns else ""
     return (f"[{t.model}] time to first token {t.ttft_ms:.0f} ms · {t.decode_tokens_per_s:.1f} tokens/s · "

@@ -134,3 +134,24 @@ def test_models_in_the_users_models_folder_are_in_the_catalog(tmp_path, model_pa
     shutil.copyfile(model_path, s.user_models_path / "mine.gguf")  # a copy: the catalog folds links
     found = {m.name: m for m in Catalog.from_settings(s).scan()}
     assert found["mine"].ok and found["mine"].source == str(s.user_models_path)
+
+
+def test_generation_defaults_are_the_sampling_model_s_own():
+    """settings.toml's [generation] lists every sampling parameter with SamplingParams' default: one source."""
+    import tomllib
+
+    from jarvis.sampling import SamplingParams
+
+    shipped = tomllib.loads(DEFAULTS_FILE.read_text())["generation"]
+    model = SamplingParams().model_dump()
+    assert set(shipped) == set(model)
+    assert {k: tuple(v) if isinstance(v, list) else v for k, v in shipped.items()} == model
+    assert load_settings(environ={}).generation == SamplingParams()
+
+
+def test_generation_range_and_stop_list_from_the_environment():
+    s = load_settings(environ={"JARVIS_GENERATION_STOP": "END, ###"})
+    assert s.generation.stop == ("END", "###")
+    with pytest.raises(ConfigError) as e:
+        load_settings(environ={"JARVIS_GENERATION_TOP_P": "0"})
+    assert "JARVIS_GENERATION_TOP_P" in str(e.value) and "> 0" in str(e.value)

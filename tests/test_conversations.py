@@ -281,3 +281,29 @@ def test_migrations_run_once_in_order(db):
         assert [c.title for c in store.list()] == ["Before the upgrade"]
     assert pragma(db, "user_version") == len(upgrade)
     ConversationStore(db, migrations=upgrade).close()  # already there: no second ALTER
+
+
+@pytest.mark.parametrize("field, value", [("temperature", 9), ("max_tokens", 10**6), ("top_p", 0), ("top_p", "0.5")])
+def test_a_stored_setting_is_refused_by_the_same_rule_as_the_http_api(store, field, value):
+    """One rule (jarvis.sampling): the same value gets the same error from a conversation and from /v1."""
+    from jarvis.config import GenerationSettings
+    from jarvis.http.openai_schema import chat_request
+
+    if isinstance(value, str):  # JSON numbers are numbers; a stored one must be one too (no "0.5")
+        with pytest.raises(InvalidRequest, match="top_p"):
+            store.create("x", **{field: value})
+        return
+    with pytest.raises(InvalidRequest) as http:
+        chat_request({"messages": [{"role": "user", "content": "hi"}], field: value}, GenerationSettings())
+    with pytest.raises(InvalidRequest) as stored:
+        store.create("x", **{field: value})
+    assert str(stored.value) == str(http.value) and stored.value.field == http.value.field == field
+
+
+def test_a_stored_message_is_the_chat_s_own_message(store):
+    from jarvis.request import Message
+
+    conv = store.create("Roles")
+    store.add_message(conv.id, "user", "hi")
+    (stored,) = store.messages(conv.id)
+    assert stored.message == Message("user", "hi")

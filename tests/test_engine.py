@@ -78,7 +78,7 @@ def test_fifth_request_waits_and_completes_and_full_queue_refuses_at_once(settin
 
     replies, refused_in, message = run(with_assistant(settings, body, max_queue=2))
     assert all(r.text for r in replies) and len(replies) == 6
-    assert replies[4].timings.queue_ms > 0
+    assert replies[4].record.queue_ms > 0
     assert refused_in < 1.0
     assert "queue is full" in message and "max_queue" in message
 
@@ -169,10 +169,10 @@ def test_chat_turn_two_reuses_the_prefix_and_answers_like_a_cold_start(settings)
         return await a.chat(greedy(a, "And the sun?", messages=msgs, max_tokens=24))
 
     cold = run(with_assistant(settings, cold_turn2))
-    assert cold.timings.cached_prompt_tokens == 0
-    assert warm.timings.prompt_tokens == cold.timings.prompt_tokens
+    assert cold.record.cached_prompt_tokens == 0
+    assert warm.record.prompt_tokens == cold.record.prompt_tokens
     # At least turn 1's whole prompt was reused (its answer too, as far as it tokenizes the same).
-    assert first.timings.prompt_tokens <= warm.timings.cached_prompt_tokens < warm.timings.prompt_tokens
+    assert first.record.prompt_tokens <= warm.record.cached_prompt_tokens < warm.record.prompt_tokens
     assert warm.text.split()[:2] == cold.text.split()[:2], (warm.text, cold.text)
 
 
@@ -187,9 +187,9 @@ def test_stop_string_max_tokens_and_end_of_generation(settings):
     base, stopped, capped, short = run(with_assistant(settings, body))
     assert "4" in base.text
     assert "4" not in stopped.text and base.text.startswith(stopped.text) and stopped.text
-    assert stopped.timings.finish_reason == "stop"
-    assert capped.timings.completion_tokens == 5 and capped.timings.finish_reason == "length"
-    assert short.timings.finish_reason == "stop" and short.timings.completion_tokens < 64
+    assert stopped.record.finish_reason == "stop"
+    assert capped.record.completion_tokens == 5 and capped.record.finish_reason == "length"
+    assert short.record.finish_reason == "stop" and short.record.completion_tokens < 64
 
 
 def test_multibyte_characters_arrive_whole(settings):
@@ -254,8 +254,8 @@ def test_prompt_longer_than_context_truncates_oldest_turns_or_fails(settings):
         return truncated, e.value
 
     truncated, error = run(with_assistant(settings, body, context_length=512))
-    assert truncated.text and truncated.timings.dropped_turns > 0
-    assert truncated.timings.prompt_tokens <= 512
+    assert truncated.text and truncated.record.dropped_turns > 0
+    assert truncated.record.prompt_tokens <= 512
     assert error.context_tokens == 512 and error.prompt_tokens > 512 - 16
     assert "512" in str(error)
 

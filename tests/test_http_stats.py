@@ -38,10 +38,10 @@ def run(coro):
 def feed_requests(bus: RecordBus) -> None:
     bus.emit(ModelRecord(model="m", event="loaded", load_ms=300))
     for i in range(1, 1001):  # latencies 1..1000 ms
-        bus.emit(RequestRecord(request_id=str(i), model="m", latency_ms=float(i), ttft_ms=i / 10, queue_ms=2.0,
-                               prompt_tokens=5, completion_tokens=10, inter_token_ms=(12.0, 14.0),
-                               cache_hit=i % 4 == 0))
-    bus.emit(RequestRecord(request_id="bad", model="m", status="error", error_kind="QueueFull", latency_ms=0.5))
+        bus.emit(RequestRecord(request_id=str(i), model="m", total_ms=float(i), ttft_ms=i / 10, queue_ms=2.0,
+                               prompt_tokens=5, completion_tokens=10, inter_token_ms=(12.0, 14.0), decode_tokens_per_s=80.0,
+                               cache="hit" if i % 4 == 0 else "miss"))
+    bus.emit(RequestRecord(request_id="bad", model="m", status="error", error_kind="QueueFull", total_ms=0.5))
     bus.emit(StepRecord(model="m", active_slots=3, queue_depth=4, batch_tokens=3, decode_tokens=3,
                         prefill_tokens=0, step_ms=9))
     bus.emit(QueueRecord(model="m", event="rejected", queue_depth=64))
@@ -63,9 +63,12 @@ def test_performance_stats_percentiles_from_the_bus():
         assert stats["requests"]["ttft"]["p95_ms"] == pytest.approx(95.005)
         assert stats["queue"]["rejections"] == 1 and stats["queue"]["max_depth"] == 64
         assert stats["queue"]["max_concurrent"] == 3 and stats["queue"]["avg_wait_ms"] == pytest.approx(2.0 * 750 / 751)  # cache hits never queue
-        assert stats["cache"] == {"hits": 250, "misses": 751, "hit_rate": pytest.approx(250 / 1001),
+        # The failed request never looked the cache up: neither a hit nor a miss.
+        assert stats["cache"] == {"hits": 250, "misses": 750, "hit_rate": pytest.approx(250 / 1000),
                                   "size": 3, "max_size": 200}
         assert stats["counters"]["errors.QueueFull"] == 1
+        rate = stats["requests"]["decode_tokens_per_s"]  # a rate: its keys say tokens/s, not ms
+        assert rate["p50_tokens_per_s"] == 80.0 and not any(key.endswith("_ms") for key in rate)
 
     run(main())
 
@@ -120,7 +123,7 @@ def test_metrics_parse_back():
     assert value("jarvis_prompt_tokens", "jarvis_prompt_tokens_total") == 750 * 5
     assert value("jarvis_generation_tokens", "jarvis_generation_tokens_total") == 750 * 10
     assert value("jarvis_cache_hits", "jarvis_cache_hits_total") == 250
-    assert value("jarvis_cache_misses", "jarvis_cache_misses_total") == 751
+    assert value("jarvis_cache_misses", "jarvis_cache_misses_total") == 750
     assert value("jarvis_queue_rejections", "jarvis_queue_rejections_total") == 1
     assert value("jarvis_queue_size", "jarvis_queue_size", model="m") == 4
     assert value("jarvis_active_slots", "jarvis_active_slots") == 3

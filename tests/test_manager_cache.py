@@ -75,8 +75,8 @@ def test_a_busy_model_is_never_evicted_the_request_waits(settings, tmp_path, mod
 
     a_still_loaded, first, second, loaded = asyncio.run(body())
     assert a_still_loaded
-    assert first.timings.completion_tokens > 10 and first.timings.finish_reason in ("stop", "length")
-    assert second.text and not second.timings.warm_start
+    assert first.record.completion_tokens > 10 and first.record.finish_reason in ("stop", "length")
+    assert second.text and not second.record.warm_start
     assert loaded == ["b"]
 
 
@@ -96,8 +96,8 @@ def test_concurrent_requests_for_a_loading_model_load_it_once(settings, tmp_path
     loads, replies = asyncio.run(body())
     assert len(loads) == 1
     assert all(r.text for r in replies)
-    assert sum(not r.timings.warm_start for r in replies) == 4  # all waited on that one load
-    assert all(r.timings.model_load_ms > 0 for r in replies)
+    assert sum(not r.record.warm_start for r in replies) == 4  # all waited on that one load
+    assert all(r.record.model_load_ms > 0 for r in replies)
 
 
 def test_keep_alive_unloads_an_idle_model(settings, tmp_path, model_copy):
@@ -115,7 +115,7 @@ def test_keep_alive_unloads_an_idle_model(settings, tmp_path, model_copy):
             await a.close()
 
     again = asyncio.run(body())
-    assert not again.timings.warm_start  # it had to load again
+    assert not again.record.warm_start  # it had to load again
 
 
 def test_keep_alive_forever_keeps_it(settings, tmp_path, model_copy):
@@ -166,11 +166,12 @@ def test_cache_hit_replays_and_regenerate_bypasses(settings, tmp_path, model_cop
             await a.close()
 
     first, chunks, regenerated, stats = asyncio.run(body())
-    assert not first.timings.cache_hit
-    hit = chunks[-1].timings
-    assert hit.cache_hit and "".join(c.text for c in chunks) == first.text
-    assert not regenerated.timings.cache_hit and regenerated.text == first.text
-    assert stats.hits == 1 and stats.size == 1 and stats.hit_rate == 0.5
+    assert first.record.cache == "miss"
+    hit = chunks[-1].record
+    assert hit.cache == "hit" and "".join(c.text for c in chunks) == first.text
+    assert hit.inter_token_ms == () and hit.queue_ms == 0  # a replay generated nothing
+    assert regenerated.record.cache == "off" and regenerated.text == first.text  # bypassed: not looked up
+    assert stats.size == 1
 
 
 def test_random_sampling_is_never_cached(settings, tmp_path, model_copy):
@@ -179,14 +180,14 @@ def test_random_sampling_is_never_cached(settings, tmp_path, model_copy):
     async def body():
         a = make(settings, tmp_path)
         try:
-            for _ in range(2):
-                await a.chat(a.request("Name a fruit.", model="a", temperature=0.8, seed=-1, max_tokens=8))
-            return a.cache.stats()
+            replies = [await a.chat(a.request("Name a fruit.", model="a", temperature=0.8, seed=-1, max_tokens=8))
+                       for _ in range(2)]
+            return replies, a.cache.stats()
         finally:
             await a.close()
 
-    stats = asyncio.run(body())
-    assert stats.size == 0 and stats.hits == 0
+    replies, stats = asyncio.run(body())
+    assert stats.size == 0 and [r.record.cache for r in replies] == ["off", "off"]
 
 
 def test_identical_requests_in_flight_are_coalesced_and_one_leaving_does_not_stop_the_other(
@@ -213,20 +214,20 @@ def test_identical_requests_in_flight_are_coalesced_and_one_leaving_does_not_sto
             await a.close()
 
     kept, alone, stats = asyncio.run(body())
-    assert kept.text == alone.text and kept.timings.finish_reason in ("stop", "length")
+    assert kept.text == alone.text and kept.record.finish_reason in ("stop", "length")
     assert stats.coalesced == 1
 
 
 def test_cache_evicts_least_recently_used_and_counts_it():
     from jarvis.cache import ResponseCache
-    from jarvis.request import Reply, Timings
+    from jarvis.request import Reply, RequestRecord
 
     cache = ResponseCache(max_size=2, ttl_seconds=60)
     for key in ("k1", "k2", "k3"):
-        cache.put(key, Reply(key, Timings()))
+        cache.put(key, Reply(key, RequestRecord(request_id=key, model="m", finish_reason="stop")))
     assert cache.get("k1") is None and cache.get("k3").text == "k3"
     s = cache.stats()
-    assert s.evictions == 1 and s.size == 2 and s.misses == 1 and s.hits == 1
+    assert s.evictions == 1 and s.size == 2
     cache.clear()
     assert cache.stats().size == 0
 
@@ -248,3 +249,29 @@ def test_memory_budget_uses_free_gpu_memory_when_layers_go_to_the_gpu(settings):
     assert fixed._memory_budget() == 5 * GIB
     for m in (gpu, cpu, fixed):
         asyncio.run(m.close())
+
+
+def test_a_request_timeout_of_0_means_no_limit_in_the_load_as_in_the_engine(settings, tmp_path, model_copy):
+    """One rule (request.resolve_timeout): a request's timeout_s of 0 is no limit, not "the setting",
+    so a setting far too short for a model load does not apply to it anywhere."""
+    model_copy("a")
+    settings = settings.model_copy(update={"engine": settings.engine.model_copy(update={"request_timeout_s": 0.001})})
+
+    async def body():
+        a = make(settings, tmp_path)
+        try:
+            return await a.chat(greedy(a, "Name a fruit.", "a", timeout_s=0))
+        finally:
+            await a.close()
+
+    reply = asyncio.run(body())
+    assert reply.text and reply.record.status == "ok" and not reply.record.warm_start
+
+
+def test_the_timeout_rule():
+    from jarvis.request import resolve_timeout
+
+    assert resolve_timeout(None, 300) == 300  # unset: the setting
+    assert resolve_timeout(None, 0) is None  # the setting says no limit
+    assert resolve_timeout(0, 300) is None  # the request says no limit
+    assert resolve_timeout(5, 0) == 5

@@ -398,3 +398,42 @@ def test_jarvis_ask_through_a_running_server(server, env, client):
     assert out.stdout.strip() == expected.strip() and "completion tokens" in out.stderr
     out = run_jarvis(["ask", "--server", server.url, "--model", "nope", "hi"], env, timeout=120)
     assert out.returncode != 0 and "404" in out.stderr and "nope" in out.stderr
+
+
+# ---- one record per request ----------------------------------------------------------------
+def test_the_answer_s_figures_are_the_record_and_a_cache_hit_is_counted_once_everywhere(tmp_path):
+    """The `jarvis` figures of an answer are the very record the RecordBus carried to telemetry;
+    a cache hit is one hit in /api/performance/stats and in /metrics alike; a request that could
+    not be cached (random sampling) is neither a hit nor a miss in either."""
+    import json
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from jarvis.telemetry import RequestRecord
+
+    with ServerThread(make_settings(tmp_path)) as s:
+        seen: list[RequestRecord] = []
+        s.runtime.bus.subscribe(lambda r: seen.append(r) if isinstance(r, RequestRecord) else None)
+        with openai.OpenAI(base_url=s.base_url, api_key="unused", max_retries=0, timeout=120) as c:
+            first = ask(c, "Name a fruit.", max_tokens=6)
+            again = ask(c, "Name a fruit.", max_tokens=6)
+            ask(c, "Name a fruit.", max_tokens=6, temperature=0.9)  # random seed: never looked up
+        with urllib.request.urlopen(s.url + "/api/performance/stats") as resp:
+            stats = json.load(resp)
+        with urllib.request.urlopen(s.url + "/metrics") as resp:
+            families = {f.name: f for f in text_string_to_metric_families(resp.read().decode())}
+
+    assert [(r.cache, r.source, r.backend) for r in seen] == [("miss", "api", "local"), ("hit", "api", "local"),
+                                                            ("off", "api", "local")]
+    assert first.model_extra["jarvis"] == seen[0].figures() and again.model_extra["jarvis"] == seen[1].figures()
+    assert again.model_extra["jarvis"]["cache_hit"] and again.model_extra["jarvis"]["request_id"] != \
+        first.model_extra["jarvis"]["request_id"]
+    metric = {name: next(x.value for x in families[name].samples if x.name == f"{name}_total")
+              for name in ("jarvis_cache_hits", "jarvis_cache_misses")}
+    assert (stats["cache"]["hits"], stats["cache"]["misses"]) == (1, 1)
+    assert (metric["jarvis_cache_hits"], metric["jarvis_cache_misses"]) == (1, 1)
+    # Token gaps come from the records: one per token after the first, none for the replayed hit.
+    itl = next(x.value for x in families["jarvis_inter_token_latency_seconds"].samples
+               if x.name == "jarvis_inter_token_latency_seconds_count")
+    assert itl == sum(len(r.inter_token_ms) for r in seen) and seen[1].inter_token_ms == ()

@@ -9,7 +9,7 @@ FIELDS = {"timestamp", "request_id", "model", "operation", "status", "latency_ms
 
 
 def record(i: int = 1, **kw) -> RequestRecord:
-    return RequestRecord(request_id=f"req-{i}", model="smollm2", latency_ms=123.4567, queue_ms=1.5, ttft_ms=20.0,
+    return RequestRecord(request_id=f"req-{i}", model="smollm2", total_ms=123.4567, queue_ms=1.5, ttft_ms=20.0,
                          prompt_tokens=9, completion_tokens=30, decode_tokens_per_s=81.25,
                          prompt="my secret prompt", reply="the secret reply", timestamp=1_700_000_000.25, **kw)
 

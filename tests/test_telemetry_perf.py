@@ -134,12 +134,12 @@ def test_observe_turns_records_into_metrics():
     bus = RecordBus()
     bus.subscribe(perf.observe)
     bus.emit(ModelRecord(model="m", event="loaded", load_ms=250))
-    bus.emit(RequestRecord(request_id="1", model="m", latency_ms=100, queue_ms=10, ttft_ms=30, prefill_ms=20,
+    bus.emit(RequestRecord(request_id="1", model="m", total_ms=100, queue_ms=10, ttft_ms=30, prefill_ms=20,
                            model_load_ms=250, decode_tokens_per_s=80, prompt_tokens=12, completion_tokens=40,
-                           warm_start=False))
-    bus.emit(RequestRecord(request_id="2", model="m", latency_ms=2, cache_hit=True, completion_tokens=40))
+                           warm_start=False, cache="miss"))
+    bus.emit(RequestRecord(request_id="2", model="m", total_ms=2, cache="hit", completion_tokens=40))
     bus.emit(RequestRecord(request_id="3", model="m", status="error", error_kind="ContextOverflow",
-                           latency_ms=5, queue_ms=30))
+                           total_ms=5, queue_ms=30, cache="miss"))
     bus.emit(StepRecord(model="m", active_slots=3, queue_depth=5, batch_tokens=3, decode_tokens=3,
                         prefill_tokens=0, step_ms=12))
     bus.emit(StepRecord(model="m", active_slots=1, queue_depth=0, batch_tokens=1, decode_tokens=1,
@@ -157,7 +157,8 @@ def test_observe_turns_records_into_metrics():
     assert perf.stats("request.ttft")["count"] == 1
     assert perf.stats("request.model_load")["max_ms"] == 250
     assert perf.stats("model.load")["count"] == 1
-    assert perf.stats("request.decode_tokens_per_s")["avg_ms"] == 80
+    rate = perf.stats("request.decode_tokens_per_s")
+    assert rate["avg_tokens_per_s"] == 80 and "avg_ms" not in rate  # a rate is never published as a time
     q = perf.queue_stats()
     assert q == {"current_depth": 0, "max_depth": 64, "avg_wait_ms": 20.0, "max_wait_ms": 30.0,
                  "rejections": 1, "timeouts": 1, "active_slots": 1, "max_concurrent": 3}
@@ -193,8 +194,17 @@ def test_cache_hits_count_as_hits_not_as_generated_tokens():
     from jarvis.telemetry import RequestRecord
 
     perf = PerfMonitor()
-    perf.observe(RequestRecord("r1", "m", prompt_tokens=10, completion_tokens=20))
-    perf.observe(RequestRecord("r2", "m", prompt_tokens=10, completion_tokens=20, cache_hit=True))
+    perf.observe(RequestRecord("r1", "m", prompt_tokens=10, completion_tokens=20, cache="miss"))
+    perf.observe(RequestRecord("r2", "m", prompt_tokens=10, completion_tokens=20, cache="hit"))
     c = perf.counters()
     assert c["tokens.completion"] == 20 and c["tokens.prompt"] == 10
     assert c["cache.hits"] == 1 and c["requests.total"] == 2
+
+
+def test_a_request_that_never_looked_the_cache_up_is_neither_hit_nor_miss():
+    from jarvis.telemetry import RequestRecord
+
+    perf = PerfMonitor()
+    perf.observe(RequestRecord("r1", "m", cache="off"))  # random sampling, or the cache turned off
+    c = perf.counters()
+    assert c["requests.total"] == 1 and "cache.hits" not in c and "cache.misses" not in c

@@ -28,8 +28,8 @@ def test_tick_summarises_one_second():
     first = hub.tick()
     assert first.tokens_per_s == 0.0 and first.latency_p50_ms is None and first.cache_hit_rate is None
     for i in range(4):
-        hub.perf.observe(RequestRecord(request_id=str(i), model="m", latency_ms=100.0 * (i + 1), ttft_ms=10,
-                                       completion_tokens=50, cache_hit=(i == 0)))
+        hub.perf.observe(RequestRecord(request_id=str(i), model="m", total_ms=100.0 * (i + 1), ttft_ms=10,
+                                       completion_tokens=50, cache="hit" if i == 0 else "miss"))
     hub.perf.observe(StepRecord(model="m", active_slots=2, queue_depth=3, batch_tokens=2, decode_tokens=2,
                                 prefill_tokens=0, step_ms=5))
     hub.perf.observe(ModelRecord(model="m", event="loaded"))

@@ -57,7 +57,7 @@ def test_stop_mid_answer_keeps_the_partial_text_saved_as_stopped(make_desktop, d
     stored = _stored(d, answer.conversation_id)[-1]
     assert stored.role == "assistant" and stored.status == "stopped"
     assert stored.content == answer.text and len(stored.content) > 10
-    assert stored.meta["timings"] is None or stored.meta["timings"]["completion_tokens"] < 400
+    assert stored.meta["record"] is None or stored.meta["record"]["completion_tokens"] < 400
     widget = d.chat.view.messages()[-1]
     assert widget.state.text() == "stopped" and widget.text == stored.content
     assert d.chat.composer.send_button.text() == "Send"
@@ -190,3 +190,23 @@ def test_the_settings_panel_shows_the_configured_defaults_before_the_first_messa
     assert (panel.temperature.value(), panel.max_tokens.value(), panel.top_p.value()) == \
         (g.temperature, g.max_tokens, g.top_p)
     assert panel.values()["temperature"] == g.temperature
+
+
+def test_the_settings_panel_s_ranges_are_the_sampling_model_s(qapp):
+    """The spin boxes reach exactly as far as SamplingParams allows: every value they can show is
+    accepted, and the model's own ends are reachable (an open end is one step in)."""
+    from jarvis.sampling import SamplingParams, bounds
+    from ui.chat.settings_panel import SettingsPanel
+
+    panel = SettingsPanel()
+    try:
+        for name in ("temperature", "max_tokens", "top_p"):
+            box = getattr(panel, name)
+            low, high, low_inclusive, high_inclusive = bounds(name)
+            step = 10 ** -box.decimals() if hasattr(box, "decimals") else 1
+            assert box.maximum() == (high if high_inclusive else high - step), name
+            assert box.minimum() == (low if low_inclusive else low + step), name
+            for value in (box.minimum(), box.maximum()):
+                SamplingParams.checked({name: int(value) if name == "max_tokens" else value})
+    finally:
+        panel.deleteLater()

@@ -52,7 +52,7 @@ async def single_request(max_tokens: int, repeats: int) -> dict:
     try:
         for _ in range(repeats):
             r = await a.chat(greedy(a, STORY, max_tokens))
-            ours.append((r.timings.completion_tokens / (r.timings.total_ms / 1000), r.timings))
+            ours.append((r.record.completion_tokens / (r.record.total_ms / 1000), r.record))
     finally:
         await a.close()
     raw = await asyncio.to_thread(_raw_llama, max_tokens, repeats)
@@ -96,8 +96,8 @@ async def parallel(batch_size: int, n_requests: int, max_tokens: int) -> dict:
         wall = time.perf_counter() - t0
     finally:
         await a.close()
-    latencies = [r.timings.total_ms for r in replies]
-    tokens = sum(r.timings.completion_tokens for r in replies)
+    latencies = [r.record.total_ms for r in replies]
+    tokens = sum(r.record.completion_tokens for r in replies)
     decode_tok_s = sum(r.decode_tokens for r in decode_steps) / (sum(r.step_ms for r in decode_steps) / 1000)
     return {"tok_s": tokens / wall, "decode_tok_s": decode_tok_s, "p50_ms": percentile(latencies, 50),
             "p95_ms": percentile(latencies, 95), "p99_ms": percentile(latencies, 99), "tokens": tokens}
@@ -121,9 +121,9 @@ async def turn_two(history_turns: int) -> dict:
         cold = await b.chat(greedy(b, "Thank you. Summarise.", 8, messages=history))
     finally:
         await b.close()
-    return {"turn2_history_tokens": cold.timings.prompt_tokens, "turn2_cached_tokens": warm.timings.cached_prompt_tokens,
-            "turn2_ttft_ms": warm.timings.ttft_ms, "cold_ttft_ms": cold.timings.ttft_ms,
-            "turn2_ttft_vs_cold_ratio": warm.timings.ttft_ms / cold.timings.ttft_ms}
+    return {"turn2_history_tokens": cold.record.prompt_tokens, "turn2_cached_tokens": warm.record.cached_prompt_tokens,
+            "turn2_ttft_ms": warm.record.ttft_ms, "cold_ttft_ms": cold.record.ttft_ms,
+            "turn2_ttft_vs_cold_ratio": warm.record.ttft_ms / cold.record.ttft_ms}
 
 
 async def loop_lag(max_tokens: int) -> dict:
@@ -158,11 +158,11 @@ async def cache_hit(repeats: int) -> dict:
             t0 = time.perf_counter()
             r = await a.chat(a.request("Name three rivers.", temperature=0, max_tokens=32))
             hits.append((time.perf_counter() - t0) * 1000)
-            assert r.timings.cache_hit
+            assert r.record.cache_hit
     finally:
         await a.close()
     return {"cache_hit_p50_ms": percentile(hits, 50), "cache_hit_p99_ms": percentile(hits, 99),
-            "cache_cold_ms": cold.timings.total_ms, "cache_hit_vs_cold_ratio": percentile(hits, 99) / cold.timings.total_ms}
+            "cache_cold_ms": cold.record.total_ms, "cache_hit_vs_cold_ratio": percentile(hits, 99) / cold.record.total_ms}
 
 
 def raw_batch_ceiling(steps: int = 48) -> dict:

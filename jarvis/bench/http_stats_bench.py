@@ -33,9 +33,9 @@ ENDPOINTS = ("/health", "/api/performance/stats", "/metrics")
 
 def fake_request(i: int, rng: random.Random) -> RequestRecord:
     latency = rng.lognormvariate(6, 0.6)
-    return RequestRecord(request_id=str(i), model="bench", latency_ms=latency, ttft_ms=latency / 8,
+    return RequestRecord(request_id=str(i), model="bench", total_ms=latency, ttft_ms=latency / 8,
                          queue_ms=rng.random() * 20, prompt_tokens=40, completion_tokens=64,
-                         decode_tokens_per_s=80, inter_token_ms=(12.0,) * 8, cache_hit=i % 5 == 0)
+                         decode_tokens_per_s=80, inter_token_ms=(12.0,) * 8, cache="hit" if i % 5 == 0 else "miss")
 
 
 def preloaded_hub() -> tuple[TelemetryHub, RecordBus]:

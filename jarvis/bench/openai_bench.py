@@ -91,8 +91,8 @@ async def inprocess_streams(assistant, streams: int, max_tokens: int) -> dict:
         request = assistant.request(text, max_tokens=max_tokens, temperature=0, use_cache=False)
         tokens = 0
         async for chunk in assistant.stream(request):
-            if chunk.done and chunk.timings:
-                tokens = chunk.timings.completion_tokens
+            if chunk.done and chunk.record:
+                tokens = chunk.record.completion_tokens
         return tokens
 
     started = time.perf_counter()

@@ -19,31 +19,37 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from jarvis.config import EngineSettings
 from jarvis.engine import backend
 from jarvis.engine.handles import Batch, LlamaContext, LlamaModel, SamplerChain
 from jarvis.engine.mailbox import Mailbox
 from jarvis.engine.prompt import PromptBuilder
 from jarvis.engine.queue import PriorityRequestQueue
-from jarvis.engine.sequence import Sequence, Slot, common_prefix
+from jarvis.engine.sequence import SeqState, Slot, common_prefix
 from jarvis.engine.text import StreamingText
 from jarvis.gguf_header import GGUFError, read_header
 from jarvis.errors import EngineClosed, JarvisError, ModelLoadError, RequestCancelled, RequestTimeout
-from jarvis.request import ChatRequest, Chunk, Timings
-from jarvis.telemetry import QueueRecord, RecordBus, StepRecord
+from jarvis.request import ChatRequest, Chunk, resolve_timeout
+from jarvis.telemetry import QueueRecord, RecordBus, RequestRecord, StepRecord
 
 log = logging.getLogger("jarvis.engine")
 MAX_CTX_DEFAULT = 8192
 
 
+_DEFAULTS = EngineSettings()  # the defaults are the settings' own, never a second copy
+
+
 @dataclass(frozen=True)
 class EngineConfig:
-    batch_size: int = 4
-    context_length: int = 4096  # per slot; 0 = the model's trained length, capped
-    prefill_chunk: int = 256
-    n_threads: int = 0
-    max_queue: int = 64
-    request_timeout_s: float = 300
-    truncate: bool = True
+    """What one engine needs of the [engine] and [gpu] settings; ranges are checked there."""
+
+    batch_size: int = _DEFAULTS.batch_size
+    context_length: int = _DEFAULTS.context_length  # per slot; 0 = the model's trained length, capped
+    prefill_chunk: int = _DEFAULTS.prefill_chunk
+    n_threads: int = _DEFAULTS.n_threads
+    max_queue: int = _DEFAULTS.max_queue
+    request_timeout_s: float = _DEFAULTS.request_timeout_s  # 0 = no limit (see resolve_timeout)
+    truncate: bool = _DEFAULTS.truncate
     gpu_layers: int = 0  # what to ask llama.cpp for; -1 = all
 
     @classmethod
@@ -62,7 +68,7 @@ class Engine:
         self.config = config
         self._chat_template = chat_template
         self._bus = bus or RecordBus()
-        self._queue: PriorityRequestQueue[Sequence] = PriorityRequestQueue(config.max_queue)
+        self._queue: PriorityRequestQueue[SeqState] = PriorityRequestQueue(config.max_queue)
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -138,14 +144,14 @@ class Engine:
         return self._thread is not None and self._thread.is_alive() and not self._stopping
 
     # ---- what the asyncio side calls ------------------------------------------------------
-    def submit(self, request: ChatRequest, loop: asyncio.AbstractEventLoop | None = None) -> Sequence:
+    def submit(self, request: ChatRequest, loop: asyncio.AbstractEventLoop | None = None) -> SeqState:
         """Queue a request. Raises QueueFull at once when `max_queue` requests already wait."""
         if not self.running:
             raise EngineClosed()
         request.validate()
-        timeout = self.config.request_timeout_s if request.timeout_s is None else request.timeout_s
-        seq = Sequence(request=request, mailbox=Mailbox(loop or asyncio.get_running_loop()),
-                       deadline=time.perf_counter() + timeout if timeout else None)
+        timeout = resolve_timeout(request.timeout_s, self.config.request_timeout_s)
+        seq = SeqState(request=request, mailbox=Mailbox(loop or asyncio.get_running_loop()),
+                       deadline=time.perf_counter() + timeout if timeout is not None else None)
         with self._wake:  # close() sets _stopping under this lock: no request slips in after its drain
             if self._stopping:
                 raise EngineClosed()
@@ -160,7 +166,7 @@ class Engine:
             self._wake.notify()
         return seq
 
-    def cancel(self, seq: Sequence) -> None:
+    def cancel(self, seq: SeqState) -> None:
         """Give up on a request; its slot and KV cells are freed at the next step."""
         seq.cancelled = True
         if self._queue.remove(seq):
@@ -168,25 +174,19 @@ class Engine:
         with self._wake:
             self._wake.notify()
 
-    async def stream(self, seq: Sequence):
+    async def stream(self, seq: SeqState):
         """Async iterator of Chunks for a submitted request. Abandoning it cancels the request."""
         try:
             while True:
-                text, timings = await seq.mailbox.get()
-                if timings is not None:
-                    yield Chunk(text=text, done=True, timings=timings)
+                text, record = await seq.mailbox.get()
+                if record is not None:
+                    yield Chunk(text=text, done=True, record=record)
                     return
                 if text:
                     yield Chunk(text=text)
         finally:
             if not seq.mailbox.closed:
                 self.cancel(seq)
-
-    def tokenize(self, text: str) -> list[int]:
-        """Tokenize with this model's vocabulary (read-only: safe from any thread)."""
-        if self._model is None:
-            raise EngineClosed()
-        return self._model.tokenize(text, add_special=False, parse_special=False)
 
     @property
     def queue_depth(self) -> int:
@@ -288,9 +288,8 @@ class Engine:
             if seq.deadline is not None and now > seq.deadline and self._queue.remove(seq):
                 self._time_out(seq)
 
-    def _time_out(self, seq: Sequence) -> None:
-        timeout = self.config.request_timeout_s if seq.request.timeout_s is None else seq.request.timeout_s
-        seq.mailbox.fail(RequestTimeout(timeout))
+    def _time_out(self, seq: SeqState) -> None:
+        seq.mailbox.fail(RequestTimeout(resolve_timeout(seq.request.timeout_s, self.config.request_timeout_s)))
         self._bus.emit(QueueRecord(self.name, "timeout", len(self._queue)))
 
     def _admit(self) -> None:
@@ -318,7 +317,7 @@ class Engine:
             sp = seq.request.sampling
             seed = sp.seed if sp.seed >= 0 else random.getrandbits(32)
             seq.sampler = SamplerChain(self._model, sp, seed)
-            seq.text = StreamingText(sp.stop)
+            seq.decoder = StreamingText(sp.stop)
             seq.admitted_at = time.perf_counter()
             slot.sequence = seq
 
@@ -354,10 +353,10 @@ class Engine:
         if model.is_eog(token):
             return self._finish(slot, "stop")
         seq.completion_tokens += 1
-        text = seq.text.feed(model.token_bytes(token))
+        text = seq.decoder.feed(model.token_bytes(token))
         if text:
             seq.mailbox.put_text(text)
-        if seq.text.stopped:
+        if seq.decoder.stopped:
             return self._finish(slot, "stop")
         if seq.completion_tokens >= seq.request.sampling.max_tokens or len(slot.tokens) + 1 >= self.n_ctx_seq:
             return self._finish(slot, "length")
@@ -365,24 +364,29 @@ class Engine:
 
     def _finish(self, slot: Slot, reason: str) -> None:
         seq = slot.sequence
-        tail = seq.text.finish()
+        tail = seq.decoder.finish()
         if tail:
             seq.mailbox.put_text(tail)
         end = time.perf_counter()
         decode_s = seq.last_token_at - seq.first_token_at
-        timings = Timings(
+        request = seq.request
+        # The facts only the engine has; the Assistant adds load and cache facts with replace().
+        record = RequestRecord(
+            request_id=request.request_id,
+            model=self.name,
+            operation=request.operation,
+            source=request.source,
+            finish_reason=reason,
+            total_ms=(end - seq.submitted_at) * 1000,
             queue_ms=(seq.admitted_at - seq.submitted_at) * 1000,
             prefill_ms=(seq.first_token_at - seq.admitted_at) * 1000,
             ttft_ms=(seq.first_token_at - seq.submitted_at) * 1000,
             decode_tokens_per_s=(seq.completion_tokens - 1) / decode_s if decode_s > 0 and seq.completion_tokens > 1 else 0.0,
-            total_ms=(end - seq.submitted_at) * 1000,
+            inter_token_ms=tuple(seq.token_gaps_ms),
             prompt_tokens=len(seq.prompt),
             cached_prompt_tokens=seq.cached_tokens,
             completion_tokens=seq.completion_tokens,
             dropped_turns=seq.dropped_turns,
-            finish_reason=reason,  # type: ignore[arg-type]
-            model=self.name,
-            inter_token_ms=tuple(seq.token_gaps_ms),
         )
         self._release(slot, forget=False)  # keep the KV cells: the next turn may reuse them
-        seq.mailbox.finish(timings)
+        seq.mailbox.finish(record)

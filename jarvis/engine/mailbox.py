@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from jarvis.request import Timings
+from jarvis.telemetry.records import RequestRecord
 
 
 class Mailbox:
@@ -19,7 +19,7 @@ class Mailbox:
         self._lock = threading.Lock()
         self._event = asyncio.Event()
         self._text: list[str] = []
-        self._timings: Timings | None = None
+        self._record: RequestRecord | None = None
         self._error: BaseException | None = None
         self._wake_pending = False
         self.closed = False
@@ -30,9 +30,9 @@ class Mailbox:
             self._text.append(text)
             self._schedule_wake()
 
-    def finish(self, timings: Timings) -> None:
+    def finish(self, record: RequestRecord) -> None:
         with self._lock:
-            self._timings = timings
+            self._record = record
             self.closed = True
             self._schedule_wake()
 
@@ -58,18 +58,18 @@ class Mailbox:
         self._event.set()
 
     # ---- asyncio side ---------------------------------------------------------------------
-    async def get(self) -> tuple[str, Timings | None]:
-        """Wait for news: (merged text, final timings or None). Raises the request's error."""
+    async def get(self) -> tuple[str, RequestRecord | None]:
+        """Wait for news: (merged text, the finished-request record or None). Raises the request's error."""
         while True:
             with self._lock:
                 text = "".join(self._text)
                 self._text.clear()
-                timings, error = self._timings, self._error
+                record, error = self._record, self._error
             if error is not None and not text:
                 raise error
-            if text or timings is not None:
-                if timings is not None:
-                    self._timings = None
-                return text, timings
+            if text or record is not None:
+                if record is not None:
+                    self._record = None
+                return text, record
             self._event.clear()
             await self._event.wait()

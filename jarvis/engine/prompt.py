@@ -20,7 +20,6 @@ CHATML_TEMPLATE = (
 class PreparedPrompt:
     tokens: list[int]
     dropped_turns: int
-    template_stops: tuple[str, ...]  # stop strings the template implies (e.g. <|im_end|>)
 
 
 class PromptBuilder:
@@ -50,7 +49,7 @@ class PromptBuilder:
         messages = list(request.messages)
         tokens = self._model.tokenize(self.render(messages))
         if len(tokens) <= limit:
-            return PreparedPrompt(tokens, 0, ())
+            return PreparedPrompt(tokens, 0)
         if not truncate:
             raise ContextOverflow(len(tokens), n_ctx, f"It must leave {reserve} tokens for the reply. "
                                   "Shorten the conversation or enable engine.truncate.")
@@ -65,7 +64,7 @@ class PromptBuilder:
             dropped += 1
             tokens = self._model.tokenize(self.render(system + body + newest))
             if len(tokens) <= limit:
-                return PreparedPrompt(tokens, dropped, ())
+                return PreparedPrompt(tokens, dropped)
         raise ContextOverflow(
             len(tokens), n_ctx,
             f"Even the system prompt and the newest message alone leave no room for a {reserve}-token reply. "
@@ -74,8 +73,8 @@ class PromptBuilder:
     def _prepare_raw(self, prompt: str, n_ctx: int, limit: int, truncate: bool) -> PreparedPrompt:
         tokens = self._model.tokenize(prompt)
         if len(tokens) <= limit:
-            return PreparedPrompt(tokens, 0, ())
+            return PreparedPrompt(tokens, 0)
         if not truncate:
             raise ContextOverflow(len(tokens), n_ctx)
         head = tokens[:1] if tokens and tokens[0] == self._model.bos_id else []
-        return PreparedPrompt(head + tokens[len(tokens) - (limit - len(head)):], 0, ())
+        return PreparedPrompt(head + tokens[len(tokens) - (limit - len(head)):], 0)

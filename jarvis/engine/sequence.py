@@ -11,9 +11,10 @@ from jarvis.request import ChatRequest
 
 
 @dataclass(eq=False)
-class Sequence:
-    """One request from submission to its last token. The worker thread owns every field
-    except `cancelled`, which the asyncio side may set at any time."""
+class SeqState:
+    """One request inside the engine, from submission to its last token (a llama.cpp "sequence"
+    while it holds a slot). The worker thread owns every field except `cancelled`, which the
+    asyncio side may set at any time."""
 
     request: ChatRequest
     mailbox: Mailbox
@@ -27,7 +28,7 @@ class Sequence:
     cached_tokens: int = 0
     dropped_turns: int = 0
     sampler: object = None
-    text: StreamingText | None = None
+    decoder: StreamingText | None = None  # token bytes -> releasable text, stop strings held back
     pending_token: int | None = None  # sampled, to be decoded in the next step
     completion_tokens: int = 0
     admitted_at: float = 0.0
@@ -47,7 +48,7 @@ class Slot:
 
     seq_id: int
     tokens: list[int] = field(default_factory=list)
-    sequence: Sequence | None = None
+    sequence: SeqState | None = None
 
     @property
     def free(self) -> bool:

@@ -16,7 +16,6 @@ class StreamingText:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._stop = tuple(s for s in stop if s)
         self._held = ""  # decoded text not yet released (could begin a stop string)
-        self.text = ""  # everything released so far
         self.stopped = False  # a stop string was found; the rest is discarded
 
     def feed(self, data: bytes) -> str:
@@ -32,13 +31,11 @@ class StreamingText:
             return ""
         self._decoder.reset()
         out, self._held = self._held, ""
-        self.text += out
         return out
 
     def _release(self) -> str:
         if not self._stop:
             out, self._held = self._held, ""
-            self.text += out
             return out
         # A complete stop string: release what precedes it, discard it and everything after.
         hits = [(self._held.find(s), s) for s in self._stop]
@@ -48,7 +45,6 @@ class StreamingText:
             out = self._held[:cut]
             self._held = ""
             self.stopped = True
-            self.text += out
             return out
         # Hold back the longest tail that is a prefix of some stop string.
         keep = 0
@@ -59,5 +55,4 @@ class StreamingText:
                     break
         cut = len(self._held) - keep
         out, self._held = self._held[:cut], self._held[cut:]
-        self.text += out
         return out

@@ -58,16 +58,17 @@ class PrometheusMetrics:
 
     def _observe_request(self, r: RequestRecord) -> None:
         self.requests.labels(r.model, r.status).inc()
-        self.request_duration.labels(r.model).observe(r.latency_ms / 1000.0)
+        self.request_duration.labels(r.model).observe(r.total_ms / 1000.0)
         if r.status == "ok" and r.ttft_ms > 0:
             self.ttft.labels(r.model).observe(r.ttft_ms / 1000.0)
         itl = self.itl.labels(r.model)
-        for gap_ms in r.inter_token_ms:
+        for gap_ms in r.inter_token_ms:  # the gaps the engine measured, observed once the request is done
             itl.observe(gap_ms / 1000.0)
         if not r.cache_hit:  # a replayed reply generated nothing
             self.prompt_tokens.labels(r.model).inc(r.prompt_tokens)
             self.generation_tokens.labels(r.model).inc(r.completion_tokens)
-        (self.cache_hits if r.cache_hit else self.cache_misses).inc()
+        if r.cache != "off":  # the same count as PerfMonitor's: one per record that looked the cache up
+            (self.cache_hits if r.cache_hit else self.cache_misses).inc()
 
     def update_at_scrape(self, source: StatsSource) -> None:
         """Gauges that describe the present rather than events: read from the StatsSource."""

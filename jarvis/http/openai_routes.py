@@ -1,7 +1,8 @@
 """OpenAI-compatible /v1 routes over the Assistant: models, chat completions, completions.
 
-Every answer carries OpenAI's `usage` (real tokenizer counts from the engine's Timings) and a
-`jarvis` object with the figures the desktop shows (queue, TTFT, decode tokens/s, ...).
+Every answer carries OpenAI's `usage` (real tokenizer counts from the request's RequestRecord)
+and a `jarvis` object: that same record's figures (queue, TTFT, decode tokens/s, cache, ...), the
+ones the desktop shows and the telemetry counts.
 Errors before the first byte are HTTP errors in OpenAI's shape (the json_errors middleware maps
 JarvisError: 400 invalid, 404 unknown model, 429 queue full, 503 unloadable model); an error
 after a stream has started is sent as a `data: {"error": ...}` event, which OpenAI clients raise.
@@ -24,28 +25,24 @@ from jarvis.http.errors import error_type
 from jarvis.http.openai_schema import chat_request, completion_request, parse_json
 from jarvis.http.rate_limit import rate_limit_middleware
 from jarvis.http.sse import ClientGone, EventStream, until_disconnected
-from jarvis.request import ChatRequest, Chunk, Timings
+from jarvis.request import ChatRequest, Chunk, RequestRecord
 
 OWNER = "jarvis"
 FINGERPRINT = "jarvis"
 CLIENT_CLOSED = 499  # nginx's "client closed request": logged, never read by anyone
 
 
-def usage(t: Timings) -> dict[str, Any]:
+def usage(t: RequestRecord) -> dict[str, Any]:
     return {"prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
             "total_tokens": t.prompt_tokens + t.completion_tokens,
             "prompt_tokens_details": {"cached_tokens": t.cached_prompt_tokens}}
 
 
-def jarvis_figures(t: Timings) -> dict[str, Any]:
-    return {"queue_ms": round(t.queue_ms, 3), "ttft_ms": round(t.ttft_ms, 3), "prefill_ms": round(t.prefill_ms, 3),
-            "decode_tokens_per_s": round(t.decode_tokens_per_s, 3), "total_ms": round(t.total_ms, 3),
-            "model_load_ms": round(t.model_load_ms, 3), "cache_hit": t.cache_hit, "warm_start": t.warm_start,
-            "coalesced": t.coalesced, "cached_prompt_tokens": t.cached_prompt_tokens,
-            "dropped_turns": t.dropped_turns}
+def jarvis_figures(t: RequestRecord) -> dict[str, Any]:
+    return t.figures()
 
 
-def finish_reason(t: Timings) -> str:
+def finish_reason(t: RequestRecord) -> str:
     return t.finish_reason if t.finish_reason in ("stop", "length") else "stop"
 
 
@@ -67,7 +64,7 @@ class _Shape:
         return {"id": self.id, "object": obj, "created": self.created, "model": self.model,
                 "system_fingerprint": FINGERPRINT}
 
-    def whole(self, text: str, t: Timings) -> dict[str, Any]:
+    def whole(self, text: str, t: RequestRecord) -> dict[str, Any]:
         if self.chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
                       "finish_reason": finish_reason(t)}
@@ -88,7 +85,7 @@ class _Shape:
         choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
         return {**self._head("text_completion"), "choices": [choice]}
 
-    def usage_event(self, t: Timings) -> dict[str, Any]:
+    def usage_event(self, t: RequestRecord) -> dict[str, Any]:
         obj = "chat.completion.chunk" if self.chat else "text_completion"
         return {**self._head(obj), "choices": [], "usage": usage(t), "jarvis": jarvis_figures(t)}
 
@@ -139,13 +136,13 @@ class OpenAIApi:
 
     async def _whole(self, job: ChatRequest, shape: _Shape) -> web.Response:
         parts: list[str] = []
-        timings = Timings()
+        record = RequestRecord(request_id=job.request_id, model=job.model)
         async with contextlib.aclosing(self.assistant.stream(job)) as chunks:
             async for chunk in chunks:
                 parts.append(chunk.text)
-                if chunk.done and chunk.timings is not None:
-                    timings = chunk.timings
-        return web.json_response(shape.whole("".join(parts), timings))
+                if chunk.done and chunk.record is not None:
+                    record = chunk.record
+        return web.json_response(shape.whole("".join(parts), record))
 
     async def _stream(self, request: web.Request, job: ChatRequest, shape: _Shape, include_usage: bool,
                       events: list[EventStream]) -> web.StreamResponse:
@@ -159,14 +156,14 @@ class OpenAIApi:
             events.append(sse)
             if shape.chat:  # OpenAI opens a chat stream with the role
                 await sse.send(shape.piece("", role=True))
-            timings: Timings | None = None
+            record: RequestRecord | None = None
             try:
                 chunk = first
                 while chunk is not None:
                     if chunk.text:
                         await sse.send(shape.piece(chunk.text))
                     if chunk.done:
-                        timings = chunk.timings
+                        record = chunk.record
                         break
                     chunk = await anext(iterator, None)
             except JarvisError as e:  # after the headers: the stream's own error event
@@ -174,7 +171,7 @@ class OpenAIApi:
                 with contextlib.suppress(ConnectionError):
                     await sse.response.write_eof()
                 return sse.response
-        t = timings or Timings()
+        t = record or RequestRecord(request_id=job.request_id, model=job.model)
         final = shape.piece(None if shape.chat else "", finish=finish_reason(t))
         final["jarvis"] = jarvis_figures(t)
         await sse.send(final)

@@ -17,7 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from jarvis.errors import InvalidRequest
-from jarvis.request import ChatRequest, Message, Priority, SamplingParams
+from jarvis.request import ChatRequest, Message, Priority
+from jarvis.sampling import SamplingParams
 
 # OpenAI's default max_tokens for the legacy completions endpoint; chat uses the settings' default.
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
@@ -107,14 +108,15 @@ class _Body(BaseModel):
     def _max_tokens(self) -> int | None:
         return self.max_tokens
 
-    def _common(self, generation, default_max_tokens: int | None = None) -> dict:
+    def _common(self, generation: SamplingParams, default_max_tokens: int | None = None) -> dict:
         max_tokens = self._max_tokens()
-        sampling = SamplingParams.from_settings(
-            generation, max_tokens=max_tokens if max_tokens is not None else default_max_tokens,
+        # The settings' defaults, overridden by what the body sets; ranges are SamplingParams' own.
+        sampling = generation.with_overrides(
+            max_tokens=max_tokens if max_tokens is not None else default_max_tokens,
             temperature=self.temperature, top_p=self.top_p, seed=self.seed, stop=self.stop,
             presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
             top_k=self.top_k, min_p=self.min_p, repeat_penalty=self.repeat_penalty)
-        extra: dict[str, Any] = {"model": self.model or "", "sampling": sampling}
+        extra: dict[str, Any] = {"model": self.model or "", "sampling": sampling, "source": "api"}
         if self.priority:
             extra["priority"] = Priority.parse(self.priority)
         if self.cache is not None:

@@ -11,7 +11,9 @@ from typing import Any, Callable, Protocol
 
 from jarvis.telemetry.series import TelemetryHub
 
-REQUEST_SERIES = ("latency", "ttft", "queue", "prefill", "model_load", "decode_tokens_per_s")
+# Series of request times (keys p50_ms, ...) and the one rate (keys p50_tokens_per_s, ...).
+REQUEST_SERIES = {"latency": "ms", "ttft": "ms", "queue": "ms", "prefill": "ms", "model_load": "ms",
+                  "decode_tokens_per_s": "tokens_per_s"}
 
 
 class StatsSource(Protocol):
@@ -38,15 +40,16 @@ class HubStatsSource:
         latest = self.hub.latest()
         return {
             "window_s": perf.window_s,
-            # decode_tokens_per_s holds rates: its "_ms" fields are tokens/s.
-            "requests": {name: perf.stats(f"request.{name}") for name in REQUEST_SERIES},
+            "requests": {name: perf.stats(f"request.{name}", unit) for name, unit in REQUEST_SERIES.items()},
             "throughput": {
                 "tokens_per_s": latest.tokens_per_s if latest else 0.0,
                 "requests_per_s": latest.requests_per_s if latest else 0.0,
             },
             "queue": perf.queue_stats(),
-            "cache": {"hits": hits, "misses": misses, "hit_rate": hits / (hits + misses) if hits + misses else None,
-                      **(self._cache() if self._cache else {})},
+            # Hits and misses are counted once, from the request records (as /metrics counts them);
+            # the cache itself adds what it holds (size, evictions, ...).
+            "cache": {**(self._cache() if self._cache else {}), "hits": hits, "misses": misses,
+                      "hit_rate": hits / (hits + misses) if hits + misses else None},
             "counters": counters,
         }
 

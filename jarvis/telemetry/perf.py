@@ -77,13 +77,14 @@ class PerfMonitor:
         self._loaded_models: set[str] = set()
 
     # ---- writing -------------------------------------------------------------------------
-    def record(self, name: str, ms: float, ok: bool = True) -> None:
+    def record(self, name: str, value: float, ok: bool = True, unit: str = "ms") -> None:
+        """One sample of a series; `unit` (set by its first sample) names its stats' keys."""
         now = self._clock()
         with self._lock:
             window = self._windows.get(name)
             if window is None:
-                window = self._windows[name] = SlidingWindow(self.window_s, self._max_samples)
-            window.add(now, float(ms), ok)
+                window = self._windows[name] = SlidingWindow(self.window_s, self._max_samples, unit)
+            window.add(now, float(value), ok)
             window.prune(now)
 
     def measure(self, name: str) -> _Measure:
@@ -119,14 +120,15 @@ class PerfMonitor:
             events.popleft()
 
     # ---- reading -------------------------------------------------------------------------
-    def stats(self, name: str) -> dict[str, Any]:
+    def stats(self, name: str, unit: str = "ms") -> dict[str, Any]:
         """Window statistics of one series. Percentiles are exact over the window's samples (kept
-        sorted as they arrive), not estimated from buckets. Fields are None when the window is empty."""
+        sorted as they arrive), not estimated from buckets. Fields are None when the window is empty;
+        `unit` names them for a series that has no sample yet."""
         now = self._clock()
         with self._lock:
             window = self._windows.get(name)
             if window is None:
-                return SlidingWindow(self.window_s, 1).summary()
+                return SlidingWindow(self.window_s, 1, unit).summary()
             window.prune(now)
             return window.summary()
 
@@ -204,7 +206,7 @@ class PerfMonitor:
 
     def _observe_request(self, r: RequestRecord) -> None:
         ok = r.status == "ok"
-        self.record("request.latency", r.latency_ms, ok=ok)
+        self.record("request.latency", r.total_ms, ok=ok)
         if ok and r.ttft_ms > 0:
             self.record("request.ttft", r.ttft_ms)
         if not r.cache_hit:
@@ -214,14 +216,15 @@ class PerfMonitor:
         if r.model_load_ms > 0:
             self.record("request.model_load", r.model_load_ms, ok=ok)
         if ok and r.decode_tokens_per_s > 0:
-            # A rate, not a time: its "_ms" fields hold tokens/s.
-            self.record("request.decode_tokens_per_s", r.decode_tokens_per_s)
-        self.event("cache.hit" if r.cache_hit else "cache.miss")
+            self.record("request.decode_tokens_per_s", r.decode_tokens_per_s, unit="tokens_per_s")
+        if r.cache != "off":  # a request that never looked the cache up is neither a hit nor a miss
+            self.event(f"cache.{r.cache}")
         with self._lock:
             c = self._counters
             c["requests.total"] += 1
             c[f"requests.{r.status}"] += 1
-            c["cache.hits" if r.cache_hit else "cache.misses"] += 1
+            if r.cache != "off":
+                c["cache.hits" if r.cache_hit else "cache.misses"] += 1
             if not r.cache_hit:  # a replayed reply generated nothing: it counts as a hit, not as tokens
                 c["starts.warm" if r.warm_start else "starts.cold"] += 1
                 c["tokens.prompt"] += r.prompt_tokens

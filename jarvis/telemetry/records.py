@@ -11,35 +11,52 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One finished request (completed, failed, cancelled or served from the cache)."""
+    """One finished request: completed, failed, cancelled or served from the cache.
 
-    request_id: str
-    model: str
-    operation: str = "chat"
+    Made once where the facts are (the engine, when a reply ends), then enriched by the Assistant
+    with `dataclasses.replace` (load and cache facts, the request's own id and total time); every
+    consumer (the reply's last chunk, the HTTP `jarvis` figures, the desktop's stats line,
+    PerfMonitor, /metrics, the JSONL log, the System Monitor) reads this one record. Times are
+    milliseconds, measured from the request's submission to the Assistant.
+    """
+
+    request_id: str  # the ChatRequest's id ("req-N")
+    model: str  # catalog name of the model that answered (or was asked for, when it failed first)
+    operation: str = "chat"  # what was asked: chat, ask, openai.chat, openai.completion, ...
+    source: str = ""  # which front end asked: chat (desktop), api (HTTP), cli; "" = not said
+    backend: str = "local"  # what generated it: "local" = an in-process llama.cpp engine
     status: str = "ok"  # ok | error | cancelled
-    error_kind: str = ""  # the JarvisError subclass name, e.g. QueueFull
-    latency_ms: float = 0.0  # submission to last token
-    queue_ms: float = 0.0
-    model_load_ms: float = 0.0
-    prefill_ms: float = 0.0
-    ttft_ms: float = 0.0
-    decode_tokens_per_s: float = 0.0
-    inter_token_ms: tuple[float, ...] = ()  # gaps between streamed tokens, for the ITL histogram
-    prompt_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cache_hit: bool = False
-    warm_start: bool = True
-    coalesced: bool = False
-    finish_reason: str = ""
-    timestamp: float = field(default_factory=time.time)
-    prompt: str | None = None  # only when telemetry.log_prompts is on
-    reply: str | None = None
+    error_kind: str = ""  # the JarvisError subclass name when status is error, e.g. QueueFull
+    finish_reason: str = ""  # stop (end of answer or a stop string) | length (max_tokens, context); "" = unfinished
+    total_ms: float = 0.0  # submission to the last token (or to the failure)
+    queue_ms: float = 0.0  # waiting for a free slot in the engine
+    model_load_ms: float = 0.0  # the model load this request waited for; 0 when it was loaded (warm)
+    prefill_ms: float = 0.0  # admission to the first token: the prompt's prefill
+    ttft_ms: float = 0.0  # submission to the first token, a model load included
+    decode_tokens_per_s: float = 0.0  # tokens after the first, per second of decoding
+    inter_token_ms: tuple[float, ...] = field(default=(), repr=False)  # gaps between tokens (ITL histogram)
+    prompt_tokens: int = 0  # the prompt as the model saw it (template applied, after truncation)
+    cached_prompt_tokens: int = 0  # of those, reused from the slot's KV cache (not prefilled again)
+    completion_tokens: int = 0  # tokens generated (an end-of-generation token not counted)
+    dropped_turns: int = 0  # oldest conversation turns dropped to fit the context
+    cache: str = "off"  # response cache: hit | miss | off (not looked up: disabled, bypassed, not repeatable)
+    warm_start: bool = True  # the model was already loaded when the request came
+    coalesced: bool = False  # shared an identical request's generation instead of running its own
+    timestamp: float = field(default_factory=time.time)  # wall clock when the record was made
+    prompt: str | None = None  # the last user message or raw prompt; only when telemetry.log_prompts is on
+    reply: str | None = None  # the reply's text; only when telemetry.log_prompts is on
 
-    def as_dict(self) -> dict:
+    @property
+    def cache_hit(self) -> bool:
+        return self.cache == "hit"
+
+    def figures(self) -> dict:
+        """The record without the per-token gaps and the texts: what an API answer carries."""
         d = asdict(self)
-        d.pop("inter_token_ms")
-        return d
+        for private in ("inter_token_ms", "prompt", "reply"):
+            d.pop(private)
+        d["cache_hit"] = self.cache_hit
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,10 @@ def percentile(sorted_values: list[float], q: float) -> float:
 class SlidingWindow:
     """Not thread-safe on its own: PerfMonitor guards it with its lock."""
 
-    def __init__(self, window_s: float, max_samples: int) -> None:
+    def __init__(self, window_s: float, max_samples: int, unit: str = "ms") -> None:
         self.window_s = window_s
         self.max_samples = max_samples
+        self.unit = unit  # names the summary's keys: p50_ms for times, p50_tokens_per_s for a rate
         self.lifetime = 0
         self._arrivals: deque[tuple[float, float, bool]] = deque()  # (t, value, ok)
         self._sorted: list[float] = []
@@ -57,18 +58,18 @@ class SlidingWindow:
             self._sum = 0.0  # a running sum drifts by rounding; an empty window resets it
 
     def summary(self) -> dict[str, Any]:
-        values, count = self._sorted, len(self._sorted)
+        values, count, u = self._sorted, len(self._sorted), self.unit
         if not count:
-            return {"count": 0, "lifetime_count": self.lifetime, "avg_ms": None, "min_ms": None, "max_ms": None,
-                    "p50_ms": None, "p95_ms": None, "p99_ms": None, "success_rate": None}
+            return {"count": 0, "lifetime_count": self.lifetime, f"avg_{u}": None, f"min_{u}": None,
+                    f"max_{u}": None, f"p50_{u}": None, f"p95_{u}": None, f"p99_{u}": None, "success_rate": None}
         return {
             "count": count,
             "lifetime_count": self.lifetime,
-            "avg_ms": self._sum / count,
-            "min_ms": values[0],
-            "max_ms": values[-1],
-            "p50_ms": percentile(values, 50),
-            "p95_ms": percentile(values, 95),
-            "p99_ms": percentile(values, 99),
+            f"avg_{u}": self._sum / count,
+            f"min_{u}": values[0],
+            f"max_{u}": values[-1],
+            f"p50_{u}": percentile(values, 50),
+            f"p95_{u}": percentile(values, 95),
+            f"p99_{u}": percentile(values, 99),
             "success_rate": self._ok / count,
         }

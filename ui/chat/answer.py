@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from jarvis.request import ChatRequest, Timings
+from jarvis.request import ChatRequest, RequestRecord
 
 from ui.chat.message_widget import MessageWidget
 
 
-def stats_line(model: str, t: Timings | None, status: str = "complete") -> str:
+def stats_line(model: str, t: RequestRecord | None, status: str = "complete") -> str:
     """model · N tokens · X tok/s · TTFT Y ms · cached | warm | cold start (load N ms)."""
     if t is None:
         return f"{model} · stopped before the first token" if status == "stopped" else model
@@ -31,7 +31,7 @@ class Answer:
     request: ChatRequest
     model: str
     text: str = ""
-    timings: Timings | None = None
+    record: RequestRecord | None = None  # the finished request's record, from the last chunk
     widget: MessageWidget | None = None
     task: asyncio.Task | None = field(default=None, repr=False)
     first_token: bool = False

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import QHBoxLayout, QSplitter, QVBoxLayout, QWidget
 
 from jarvis.conversations import ConversationStore
 from jarvis.errors import JarvisError
-from jarvis.request import Message
 
 from ui.async_bridge import TaskSet
 from ui.chat.answer import Answer, stats_line
@@ -204,14 +203,14 @@ class ChatView(QWidget):
 
     def _start(self, conv_id: int, *, use_cache: bool) -> Answer | None:
         conv = self.store.get(conv_id)
-        history = [Message(m.role, m.content) for m in self.store.messages(conv_id)
+        history = [m.message for m in self.store.messages(conv_id)
                    if m.status != "error" and m.role in ("user", "assistant") and m.content.strip()]
         widget = self.view.add(MessageWidget("assistant", "", status="streaming"))
         try:
             request = self.assistant.request(messages=history, system=conv.system_prompt or None,
                                              model=conv.model, temperature=conv.temperature,
                                              max_tokens=conv.max_tokens, top_p=conv.top_p,
-                                             use_cache=use_cache, operation="chat")
+                                             use_cache=use_cache, operation="chat", source="chat")
         except JarvisError as e:
             widget.set_text(str(e))
             widget.finish(status="error")
@@ -239,7 +238,7 @@ class ChatView(QWidget):
                     if answer.widget is not None:
                         answer.widget.append(chunk.text)
                 if chunk.done:
-                    answer.timings = chunk.timings
+                    answer.record = chunk.record
         except asyncio.CancelledError:
             self._finish(answer, "stopped")
             raise
@@ -254,10 +253,10 @@ class ChatView(QWidget):
     def _finish(self, answer: Answer, status: str, error: str = "") -> None:
         if self.answers.get(answer.conversation_id) is answer:
             del self.answers[answer.conversation_id]
-        stats = "" if status == "error" else stats_line(answer.model, answer.timings, status)
+        stats = "" if status == "error" else stats_line(answer.model, answer.record, status)
         content = error if status == "error" else answer.text
         meta = {"stats": stats, "model": answer.model,
-                "timings": answer.timings.as_dict() if answer.timings else None}
+                "record": answer.record.figures() if answer.record else None}
         try:
             self.store.add_message(answer.conversation_id, "assistant", content, status, meta)
         except JarvisError as e:  # a deleted conversation, a database gone read-only

@@ -1,11 +1,24 @@
 """Per-conversation generation settings: model (with state, size, quantisation), system prompt,
-temperature, max tokens, top_p. Emits `changed` with the fields the user touched."""
+temperature, max tokens, top_p. Emits `changed` with the fields the user touched.
+
+The spin boxes take their ranges from SamplingParams, the rule every other door checks against."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPlainTextEdit,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from jarvis.sampling import SamplingParams, bounds
+
+DECIMALS = 2
+
+
+def spin_range(name: str) -> tuple[float, float]:
+    """A field's range as a spin box can show it: an open end moves in by one step (top_p > 0 -> 0.01)."""
+    low, high, low_inclusive, high_inclusive = bounds(name)
+    step = 10 ** -DECIMALS
+    return (low if low_inclusive else low + step), (high if high_inclusive else high - step)
 
 
 def _size(n: int | None) -> str:
@@ -46,13 +59,16 @@ class SettingsPanel(QWidget):
         self.system.setFixedHeight(80)
         self.system.textChanged.connect(lambda: self._emit("system_prompt", self.system.toPlainText()))
         form.addRow("System prompt", self.system)
-        self.temperature = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=2.0, singleStep=0.1)
+        self.temperature = QDoubleSpinBox(decimals=DECIMALS, singleStep=0.1)
+        self.temperature.setRange(*spin_range("temperature"))
         self.temperature.valueChanged.connect(lambda v: self._emit("temperature", round(v, 2)))
         form.addRow("Temperature", self.temperature)
-        self.max_tokens = QSpinBox(minimum=1, maximum=32768, singleStep=64)
+        self.max_tokens = QSpinBox(singleStep=64)
+        self.max_tokens.setRange(*(int(v) for v in spin_range("max_tokens")))
         self.max_tokens.valueChanged.connect(lambda v: self._emit("max_tokens", int(v)))
         form.addRow("Max tokens", self.max_tokens)
-        self.top_p = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=1.0, singleStep=0.05)
+        self.top_p = QDoubleSpinBox(decimals=DECIMALS, singleStep=0.05)
+        self.top_p.setRange(*spin_range("top_p"))
         self.top_p.valueChanged.connect(lambda v: self._emit("top_p", round(v, 2)))
         form.addRow("Top p", self.top_p)
         outer.addWidget(box)
@@ -60,8 +76,8 @@ class SettingsPanel(QWidget):
         self.note.setStyleSheet("color: #6b7280;")
         outer.addWidget(self.note)
         outer.addStretch(1)
-        if defaults is not None:  # before any conversation exists, show the configured defaults
-            self.show_defaults(defaults)
+        # Before any conversation exists, show the configured defaults (SamplingParams' own without settings).
+        self.show_defaults(defaults if defaults is not None else SamplingParams())
 
     def show_defaults(self, defaults) -> None:
         """The app's generation defaults (`settings.generation`), without emitting `changed`."""

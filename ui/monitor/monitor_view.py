@@ -67,8 +67,9 @@ class MonitorView(QWidget):
         system = hub.latest_system()
         self.charts.update_from(hub.series.points(HISTORY_S), bool(system and system.gpu_available))
         self.models.update_from(assistant.manager.loaded())
-        self.cache.update_from(assistant.cache.stats())
-        self.totals.update_from(hub.perf.counters())
+        counters = hub.perf.counters()
+        self.cache.update_from(assistant.cache.stats(), counters)
+        self.totals.update_from(counters)
         self.last_refresh_ms = (time.perf_counter() - started) * 1000
         self.refresh_ms.append(self.last_refresh_ms)
         self.refreshes += 1

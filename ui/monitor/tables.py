@@ -92,10 +92,13 @@ class CacheTable(QGroupBox):
         self.clear.clicked.connect(self.clear_requested)
         form.addRow(self.clear)
 
-    def update_from(self, stats) -> None:
-        values = {"size": f"{stats.size} / {stats.max_size}", "hits": str(stats.hits), "misses": str(stats.misses),
-                  "hit_rate": f"{stats.hit_rate * 100:.0f} %", "evictions": str(stats.evictions),
-                  "coalesced": str(stats.coalesced)}
+    def update_from(self, stats, counters: dict) -> None:
+        """`stats`: what the cache holds (CacheStats); `counters`: PerfMonitor's, where hits and misses
+        are counted from the request records, as /api/performance/stats and /metrics count them."""
+        hits, misses = counters.get("cache.hits", 0), counters.get("cache.misses", 0)
+        rate = f"{hits / (hits + misses) * 100:.0f} %" if hits + misses else "—"
+        values = {"size": f"{stats.size} / {stats.max_size}", "hits": str(hits), "misses": str(misses),
+                  "hit_rate": rate, "evictions": str(stats.evictions), "coalesced": str(stats.coalesced)}
         if not stats.enabled:
             values["size"] = "disabled"
         for key, value in values.items():
