@@ -168,9 +168,6 @@ class Catalog:
                 infos.append(info)
         return infos
 
-    def names(self) -> list[str]:
-        return [m.name for m in self.scan() if m.ok]
-
     def default_name(self, configured: str = "", models: list[ModelInfo] | None = None) -> str:
         if configured:
             return configured
