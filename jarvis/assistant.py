@@ -2,8 +2,9 @@
 
 `stream(request)` yields text Chunks, the last one carrying the request's RequestRecord (the
 engine's, enriched here with load, cache and request facts); `chat(request)` returns the whole
-Reply. That same record is what goes on the RecordBus to every telemetry consumer. Nothing here blocks the event loop: loads run in the manager's executor, decoding
-in each model's worker thread. Works on any running asyncio loop (plain asyncio or qasync).
+Reply. That same record is what goes on the RecordBus to every telemetry consumer. Nothing here
+blocks the event loop: loads run in the manager's executor, decoding in each model's worker
+thread. Works on any running asyncio loop (plain asyncio or qasync).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from jarvis.config import Settings, apply_process_environment, load_settings
 from jarvis.errors import JarvisError, RequestCancelled
 from jarvis.manager import ModelManager
 from jarvis.request import ChatRequest, Chunk, Message, Reply, RequestRecord, resolve_timeout
-from jarvis.telemetry import RecordBus, RequestRecord
+from jarvis.telemetry import RecordBus
 
 log = logging.getLogger("jarvis.assistant")
 

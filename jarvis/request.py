@@ -17,7 +17,6 @@ __all__ = ["Role", "ROLES", "Message", "Priority", "SamplingParams", "ChatReques
 # The one definition of who speaks in a chat; stored conversations use it too.
 Role = Literal["system", "user", "assistant"]
 ROLES: tuple[Role, ...] = ("system", "user", "assistant")
-FinishReason = Literal["stop", "length", "cancelled", "error"]
 _ids = itertools.count(1)
 
 

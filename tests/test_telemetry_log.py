@@ -83,3 +83,23 @@ def test_full_disk_warns_once_and_never_raises(caplog):
         log.close()
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     assert log.dropped == 3
+
+
+def test_no_backups_starts_the_file_afresh(tmp_path):
+    """backups = 0 keeps one bounded file (the standard RotatingFileHandler alone would grow forever)."""
+    path = tmp_path / "requests.jsonl"
+    log = RequestLog(path, max_bytes=2000, backups=0)
+    for i in range(40):
+        log.observe(record(i))
+    log.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["requests.jsonl"]
+    assert path.stat().st_size < 2000 and read_lines(path)[-1]["request_id"] == "req-39"
+
+
+def test_a_full_queue_drops_lines_and_never_blocks_the_emitter(tmp_path):
+    log = RequestLog(tmp_path / "requests.jsonl", max_pending=1)
+    for i in range(200):  # far faster than the writer: most find the queue full
+        log.observe(record(i))
+    log.close()
+    written = len(read_lines(tmp_path / "requests.jsonl"))
+    assert written + log.dropped == 200 and written >= 1
