@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,8 @@ def read_in_child(todo: list[tuple[Path, str, str]], stop: Callable[[], bool]) -
 
 
 def main() -> None:
+    if hasattr(os, "nice"):
+        os.nice(10)  # background work: the app's own process gets the CPU first
     jobs = [json.loads(line) for line in sys.stdin]  # all of it first: the parent never blocks writing
     for path, name, source in jobs:
         info = read_gguf_info(Path(path), name, source)  # never raises: problems land in info.error
