@@ -10,6 +10,7 @@ scripts and embedders do not always allow.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -44,7 +45,9 @@ def read_in_child(todo: list[tuple[Path, str, str]], stop: Callable[[], bool]) -
         if child.poll() is None:
             child.kill()
         child.wait()
-        child.stdout.close()
+        for pipe in (child.stdin, child.stdout):
+            with contextlib.suppress(OSError):  # stdin may still hold unwritten text for a dead child
+                pipe.close()
 
 
 def main() -> None:
