@@ -174,3 +174,21 @@ def test_lookup_rescans_once_for_a_name_it_lacks(tmp_path, model_copy, parses):
 def test_an_unscanned_snapshot_has_no_default_and_says_so():
     with pytest.raises(jarvis.catalog.ModelNotFound):
         CatalogSnapshot().default_name()
+
+
+def test_many_new_files_are_read_in_a_child_process(tmp_path, model_path, parses):
+    """More new files than IN_THREAD_MAX: the headers are read by `python -m jarvis.catalog_reader`
+    (no parse in this process), with the same answers, broken files included."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for i in range(jarvis.catalog.IN_THREAD_MAX + 2):
+        os.link(model_path, models / f"m{i}.gguf")
+    (models / "broken.gguf").write_bytes(b"GGUF" + bytes(60))
+    snapshot = Catalog([models], include_bundled=False).rescan()
+    by_name = {m.name: m for m in snapshot.models}
+    assert parses == []  # none on this process's threads
+    assert len(by_name) == jarvis.catalog.IN_THREAD_MAX + 3
+    assert "unsupported GGUF version" in by_name["broken"].error
+    good = by_name["m0"]
+    assert good.ok and good.path == models / "m0.gguf" and good.architecture == "llama"
+    assert good == jarvis.catalog.read_gguf_info(models / "m0.gguf", "m0", str(models))
