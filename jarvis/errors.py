@@ -114,6 +114,18 @@ class EngineClosed(JarvisError):
         super().__init__(message)
 
 
+class EngineCrashed(EngineClosed):
+    """The model's worker thread died: every request it held or queued fails with this at once."""
+
+    code = "engine_crashed"
+
+    def __init__(self, model: str, reason: str):
+        self.model = model
+        self.reason = reason
+        super().__init__(f"The worker running model {model!r} crashed ({reason}). The model is unloaded and "
+                         "loads afresh on the next request: send the request again.")
+
+
 class ConversationNotFound(InvalidRequest):
     http_status = 404
     code = "conversation_not_found"

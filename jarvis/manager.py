@@ -3,6 +3,10 @@
 A model with a request running or queued (a lease held) is never evicted. Concurrent requests
 for a model that is loading share that one load. When the limit is reached and every loaded
 model is busy, a request waits for one to go idle (bounded by its timeout).
+
+A model whose worker crashed is unloaded at once (its requests have already failed) and counted;
+the next request for it loads it afresh. NVML (free GPU memory for the budget) is read in the
+loader thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import psutil
 
 from jarvis.catalog import Catalog, ModelInfo
 from jarvis.engine import Engine, EngineConfig, backend
-from jarvis.errors import JarvisError, ModelBusy, ModelLoadError
+from jarvis.errors import EngineCrashed, JarvisError, ModelBusy, ModelLoadError
 from jarvis.telemetry import ModelRecord, RecordBus
 from jarvis.telemetry.gpu import GpuProbe
 
@@ -55,6 +59,15 @@ class LoadedModel:
 
 
 @dataclass(frozen=True)
+class CrashCount:
+    """How often one model's worker crashed, and the last reason."""
+
+    crashes: int
+    last_error: str
+    last_crash_at: float  # time.time()
+
+
+@dataclass(frozen=True)
 class Lease:
     engine: Engine
     warm_start: bool
@@ -75,6 +88,7 @@ class ModelManager:
         self._loading: dict[str, asyncio.Future] = {}
         self._changed: asyncio.Condition | None = None
         self._tasks: set[asyncio.Task] = set()  # strong references: the loop keeps only weak ones
+        self._crashes: dict[str, CrashCount] = {}
         # Loads and unloads run here, one at a time: two loads at once would only fight for memory.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jarvis-loader")
 
@@ -111,7 +125,7 @@ class ModelManager:
 
     async def load(self, name: str) -> LoadedModel:
         """Load without running anything (warm-up); returns the loaded model."""
-        info = await asyncio.to_thread(self.catalog.get, name)  # header parsing stays off the loop
+        info = await self.catalog.lookup(name)  # the snapshot; a rescan, if any, runs off the loop
         loaded, _ = await self._ensure_loaded(info)
         self._schedule_unload(loaded)
         return loaded
@@ -126,7 +140,17 @@ class ModelManager:
         return True
 
     def loaded(self) -> list[dict]:
-        return [m.summary(self.keep_alive_s) for m in self._loaded.values()]
+        out = []
+        for m in self._loaded.values():
+            crash = self._crashes.get(m.info.name)
+            out.append({**m.summary(self.keep_alive_s), "crashes": crash.crashes if crash else 0,
+                        "last_crash": crash.last_error if crash else None})
+        return out
+
+    def crashes(self) -> dict[str, dict]:
+        """Per model whose worker ever crashed: {crashes, last_error, last_crash_at}."""
+        return {name: {"crashes": c.crashes, "last_error": c.last_error, "last_crash_at": c.last_crash_at}
+                for name, c in self._crashes.items()}
 
     def loading(self) -> list[str]:
         return list(self._loading)
@@ -138,9 +162,9 @@ class ModelManager:
     async def close(self) -> None:
         for loaded in list(self._loaded.values()):
             await self._unload(loaded, "shutdown")
+        if self._gpu is not None:  # NVML's shutdown too runs off the loop
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._gpu.close)
         self._executor.shutdown(wait=True)
-        if self._gpu is not None:
-            self._gpu.close()
 
     # ---- loading and eviction --------------------------------------------------------------
     async def _ensure_loaded(self, info: ModelInfo) -> tuple[LoadedModel, bool]:
@@ -149,6 +173,9 @@ class ModelManager:
         waited = False
         while True:
             loaded = self._loaded.get(info.name)
+            if loaded is not None and loaded.engine.crash is not None:  # crashed; its unload may still be queued
+                await self._unload(loaded, "crashed")
+                continue
             if loaded is not None and loaded.info.identity == info.identity:
                 loaded.last_used = time.monotonic()
                 return loaded, not waited
@@ -180,8 +207,13 @@ class ModelManager:
                 del self._loading[info.name]
 
     async def _load(self, info: ModelInfo) -> LoadedModel:
-        engine = Engine(info.name, info.path, info.chat_template, self.config, self.bus)
         loop = asyncio.get_running_loop()
+
+        def crashed(error: EngineCrashed) -> None:  # on the dying worker thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the process is ending
+                loop.call_soon_threadsafe(self._on_crash, engine, error)
+
+        engine = Engine(info.name, info.path, info.chat_template, self.config, self.bus, on_crash=crashed)
         lock, state = threading.Lock(), {"abandoned": False, "loaded": False}
 
         def load() -> None:
@@ -211,12 +243,24 @@ class ModelManager:
         log.info("loaded %s in %.0f ms", info.name, engine.load_ms)
         return loaded
 
-    def _memory_budget(self) -> int:
+    def _on_crash(self, engine: Engine, error: EngineCrashed) -> None:
+        """On the loop: count the crash and unload the dead engine (its requests failed already)."""
+        before = self._crashes.get(engine.name)
+        self._crashes[engine.name] = CrashCount((before.crashes if before else 0) + 1, error.reason, time.time())
+        loaded = self._loaded.get(engine.name)
+        if loaded is not None and loaded.engine is engine:
+            task = asyncio.get_running_loop().create_task(self._unload(loaded, "crashed"))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _memory_budget(self, used: int | None = None) -> int:
         """Bytes all loaded models may take: the setting, else free GPU memory when layers go to the
-        GPU (NVML), else available RAM (psutil), less a margin. Loaded models count as available."""
+        GPU (NVML), else available RAM (psutil), less a margin. Loaded models (`used`) count as
+        available. Blocking (NVML, /proc): _needs_room runs it in the loader thread."""
         if self.memory_budget_bytes:
             return self.memory_budget_bytes
-        used = sum(m.engine.memory_bytes for m in self._loaded.values())
+        if used is None:
+            used = sum(m.engine.memory_bytes for m in self._loaded.values())
         free = self._gpu_free_bytes() if self.offloads_to_gpu() else None
         if free is None:
             free = psutil.virtual_memory().available
@@ -233,13 +277,18 @@ class ModelManager:
             return None
         return sum(d.memory_total_bytes - (d.memory_used_bytes or 0) for d in devices)
 
-    def _needs_room(self, info: ModelInfo) -> bool:
-        used = sum(m.engine.memory_bytes for m in self._loaded.values())
-        return len(self._loaded) >= self.max_loaded or (self._loaded and used + info.size_bytes > self._memory_budget())
+    async def _needs_room(self, info: ModelInfo) -> bool:
+        if len(self._loaded) >= self.max_loaded:
+            return True
+        if not self._loaded:
+            return False
+        used = sum(m.engine.memory_bytes for m in self._loaded.values())  # read here: the loop owns _loaded
+        budget = await asyncio.get_running_loop().run_in_executor(self._executor, self._memory_budget, used)
+        return used + info.size_bytes > budget
 
     async def _make_room(self, info: ModelInfo) -> None:
         cond = self._condition()
-        while self._needs_room(info):
+        while await self._needs_room(info):
             idle = [m for m in self._loaded.values() if not m.busy]
             if idle:
                 victim = min(idle, key=lambda m: m.last_used)

@@ -44,7 +44,8 @@ class Runtime:
     # ---- what the stats endpoint and the monitor read -------------------------------------
     def models_stats(self) -> dict:
         return {"loaded_models": self.assistant.manager.loaded(), "loading": self.assistant.manager.loading(),
-                "catalog": [m.summary() for m in self.assistant.catalog.scan()],
+                "catalog": [m.summary() for m in self.assistant.catalog.snapshot().models],
+                "crashed_models": self.assistant.manager.crashes(),
                 "keep_alive_s": self.assistant.manager.keep_alive_s}
 
     def cache_stats(self) -> dict:

@@ -9,7 +9,7 @@ from jarvis.errors import ModelLoadError, ModelNotFound
 
 
 def test_bundled_model_metadata(model_path):
-    (info,) = [m for m in Catalog([]).scan() if m.source == "bundled"]
+    (info,) = [m for m in Catalog([]).rescan().models if m.source == "bundled"]
     assert info.ok and info.path == model_path
     assert info.architecture == "llama"
     assert info.context_length == 8192
@@ -26,24 +26,24 @@ def test_truncated_and_random_files_are_unreadable_not_fatal(tmp_path, model_pat
     (models / "truncated.gguf").write_bytes(data[: len(data) // 2])
     (models / "random.gguf").write_bytes(os.urandom(4096))
     (models / "empty.gguf").write_bytes(b"")
-    by_name = {m.name: m for m in Catalog([models], include_bundled=False).scan()}
+    by_name = {m.name: m for m in Catalog([models], include_bundled=False).rescan().models}
     assert by_name["good"].ok
     assert "truncated" in by_name["truncated"].error
     assert "not a GGUF file" in by_name["random"].error
     assert "too small" in by_name["empty"].error
     with pytest.raises(ModelLoadError) as e:
-        Catalog([models], include_bundled=False).get("truncated")
+        Catalog([models], include_bundled=False).rescan().get("truncated")
     assert "truncated.gguf" in str(e.value)
 
 
 def test_unknown_model_lists_the_available_ones(tmp_path, model_copy):
     model_copy("alpha")
     with pytest.raises(ModelNotFound) as e:
-        Catalog([tmp_path / "models"]).get("nope")
+        Catalog([tmp_path / "models"]).rescan().get("nope")
     assert "alpha" in str(e.value) and "SmolLM2-135M-Instruct.Q4_1" in str(e.value)
 
 
 def test_names_never_become_paths(tmp_path, model_copy):
     model_copy("alpha")
     with pytest.raises(ModelNotFound):
-        Catalog([tmp_path / "models"]).get("../models/alpha")
+        Catalog([tmp_path / "models"]).rescan().get("../models/alpha")

@@ -132,7 +132,7 @@ def test_models_in_the_users_models_folder_are_in_the_catalog(tmp_path, model_pa
     assert s.user_models_path == tmp_path / "data" / "models"
     s.user_models_path.mkdir(parents=True)
     shutil.copyfile(model_path, s.user_models_path / "mine.gguf")  # a copy: the catalog folds links
-    found = {m.name: m for m in Catalog.from_settings(s).scan()}
+    found = {m.name: m for m in Catalog.from_settings(s).rescan().models}
     assert found["mine"].ok and found["mine"].source == str(s.user_models_path)
 
 

@@ -13,6 +13,8 @@ from jarvis.telemetry import (GpuProbe, ModelRecord, PerfMonitor, QueueRecord, R
 
 from fake_nvml import GIB, FakeNvml
 
+JSON = {"Content-Type": "application/json"}
+
 
 @contextlib.asynccontextmanager
 async def serve(**server_settings):
@@ -28,7 +30,7 @@ async def serve(**server_settings):
             yield session, bus, hub
     finally:
         await server.close()
-        hub.close()
+        await asyncio.to_thread(hub.close)  # NVML (faked) is called off the loop only
 
 
 def run(coro):
@@ -212,7 +214,7 @@ def test_extra_routes_and_jarvis_errors_map_to_openai_errors():
                 async with session.post("/v1/chat/completions", json={}) as resp:
                     assert resp.status == 429 and resp.headers["Retry-After"] == "2"
                     body = await resp.json()
-                async with session.post("/v1/echo", data=chunks()) as resp:  # chunked: no Content-Length
+                async with session.post("/v1/echo", data=chunks(), headers=JSON) as resp:  # chunked: no Content-Length
                     assert resp.status == 413
                     assert (await resp.json())["error"]["code"] == "request_too_large"
                 async with session.get("/v1/crash") as resp:

@@ -137,7 +137,7 @@ def test_usage_counts_are_the_tokenizer_counts(client, server):
     for /v1/completions, the model's chat template rendered for /v1/chat/completions. For the
     reply, finish_reason "length" means exactly max_tokens were sampled; re-tokenizing the
     returned text may merge or split a token at a boundary, so it must agree within 2."""
-    info = server.runtime.assistant.catalog.get(server.model)
+    info = server.runtime.assistant.catalog.snapshot().get(server.model)
     vocab = Llama(model_path=str(info.path), vocab_only=True, verbose=False)
     try:
         def count(text: str, bos: bool = True) -> int:

@@ -29,7 +29,7 @@ def test_hostile_corpus_is_refused_by_name_and_the_good_model_still_answers(tmp_
 def test_every_hostile_file_is_listed_unreadable_with_a_reason(tmp_path, model_path):
     corpus, keep = build_corpus(tmp_path / "c", model_path, n_truncations=5, seed=1)
     try:
-        listed = {m.path.name: m for m in Catalog(models_dirs=[tmp_path / "c"], include_bundled=False).scan()}
+        listed = {m.path.name: m for m in Catalog(models_dirs=[tmp_path / "c"], include_bundled=False).rescan().models}
     finally:
         for s in keep:
             s.close()
@@ -44,7 +44,7 @@ def test_a_fifo_does_not_hang_the_catalog(tmp_path):
     """Defect fixed: open() of a named pipe blocks until a writer comes; the scan hung for good."""
     os.mkfifo(tmp_path / "pipe.gguf")
     t0 = time.perf_counter()
-    [info] = Catalog(models_dirs=[tmp_path], include_bundled=False).scan()
+    [info] = Catalog(models_dirs=[tmp_path], include_bundled=False).rescan().models
     assert time.perf_counter() - t0 < 5
     assert "not a regular file" in info.error
 
@@ -121,7 +121,7 @@ def test_a_repeated_vocabulary_token_is_refused_instead_of_aborting_llama_cpp(tm
         f.write(head)
     with pytest.raises(GGUFError, match="repeats token"):
         read_header(path)
-    [info] = Catalog(models_dirs=[tmp_path], include_bundled=False).scan()
+    [info] = Catalog(models_dirs=[tmp_path], include_bundled=False).rescan().models
     assert not info.ok
 
 

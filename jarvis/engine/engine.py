@@ -11,6 +11,7 @@ produced logits samples its next token and hands text back through its mailbox.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -18,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from jarvis.config import EngineSettings
 from jarvis.engine import backend
@@ -28,9 +30,9 @@ from jarvis.engine.queue import PriorityRequestQueue
 from jarvis.engine.sequence import SeqState, Slot, common_prefix
 from jarvis.engine.text import StreamingText
 from jarvis.gguf_header import GGUFError, read_header
-from jarvis.errors import EngineClosed, JarvisError, ModelLoadError, RequestCancelled, RequestTimeout
+from jarvis.errors import EngineClosed, EngineCrashed, JarvisError, ModelLoadError, RequestCancelled, RequestTimeout
 from jarvis.request import ChatRequest, Chunk, resolve_timeout
-from jarvis.telemetry import QueueRecord, RecordBus, RequestRecord, StepRecord
+from jarvis.telemetry import ModelRecord, QueueRecord, RecordBus, RequestRecord, StepRecord
 
 log = logging.getLogger("jarvis.engine")
 MAX_CTX_DEFAULT = 8192
@@ -62,7 +64,8 @@ class EngineConfig:
 
 class Engine:
     def __init__(self, name: str, path: Path, chat_template: str = "", config: EngineConfig = EngineConfig(),
-                 bus: RecordBus | None = None):
+                 bus: RecordBus | None = None, on_crash: Callable[[EngineCrashed], None] | None = None):
+        """`on_crash` is called once, on the dying worker thread, after every request failed."""
         self.name = name
         self.path = Path(path)
         self.config = config
@@ -80,6 +83,11 @@ class Engine:
         self.gpu_layers = 0
         self.offload_note = ""
         self.n_ctx_seq = 0
+        self.crash: EngineCrashed | None = None  # set when the worker died; the engine takes nothing more
+        self._on_crash = on_crash
+        # Tests inject a deterministic fault here: called on the worker inside every step, between
+        # llama_decode and sampling, with the engine. Whatever it raises crashes the worker.
+        self.step_hook: Callable[["Engine"], None] | None = None
 
     # ---- life cycle (call load() off the event loop: it takes a while) --------------------
     def load(self) -> None:
@@ -146,6 +154,8 @@ class Engine:
     # ---- what the asyncio side calls ------------------------------------------------------
     def submit(self, request: ChatRequest, loop: asyncio.AbstractEventLoop | None = None) -> SeqState:
         """Queue a request. Raises QueueFull at once when `max_queue` requests already wait."""
+        if self.crash is not None:
+            raise EngineCrashed(self.name, self.crash.reason)
         if not self.running:
             raise EngineClosed()
         request.validate()
@@ -153,6 +163,8 @@ class Engine:
         seq = SeqState(request=request, mailbox=Mailbox(loop or asyncio.get_running_loop()),
                        deadline=time.perf_counter() + timeout if timeout is not None else None)
         with self._wake:  # close() sets _stopping under this lock: no request slips in after its drain
+            if self.crash is not None:
+                raise EngineCrashed(self.name, self.crash.reason)
             if self._stopping:
                 raise EngineClosed()
             try:
@@ -212,15 +224,37 @@ class Engine:
                 self._step()
         except BaseException as e:  # a bug must not leave callers waiting forever
             log.exception("engine %s worker crashed", self.name)
-            for slot in self._slots:
-                if slot.sequence:
-                    slot.sequence.mailbox.fail(e if isinstance(e, JarvisError) else EngineClosed(f"engine error: {e}"))
-                    slot.sequence = None
+            self._crashed(e)
         finally:
             for slot in self._slots:
                 if slot.sequence is not None:
                     slot.sequence.mailbox.fail(EngineClosed())
                     slot.sequence = None
+
+    def _crashed(self, error: BaseException) -> None:
+        """Fail everything running and queued at once (nothing would ever serve or time it out),
+        refuse new work, and say so: a ModelRecord for the monitor, `on_crash` for the owner."""
+        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        crash = EngineCrashed(self.name, reason)
+        with self._wake:  # submit() checks `crash` under this lock: nothing is queued after the drain
+            self.crash = crash
+            self._stopping = True
+        waiting = self._queue.drain()
+        for slot in self._slots:
+            seq = slot.sequence
+            if seq is not None:
+                with contextlib.suppress(Exception):  # free its sampler; the KV state is dropped with the context
+                    self._release(slot, forget=False)
+                slot.sequence = None
+                seq.mailbox.fail(EngineCrashed(self.name, reason))
+        for seq in waiting:
+            seq.mailbox.fail(EngineCrashed(self.name, reason))
+        self._bus.emit(ModelRecord(self.name, "crashed", reason=reason))
+        if self._on_crash is not None:
+            try:
+                self._on_crash(crash)
+            except Exception:
+                log.exception("the crash handler of engine %s failed", self.name)
 
     def _step(self) -> None:
         now = time.perf_counter()
@@ -266,6 +300,8 @@ class Engine:
         if rc != 0:
             self._fail_all(rc)
             return
+        if self.step_hook is not None:
+            self.step_hook(self)
         for slot, idx in wants_logits:
             self._on_logits(slot, idx)
         step_ms = (time.perf_counter() - t0) * 1000

@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 from aiohttp import web
 
 from jarvis.config import ServerSettings
+from jarvis.http.cross_site import OriginPolicy, cors_headers
 from jarvis.http.metrics import PrometheusMetrics, metrics_handler
 from jarvis.http.security import is_loopback, security_middlewares
 from jarvis.http.stats_routes import add_stats_routes
@@ -29,8 +30,10 @@ def create_app(stats_source: StatsSource, settings: ServerSettings, *, bus: Reco
     """`settings` is Settings.server. With a `bus`, /metrics counts every record emitted from now
     on (it unsubscribes when the app is cleaned up)."""
     max_body = settings.max_body_kb * 1024
-    app = web.Application(middlewares=security_middlewares(settings.host, settings.token, max_body),
+    origins = OriginPolicy(settings.allowed_origins)
+    app = web.Application(middlewares=security_middlewares(settings.host, settings.token, max_body, origins),
                           client_max_size=max_body)
+    app.on_response_prepare.append(cors_headers(origins))
     add_stats_routes(app, stats_source)
     metrics = app[METRICS] = PrometheusMetrics()
     app.router.add_get("/metrics", metrics_handler(metrics, stats_source))
@@ -66,7 +69,9 @@ async def start_server(app: web.Application, host: str, port: int, access_log: b
     if not is_loopback(host):
         log.warning("The HTTP endpoint binds %s, which is reachable from the network: set server.host = "
                     "\"127.0.0.1\" to keep it local, or at least set server.token.", host)
-    runner = web.AppRunner(app, access_log=log if access_log else None)
+    # handler_cancellation: a client that disconnects has its handler cancelled at once, which
+    # cancels its request in the engine (sse.py); no handler has to watch its connection.
+    runner = web.AppRunner(app, access_log=log if access_log else None, handler_cancellation=True)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

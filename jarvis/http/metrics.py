@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from jarvis.http.stats_source import StatsSource
-from jarvis.telemetry.records import QueueRecord, RequestRecord, StepRecord
+from jarvis.telemetry.records import ModelRecord, QueueRecord, RequestRecord, StepRecord
 
 # Local models: a cached reply takes milliseconds, a long answer minutes.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
@@ -39,6 +39,8 @@ class PrometheusMetrics:
         self.queue_timeouts = Counter("jarvis_queue_timeouts", "Requests that timed out.", ["model"], registry=r)
         self.queue_size = Gauge("jarvis_queue_size", "Requests waiting for a slot.", ["model"], registry=r)
         self.active_slots = Gauge("jarvis_active_slots", "Sequences decoding now.", ["model"], registry=r)
+        self.engine_crashes = Counter("jarvis_engine_crashes", "Engine workers that died (the model was unloaded).",
+                                      ["model"], registry=r)
         self.loaded_models = Gauge("jarvis_loaded_models", "Models loaded now.", registry=r)
         self.gpu_memory_used = Gauge("jarvis_gpu_memory_used_bytes", "GPU memory in use (whole device).",
                                      ["gpu"], registry=r)
@@ -55,6 +57,8 @@ class PrometheusMetrics:
                 self.queue_rejections.labels(record.model).inc()
             elif record.event == "timeout":
                 self.queue_timeouts.labels(record.model).inc()
+        elif isinstance(record, ModelRecord) and record.event == "crashed":
+            self.engine_crashes.labels(record.model).inc()
 
     def _observe_request(self, r: RequestRecord) -> None:
         self.requests.labels(r.model, r.status).inc()

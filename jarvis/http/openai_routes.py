@@ -6,12 +6,11 @@ ones the desktop shows and the telemetry counts.
 Errors before the first byte are HTTP errors in OpenAI's shape (the json_errors middleware maps
 JarvisError: 400 invalid, 404 unknown model, 429 queue full, 503 unloadable model); an error
 after a stream has started is sent as a `data: {"error": ...}` event, which OpenAI clients raise.
-A client that disconnects cancels its request (see sse.until_disconnected).
+A client that disconnects cancels its request: aiohttp cancels the handler (see sse.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 import uuid
@@ -24,7 +23,7 @@ from jarvis.errors import JarvisError
 from jarvis.http.errors import error_type
 from jarvis.http.openai_schema import chat_request, completion_request, parse_json
 from jarvis.http.rate_limit import rate_limit_middleware
-from jarvis.http.sse import ClientGone, EventStream, until_disconnected
+from jarvis.http.sse import ClientGone, EventStream
 from jarvis.request import ChatRequest, Chunk, RequestRecord
 
 OWNER = "jarvis"
@@ -102,11 +101,11 @@ class OpenAIApi:
                 "owned_by": OWNER}
 
     async def list_models(self, request: web.Request) -> web.Response:
-        infos = await asyncio.to_thread(self.assistant.catalog.scan)  # may read new GGUF headers
-        return web.json_response({"object": "list", "data": [self._model_entry(m) for m in infos if m.ok]})
+        infos = self.assistant.catalog.snapshot().usable()
+        return web.json_response({"object": "list", "data": [self._model_entry(m) for m in infos]})
 
     async def get_model(self, request: web.Request) -> web.Response:
-        info = await asyncio.to_thread(self.assistant.catalog.get, request.match_info["model"])
+        info = await self.assistant.catalog.lookup(request.match_info["model"])
         return web.json_response(self._model_entry(info))
 
     # ---- completions -----------------------------------------------------------------------
@@ -130,7 +129,7 @@ class OpenAIApi:
         events: list[EventStream] = []  # the SSE response, once its headers are out
         work = self._stream(request, job, shape, include_usage, events) if stream else self._whole(job, shape)
         try:
-            return await until_disconnected(request, work)
+            return await work
         except ClientGone:
             return events[0].response if events else web.Response(status=CLIENT_CLOSED)
 

@@ -1,4 +1,5 @@
-"""Middlewares, outermost first: timing, JSON errors, Host check, bearer token, body size.
+"""Middlewares, outermost first: timing, JSON errors, Host check, Origin check (and preflights),
+bearer token, body size, JSON bodies. The cross-site ones live in cross_site.py.
 
 The Host check stops DNS rebinding: a web page on evil.com that resolves its name to 127.0.0.1
 still sends `Host: evil.com`, so it is refused even though the socket is local.
@@ -15,6 +16,7 @@ from typing import Awaitable, Callable, Iterable
 from aiohttp import web
 
 from jarvis.errors import JarvisError
+from jarvis.http.cross_site import OriginPolicy, json_bodies, origin_guard
 from jarvis.http.errors import error_response, jarvis_error_response
 
 log = logging.getLogger("jarvis.http")
@@ -129,9 +131,10 @@ def allowed_hosts_for(bind_host: str) -> set[str]:
     return hosts
 
 
-def security_middlewares(bind_host: str, token: str, max_body_bytes: int) -> list:
-    middlewares = [process_time, json_errors, host_check(allowed_hosts_for(bind_host))]
+def security_middlewares(bind_host: str, token: str, max_body_bytes: int, origins: OriginPolicy) -> list:
+    # The Origin check comes before the token: a browser's preflight never carries one.
+    middlewares = [process_time, json_errors, host_check(allowed_hosts_for(bind_host)), origin_guard(origins)]
     if token:
         middlewares.append(bearer_token(token))
-    middlewares.append(body_limit(max_body_bytes))
+    middlewares += [body_limit(max_body_bytes), json_bodies]
     return middlewares

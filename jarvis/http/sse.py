@@ -1,24 +1,21 @@
 """Server-sent events the way OpenAI streams them: `data: {json}\n\n` per event, `data: [DONE]` last.
 
-Also `until_disconnected`: runs a handler's work as a task and cancels it when the client goes
-away. aiohttp (handler_cancellation off, its default) keeps running a handler whose client has
-left, and a request still waiting in the queue writes nothing that could fail, so the
-transport is watched instead. Cancelling the task throws CancelledError into the awaited
-stream, whose `finally` cancels the engine sequence: the slot is freed at the next step.
+A client that leaves is noticed by aiohttp itself: the server runs with handler_cancellation
+(http/app.py start_server), so the handler task is cancelled the moment the connection drops,
+whether it is streaming or still waiting in the engine's queue. The CancelledError reaches the
+awaited stream, whose `finally` cancels the engine sequence: the slot is freed at the next step.
+Nothing polls. `EventStream.send` still turns a failed write into ClientGone.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from typing import Any, Awaitable, TypeVar
+from typing import Any
 
 from aiohttp import web
 
-T = TypeVar("T")
 DONE = b"data: [DONE]\n\n"
-POLL_S = 0.02  # how often a waiting handler looks at its connection
 
 
 class ClientGone(Exception):
@@ -28,23 +25,6 @@ class ClientGone(Exception):
 def _closed(request: web.Request) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()
-
-
-async def until_disconnected(request: web.Request, work: Awaitable[T], poll_s: float = POLL_S) -> T:
-    """Await `work`; if the client disconnects first, cancel it and raise ClientGone."""
-    task = asyncio.ensure_future(work)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=poll_s)
-            if done:
-                return task.result()
-            if _closed(request):
-                raise ClientGone()
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
 
 
 def encode(event: Any) -> bytes:

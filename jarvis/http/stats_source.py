@@ -68,6 +68,7 @@ class HubStatsSource:
             "loads": counters.get("models.loaded", 0),
             "unloads": counters.get("models.unloaded", 0),
             "load_failures": counters.get("models.load_failed", 0),
+            "crashes": counters.get("models.crashed", 0),  # engine workers that died (per model: crashed_models)
             "warm_starts": counters.get("starts.warm", 0),
             "cold_starts": counters.get("starts.cold", 0),
             "load_ms": perf.stats("model.load"),

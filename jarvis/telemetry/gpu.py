@@ -3,15 +3,21 @@
 Without a driver (or with a broken one) every answer is "not available" (`[]`, None, 0), never an
 exception: the monitor shows "no GPU" instead of a traceback. The shared library is probed before
 pynvml is imported (glances' habit), so a machine without it never pays for the import.
+
+NVML calls block (milliseconds, far more on a wedged driver), so they run on threads only: the
+system sampler's, the model manager's loader. One made on a running asyncio loop warns
+(RuntimeWarning, an error under the test suite) so a regression is caught where it happens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import logging
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, TypeVar
@@ -54,6 +60,15 @@ def _load_pynvml() -> ModuleType | None:
     return pynvml
 
 
+def _warn_if_on_loop() -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    warnings.warn("NVML called on the asyncio event loop, which it can stall: call GpuProbe from a thread "
+                  "(an executor) instead.", RuntimeWarning, stacklevel=3)
+
+
 def _call(fn: Callable[..., T], *args: Any, default: Any = None) -> T | Any:
     """Every NVML call: an NVMLError (or anything else) becomes the not-available default."""
     try:
@@ -79,6 +94,7 @@ class GpuProbe:
     def _ensure_init(self) -> bool:
         with self._lock:
             if not self._tried:
+                _warn_if_on_loop()
                 self._tried = True
                 if not self._inject:
                     self._nvml = _load_pynvml()
@@ -93,6 +109,7 @@ class GpuProbe:
     def snapshot(self) -> list[GpuDevice]:
         if not self._ensure_init():
             return []
+        _warn_if_on_loop()
         nvml = self._nvml
         count = _call(nvml.nvmlDeviceGetCount, default=0)
         devices = []
@@ -131,6 +148,7 @@ class GpuProbe:
     def close(self) -> None:
         with self._lock:
             if self._initialised:
+                _warn_if_on_loop()
                 _call(self._nvml.nvmlShutdown)
                 self._initialised = False
             self._tried = False

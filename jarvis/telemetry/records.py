@@ -88,7 +88,7 @@ class ModelRecord:
     """A model loaded or unloaded."""
 
     model: str
-    event: str  # "loaded" | "unloaded" | "load_failed"
+    event: str  # "loaded" | "unloaded" | "load_failed" | "crashed" (its worker died; reason says why)
     load_ms: float = 0.0
     memory_bytes: int = 0
     gpu_layers: int = 0

@@ -142,7 +142,11 @@ class TelemetryHub:
                 await loop.run_in_executor(executor, self.tick)
                 await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
         finally:
-            executor.shutdown(wait=False, cancel_futures=True)
+            # NVML shuts down on this thread too (after a tick in progress), never on the loop.
+            try:
+                await asyncio.shield(loop.run_in_executor(executor, self.sampler.gpu.close))
+            finally:
+                executor.shutdown(wait=False, cancel_futures=True)
 
     def history(self, seconds: float | None = None) -> list[dict]:
         return [asdict(p) for p in self.series.points(seconds)]
@@ -155,4 +159,5 @@ class TelemetryHub:
         return self._system
 
     def close(self) -> None:
+        """Shut NVML down if `run` did not (it does, on its thread). Blocking: not on the loop."""
         self.sampler.gpu.close()

@@ -75,7 +75,7 @@ class ChatView(QWidget):
         self.composer.regenerate_requested.connect(self.regenerate)
         self.composer.edit_requested.connect(self.edit_last)
         self.settings_panel.changed.connect(self._settings_changed)
-        self.settings_panel.refresh_requested.connect(self.refresh_models)
+        self.settings_panel.refresh_requested.connect(self.rescan_models)
         if store_warning:
             self.sidebar.show_warning(store_warning)
 
@@ -97,7 +97,15 @@ class ChatView(QWidget):
         self.refresh_sidebar()
 
     def refresh_models(self) -> None:
+        """The model list from the catalog snapshot: no disk, no lock, on the loop."""
         self.settings_panel.set_models(self.assistant.models(), self.assistant.default_model())
+
+    def rescan_models(self) -> None:
+        """The Refresh button: read the models folders again (on the catalog's thread), then show."""
+        async def run() -> None:
+            await self.assistant.catalog.refresh()
+            self.refresh_models()
+        self.tasks.spawn(run(), name="rescan-models")
 
     def new_conversation(self) -> int:
         conv = self.store.create(NEW_TITLE)

@@ -9,7 +9,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QGroupBox, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout)
 
-MODEL_COLUMNS = ["Model", "Load time", "Memory", "GPU layers", "Last used", "Unloads in", "Slots / queue", ""]
+MODEL_COLUMNS = ["Model", "Load time", "Memory", "GPU layers", "Last used", "Unloads in", "Slots / queue", "Crashes",
+                 ""]
+CRASHES_COLUMN = MODEL_COLUMNS.index("Crashes")
 
 
 def _bytes(n) -> str:
@@ -68,11 +70,18 @@ class ModelsTable(QGroupBox):
             unloads = "—" if m.get("busy") else _duration(m.get("unloads_in_s"))
             values = [m["name"], f"{m.get('load_ms', 0):.0f} ms", _bytes(m.get("memory_bytes")),
                       str(m.get("gpu_layers", 0)), _ago(m.get("last_used")), unloads,
-                      f"{m.get('active_slots', 0)}/{m.get('slots', '?')} · {m.get('queue_depth', 0)} queued"]
+                      f"{m.get('active_slots', 0)}/{m.get('slots', '?')} · {m.get('queue_depth', 0)} queued",
+                      str(m.get("crashes", 0))]
             for col, value in enumerate(values):
                 item = self.table.item(row, col)
                 if item.text() != value:
                     item.setText(value)
+            # The last crash's reason, where the count is: it was reloaded since, so it is history.
+            crash = self.table.item(row, CRASHES_COLUMN)
+            tip = f"Last crash: {m['last_crash']}" if m.get("last_crash") else ""
+            if crash.toolTip() != tip:
+                crash.setToolTip(tip)
+                crash.setForeground(Qt.red if tip else self.table.palette().text())
 
 
 class CacheTable(QGroupBox):
@@ -109,7 +118,7 @@ class TotalsTable(QGroupBox):
     FIELDS = [("requests.total", "Requests"), ("requests.ok", "Completed"), ("requests.cancelled", "Stopped"),
               ("requests.error", "Errors"), ("tokens.prompt", "Prompt tokens"),
               ("tokens.completion", "Generated tokens"), ("starts.cold", "Cold starts"),
-              ("models.loaded", "Model loads")]
+              ("models.loaded", "Model loads"), ("models.crashed", "Engine crashes")]
 
     def __init__(self, parent=None) -> None:
         super().__init__("Totals", parent)
