@@ -11,8 +11,11 @@ import string
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from bench import reliability as rel
-from jarvis.http.openai_routes import openai_routes
+from support.http_fuzz import healthy, http_fuzz_cases, send_case
+from support.http_oracle import check_response
+from support.raw_http import build_request, raw_request
+from support.server import ServerThread
+from support.settings import make_settings, tune
 
 TOKEN = "s3cret-token"
 MAX_BODY = 64 * 1024
@@ -55,17 +58,17 @@ def cases(draw, token: str):
 @pytest.fixture(scope="module", params=["", TOKEN], ids=["no-token", "token"])
 def server(request, tmp_path_factory):
     data = tmp_path_factory.mktemp("http-data")
-    s = rel.tune(rel.make_settings(data), server={"token": request.param, "max_body_kb": MAX_BODY // 1024})
-    with rel.ServerThread(s, registrars=[openai_routes]) as running:
+    s = tune(make_settings(data), server={"token": request.param, "max_body_kb": MAX_BODY // 1024})
+    with ServerThread(s, preload=False) as running:
         yield running, request.param
 
 
 def _check(server, case):
     running, token = server
-    status, raw = rel.send_case(running.port, case)  # socket.timeout here is a hang: the test fails
-    problem = rel.check_response(case, status, raw, token, MAX_BODY)
+    status, raw = send_case(running.port, case)  # socket.timeout here is a hang: the test fails
+    problem = check_response(case, status, raw, token, MAX_BODY)
     assert problem is None, problem
-    assert rel.healthy(running.port, token), f"the server stopped answering after {case}"
+    assert healthy(running.port, token), f"the server stopped answering after {case}"
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,20 +84,19 @@ def test_v1_chat_completions_is_4xx_until_the_openai_branch_lands(server, method
     if token:
         headers.append(("Authorization", f"Bearer {token}"))
     body = json.dumps({"model": "x", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}).encode()
-    status, _ = rel.raw_request(running.port, rel.build_request(method, "/v1/chat/completions", headers, body, len(body)))
+    status, _ = raw_request(running.port, build_request(method, "/v1/chat/completions", headers, body, len(body)))
     assert status is not None and 400 <= status < 500 or status == 200
 
 
 def test_the_security_checks_under_plain_random_cases(server):
     running, token = server
-    for case in rel.http_fuzz_cases(random.Random(7), 40, token):
+    for case in http_fuzz_cases(random.Random(7), 40, token):
         _check(server, case)
 
 
 def test_the_fuzz_oracle_follows_http_whitespace_rules_and_still_catches_a_wrong_token():
-    from bench.reliability import check_response
-
-    case = {"host": "127.0.0.1", "path": "/api/performance/stats", "auth": "Bearer tok ", "content_length": None}
+    case = {"method": "GET", "path": "/api/performance/stats", "host": "127.0.0.1", "auth": "Bearer tok ",
+            "extra": [], "body": b"", "content_length": None}
     assert check_response(case, 200, b"", "tok", 1024) is None  # trailing OWS is not part of the value
     assert "Authorization" in check_response({**case, "auth": "Bearer tok2"}, 200, b"", "tok", 1024)
     assert "Authorization" in check_response({**case, "auth": None}, 200, b"", "tok", 1024)
