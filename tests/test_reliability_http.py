@@ -11,7 +11,7 @@ import string
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from support.http_fuzz import healthy, http_fuzz_cases, send_case
+from support.http_fuzz import case_request, healthy, http_fuzz_cases, send_case
 from support.http_oracle import check_response
 from support.raw_http import build_request, raw_request
 from support.server import ServerThread
@@ -94,9 +94,59 @@ def test_the_security_checks_under_plain_random_cases(server):
         _check(server, case)
 
 
+def _case(**fields) -> dict:
+    return {"method": "GET", "path": "/api/performance/stats", "host": "127.0.0.1", "auth": "Bearer tok",
+            "extra": [], "body": b"", "content_length": None, **fields}
+
+
 def test_the_fuzz_oracle_follows_http_whitespace_rules_and_still_catches_a_wrong_token():
-    case = {"method": "GET", "path": "/api/performance/stats", "host": "127.0.0.1", "auth": "Bearer tok ",
-            "extra": [], "body": b"", "content_length": None}
+    case = _case(auth="Bearer tok ")
     assert check_response(case, 200, b"", "tok", 1024) is None  # trailing OWS is not part of the value
     assert "Authorization" in check_response({**case, "auth": "Bearer tok2"}, 200, b"", "tok", 1024)
     assert "Authorization" in check_response({**case, "auth": None}, 200, b"", "tok", 1024)
+
+
+MUST_ACCEPT = ["127.0.0.1", "127.0.0.1:5050", "localhost", "LocalHost:1", "LOCALHOST", "[::1]", "[::1]:8080",
+               " localhost\t", "localhost\r\nX-After: y"]  # the last: an injected CRLF ends the value
+MUST_REFUSE = [None, "", "evil.com", "localhost.evil.com", "127.0.0.1.nip.io", "0.0.0.0", "127.0.0.2", "[::1",
+               "::1", "localhost:abc", "localhost:1:2", "[::1]evil", "\u217cocalhost", "evil.com\r\nHost: localhost"]
+
+
+@pytest.mark.parametrize("host", MUST_ACCEPT)
+def test_the_oracle_lets_a_loopback_host_be_served_and_never_refused(host):
+    case = _case(host=host)
+    assert check_response(case, 200, b"", "tok", 1024) is None
+    assert "403" in check_response(case, 403, b"", "tok", 1024)
+
+
+@pytest.mark.parametrize("host", MUST_REFUSE)
+def test_the_oracle_never_lets_another_host_be_served(host):
+    case = _case(host=host)
+    assert "Host" in check_response(case, 200, b"", "tok", 1024)
+    assert check_response(case, 403, b"", "tok", 1024) is None
+
+
+def test_the_oracle_takes_a_403_for_a_browser_origin_and_a_415_for_a_body_that_is_not_json():
+    page = _case(extra=[("Origin", "http://evil.example")])
+    assert check_response(page, 403, b"", "tok", 1024) is None
+    form = _case(method="POST", path="/v1/chat/completions", body=b"a=1", content_length=3,
+                 extra=[("Content-Type", "application/x-www-form-urlencoded")])
+    assert check_response(form, 415, b"", "tok", 1024) is None
+
+
+def test_the_oracle_judges_the_bytes_on_the_wire():
+    case = _case(host="localhost\r\nX-After: y")
+    assert b"\r\nHost: localhost\r\nX-After: y\r\n" in case_request(case)
+
+
+def test_the_oracle_does_not_borrow_the_servers_parsing():
+    """A Host-parsing bug in jarvis.http must not pass its own judge: the oracle imports no jarvis code."""
+    import ast
+
+    import support.http_oracle as oracle
+    from pathlib import Path
+
+    tree = ast.parse(Path(oracle.__file__).read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m.startswith("jarvis")], imported
