@@ -132,10 +132,14 @@ def test_the_fuzz_oracle_follows_http_whitespace_rules_and_still_catches_a_wrong
     assert "Authorization" in check_response({**case, "auth": None}, 200, b"", "tok", 1024)
 
 
-MUST_ACCEPT = ["127.0.0.1", "127.0.0.1:5050", "localhost", "LocalHost:1", "LOCALHOST", "[::1]", "[::1]:8080",
-               " localhost\t", "localhost\r\nX-After: y"]  # the last: an injected CRLF ends the value
+MUST_ACCEPT = ["127.0.0.1", "127.0.0.1:5050", "localhost", "LocalHost:1", "LOCALHOST", "localhost:", "[::1]",
+               "[::1]:8080", " localhost\t", "localhost\r\nX-After: y"]  # the last: an injected CRLF ends the value
+# Not valid Host syntax (RFC 9112 3.2 wants a 400), which the server still serves as loopback: harmless for
+# DNS rebinding (no browser sends them), but wrong. Strict: the day the server refuses them, drop the marker.
+LENIENT = pytest.mark.xfail(strict=True, reason="jarvis.http.security.host_name accepts malformed loopback Hosts")
+SERVED_BUT_INVALID = ["::1", "localhost:abc", "[::1]evil"]
 MUST_REFUSE = [None, "", "evil.com", "localhost.evil.com", "127.0.0.1.nip.io", "0.0.0.0", "127.0.0.2", "[::1",
-               "::1", "localhost:abc", "localhost:1:2", "[::1]evil", "\u217cocalhost", "evil.com\r\nHost: localhost"]
+               "localhost:1:2", "\u217cocalhost", "evil.com\r\nHost: localhost", *SERVED_BUT_INVALID]
 
 
 @pytest.mark.parametrize("host", MUST_ACCEPT)
@@ -150,6 +154,25 @@ def test_the_oracle_never_lets_another_host_be_served(host):
     case = _case(host=host)
     assert "Host" in check_response(case, 200, b"", "tok", 1024)
     assert check_response(case, 403, b"", "tok", 1024) is None
+
+
+def _get_stats(server, host: str | None) -> int | None:
+    running, token = server
+    case = _case(host=host, auth=f"Bearer {token}" if token else None)
+    status, raw = send_case(running.port, case)
+    assert check_response(case, status, raw, token, MAX_BODY) is None
+    return status
+
+
+@pytest.mark.parametrize("host", MUST_ACCEPT)
+def test_the_server_serves_every_loopback_host(server, host):
+    assert _get_stats(server, host) == 200
+
+
+@pytest.mark.parametrize("host", [pytest.param(h, marks=LENIENT) if h in SERVED_BUT_INVALID else h
+                                  for h in MUST_REFUSE])
+def test_the_server_refuses_every_other_host(server, host):
+    assert _get_stats(server, host) in (400, 403)
 
 
 def test_the_oracle_takes_a_403_for_a_browser_origin_and_a_415_for_a_body_that_is_not_json():
