@@ -1,6 +1,9 @@
-"""HTTP fuzz against a real Runtime on 127.0.0.1:0: hypothesis draws methods, paths, Host and
-Authorization values, Content-Length lies and bodies. No 5xx but 503, no hang (socket timeout),
-and a 2xx only ever for an allowed Host, the right token and a body within the limit."""
+"""HTTP against a real Runtime on 127.0.0.1:0. Hypothesis draws methods, paths, Host and
+Authorization values, Content-Length lies and bodies; the oracle (support/http_oracle.py: its own
+written-out allow-list, none of the server's code) judges each reply: no 5xx but 503, no hang, a
+2xx only for an allowed Host, the right token and a body within the limit, and no 403 for an
+allowed Host. Every Host on the oracle's lists also goes to the server, and /v1/chat/completions
+is held to exact answers."""
 
 from __future__ import annotations
 
