@@ -18,7 +18,8 @@ import pytest
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from jarvis_server import ServerThread, make_settings
+from support.server import ServerThread
+from support.settings import make_settings
 
 NO_CACHE = {"cache": False}
 

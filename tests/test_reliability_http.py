@@ -1,6 +1,9 @@
-"""HTTP fuzz against a real Runtime on 127.0.0.1:0: hypothesis draws methods, paths, Host and
-Authorization values, Content-Length lies and bodies. No 5xx but 503, no hang (socket timeout),
-and a 2xx only ever for an allowed Host, the right token and a body within the limit."""
+"""HTTP against a real Runtime on 127.0.0.1:0. Hypothesis draws methods, paths, Host and
+Authorization values, Content-Length lies and bodies; the oracle (support/http_oracle.py: its own
+written-out allow-list, none of the server's code) judges each reply: no 5xx but 503, no hang, a
+2xx only for an allowed Host, the right token and a body within the limit, and no 403 for an
+allowed Host. Every Host on the oracle's lists also goes to the server, and /v1/chat/completions
+is held to exact answers."""
 
 from __future__ import annotations
 
@@ -11,8 +14,11 @@ import string
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from bench import reliability as rel
-from jarvis.http.openai_routes import openai_routes
+from support.http_fuzz import case_request, healthy, http_fuzz_cases, send_case
+from support.http_oracle import check_response
+from support.raw_http import build_request, raw_request
+from support.server import ServerThread
+from support.settings import make_settings, tune
 
 TOKEN = "s3cret-token"
 MAX_BODY = 64 * 1024
@@ -55,17 +61,18 @@ def cases(draw, token: str):
 @pytest.fixture(scope="module", params=["", TOKEN], ids=["no-token", "token"])
 def server(request, tmp_path_factory):
     data = tmp_path_factory.mktemp("http-data")
-    s = rel.tune(rel.make_settings(data), server={"token": request.param, "max_body_kb": MAX_BODY // 1024})
-    with rel.ServerThread(s, registrars=[openai_routes]) as running:
+    s = tune(make_settings(data), server={"token": request.param, "max_body_kb": MAX_BODY // 1024})
+    # Preloaded: a model loaded by a request inside one test would count as that test's leaked thread.
+    with ServerThread(s) as running:
         yield running, request.param
 
 
 def _check(server, case):
     running, token = server
-    status, raw = rel.send_case(running.port, case)  # socket.timeout here is a hang: the test fails
-    problem = rel.check_response(case, status, raw, token, MAX_BODY)
+    status, raw = send_case(running.port, case)  # socket.timeout here is a hang: the test fails
+    problem = check_response(case, status, raw, token, MAX_BODY)
     assert problem is None, problem
-    assert rel.healthy(running.port, token), f"the server stopped answering after {case}"
+    assert healthy(running.port, token), f"the server stopped answering after {case}"
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -74,27 +81,124 @@ def test_fuzzed_requests_get_no_5xx_and_the_checks_hold(server, data):
     _check(server, data.draw(cases(server[1])))
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
-def test_v1_chat_completions_is_4xx_until_the_openai_branch_lands(server, method):
-    running, token = server
+def _chat_completion(running, token: str, method: str) -> tuple[int | None, bytes]:
     headers = [("Host", "127.0.0.1"), ("Content-Type", "application/json")]
     if token:
         headers.append(("Authorization", f"Bearer {token}"))
-    body = json.dumps({"model": "x", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}).encode()
-    status, _ = rel.raw_request(running.port, rel.build_request(method, "/v1/chat/completions", headers, body, len(body)))
-    assert status is not None and 400 <= status < 500 or status == 200
+    body = json.dumps({"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4,
+                       "temperature": 0}).encode()
+    request = build_request(method, "/v1/chat/completions", headers, body, len(body))
+    return raw_request(running.port, request, timeout=120)  # a real generation on a busy machine
+
+
+def _json_body(raw: bytes) -> dict:
+    return json.loads(raw.split(b"\r\n\r\n", 1)[1])
+
+
+def test_post_v1_chat_completions_answers_a_chat_completion(server):
+    running, token = server
+    status, raw = _chat_completion(running, token, "POST")
+    assert status == 200, raw[:500]
+    reply = _json_body(raw)
+    assert reply["object"] == "chat.completion"
+    assert reply["model"] == running.model
+    [choice] = reply["choices"]
+    assert choice["message"]["role"] == "assistant" and isinstance(choice["message"]["content"], str)
+    assert choice["finish_reason"] in ("stop", "length")
+    assert 0 < reply["usage"]["completion_tokens"] <= 4
+
+
+def test_get_v1_chat_completions_is_405_and_says_post(server):
+    running, token = server
+    status, raw = _chat_completion(running, token, "GET")
+    assert status == 405, raw[:500]
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+    assert "\r\nallow: post" in head
+    assert _json_body(raw)["error"]["message"]
 
 
 def test_the_security_checks_under_plain_random_cases(server):
     running, token = server
-    for case in rel.http_fuzz_cases(random.Random(7), 40, token):
+    for case in http_fuzz_cases(random.Random(7), 40, token):
         _check(server, case)
 
 
-def test_the_fuzz_oracle_follows_http_whitespace_rules_and_still_catches_a_wrong_token():
-    from bench.reliability import check_response
+def _case(**fields) -> dict:
+    return {"method": "GET", "path": "/api/performance/stats", "host": "127.0.0.1", "auth": "Bearer tok",
+            "extra": [], "body": b"", "content_length": None, **fields}
 
-    case = {"host": "127.0.0.1", "path": "/api/performance/stats", "auth": "Bearer tok ", "content_length": None}
+
+def test_the_fuzz_oracle_follows_http_whitespace_rules_and_still_catches_a_wrong_token():
+    case = _case(auth="Bearer tok ")
     assert check_response(case, 200, b"", "tok", 1024) is None  # trailing OWS is not part of the value
     assert "Authorization" in check_response({**case, "auth": "Bearer tok2"}, 200, b"", "tok", 1024)
     assert "Authorization" in check_response({**case, "auth": None}, 200, b"", "tok", 1024)
+
+
+MUST_ACCEPT = ["127.0.0.1", "127.0.0.1:5050", "localhost", "LocalHost:1", "LOCALHOST", "localhost:", "[::1]",
+               "[::1]:8080", " localhost\t", "localhost\r\nX-After: y"]  # the last: an injected CRLF ends the value
+# Not valid Host syntax (RFC 9112 3.2 wants a 400), which the server still serves as loopback: harmless for
+# DNS rebinding (no browser sends them), but wrong. Strict: the day the server refuses them, drop the marker.
+LENIENT = pytest.mark.xfail(strict=True, reason="jarvis.http.security.host_name accepts malformed loopback Hosts")
+SERVED_BUT_INVALID = ["::1", "localhost:abc", "[::1]evil"]
+MUST_REFUSE = [None, "", "evil.com", "localhost.evil.com", "127.0.0.1.nip.io", "0.0.0.0", "127.0.0.2", "[::1",
+               "localhost:1:2", "\u217cocalhost", "evil.com\r\nHost: localhost", *SERVED_BUT_INVALID]
+
+
+@pytest.mark.parametrize("host", MUST_ACCEPT)
+def test_the_oracle_lets_a_loopback_host_be_served_and_never_refused(host):
+    case = _case(host=host)
+    assert check_response(case, 200, b"", "tok", 1024) is None
+    assert "403" in check_response(case, 403, b"", "tok", 1024)
+
+
+@pytest.mark.parametrize("host", MUST_REFUSE)
+def test_the_oracle_never_lets_another_host_be_served(host):
+    case = _case(host=host)
+    assert "Host" in check_response(case, 200, b"", "tok", 1024)
+    assert check_response(case, 403, b"", "tok", 1024) is None
+
+
+def _get_stats(server, host: str | None) -> int | None:
+    running, token = server
+    case = _case(host=host, auth=f"Bearer {token}" if token else None)
+    status, raw = send_case(running.port, case)
+    assert check_response(case, status, raw, token, MAX_BODY) is None
+    return status
+
+
+@pytest.mark.parametrize("host", MUST_ACCEPT)
+def test_the_server_serves_every_loopback_host(server, host):
+    assert _get_stats(server, host) == 200
+
+
+@pytest.mark.parametrize("host", [pytest.param(h, marks=LENIENT) if h in SERVED_BUT_INVALID else h
+                                  for h in MUST_REFUSE])
+def test_the_server_refuses_every_other_host(server, host):
+    assert _get_stats(server, host) in (400, 403)
+
+
+def test_the_oracle_takes_a_403_for_a_browser_origin_and_a_415_for_a_body_that_is_not_json():
+    page = _case(extra=[("Origin", "http://evil.example")])
+    assert check_response(page, 403, b"", "tok", 1024) is None
+    form = _case(method="POST", path="/v1/chat/completions", body=b"a=1", content_length=3,
+                 extra=[("Content-Type", "application/x-www-form-urlencoded")])
+    assert check_response(form, 415, b"", "tok", 1024) is None
+
+
+def test_the_oracle_judges_the_bytes_on_the_wire():
+    case = _case(host="localhost\r\nX-After: y")
+    assert b"\r\nHost: localhost\r\nX-After: y\r\n" in case_request(case)
+
+
+def test_the_oracle_does_not_borrow_the_servers_parsing():
+    """A Host-parsing bug in jarvis.http must not pass its own judge: the oracle imports no jarvis code."""
+    import ast
+
+    import support.http_oracle as oracle
+    from pathlib import Path
+
+    tree = ast.parse(Path(oracle.__file__).read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m.startswith("jarvis")], imported

@@ -12,7 +12,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from bench import reliability as rel
+from bench.reliability import models
 from bench.hostile import build_corpus
 from jarvis.catalog import Catalog
 from jarvis.engine import Engine, EngineConfig
@@ -21,7 +21,7 @@ from jarvis.gguf_header import GGUFError, read_header
 
 
 def test_hostile_corpus_is_refused_by_name_and_the_good_model_still_answers(tmp_path, settings):
-    result = asyncio.run(rel.hostile_models(tmp_path, settings, n_truncations=20))
+    result = asyncio.run(models.hostile_models(tmp_path, settings, n_truncations=20))
     assert not result.problems, "\n".join(result.problems)
     assert result.handled == result.tried >= 60 and result.crashes == 0 and result.lost == 0
 
@@ -100,7 +100,7 @@ def test_mutated_headers_parse_or_raise_ggufer_and_never_hang(mutant, edits):
 
 
 def test_header_mutations_short_run(tmp_path):
-    result = rel.header_mutations(tmp_path, 30, seed=3)
+    result = models.header_mutations(tmp_path, 30, seed=3)
     assert not result.problems and result.handled == 30
 
 
@@ -140,6 +140,6 @@ def test_per_token_arrays_must_match_the_vocabulary(tmp_path):
 
 @pytest.mark.timeout(600)
 def test_mutants_that_pass_the_header_check_never_kill_the_process(tmp_path):
-    result = rel.mutants_through_llama_cpp(tmp_path, 4, seed=1)
+    result = models.mutants_through_llama_cpp(tmp_path, 4, seed=1)
     assert not result.problems, result.problems
     assert result.crashes == 0 and result.handled == result.tried == 4

@@ -1,33 +1,22 @@
 """A real Runtime (assistant + HTTP endpoint with the OpenAI routes) on 127.0.0.1, port 0, with
-its asyncio loop in a background thread, so tests can talk to it with the official `openai`
-client (sync or async) like any outside program would."""
+its asyncio loop in a background thread, so tests and the HTTP fuzz can talk to it like any outside
+program would (the official `openai` client, aiohttp, raw sockets)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
-from pathlib import Path
 
-from jarvis.config import load_settings
 from jarvis.http.openai_routes import openai_routes
 from jarvis.runtime import Runtime
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def make_settings(data_dir: Path, **env_overrides: str):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JARVIS_", "LLAMA_"))}
-    env.update({"JARVIS_GENERAL_DATA_DIR": str(data_dir), "JARVIS_MODELS_WARMUP": "",
-                "JARVIS_SERVER_PORT": "0", "PYTHONPATH": str(ROOT), **env_overrides})
-    return load_settings(environ=env)
 
 
 class ServerThread:
     def __init__(self, settings, preload: bool = True) -> None:
         self.settings = settings
-        self.preload = preload
+        self.preload = preload  # load the default model before the first request
         self.loop = asyncio.new_event_loop()
+        # The "jarvis-" prefix: conftest fails a test that leaves this thread running.
         self.thread = threading.Thread(target=self.loop.run_forever, name="jarvis-test-server", daemon=True)
         self.runtime: Runtime | None = None
         self.model = ""
@@ -59,6 +48,10 @@ class ServerThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
+
+    @property
+    def port(self) -> int:
+        return self.runtime.server.port
 
     @property
     def url(self) -> str:
