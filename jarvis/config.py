@@ -117,6 +117,10 @@ class ConversationSettings(_Section):
     database: str = ""
 
 
+class DownloadSettings(_Section):
+    keep_free_mb: int = Field(1024, ge=0)
+
+
 class Settings(_Section):
     general: GeneralSettings = GeneralSettings()
     engine: EngineSettings = EngineSettings()
@@ -127,6 +131,7 @@ class Settings(_Section):
     telemetry: TelemetrySettings = TelemetrySettings()
     server: ServerSettings = ServerSettings()
     conversations: ConversationSettings = ConversationSettings()
+    downloads: DownloadSettings = DownloadSettings()
 
     # ---- derived paths -------------------------------------------------------------------
     @property
