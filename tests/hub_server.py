@@ -16,9 +16,14 @@ import re
 import threading
 from dataclasses import dataclass, field
 
+import os
+
+import pytest
 from aiohttp import web
 
 COMMIT = "a" * 40
+REPO = "test-org/Tiny-Chat-GGUF"
+FILE = "tiny-chat-Q4_1.gguf"
 CHUNK = 256 * 1024
 
 
@@ -60,7 +65,13 @@ class FakeHub:
         self._thread.join(10)
         self._loop.close()
 
+    def hold(self, offset: int) -> None:
+        """GETs stop at `offset` until release()."""
+        self._loop.call_soon_threadsafe(self._released.clear)
+        self.hold_at = offset
+
     def release(self) -> None:
+        self.hold_at = None
         self._loop.call_soon_threadsafe(self._released.set)
 
     def gets(self, path_end: str = ".gguf") -> list[tuple[str, str, str | None]]:
@@ -139,3 +150,24 @@ class FakeHub:
             offset = end
         await response.write_eof()
         return response
+
+
+# ---- fixtures (import them into a test module) ----------------------------------------------
+@pytest.fixture(scope="session")
+def gguf_file(model_path) -> HubFile:
+    return HubFile(model_path.read_bytes())
+
+
+@pytest.fixture
+def hub(gguf_file, env, tmp_path, monkeypatch):
+    """The fake hub, and this process's environment pointed at it (settings read os.environ)."""
+    server = FakeHub(repos={REPO: {FILE: gguf_file}}).start()
+    for key in [k for k in os.environ if k.startswith(("JARVIS_", "LLAMA_", "HF_"))]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("JARVIS_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no stored token of the developer's
+    yield server
+    server.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -15,30 +14,7 @@ from jarvis.config import load_settings
 from jarvis.downloads.errors import DownloadError, UnsafeName
 from jarvis.downloads.hub import RemoteFile, choose
 from jarvis.downloads.names import check_repo_file
-from tests.hub_server import COMMIT, FakeHub, HubFile
-
-REPO = "test-org/Tiny-Chat-GGUF"
-FILE = "tiny-chat-Q4_1.gguf"
-
-
-@pytest.fixture(scope="session")
-def gguf_file(model_path) -> HubFile:
-    return HubFile(model_path.read_bytes())
-
-
-@pytest.fixture
-def hub(gguf_file, env, tmp_path, monkeypatch):
-    """The fake hub, and this process's environment pointed at it (settings read os.environ)."""
-    server = FakeHub(repos={REPO: {FILE: gguf_file}}).start()
-    for key in [k for k in os.environ if k.startswith(("JARVIS_", "LLAMA_", "HF_"))]:
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        if key.startswith("JARVIS_"):
-            monkeypatch.setenv(key, value)
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no stored token of the developer's
-    yield server
-    server.stop()
+from tests.hub_server import COMMIT, FILE, REPO, gguf_file, hub  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 
 
 def add_parsers(sub) -> None:
@@ -22,6 +21,7 @@ def add_parsers(sub) -> None:
 
 def cmd_pull(args) -> int:
     from jarvis.config import load_settings
+    from jarvis.downloads.background import BackgroundPull
     from jarvis.downloads.errors import DownloadStopped
     from jarvis.downloads.pull import Pull
 
@@ -34,39 +34,31 @@ def cmd_pull(args) -> int:
         print(f"{plan.name} is already in your models folder ({plan.target}).")
         return 0
     print(f"{args.repo}/{plan.path}: {plan.size / 1e6:.1f} MB -> {plan.target}", file=sys.stderr)
-    outcome: dict = {}
-
-    def work() -> None:
-        try:
-            outcome["path"] = pull.run(retries=max(0, args.retries))
-        except BaseException as e:  # handed to the main thread
-            outcome["error"] = e
-
-    worker = threading.Thread(target=work, name="jarvis-download", daemon=True)
-    worker.start()
+    job = BackgroundPull(pull, retries=max(0, args.retries))
+    job.start()
     try:
-        _show_progress(pull, worker)
+        _show_progress(job)
     except KeyboardInterrupt:
-        pull.control.pause()
-        worker.join()
+        job.pause()
+        job.join()
         print(f"\nPaused at {pull.progress.done / 1e6:.1f} MB; run the same pull again to resume.", file=sys.stderr)
         return 130
-    if "error" in outcome:
-        if isinstance(outcome["error"], DownloadStopped):
+    if job.error is not None:
+        if isinstance(job.error, DownloadStopped):
             return 130
-        raise outcome["error"]
-    print(f"Verified (SHA-256 {plan.sha256[:12]}…, GGUF header) and installed: {outcome['path']}")
+        raise job.error
+    print(f"Verified (SHA-256 {plan.sha256[:12]}…, GGUF header) and installed: {job.result}")
     print(f"Chat with it: jarvis chat --model {plan.name.removesuffix('.gguf')}")
     return 0
 
 
-def _show_progress(pull, worker: threading.Thread) -> None:
+def _show_progress(job) -> None:
     from tqdm import tqdm
 
-    bar = None
+    pull, bar = job.pull, None
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        while job.alive:
+            job.join(0.2)
             p = pull.progress
             if bar is None and p.total:
                 bar = tqdm(total=p.total, initial=p.resumed_from, unit="B", unit_scale=True, unit_divisor=1024,

@@ -128,6 +128,11 @@ class Pull:
         plan.partial.unlink(missing_ok=True)
         self._sidecar(plan).unlink(missing_ok=True)
 
+    def discard(self) -> None:
+        """Remove what a stopped pull left beside the models folder."""
+        if self.plan is not None:
+            self._discard(self.plan)
+
     # ---- run -------------------------------------------------------------------------------
     def run(self, retries: int = 3) -> Path:
         """Blocking: call it from a worker thread (the desktop) or the CLI. Returns the model file."""

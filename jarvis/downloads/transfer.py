@@ -61,14 +61,14 @@ class Progress:
             self._samples.append((time.monotonic(), done))
 
     def speed(self, window_s: float = 3.0) -> float:
-        """Bytes per second over the last few seconds (0 before two samples)."""
+        """Bytes per second over the last few seconds; 0 when nothing arrived in them (stalled)."""
+        now = time.monotonic()
         with self._lock:
-            samples = list(self._samples)
-        if len(samples) < 2:
+            recent = [(t, b) for t, b in self._samples if now - t <= window_s]
+        if len(recent) < 2:
             return 0.0
-        now_t, now_b = samples[-1]
-        old = next(((t, b) for t, b in samples if now_t - t <= window_s), samples[0])
-        return (now_b - old[1]) / (now_t - old[0]) if now_t > old[0] else 0.0
+        (t0, b0), (t1, b1) = recent[0], recent[-1]
+        return (b1 - b0) / max(now - t0, t1 - t0, 1e-3)
 
     def eta_s(self) -> float | None:
         speed = self.speed()

@@ -4,7 +4,7 @@ temperature, max tokens, top_p. Emits `changed` with the fields the user touched
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPlainTextEdit,
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 
@@ -22,6 +22,7 @@ def model_label(m: dict) -> str:
 class SettingsPanel(QWidget):
     changed = Signal(dict)
     refresh_requested = Signal()
+    get_models_requested = Signal()
 
     def __init__(self, defaults=None, parent=None) -> None:
         super().__init__(parent)
@@ -38,9 +39,15 @@ class SettingsPanel(QWidget):
         self.model.setMinimumContentsLength(16)
         self.model.currentIndexChanged.connect(lambda _i: self._emit("model", self.model.currentData() or ""))
         form.addRow("Model", self.model)
-        self.refresh = QPushButton("Refresh model list")
+        self.refresh = QPushButton("Refresh list")
         self.refresh.clicked.connect(self.refresh_requested)
-        form.addRow(self.refresh)
+        self.get_models = QPushButton("Get models…")
+        self.get_models.setToolTip("Download models from Hugging Face, or delete your own")
+        self.get_models.clicked.connect(self.get_models_requested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.refresh)
+        buttons.addWidget(self.get_models)
+        form.addRow(buttons)
         self.system = QPlainTextEdit()
         self.system.setPlaceholderText("System prompt (optional)")
         self.system.setFixedHeight(80)
