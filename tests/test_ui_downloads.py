@@ -62,7 +62,7 @@ def test_cancel_leaves_nothing_behind(make_desktop, drive, qtbot, hub, gguf_file
     hub.release()
     drive.wait(lambda: row.settled and row.job.state == "cancelled")
     assert _leftovers(ui_settings) == [] and not (ui_settings.user_models_path / FILE).exists()
-    assert not dialog.timer.isActive()  # nothing left to paint
+    drive.wait(lambda: not dialog.timer.isActive())  # nothing left to paint: the timer stops itself
 
 
 def test_delete_asks_first_and_updates_the_picker(make_desktop, drive, qtbot, model_copy, ui_settings):
