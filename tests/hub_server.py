@@ -43,6 +43,7 @@ class FakeHub:
     drop_at: int | None = None       # the next GET stops after this absolute offset and drops the connection
     corrupt: bool = False            # serve one flipped byte in the middle (the listing keeps the true SHA-256)
     hold_at: int | None = None       # GETs stop at this offset until release()
+    token: str | None = None         # when set, every request needs "Authorization: Bearer <token>"
     log: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range)
     url: str = ""
 
@@ -94,6 +95,8 @@ class FakeHub:
     def _repo(self, request) -> tuple[str, dict[str, HubFile]]:
         repo = f"{request.match_info['owner']}/{request.match_info['name']}"
         self.log.append((request.method, request.path, request.headers.get("Range")))
+        if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
+            raise web.HTTPUnauthorized(headers={"X-Error-Code": "GatedRepo"}, text="Access to this repo is restricted")
         if repo not in self.repos:
             raise web.HTTPNotFound(headers={"X-Error-Code": "RepoNotFound"}, text="Repository not found")
         return repo, self.repos[repo]

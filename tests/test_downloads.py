@@ -101,6 +101,15 @@ def test_an_unreachable_hub_is_one_line(hub, monkeypatch, capsys):
     assert err.startswith("jarvis: Cannot reach the model hub at http://127.0.0.1:9") and "\n" not in err
 
 
+def test_hf_token_opens_a_gated_repo(hub, monkeypatch, settings, capsys):
+    hub.token = "hf_test_token"
+    assert main(["pull", REPO]) == 1
+    assert "is gated" in capsys.readouterr().err and hub.gets() == []
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    assert main(["pull", REPO]) == 0
+    assert (settings.user_models_path / FILE).is_file()
+
+
 @pytest.mark.parametrize("name", ["../../x.gguf", "/etc/x.gguf", "a/../../x.gguf", "a\\x.gguf", "", "a//x.gguf",
                                   "./x.gguf", "x\x00.gguf"])
 def test_repo_file_names_that_are_paths_are_refused(name):
