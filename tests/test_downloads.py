@@ -144,3 +144,25 @@ def test_rm_deletes_only_plain_names_in_the_models_folder(env, monkeypatch, tmp_
     assert "JARVIS deletes only files there" in capsys.readouterr().err
     assert main(["rm", "mine", "--yes"]) == 0
     assert not (models / "mine.gguf").exists() and outside.read_bytes() == b"keep me"
+
+
+def test_the_curated_list_is_well_formed_and_says_what_fits(capsys):
+    from dataclasses import replace
+
+    from jarvis.downloads.curated import Machine, curated_models, fit
+    from jarvis.downloads.hub import check_repo
+
+    models = curated_models()
+    assert len(models) >= 12 and {m.kind for m in models} == {"instruct", "embedding"}
+    for m in models:
+        check_repo(m.repo)
+        assert check_repo_file(m.file).endswith(".gguf")
+        assert m.sha256 is None or len(m.sha256) == 64  # null: the hub's LFS SHA-256 is used
+        assert m.memory_gb > 0 and m.context_length > 0 and m.licence
+    three = replace(models[0], memory_gb=3.0)
+    assert fit(three, Machine(ram_bytes=int(2e9))) == (False, "needs 1 GB more")
+    assert fit(three, Machine(ram_bytes=int(2e9), vram_bytes=int(8e9))) == (True, "fits (GPU)")
+    assert fit(three, Machine(ram_bytes=int(4e9))) == (True, "fits")
+    assert main(["models", "--available"]) == 0
+    out = capsys.readouterr().out
+    assert "THIS COMPUTER" in out and all(m.file in out for m in models)

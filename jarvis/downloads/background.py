@@ -35,6 +35,8 @@ class BackgroundPull:
         """Start, or resume after a pause or a failure (a paused pull keeps its partial file)."""
         if self.alive:
             return
+        if self.pull.state in ("paused", "failed"):
+            self.pull.plan = None  # ask the hub again: a CDN link from an hour ago may have expired
         self.pull.control = Control()
         self.error = None
         self.pull.state, self.pull.error = "starting", None

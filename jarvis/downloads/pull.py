@@ -56,8 +56,9 @@ class Pull:
     """States: new, listing, downloading, verifying, done, paused, cancelled, failed."""
 
     def __init__(self, settings, repo: str, file: str | None = None, *, quant: str | None = None,
-                 revision: str = "main") -> None:
+                 revision: str = "main", expected_sha256: str | None = None) -> None:
         self.settings = settings
+        self.expected_sha256 = expected_sha256  # from the curated list, when it knows one
         self.repo, self.file, self.quant, self.revision = repo, file, quant, revision
         self.progress = Progress()
         self.control = Control()
@@ -84,6 +85,9 @@ class Pull:
         if size is None or sha is None:
             raise DownloadError(f"The hub gives no {'size' if size is None else 'SHA-256'} for {self.repo}/"
                                 f"{remote.path}, so it cannot be verified; JARVIS installs verified files only.")
+        if self.expected_sha256 and self.expected_sha256.lower() != sha:
+            raise DownloadError(f"{self.repo}/{remote.path} on the hub (SHA-256 {sha[:12]}…) is not the file the "
+                                f"curated list names ({self.expected_sha256[:12]}…); it was not downloaded.")
         models = self.settings.user_models_path
         name = check_plain_name(remote.name)
         plan = Plan(self.repo, self.revision, remote.path, name, head.url, size, sha, head.etag, head.commit,

@@ -146,7 +146,7 @@ class GetModelsDialog(QDialog):
             self.show_message("Select a model in the list first.", error=True)
             return
         m = self.curated[rows[0].row()]
-        self.start(m.repo, m.file)
+        self.start(m.repo, m.file, expected_sha256=m.sha256)
 
     def download_typed(self) -> None:
         try:
@@ -157,8 +157,8 @@ class GetModelsDialog(QDialog):
         self.start(repo, file)
 
     # ---- downloads ----------------------------------------------------------------------------
-    def start(self, repo: str, file: str | None) -> DownloadRow:
-        job = BackgroundPull(Pull(self.settings, repo, file))
+    def start(self, repo: str, file: str | None, *, expected_sha256: str | None = None) -> DownloadRow:
+        job = BackgroundPull(Pull(self.settings, repo, file, expected_sha256=expected_sha256))
         row = DownloadRow(job)
         row.finished.connect(self._installed)
         self.rows.append(row)
