@@ -55,10 +55,23 @@ class Desktop:
 
         if self.get_models is None:
             self.get_models = GetModelsDialog(self.settings, parent=self.window)
-            self.get_models.models_changed.connect(self.chat.refresh_models)  # the picker shows it at once
+            self.get_models.models_changed.connect(self._models_changed)
         self.get_models.show()
         self.get_models.raise_()
         return self.get_models
+
+    def _models_changed(self) -> None:
+        """A download landed or a model was deleted: the chat's picker shows it at once. With a
+        snapshot catalog (one that has `refresh`), rescan on its thread first."""
+        refresh = getattr(self.runtime.assistant.catalog, "refresh", None)
+        if refresh is None:  # Catalog.scan() reads the folders on each call
+            self.chat.refresh_models()
+            return
+
+        async def rescan_then_show() -> None:
+            await refresh()
+            self.chat.refresh_models()
+        self.chat.tasks.spawn(rescan_then_show(), name="catalog-rescan")
 
     async def _stop_downloads(self) -> None:
         """Pause downloads (their partial files resume next time); a stalled one is left behind:
