@@ -1,4 +1,4 @@
-"""The `jarvis` command: gui (default), chat, ask, models, doctor, serve, stats, bench."""
+"""The `jarvis` command: gui (default), chat, ask, models, pull, rm, doctor, serve, stats, bench."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ def _mb(n: int) -> str:
 def cmd_models(args) -> int:
     from jarvis.catalog import Catalog
 
+    if args.available:
+        from jarvis.downloads.commands import print_available
+
+        return print_available()
     settings = _settings(args)
     if args.loaded:
         from jarvis.http.client import fetch_json
@@ -168,7 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the model catalog")
     m.add_argument("--loaded", action="store_true", help="what a running JARVIS has loaded")
     m.add_argument("--server", metavar="URL", help="the running instance (default: from settings)")
+    m.add_argument("--available", action="store_true", help="the curated list, and what fits this computer")
     m.set_defaults(func=cmd_models)
+
+    from jarvis.downloads.commands import add_parsers
+
+    add_parsers(sub)  # pull, rm
 
     a = sub.add_parser("ask", help="answer one prompt, streamed to stdout")
     a.add_argument("prompt", nargs="*")

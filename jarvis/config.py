@@ -125,6 +125,10 @@ class ConversationSettings(_Section):
     database: str = ""
 
 
+class DownloadSettings(_Section):
+    keep_free_mb: int = Field(1024, ge=0)
+
+
 class Settings(_Section):
     general: GeneralSettings = GeneralSettings()
     engine: EngineSettings = EngineSettings()
@@ -135,6 +139,7 @@ class Settings(_Section):
     telemetry: TelemetrySettings = TelemetrySettings()
     server: ServerSettings = ServerSettings()
     conversations: ConversationSettings = ConversationSettings()
+    downloads: DownloadSettings = DownloadSettings()
 
     # ---- derived paths -------------------------------------------------------------------
     @property

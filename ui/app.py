@@ -35,6 +35,8 @@ class Desktop:
         self.chat = ChatView(self.runtime.assistant, self.store, store_warning=warning)
         self.monitor = MonitorView(self.runtime)
         self.window = MainWindow(self.chat, self.monitor, self.runtime, on_close=self._close_requested)
+        self.get_models = None  # the "Get models" dialog, made on first use
+        self.chat.settings_panel.get_models_requested.connect(self.open_get_models)
         if warning:
             self.window.show_message(warning, error=True)
         self.closed = asyncio.Event()
@@ -47,6 +49,41 @@ class Desktop:
         self.window.update_state()
         if self.runtime.server_error:
             self.window.show_message(self.runtime.server_error, error=True)
+
+    def open_get_models(self):
+        from ui.downloads.dialog import GetModelsDialog
+
+        if self.get_models is None:
+            self.get_models = GetModelsDialog(self.settings, parent=self.window)
+            self.get_models.models_changed.connect(self._models_changed)
+        self.get_models.show()
+        self.get_models.raise_()
+        return self.get_models
+
+    def _models_changed(self) -> None:
+        """A download landed or a model was deleted: the chat's picker shows it at once. With a
+        snapshot catalog (one that has `refresh`), rescan on its thread first."""
+        refresh = getattr(self.runtime.assistant.catalog, "refresh", None)
+        if refresh is None:  # Catalog.scan() reads the folders on each call
+            self.chat.refresh_models()
+            return
+
+        async def rescan_then_show() -> None:
+            await refresh()
+            self.chat.refresh_models()
+        self.chat.tasks.spawn(rescan_then_show(), name="catalog-rescan")
+
+    async def _stop_downloads(self) -> None:
+        """Pause downloads (their partial files resume next time); a stalled one is left behind:
+        its thread is a daemon and sees the stop at its read timeout."""
+        if self.get_models is None:
+            return
+        self.get_models.stop_all()
+        self.get_models.timer.stop()
+        for _ in range(40):
+            if not self.get_models.running():
+                return
+            await asyncio.sleep(0.05)
 
     def _close_requested(self) -> bool:
         """closeEvent asks: True lets the window close (shutdown done), False defers it."""
@@ -63,6 +100,7 @@ class Desktop:
         started = time.perf_counter()
         self.monitor.stop()
         await self.chat.stop_all()       # answers first: each saves its text as 'stopped'
+        await self._stop_downloads()
         await self.monitor.tasks.cancel_all()
         saved = time.perf_counter()
         await self.runtime.close()       # unloads models, stops the endpoint and the sampler

@@ -6,7 +6,7 @@ The spin boxes take their ranges from SamplingParams, the rule every other door 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPlainTextEdit,
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from jarvis.sampling import SamplingParams, bounds
@@ -35,6 +35,7 @@ def model_label(m: dict) -> str:
 class SettingsPanel(QWidget):
     changed = Signal(dict)
     refresh_requested = Signal()
+    get_models_requested = Signal()
 
     def __init__(self, defaults=None, parent=None) -> None:
         super().__init__(parent)
@@ -51,9 +52,15 @@ class SettingsPanel(QWidget):
         self.model.setMinimumContentsLength(16)
         self.model.currentIndexChanged.connect(lambda _i: self._emit("model", self.model.currentData() or ""))
         form.addRow("Model", self.model)
-        self.refresh = QPushButton("Refresh model list")
+        self.refresh = QPushButton("Refresh list")
         self.refresh.clicked.connect(self.refresh_requested)
-        form.addRow(self.refresh)
+        self.get_models = QPushButton("Get models…")
+        self.get_models.setToolTip("Download models from Hugging Face, or delete your own")
+        self.get_models.clicked.connect(self.get_models_requested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.refresh)
+        buttons.addWidget(self.get_models)
+        form.addRow(buttons)
         self.system = QPlainTextEdit()
         self.system.setPlaceholderText("System prompt (optional)")
         self.system.setFixedHeight(80)
