@@ -17,7 +17,8 @@ import pytest
 import jarvis.catalog
 from jarvis.catalog import Catalog, CatalogSnapshot
 
-from jarvis_server import ServerThread, make_settings
+from support.server import ServerThread
+from support.settings import make_settings
 
 
 class LoopRefusingLock:

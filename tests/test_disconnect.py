@@ -9,7 +9,8 @@ import time
 
 import aiohttp
 
-from jarvis_server import ServerThread, make_settings
+from support.server import ServerThread
+from support.settings import make_settings
 
 LONG = {"model": "", "prompt": "1, 2, 3, 4, 5,", "max_tokens": 400, "temperature": 0, "cache": False}
 
