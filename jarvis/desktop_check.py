@@ -165,21 +165,19 @@ def check_desktop(environ: dict[str, str] | None = None) -> DesktopCheck:
         known = sorted(p.name[4:-3] for p in folder.glob("libq*.so"))
         return DesktopCheck(platform, problem=f"QT_QPA_PLATFORM={platform!r}: Qt has no such platform plugin. "
                                               f"Available: {', '.join(known)}.")
+    # The display first: on a server with no display, missing X libraries are beside the point.
+    if platform == "wayland" and not _wayland_reachable(environ):
+        return DesktopCheck(platform, plugin, problem=f"No Wayland compositor answers at "
+                                                      f"WAYLAND_DISPLAY={environ.get('WAYLAND_DISPLAY', '')!r}.")
+    if platform not in NEEDS_NO_DISPLAY and platform != "wayland":
+        display = environ.get("DISPLAY", "")
+        if not display:
+            return DesktopCheck(platform, plugin, problem="No display found (DISPLAY is unset).")
+        if not _x_display_reachable(display):
+            return DesktopCheck(platform, plugin, problem=f"No X server answers at DISPLAY={display}.")
     missing = missing_libraries(plugin)
     if missing:
         return DesktopCheck(platform, plugin, missing,
                             problem=f"Qt's {platform} platform plugin cannot load: these system libraries are "
                                     f"missing: {', '.join(missing)}.")
-    if platform in NEEDS_NO_DISPLAY:
-        return DesktopCheck(platform, plugin)
-    if platform == "wayland":
-        if not _wayland_reachable(environ):
-            return DesktopCheck(platform, plugin, problem=f"No Wayland compositor answers at "
-                                                          f"WAYLAND_DISPLAY={environ.get('WAYLAND_DISPLAY', '')!r}.")
-        return DesktopCheck(platform, plugin)
-    display = environ.get("DISPLAY", "")
-    if not display:
-        return DesktopCheck(platform, plugin, problem="No display found (DISPLAY is unset).")
-    if not _x_display_reachable(display):
-        return DesktopCheck(platform, plugin, problem=f"No X server answers at DISPLAY={display}.")
     return DesktopCheck(platform, plugin)

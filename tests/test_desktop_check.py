@@ -43,8 +43,8 @@ def test_the_platform_is_chosen_as_qt_chooses_it():
 
 def test_an_x_display_nobody_serves_is_a_problem_not_an_abort():
     check = check_desktop({"DISPLAY": ":1789"})
-    assert not check.ok
-    assert ":1789" in check.problem or "missing" in check.problem  # libraries are checked first
+    assert not check.ok and check.problem == "No X server answers at DISPLAY=:1789."
+    assert not check_desktop({}).ok and "DISPLAY is unset" in check_desktop({}).problem
 
 
 def test_a_listening_x_socket_counts_as_a_display():
@@ -87,7 +87,7 @@ def test_jarvis_on_a_display_it_cannot_open_explains_and_chats_in_the_terminal(e
                        capture_output=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "terminal chat" in r.stderr
-    assert "No X server answers at DISPLAY=:1789" in r.stderr or "sudo apt-get install" in r.stderr
+    assert "No X server answers at DISPLAY=:1789" in r.stderr
     assert "JARVIS on SmolLM2-135M-Instruct.Q4_1" in r.stdout
 
 
