@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from jarvis.errors import InvalidRequest
+from jarvis.request_options import NO_OPTIONS, RequestOptions, TokenLogprob
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
@@ -97,6 +98,7 @@ class ChatRequest:
     timeout_s: float | None = None  # None = the engine.request_timeout_s setting
     request_id: str = field(default_factory=lambda: f"req-{next(_ids)}")
     operation: str = "chat"  # what the request log calls it: chat, completion, ask, ...
+    options: RequestOptions = NO_OPTIONS  # grammar, logprobs (jarvis.request_options)
 
     def validate(self) -> None:
         if self.prompt is None and not self.messages:
@@ -113,6 +115,7 @@ class ChatRequest:
             if not any(m.role == "user" and m.content.strip() for m in self.messages):
                 raise InvalidRequest("The conversation has no non-empty user message.", field="messages")
         self.sampling.validate()
+        self.options.validate()
 
     @staticmethod
     def chat(user: str, system: str | None = None, history: list[Message] | None = None, **kw) -> "ChatRequest":
@@ -143,6 +146,7 @@ class Timings:
     warm_start: bool = True
     coalesced: bool = False
     model: str = ""
+    constrained: str = ""  # the grammar's label ("JSON", "tool call") when the output was constrained
     # Gaps between streamed tokens, for the inter-token latency histogram; not part of the reply.
     inter_token_ms: tuple[float, ...] = field(default=(), repr=False)
 
@@ -159,6 +163,7 @@ class Chunk:
     text: str
     done: bool = False
     timings: Timings | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None  # the tokens behind this chunk, when asked for
 
 
 @dataclass
