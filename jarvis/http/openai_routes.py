@@ -48,7 +48,7 @@ def jarvis_figures(t: Timings) -> dict[str, Any]:
             "decode_tokens_per_s": round(t.decode_tokens_per_s, 3), "total_ms": round(t.total_ms, 3),
             "model_load_ms": round(t.model_load_ms, 3), "cache_hit": t.cache_hit, "warm_start": t.warm_start,
             "coalesced": t.coalesced, "cached_prompt_tokens": t.cached_prompt_tokens,
-            "dropped_turns": t.dropped_turns}
+            "dropped_turns": t.dropped_turns, "constrained": t.constrained or None}
 
 
 def finish_reason(t: Timings, calls: list[ToolCall] | None = None) -> str:
