@@ -22,8 +22,19 @@ MAX_SCHEMA_BYTES = 64 * 1024
 NL = "\n"
 
 
+# llama-cpp-python 0.3.36's `char` lets raw control characters (a newline) into strings, which
+# is not JSON; llama.cpp's own converter excludes them, and so does this one.
+JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | [\\] (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+
+
 def _converter() -> SchemaConverter:
     return SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+
+
+def _grammar(converter: SchemaConverter) -> str:
+    if "char" in converter._rules:
+        converter._rules["char"] = JSON_CHAR
+    return converter.format_grammar()
 
 
 def check_schema(schema: Any, param: str) -> None:
@@ -102,7 +113,7 @@ def schema_grammar(schema: dict, param: str) -> str:
     check_schema(schema, param)
     converter = _converter()
     _convert(converter, schema, "", "schema", param)
-    return converter.format_grammar()
+    return _grammar(converter)
 
 
 def literal(text: str) -> str:
@@ -122,7 +133,7 @@ def tool_call_grammar(functions: Iterable[tuple[str, dict]], open_tag: str, clos
         args_rule = _convert(converter, parameters, f"fn{i}-args", f"tool{i}", where)
         head = literal('{"name": ' + json.dumps(name) + ', "arguments": ')
         alternatives.append(f"{head} {args_rule} {literal('}')}")
-    rules = converter.format_grammar()
+    rules = _grammar(converter)
     call = f"{literal(open_tag + NL)} ( {' | '.join(alternatives)} ) {literal(NL + close_tag)}"
     repeat = f"( {literal(NL)} call ){{0,{max_calls - 1}}}" if max_calls > 1 else ""
     return f"root ::= call {repeat}\ncall ::= {call}\n{rules}"

@@ -121,3 +121,9 @@ def test_the_stats_line_says_when_an_answer_was_constrained():
     t = Timings(completion_tokens=12, decode_tokens_per_s=40.0, ttft_ms=80, constrained="JSON")
     assert stats_line("smol", t).endswith("· warm · JSON")
     assert stats_line("smol", Timings(constrained="")).endswith("· warm")
+
+
+def test_json_strings_exclude_raw_control_characters():
+    # llama-cpp-python's converter lets a raw newline into a string, which no JSON parser accepts.
+    grammar = schema_grammar({"type": "object", "properties": {"a": {"type": "string"}}}, "s")
+    assert r'char ::= [^"\\\x7F\x00-\x1F]' in grammar
