@@ -140,8 +140,15 @@ class ToolPlan:
     def render(self, messages: list) -> tuple[Message, ...]:
         """OpenAI chat messages -> the plain system/user/assistant turns the chat template takes."""
         out: list[Message] = []
+        after_calls = False  # a tool message answers the assistant message with tool_calls before it
         for i, m in enumerate(messages):
             if m.role == "tool":
+                if not after_calls:
+                    raise InvalidRequest(f"messages[{i}].role: a tool message must follow an assistant message "
+                                         "with tool_calls.", field=f"messages[{i}].role")
+                if not m.tool_call_id:
+                    raise InvalidRequest(f"messages[{i}].tool_call_id is required in a tool message.",
+                                         field=f"messages[{i}].tool_call_id")
                 block = f"<tool_response>\n{m.text()}\n</tool_response>"
                 if out and out[-1].role == "user" and out[-1].content.startswith("<tool_response>"):
                     out[-1] = Message("user", out[-1].content + "\n" + block)
@@ -149,6 +156,7 @@ class ToolPlan:
                     out.append(Message("user", block))
                 continue
             text = m.text()
+            after_calls = m.role == "assistant" and bool(m.tool_calls)
             if m.role == "assistant" and m.tool_calls:
                 calls = []
                 for j, call in enumerate(m.tool_calls):
