@@ -24,12 +24,15 @@ def cache_key(request: ChatRequest, model_identity: tuple) -> str | None:
     sp = request.sampling
     if sp.temperature > 0 and sp.seed < 0:
         return None
+    if request.options.logprobs:  # a replay has no logprobs to give
+        return None
     payload = {
         "model": list(model_identity),
         "messages": [[m.role, m.content] for m in request.messages],
         "prompt": request.prompt,
         "sampling": sp.model_dump(),
         "truncate": request.truncate,
+        "grammar": asdict(request.options.grammar) if request.options.grammar else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
 

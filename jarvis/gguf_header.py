@@ -28,7 +28,7 @@ _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: 
 _STRING, _ARRAY = 8, 9
 # Metadata whose value we keep; everything else is validated and skipped.
 _WANTED_PREFIXES = ("general.", "tokenizer.chat_template")
-_WANTED_SUFFIXES = (".context_length",)
+_WANTED_SUFFIXES = (".context_length", ".pooling_type")
 
 
 class GGUFError(ValueError):

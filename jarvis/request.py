@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from jarvis.errors import InvalidRequest
+from jarvis.request_options import NO_OPTIONS, RequestOptions, TokenLogprob
 from jarvis.sampling import SamplingParams
 from jarvis.telemetry.records import RequestRecord
 
@@ -71,6 +72,7 @@ class ChatRequest:
     request_id: str = field(default_factory=lambda: f"req-{next(_ids)}")
     operation: str = "chat"  # what the request log calls it: chat, completion, ask, ...
     source: str = ""  # which front end sent it: chat (desktop), api (HTTP), cli
+    options: RequestOptions = NO_OPTIONS  # grammar, logprobs (jarvis.request_options)
 
     def validate(self) -> None:
         if self.prompt is None and not self.messages:
@@ -89,6 +91,7 @@ class ChatRequest:
         if self.timeout_s is not None and not self.timeout_s >= 0:
             raise InvalidRequest(f"timeout_s = {self.timeout_s!r} must be 0 (no limit) or more seconds.",
                                  field="timeout_s")
+        self.options.validate()
 
     @staticmethod
     def chat(user: str, system: str | None = None, history: list[Message] | None = None, **kw) -> "ChatRequest":
@@ -107,6 +110,7 @@ class Chunk:
     text: str
     done: bool = False
     record: RequestRecord | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None  # the tokens behind this chunk, when asked for
 
 
 @dataclass

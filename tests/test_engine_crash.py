@@ -82,8 +82,8 @@ def test_a_crash_fails_running_and_queued_requests_at_once_and_the_model_reloads
     assert "InjectedFault: injected by the test" in str(results[0]) and "send the request again" in str(results[0])
     assert ("crashed", "a", "InjectedFault: injected by the test") in events
     assert ("unloaded", "a", "crashed") in events
-    assert other.timings.completion_tokens > 0
-    assert second is not None and second is not first and again.timings.warm_start is False
+    assert other.record.completion_tokens > 0
+    assert second is not None and second is not first and again.record.warm_start is False
     assert crashes["a"]["crashes"] == 1 and "InjectedFault" in crashes["a"]["last_error"]
     assert loaded[0]["name"] == "a" and loaded[0]["crashes"] == 1
 

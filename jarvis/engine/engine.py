@@ -23,7 +23,10 @@ from typing import Callable
 
 from jarvis.config import EngineSettings
 from jarvis.engine import backend
-from jarvis.engine.handles import Batch, LlamaContext, LlamaModel, SamplerChain
+from jarvis.engine.embedder import Embedder
+from jarvis.engine.grammar import make_sampler
+from jarvis.engine.handles import Batch, LlamaContext, LlamaModel
+from jarvis.engine.logprobs import read_logprobs
 from jarvis.engine.mailbox import Mailbox
 from jarvis.engine.prompt import PromptBuilder
 from jarvis.engine.queue import PriorityRequestQueue
@@ -79,6 +82,7 @@ class Engine:
         self._ctx: LlamaContext | None = None
         self._batch: Batch | None = None
         self._slots: list[Slot] = []
+        self._embedder: Embedder | None = None
         self.load_ms = 0.0
         self.gpu_layers = 0
         self.offload_note = ""
@@ -138,6 +142,9 @@ class Engine:
                 return
         for seq in self._queue.drain():
             seq.mailbox.fail(EngineClosed())
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None
         for handle in (self._batch, self._ctx, self._model):
             if handle is not None:
                 handle.close()
@@ -191,14 +198,24 @@ class Engine:
         try:
             while True:
                 text, record = await seq.mailbox.get()
+                logprobs = seq.mailbox.logprobs if seq.request.options.logprobs else None
                 if record is not None:
-                    yield Chunk(text=text, done=True, record=record)
+                    yield Chunk(text=text, done=True, record=record, logprobs=logprobs)
                     return
                 if text:
-                    yield Chunk(text=text)
+                    yield Chunk(text=text, logprobs=logprobs)
         finally:
             if not seq.mailbox.closed:
                 self.cancel(seq)
+
+    def embedder(self) -> Embedder:
+        """This model's embeddings context and thread, made on first use."""
+        with self._wake:
+            if self._model is None or self._stopping:
+                raise EngineClosed()
+            if self._embedder is None:
+                self._embedder = Embedder(self._model, self.name, self.config.n_threads or os.cpu_count() or 1)
+            return self._embedder
 
     @property
     def queue_depth(self) -> int:
@@ -344,15 +361,19 @@ class Engine:
                 continue
             seq.prompt = prepared.tokens
             seq.dropped_turns = prepared.dropped_turns
+            sp = seq.request.sampling
+            seed = sp.seed if sp.seed >= 0 else random.getrandbits(32)
+            try:
+                seq.sampler = make_sampler(self._model, sp, seed, seq.request.options)
+            except JarvisError as e:
+                seq.mailbox.fail(e)
+                continue
             slot = max((s for s in self._slots if s.free), key=lambda s: common_prefix(s.tokens, seq.prompt))
             keep = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
             if not self._ctx.forget(slot.seq_id, keep):
                 keep = 0
             del slot.tokens[keep:]
             seq.prefilled = seq.cached_tokens = keep
-            sp = seq.request.sampling
-            seed = sp.seed if sp.seed >= 0 else random.getrandbits(32)
-            seq.sampler = SamplerChain(self._model, sp, seed)
             seq.decoder = StreamingText(sp.stop)
             seq.admitted_at = time.perf_counter()
             slot.sequence = seq
@@ -388,6 +409,8 @@ class Engine:
 
         if model.is_eog(token):
             return self._finish(slot, "stop")
+        if seq.request.options.logprobs:
+            seq.mailbox.put_logprobs(read_logprobs(model, self._ctx, idx, token, seq.request.options.top_logprobs))
         seq.completion_tokens += 1
         text = seq.decoder.feed(model.token_bytes(token))
         if text:
@@ -423,6 +446,7 @@ class Engine:
             cached_prompt_tokens=seq.cached_tokens,
             completion_tokens=seq.completion_tokens,
             dropped_turns=seq.dropped_turns,
+            constrained=request.options.grammar.label if request.options.grammar else "",
         )
         self._release(slot, forget=False)  # keep the KV cells: the next turn may reuse them
         seq.mailbox.finish(record)

@@ -181,6 +181,10 @@ class SamplerChain:
         add(ll.llama_sampler_init_temp(sampling.temperature))
         add(ll.llama_sampler_init_dist(seed))
 
+    @property
+    def ptr(self):
+        return self._ptr
+
     def sample(self, ctx: LlamaContext, batch_index: int) -> int:
         """Sample from the logits at `batch_index` of the last decode; the chain also accepts the token."""
         return ll.llama_sampler_sample(self._ptr, ctx.ptr, batch_index)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from jarvis.request_options import TokenLogprob
 from jarvis.telemetry.records import RequestRecord
 
 
@@ -20,6 +21,8 @@ class Mailbox:
         self._event = asyncio.Event()
         self._text: list[str] = []
         self._record: RequestRecord | None = None
+        self._logprobs: list[TokenLogprob] = []
+        self.logprobs: tuple[TokenLogprob, ...] = ()  # those taken with the text get() last returned
         self._error: BaseException | None = None
         self._wake_pending = False
         self.closed = False
@@ -29,6 +32,11 @@ class Mailbox:
         with self._lock:
             self._text.append(text)
             self._schedule_wake()
+
+    def put_logprobs(self, entry: TokenLogprob) -> None:
+        """Rides with the next text (or the finish): no wake-up of its own."""
+        with self._lock:
+            self._logprobs.append(entry)
 
     def finish(self, record: RequestRecord) -> None:
         with self._lock:
@@ -64,6 +72,11 @@ class Mailbox:
             with self._lock:
                 text = "".join(self._text)
                 self._text.clear()
+                if self._logprobs:
+                    self.logprobs = tuple(self._logprobs)
+                    self._logprobs.clear()
+                else:
+                    self.logprobs = ()
                 record, error = self._record, self._error
             if error is not None and not text:
                 raise error

@@ -20,11 +20,17 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 
 from jarvis.errors import JarvisError
+from jarvis.http.embeddings_routes import embeddings_route
 from jarvis.http.errors import error_type
+from jarvis.http.logprobs import chat_logprobs, completion_logprobs
 from jarvis.http.openai_schema import chat_request, completion_request, parse_json
 from jarvis.http.rate_limit import rate_limit_middleware
 from jarvis.http.sse import ClientGone, EventStream
+from jarvis.http.tools import ContentFilter, ToolCall, ToolPlan
 from jarvis.request import ChatRequest, Chunk, RequestRecord
+from jarvis.request_options import TokenLogprob
+
+NO_TOOLS = ToolPlan((), "none", False)
 
 OWNER = "jarvis"
 FINGERPRINT = "jarvis"
@@ -41,7 +47,9 @@ def jarvis_figures(t: RequestRecord) -> dict[str, Any]:
     return t.figures()
 
 
-def finish_reason(t: RequestRecord) -> str:
+def finish_reason(t: RequestRecord, calls: list[ToolCall] | None = None) -> str:
+    if calls:
+        return "tool_calls"
     return t.finish_reason if t.finish_reason in ("stop", "length") else "stop"
 
 
@@ -53,9 +61,12 @@ def error_event(e: JarvisError) -> dict[str, Any]:
 class _Shape:
     """The JSON OpenAI sends for one kind of completion."""
 
-    def __init__(self, chat: bool, model: str) -> None:
+    def __init__(self, chat: bool, model: str, plan: ToolPlan = NO_TOOLS, logprobs: bool = False) -> None:
         self.chat = chat
         self.model = model
+        self.plan = plan
+        self.logprobs = logprobs
+        self._text_offset = 0  # completions' logprobs count offsets over the whole streamed text
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
 
@@ -63,25 +74,42 @@ class _Shape:
         return {"id": self.id, "object": obj, "created": self.created, "model": self.model,
                 "system_fingerprint": FINGERPRINT}
 
-    def whole(self, text: str, t: RequestRecord) -> dict[str, Any]:
+    def _logprobs(self, entries: tuple[TokenLogprob, ...] | None) -> dict[str, Any] | None:
+        if not self.logprobs:
+            return None
         if self.chat:
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                      "finish_reason": finish_reason(t)}
+            return chat_logprobs(entries or ())
+        out = completion_logprobs(entries or (), self._text_offset)
+        self._text_offset += sum(len(e.token) for e in entries or ())
+        return out
+
+    def whole(self, text: str, t: RequestRecord, logprobs: tuple[TokenLogprob, ...] = ()) -> dict[str, Any]:
+        if self.chat:
+            content, calls = self.plan.parse(text)
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if calls:
+                message["tool_calls"] = [c.as_dict() for c in calls]
+            choice = {"index": 0, "message": message, "logprobs": self._logprobs(logprobs),
+                      "finish_reason": finish_reason(t, calls)}
         else:
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason(t)}
+            choice = {"index": 0, "text": text, "logprobs": self._logprobs(logprobs), "finish_reason": finish_reason(t)}
         return {**self._head("chat.completion" if self.chat else "text_completion"), "choices": [choice],
                 "usage": usage(t), "jarvis": jarvis_figures(t)}
 
-    def piece(self, text: str | None, finish: str | None = None, role: bool = False) -> dict[str, Any]:
+    def piece(self, text: str | None, finish: str | None = None, role: bool = False,
+              logprobs: tuple[TokenLogprob, ...] | None = None, tool_calls: list[dict] | None = None) -> dict[str, Any]:
+        lp = self._logprobs(logprobs) if logprobs else None
         if self.chat:
             delta: dict[str, Any] = {}
             if role:
                 delta["role"] = "assistant"
             if text is not None:
                 delta["content"] = text
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            if tool_calls:
+                delta["tool_calls"] = tool_calls
+            choice = {"index": 0, "delta": delta, "logprobs": lp, "finish_reason": finish}
             return {**self._head("chat.completion.chunk"), "choices": [choice]}
-        choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+        choice = {"index": 0, "text": text or "", "logprobs": lp, "finish_reason": finish}
         return {**self._head("text_completion"), "choices": [choice]}
 
     def usage_event(self, t: RequestRecord) -> dict[str, Any]:
@@ -112,7 +140,7 @@ class OpenAIApi:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         parsed, job = chat_request(parse_json(await request.read()), self.generation)
         return await self._complete(request, job, chat=True, stream=bool(parsed.stream),
-                                    include_usage=parsed.include_usage)
+                                    include_usage=parsed.include_usage, plan=parsed.tool_plan())
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         parsed, job = completion_request(parse_json(await request.read()), self.generation)
@@ -120,12 +148,12 @@ class OpenAIApi:
                                     include_usage=parsed.include_usage)
 
     async def _complete(self, request: web.Request, job: ChatRequest, *, chat: bool, stream: bool,
-                        include_usage: bool) -> web.StreamResponse:
+                        include_usage: bool, plan: ToolPlan = NO_TOOLS) -> web.StreamResponse:
         # An unknown model (404) or an unreadable one (503) is raised by the assistant before the
         # first chunk, so before any header is sent, streaming or not.
         name = job.model or self.assistant.default_model()
         job = replace(job, model=name)
-        shape = _Shape(chat, name)
+        shape = _Shape(chat, name, plan, job.options.logprobs)
         events: list[EventStream] = []  # the SSE response, once its headers are out
         work = self._stream(request, job, shape, include_usage, events) if stream else self._whole(job, shape)
         try:
@@ -135,13 +163,15 @@ class OpenAIApi:
 
     async def _whole(self, job: ChatRequest, shape: _Shape) -> web.Response:
         parts: list[str] = []
+        logprobs: list[TokenLogprob] = []
         record = RequestRecord(request_id=job.request_id, model=job.model)
         async with contextlib.aclosing(self.assistant.stream(job)) as chunks:
             async for chunk in chunks:
                 parts.append(chunk.text)
+                logprobs.extend(chunk.logprobs or ())
                 if chunk.done and chunk.record is not None:
                     record = chunk.record
-        return web.json_response(shape.whole("".join(parts), record))
+        return web.json_response(shape.whole("".join(parts), record, tuple(logprobs)))
 
     async def _stream(self, request: web.Request, job: ChatRequest, shape: _Shape, include_usage: bool,
                       events: list[EventStream]) -> web.StreamResponse:
@@ -153,14 +183,16 @@ class OpenAIApi:
             sse = EventStream(request)
             await sse.start()
             events.append(sse)
-            if shape.chat:  # OpenAI opens a chat stream with the role
-                await sse.send(shape.piece("", role=True))
+            if shape.chat:  # OpenAI opens a chat stream with the role (content null when tools may answer)
+                await sse.send(shape.piece(None if shape.plan.active else "", role=True))
             record: RequestRecord | None = None
+            tools = ContentFilter(shape.plan) if shape.chat and shape.plan.active else None
             try:
                 chunk = first
                 while chunk is not None:
-                    if chunk.text:
-                        await sse.send(shape.piece(chunk.text))
+                    text = tools.feed(chunk.text) if tools else chunk.text
+                    if text or chunk.logprobs:
+                        await sse.send(shape.piece(text if text or not shape.chat else None, logprobs=chunk.logprobs))
                     if chunk.done:
                         record = chunk.record
                         break
@@ -171,7 +203,17 @@ class OpenAIApi:
                     await sse.response.write_eof()
                 return sse.response
         t = record or RequestRecord(request_id=job.request_id, model=job.model)
-        final = shape.piece(None if shape.chat else "", finish=finish_reason(t))
+        calls: list[ToolCall] = []
+        if tools is not None:
+            tail, calls = tools.finish()
+            if tail:
+                await sse.send(shape.piece(tail))
+            for index, call in enumerate(calls):  # OpenAI's shape: id and name first, then the arguments
+                await sse.send(shape.piece(None, tool_calls=[{"index": index, "id": call.id, "type": "function",
+                                                               "function": {"name": call.name, "arguments": ""}}]))
+                await sse.send(shape.piece(None, tool_calls=[{"index": index,
+                                                               "function": {"arguments": call.arguments}}]))
+        final = shape.piece(None if shape.chat else "", finish=finish_reason(t, calls))
         final["jarvis"] = jarvis_figures(t)
         await sse.send(final)
         if include_usage:
@@ -194,5 +236,6 @@ def openai_routes(runtime):
         app.router.add_get("/v1/models/{model}", api.get_model)
         app.router.add_post("/v1/chat/completions", api.chat_completions)
         app.router.add_post("/v1/completions", api.completions)
+        app.router.add_post("/v1/embeddings", embeddings_route(runtime))
 
     return register

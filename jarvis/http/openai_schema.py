@@ -4,7 +4,9 @@ does; every error is an InvalidRequest whose message and `field` name the field 
 
 Honoured: model, messages (system/developer/user/assistant; content as text or a list of text
 parts), prompt (completions), max_tokens / max_completion_tokens, temperature, top_p, seed, stop,
-n (1 only), presence_penalty, frequency_penalty, stream, stream_options.include_usage.
+n (1 only), presence_penalty, frequency_penalty, stream, stream_options.include_usage;
+response_format (jarvis.http.structured), tools / tool_choice / parallel_tool_calls and tool
+messages (jarvis.http.tools), logprobs / top_logprobs (chat) and logprobs (completions).
 llama-server-style extensions: top_k, min_p, repeat_penalty; JARVIS's own: priority and
 cache (false bypasses the response cache).
 """
@@ -17,7 +19,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from jarvis.errors import InvalidRequest
+from jarvis.http.structured import ResponseFormat
+from jarvis.http.tools import ToolCallIn, ToolChoice, ToolPlan, ToolSpec
 from jarvis.request import ChatRequest, Message, Priority
+from jarvis.request_options import MAX_TOP_LOGPROBS, RequestOptions
 from jarvis.sampling import SamplingParams
 
 # OpenAI's default max_tokens for the legacy completions endpoint; chat uses the settings' default.
@@ -132,8 +137,10 @@ class TextPart(BaseModel):
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
+    tool_calls: list[ToolCallIn] | None = None  # an assistant's earlier calls
+    tool_call_id: str | None = None  # a tool message: the call it answers
 
     def text(self) -> str:
         if self.content is None:
@@ -146,17 +153,39 @@ class ChatMessage(BaseModel):
 class ChatCompletionBody(_Body):
     messages: list[ChatMessage]
     max_completion_tokens: int | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[ToolSpec] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
 
     def _max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
+    def tool_plan(self) -> ToolPlan:
+        return ToolPlan.of(self.tools, self.tool_choice, self.parallel_tool_calls)
+
+    def _options(self, plan: ToolPlan) -> RequestOptions:
+        if self.top_logprobs and not self.logprobs:
+            raise InvalidRequest("top_logprobs needs logprobs: true.", field="top_logprobs")
+        # Forced calls win over response_format; lazily-triggered calls only when no format is asked.
+        grammar = plan.grammar() if plan.forced else None
+        if grammar is None and self.response_format is not None:
+            grammar = self.response_format.grammar()
+        if grammar is None and plan.active:
+            grammar = plan.grammar()
+        return RequestOptions(grammar=grammar, logprobs=bool(self.logprobs), top_logprobs=self.top_logprobs or 0)
+
     def to_request(self, generation) -> ChatRequest:
-        messages = tuple(Message("system" if m.role == "developer" else m.role, m.text()) for m in self.messages)
-        return ChatRequest(messages=messages, operation="openai.chat", **self._common(generation))
+        plan = self.tool_plan()
+        return ChatRequest(messages=plan.render(self.messages), operation="openai.chat",
+                           options=self._options(plan), **self._common(generation))
 
 
 class CompletionBody(_Body):
     prompt: str | list[str]
+    logprobs: int | None = None  # the legacy API's form: alternatives per token (0 = the sampled one only)
 
     @field_validator("prompt")
     @classmethod
@@ -167,7 +196,10 @@ class CompletionBody(_Body):
 
     def to_request(self, generation) -> ChatRequest:
         prompt = self.prompt[0] if isinstance(self.prompt, list) else self.prompt
-        return ChatRequest(prompt=prompt, operation="openai.completion",
+        if self.logprobs is not None and not 0 <= self.logprobs <= MAX_TOP_LOGPROBS:
+            raise InvalidRequest(f"logprobs = {self.logprobs} must be between 0 and {MAX_TOP_LOGPROBS}.", field="logprobs")
+        options = RequestOptions(logprobs=self.logprobs is not None, top_logprobs=self.logprobs or 0)
+        return ChatRequest(prompt=prompt, operation="openai.completion", options=options,
                            **self._common(generation, COMPLETIONS_DEFAULT_MAX_TOKENS))
 
 

@@ -39,6 +39,7 @@ class RequestRecord:
     cached_prompt_tokens: int = 0  # of those, reused from the slot's KV cache (not prefilled again)
     completion_tokens: int = 0  # tokens generated (an end-of-generation token not counted)
     dropped_turns: int = 0  # oldest conversation turns dropped to fit the context
+    constrained: str = ""  # the grammar's label ("JSON", "tool call") when a grammar shaped the output
     cache: str = "off"  # response cache: hit | miss | off (not looked up: disabled, bypassed, not repeatable)
     warm_start: bool = True  # the model was already loaded when the request came
     coalesced: bool = False  # shared an identical request's generation instead of running its own

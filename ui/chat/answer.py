@@ -11,12 +11,14 @@ from ui.chat.message_widget import MessageWidget
 
 
 def stats_line(model: str, t: RequestRecord | None, status: str = "complete") -> str:
-    """model · N tokens · X tok/s · TTFT Y ms · cached | warm | cold start (load N ms)."""
+    """model · N tokens · X tok/s · TTFT Y ms · cached | warm | cold start (load N ms) [· JSON | tool call]."""
     if t is None:
         return f"{model} · stopped before the first token" if status == "stopped" else model
     start = "cached" if t.cache_hit else "warm" if t.warm_start else f"cold start (load {t.model_load_ms:.0f} ms)"
     parts = [model or t.model, f"{t.completion_tokens} tokens", f"{t.decode_tokens_per_s:.1f} tok/s",
              f"TTFT {t.ttft_ms:.0f} ms", start]
+    if t.constrained:  # the output was held to a grammar
+        parts.append(t.constrained)
     if status == "stopped":
         parts.append("stopped")
     return " · ".join(parts)
