@@ -29,6 +29,11 @@ KNOWN_PATHS = ["/health", "/metrics", "/api/performance/stats", "/api/system/met
 PATH_CHARS = string.ascii_letters + string.digits + "/._-~%?&=+;:@!$'()*,[]"
 HOSTS = ["localhost", "127.0.0.1", "[::1]", "[::1]:5050", "localhost:1", "evil.com", "localhost.evil.com",
          "127.0.0.1.nip.io", "", "[::1", "LOCALHOST", "0.0.0.0", "127.0.0.2", "localhost\r\nX: y"]
+CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "text/plain",
+                 "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx", ""]
+ORIGINS = ["http://localhost", "http://localhost:5173", "http://127.0.0.1:8080", "http://[::1]", "null",
+           "http://evil.example", "https://localhost", "http://localhost.evil.example", "file://", ""]
+header_text = st.text(string.printable.strip(), max_size=30)
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
                            lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids, max_size=4),
                            max_leaves=12)
@@ -55,6 +60,8 @@ def cases(draw, token: str):
                                          st.text(string.printable.strip(), max_size=30)), max_size=3)),
         "body": body,
         "content_length": cl,
+        "content_type": draw(st.none() | st.sampled_from(CONTENT_TYPES) | header_text),
+        "origin": draw(st.none() | st.sampled_from(ORIGINS) | header_text),
     }
 
 
@@ -178,12 +185,68 @@ def test_the_server_refuses_every_other_host(server, host):
     assert _get_stats(server, host) in (400, 403)
 
 
+FOREIGN_PAGES = ["null", "http://evil.example", "https://localhost", "http://localhost.evil.example", "file://"]
+LOOPBACK_PAGES = ["http://localhost", "http://LOCALHOST:5173", "http://127.0.0.1:8080", "http://[::1]"]
+NOT_JSON = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx"]
+
+
+@pytest.mark.parametrize("origin", FOREIGN_PAGES)
+def test_the_server_refuses_a_foreign_page(server, origin):
+    running, token = server
+    case = _case(auth=f"Bearer {token}" if token else None, origin=origin)
+    status, raw = send_case(running.port, case)
+    assert check_response(case, status, raw, token, MAX_BODY) is None
+    assert status == 403, raw[:300]
+
+
+@pytest.mark.parametrize("origin", LOOPBACK_PAGES)
+def test_the_server_serves_a_loopback_page(server, origin):
+    running, token = server
+    case = _case(auth=f"Bearer {token}" if token else None, origin=origin)
+    status, raw = send_case(running.port, case)
+    assert status == 200, raw[:300]
+
+
+@pytest.mark.parametrize("content_type", [None, *NOT_JSON])
+def test_the_server_refuses_a_body_not_declared_json(server, content_type):
+    """A page may POST a form or text/plain without a preflight: a chat request must say it is JSON."""
+    running, token = server
+    body = json.dumps({"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 1}).encode()
+    case = _case(method="POST", path="/v1/chat/completions", auth=f"Bearer {token}" if token else None, body=body,
+                 content_length=len(body), content_type=content_type)
+    status, raw = send_case(running.port, case)
+    assert check_response(case, status, raw, token, MAX_BODY) is None
+    assert status == 415, raw[:300]
+
+
 def test_the_oracle_takes_a_403_for_a_browser_origin_and_a_415_for_a_body_that_is_not_json():
     page = _case(extra=[("Origin", "http://evil.example")])
     assert check_response(page, 403, b"", "tok", 1024) is None
     form = _case(method="POST", path="/v1/chat/completions", body=b"a=1", content_length=3,
                  extra=[("Content-Type", "application/x-www-form-urlencoded")])
     assert check_response(form, 415, b"", "tok", 1024) is None
+
+
+@pytest.mark.parametrize("origin", [*FOREIGN_PAGES, "http://127.0.0.1.nip.io", ""])
+def test_the_oracle_never_lets_a_foreign_page_be_served(origin):
+    assert "Origin" in check_response(_case(origin=origin), 200, b"", "tok", 1024)
+
+
+@pytest.mark.parametrize("origin", [None, *LOOPBACK_PAGES])
+def test_the_oracle_lets_a_loopback_page_be_served(origin):
+    assert check_response(_case(origin=origin), 200, b"", "tok", 1024) is None
+
+
+@pytest.mark.parametrize("content_type", [None, "", *NOT_JSON])
+def test_the_oracle_never_lets_a_body_that_is_not_declared_json_be_served(content_type):
+    post = _case(method="POST", path="/v1/chat/completions", body=b"{}", content_length=2, content_type=content_type)
+    assert "Content-Type" in check_response(post, 200, b"", "tok", 1024)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "Application/JSON; charset=utf-8"])
+def test_the_oracle_lets_a_json_body_be_served(content_type):
+    post = _case(method="POST", path="/v1/chat/completions", body=b"{}", content_length=2, content_type=content_type)
+    assert check_response(post, 200, b"", "tok", 1024) is None
 
 
 def test_the_oracle_judges_the_bytes_on_the_wire():

@@ -1,7 +1,7 @@
 """Fuzzed requests for the local endpoint. A case is a dict (method, path, host, auth, extra
-headers, body, declared Content-Length); `case_request` renders it byte for byte and `send_case`
-puts it on the wire. The tests draw cases with hypothesis; `http_fuzz_cases` draws plain-random
-ones for the long bench run."""
+headers, body, declared Content-Length; content_type and origin when it has them); `case_request`
+renders it byte for byte and `send_case` puts it on the wire. The tests draw cases with
+hypothesis; `http_fuzz_cases` draws plain-random ones for the long bench run."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ def case_request(case: dict) -> bytes:
     headers = [] if case["host"] is None else [("Host", case["host"])]
     if case["auth"] is not None:
         headers.append(("Authorization", case["auth"]))
+    headers += [(name, case[key]) for name, key in (("Content-Type", "content_type"), ("Origin", "origin"))
+                if case.get(key) is not None]
     headers += case["extra"]
     return build_request(case["method"], case["path"], headers, case["body"], case["content_length"])
 
@@ -49,6 +51,10 @@ def http_fuzz_cases(rng: random.Random, n: int, token: str) -> list[dict]:
              "127.0.0.1.nip.io", "", " ", "[::1", "LOCALHOST", "0.0.0.0", "127.0.0.2"]
     auths = [None, "", f"Bearer {token}", "Bearer", "Bearer wrong", f"bearer {token}", f"Bearer {token} ",
              "Basic Zm9vOmJhcg=="]
+    content_types = [None, "application/json", "application/json", "Application/JSON; charset=utf-8", "text/plain",
+                     "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx"]
+    origins = [None, None, None, None, "http://localhost:5173", "http://127.0.0.1", "http://evil.example", "null",
+               "https://localhost", "http://localhost.evil.example"]
     out = []
     for _ in range(n):
         body_kind = rng.choice(("none", "bytes", "json", "big"))
@@ -63,5 +69,6 @@ def http_fuzz_cases(rng: random.Random, n: int, token: str) -> list[dict]:
         out.append({"method": rng.choice(("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "FOO")),
                     "path": rng.choice(paths), "host": rng.choice(hosts), "auth": rng.choice(auths),
                     "extra": rng.choice(([], [("X-Junk", "\u00ff" * 10)], [("Transfer-Encoding", "chunked")])),
-                    "body": body, "content_length": cl})
+                    "body": body, "content_length": cl, "content_type": rng.choice(content_types),
+                    "origin": rng.choice(origins)})
     return out

@@ -5,13 +5,15 @@ imports the server's own parsing (jarvis.http.security): a Host-parsing bug ther
 pass both the server and its judge.
 
 - Never a 5xx but 503 (busy); a reply is HTTP or nothing (aiohttp may just close).
-- A 2xx only when every Host is on the allow-list below, the token is right (except on /health)
-  and the declared body fits the limit.
+- A 2xx only when every Host is on the allow-list below, the token is right (except on /health),
+  the declared body fits the limit, any `Origin` is a loopback page's, and a POST (PUT, PATCH)
+  declares `Content-Type: application/json`: a web page can send a form or text/plain without a
+  CORS preflight, so those are refused (403 for a foreign page, 415 for a body that is not JSON).
 - Never a 403 for a request with one allowed Host and no `Origin`: 403 is the Host check's answer
-  (and a browser page's: a request with an `Origin` the server does not trust may get one).
+  (and the Origin check's, which may also refuse a page whose origin is odd in ways not listed here).
 - Any other 4xx is a refusal the server may choose: 404/405 for paths and methods, 400 for
-  malformed requests and bodies, 413 for a body over the limit, 415 for a POST body not declared
-  `application/json`, 429 for a burst.
+  malformed requests and bodies, 413 for a body over the limit, 415 for a body that is not JSON,
+  429 for a burst.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .http_fuzz import case_request
 # never gets an answer. Names compare case-insensitively, in ASCII.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 PORT = re.compile(r"[0-9]*")
+BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 def host_allowed(value: str) -> bool:
@@ -37,6 +40,18 @@ def host_allowed(value: str) -> bool:
         if value == name or value.startswith(name + ":") and PORT.fullmatch(value[len(name) + 1:]):
             return True
     return False
+
+
+def origin_trusted(value: str) -> bool:
+    """'http://localhost:5173', 'http://127.0.0.1', 'HTTP://[::1]:8080' -> True: a page served
+    from this machine over http. Anything else ('null', https, another host) is a foreign page."""
+    value = value.strip(" \t")
+    return value[:7].lower() == "http://" and host_allowed(value[7:])
+
+
+def is_json(content_type: str | None) -> bool:
+    """'application/json' or 'application/json; charset=utf-8' (media types ignore case)."""
+    return content_type is not None and content_type.split(";", 1)[0].strip(" \t").lower() == "application/json"
 
 
 def sent_headers(request: bytes) -> list[tuple[str, str]]:
@@ -59,6 +74,7 @@ def check_response(case: dict, status: int | None, raw: bytes, token: str, max_b
         return f"{status} for {case}"
     headers = sent_headers(case_request(case))
     hosts = [value for name, value in headers if name == "host"]
+    origins = [value for name, value in headers if name == "origin"]
     if 200 <= status < 300:
         if not hosts or not all(host_allowed(h) for h in hosts):
             return f"2xx with Host {case['host']!r}"
@@ -67,6 +83,11 @@ def check_response(case: dict, status: int | None, raw: bytes, token: str, max_b
             return f"2xx with Authorization {case['auth']!r}"
         if case["content_length"] is not None and case["content_length"] > max_body:
             return f"2xx with Content-Length {case['content_length']}"
-    if status == 403 and len(hosts) == 1 and host_allowed(hosts[0]) and not any(n == "origin" for n, _ in headers):
+        if not all(origin_trusted(value) for value in origins):
+            return f"2xx with Origin {origins}"
+        content_type = next((value for name, value in headers if name == "content-type"), None)
+        if case["method"] in BODY_METHODS and not is_json(content_type):
+            return f"2xx for a {case['method']} with Content-Type {content_type!r}"
+    if status == 403 and len(hosts) == 1 and host_allowed(hosts[0]) and not origins:
         return f"403 for the allowed Host {case['host']!r}"
     return None
