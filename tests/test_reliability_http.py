@@ -144,12 +144,10 @@ def test_the_fuzz_oracle_follows_http_whitespace_rules_and_still_catches_a_wrong
 
 MUST_ACCEPT = ["127.0.0.1", "127.0.0.1:5050", "localhost", "LocalHost:1", "LOCALHOST", "localhost:", "[::1]",
                "[::1]:8080", " localhost\t", "localhost\r\nX-After: y"]  # the last: an injected CRLF ends the value
-# Not valid Host syntax (RFC 9112 3.2 wants a 400), which the server still serves as loopback: harmless for
-# DNS rebinding (no browser sends them), but wrong. Strict: the day the server refuses them, drop the marker.
-LENIENT = pytest.mark.xfail(strict=True, reason="jarvis.http.security.host_name accepts malformed loopback Hosts")
-SERVED_BUT_INVALID = ["::1", "localhost:abc", "[::1]evil"]
+# Not valid Host syntax (RFC 9112 3.2): loopback-looking, but refused like any other wrong Host.
+INVALID_LOOPBACK = ["::1", "localhost:abc", "[::1]evil"]
 MUST_REFUSE = [None, "", "evil.com", "localhost.evil.com", "127.0.0.1.nip.io", "0.0.0.0", "127.0.0.2", "[::1",
-               "localhost:1:2", "\u217cocalhost", "evil.com\r\nHost: localhost", *SERVED_BUT_INVALID]
+               "localhost:1:2", "\u217cocalhost", "evil.com\r\nHost: localhost", *INVALID_LOOPBACK]
 
 
 @pytest.mark.parametrize("host", MUST_ACCEPT)
@@ -179,8 +177,7 @@ def test_the_server_serves_every_loopback_host(server, host):
     assert _get_stats(server, host) == 200
 
 
-@pytest.mark.parametrize("host", [pytest.param(h, marks=LENIENT) if h in SERVED_BUT_INVALID else h
-                                  for h in MUST_REFUSE])
+@pytest.mark.parametrize("host", MUST_REFUSE)
 def test_the_server_refuses_every_other_host(server, host):
     assert _get_stats(server, host) in (400, 403)
 

@@ -91,12 +91,17 @@ def test_unload_button_and_clear_cache(make_desktop, drive):
 
 
 def test_the_loop_keeps_ticking_while_four_answers_stream(make_desktop, drive, ui_env):
+    """The window's loop runs between the chunks of four streaming answers: ticks interleave with
+    the stream. Proven by counting chunks at each tick, not by a stall limit in milliseconds (how
+    long a stall lasts depends on the machine; `python -m bench.ui_bench` measures it)."""
     from jarvis.config import load_settings
 
     d = make_desktop(load_settings(environ={**ui_env, "JARVIS_GENERATION_MAX_TOKENS": "48"}))
     _show_monitor(d)  # the monitor refreshes meanwhile, as it would on screen
     drive.run(d.runtime.assistant.manager.load(d.runtime.assistant.default_model()))
+    chunks_seen_at_ticks: list[int] = []
     lateness: list[float] = []
+    answers = []
     stop = asyncio.Event()
 
     async def ticker() -> None:
@@ -105,9 +110,9 @@ def test_the_loop_keeps_ticking_while_four_answers_stream(make_desktop, drive, u
             t0 = loop.time()
             await asyncio.sleep(0.01)
             lateness.append(loop.time() - t0 - 0.01)
+            chunks_seen_at_ticks.append(sum(a.chunks for a in answers))
 
     ticking = drive.loop.create_task(ticker())
-    answers = []
     for i, topic in enumerate(["the sea", "a forest", "the moon", "a city"]):
         d.chat.new_conversation()
         answers.append(d.chat.send(f"Write a short poem about {topic}."))
@@ -115,10 +120,13 @@ def test_the_loop_keeps_ticking_while_four_answers_stream(make_desktop, drive, u
     drive.wait(lambda: all(a.task.done() for a in answers))
     stop.set()
     drive.wait(ticking.done)
-    worst_ms = max(lateness) * 1000
-    print(f"\nmain-thread max stall while 4 answers streamed: {worst_ms:.1f} ms over {len(lateness)} ticks")
+    total = sum(a.chunks for a in answers)
+    print(f"\nmain-thread max stall while 4 answers streamed: {max(lateness) * 1000:.1f} ms over "
+          f"{len(lateness)} ticks")
     assert all(a.text.strip() for a in answers)
-    assert worst_ms < 250
+    assert total > 4  # they streamed (more than one chunk each on average)
+    # Ticks ran mid-stream: after some chunks had arrived and before the last one did.
+    assert any(0 < seen < total for seen in chunks_seen_at_ticks), (chunks_seen_at_ticks[:20], total)
 
 
 def test_a_busy_port_is_shown_and_the_app_still_starts(make_desktop, ui_env):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import re
 import time
 from typing import Awaitable, Callable, Iterable
 
@@ -34,12 +35,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# RFC 9110 §7.2 / RFC 3986: Host = ( "[" IPv6 "]" / IPv4 / reg-name ) [ ":" *DIGIT ].
+_HOST = re.compile(r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._~-]+))(?::\d*)?")
+
+
 def host_name(header: str) -> str:
-    """'localhost:5050' -> 'localhost', '[::1]:5050' -> '::1', '[::1]' -> '::1'."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:header.find("]")] if "]" in header else header
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    """'localhost:5050' -> 'localhost', '[::1]:5050' -> '::1', '[::1]' -> '::1'; "" for anything
+    that is not a valid Host value ('::1' unbracketed, 'localhost:abc', '[::1]evil'), so it is
+    refused rather than guessed at."""
+    m = _HOST.fullmatch(header.strip().lower())
+    return (m.group("ipv6") or m.group("name")) if m else ""
 
 
 @web.middleware
