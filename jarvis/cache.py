@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import json
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import AsyncIterator
 
 import cachetools

@@ -8,6 +8,7 @@ import time
 
 from jarvis.engine.embedder import Embeddings
 from jarvis.errors import InvalidRequest, JarvisError
+from jarvis.request import resolve_timeout
 from jarvis.telemetry import RequestRecord
 
 _ids = iter(range(1, 2**62))
@@ -18,9 +19,9 @@ async def embed(assistant, model: str, inputs: list[str | list[int]], dimensions
     started = time.perf_counter()
     name, status, error_kind, tokens = model or "(default)", "ok", "", 0
     try:
-        info = await asyncio.to_thread(assistant.catalog.get, model, assistant.settings.general.default_model)
+        info = await assistant.catalog.lookup(model, assistant.settings.general.default_model)
         name = info.name
-        timeout = assistant.settings.engine.request_timeout_s or None
+        timeout = resolve_timeout(None, assistant.settings.engine.request_timeout_s)
         async with assistant.manager.lease(info, timeout) as lease:
             embedder = lease.engine.embedder()
             if dimensions is not None and dimensions != embedder.dimensions:
@@ -39,4 +40,4 @@ async def embed(assistant, model: str, inputs: list[str | list[int]], dimensions
     finally:
         assistant.bus.emit(RequestRecord(request_id=f"emb-{next(_ids)}", model=name, operation="embeddings",
                                          status=status, error_kind=error_kind,
-                                         latency_ms=(time.perf_counter() - started) * 1000, prompt_tokens=tokens))
+                                         total_ms=(time.perf_counter() - started) * 1000, prompt_tokens=tokens))

@@ -77,4 +77,6 @@ def test_delete_asks_first_and_updates_the_picker(make_desktop, drive, qtbot, mo
     assert box.isVisible() and "Delete mine" in box.text()
     box.button(QMessageBox.Yes).click()
     drive.wait(lambda: not (ui_settings.user_models_path / "mine.gguf").exists())
-    assert d.chat.settings_panel.model.findData("mine") == -1 and dialog.mine.count() == 0
+    # The picker follows once the catalog's thread has rescanned.
+    drive.wait(lambda: d.chat.settings_panel.model.findData("mine") == -1)
+    assert dialog.mine.count() == 0

@@ -10,6 +10,7 @@ from fake_nvml import GIB, FakeNvml
 from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.telemetry.gpu import GpuProbe
+from ui.monitor.tables import MODEL_COLUMNS
 
 
 def _show_monitor(d):
@@ -20,13 +21,13 @@ def test_charts_gain_points_after_requests(make_desktop, drive):
     d = make_desktop()
     _show_monitor(d)
     hub = d.runtime.hub
-    hub.tick()
+    drive.run(asyncio.to_thread(hub.tick))
     d.monitor.refresh()
     latency = d.monitor.charts.chart("latency_p50_ms")
     before = latency.point_count("latency_p50_ms")
     answer = d.chat.send("Name a fruit.")
     drive.wait(answer.task.done)
-    hub.tick()
+    drive.run(asyncio.to_thread(hub.tick))
     d.monitor.refresh()
     assert latency.point_count("latency_p50_ms") > before
     _, y = latency.curves["latency_p95_ms"].getData()
@@ -47,23 +48,23 @@ def test_the_monitor_refreshes_itself_once_a_second(make_desktop, drive):
     drive.wait(lambda: d.monitor.charts.chart("cpu_percent").point_count("cpu_percent") >= 1, timeout_s=10)
 
 
-def test_no_gpu_panel_on_this_machine(make_desktop):
+def test_no_gpu_panel_on_this_machine(make_desktop, drive):
     d = make_desktop()
     _show_monitor(d)
-    d.runtime.hub.tick()
+    drive.run(asyncio.to_thread(d.runtime.hub.tick))  # sampling (NVML) runs off the loop, as in the app
     d.monitor.refresh()
     assert d.runtime.hub.latest_system().gpu_available is False
     assert not d.monitor.charts.gpu_panel_visible
     assert d.monitor.charts.no_gpu.isVisible() and "No GPU detected" in d.monitor.charts.no_gpu.text()
 
 
-def test_gpu_memory_is_charted_with_nvml_faked(make_desktop):
+def test_gpu_memory_is_charted_with_nvml_faked(make_desktop, drive):
     d = make_desktop()
     _show_monitor(d)
     hub = d.runtime.hub
     hub.sampler.gpu = GpuProbe(nvml=FakeNvml())
-    hub.tick()
-    hub.tick()
+    drive.run(asyncio.to_thread(hub.tick))
+    drive.run(asyncio.to_thread(hub.tick))
     d.monitor.refresh()
     assert d.monitor.charts.gpu_panel_visible and not d.monitor.charts.no_gpu.isVisible()
     memory = d.monitor.charts.chart("gpu_mem_used_gib")
@@ -82,7 +83,7 @@ def test_unload_button_and_clear_cache(make_desktop, drive):
     again = d.chat.send("Say yes.")  # a second conversation turn: not a cache hit, that is fine
     drive.wait(again.task.done)
     d.monitor.refresh()
-    d.monitor.models.table.cellWidget(0, 7).click()
+    d.monitor.models.table.cellWidget(0, len(MODEL_COLUMNS) - 1).click()  # the last column: Unload
     drive.wait(lambda: d.runtime.assistant.manager.loaded() == [], timeout_s=30)
     drive.wait(lambda: d.monitor.models.table.rowCount() == 0 or not d.monitor.models.table.isVisible())
     d.monitor.cache.clear.click()

@@ -51,25 +51,24 @@ class Desktop:
             self.window.show_message(self.runtime.server_error, error=True)
 
     def open_get_models(self):
+        from jarvis.downloads.curated import Machine
         from ui.downloads.dialog import GetModelsDialog
 
         if self.get_models is None:
-            self.get_models = GetModelsDialog(self.settings, parent=self.window)
+            # What fits is judged against the sampler's last GPU reading: NVML never runs on the loop.
+            system = self.runtime.hub.latest_system()
+            machine = Machine.from_gpus(system.gpus if system else ())
+            self.get_models = GetModelsDialog(self.settings, machine=machine, parent=self.window)
             self.get_models.models_changed.connect(self._models_changed)
         self.get_models.show()
         self.get_models.raise_()
         return self.get_models
 
     def _models_changed(self) -> None:
-        """A download landed or a model was deleted: the chat's picker shows it at once. With a
-        snapshot catalog (one that has `refresh`), rescan on its thread first."""
-        refresh = getattr(self.runtime.assistant.catalog, "refresh", None)
-        if refresh is None:  # Catalog.scan() reads the folders on each call
-            self.chat.refresh_models()
-            return
-
+        """A download landed or a model was deleted: rescan on the catalog's thread (the loop only
+        reads snapshots), then the chat's picker shows it."""
         async def rescan_then_show() -> None:
-            await refresh()
+            await self.runtime.assistant.catalog.refresh()
             self.chat.refresh_models()
         self.chat.tasks.spawn(rescan_then_show(), name="catalog-rescan")
 

@@ -37,16 +37,20 @@ class Machine:
 
     @classmethod
     def this(cls) -> "Machine":
-        import psutil
-
         from jarvis.telemetry.gpu import GpuProbe
 
-        probe = GpuProbe()
+        probe = GpuProbe()  # NVML: call this from a thread (the CLI), never on the event loop
         try:
-            vram = max((d.memory_total_bytes or 0 for d in probe.snapshot()), default=0)
+            return cls.from_gpus(probe.snapshot())
         finally:
             probe.close()
-        return cls(psutil.virtual_memory().total, vram)
+
+    @classmethod
+    def from_gpus(cls, gpus) -> "Machine":
+        """From GPUs already read elsewhere (the telemetry sampler's last snapshot, off the loop)."""
+        import psutil
+
+        return cls(psutil.virtual_memory().total, max((d.memory_total_bytes or 0 for d in gpus), default=0))
 
 
 def fit(model: CuratedModel, machine: Machine) -> tuple[bool, str]:
