@@ -139,7 +139,7 @@ class Assistant:
                         final = replace(chunk.record, request_id=request.request_id, operation=request.operation,
                                         source=request.source, cache=cache, timestamp=time.time(),
                                         total_ms=(time.perf_counter() - started) * 1000)
-                        chunk = Chunk(chunk.text, True, final)
+                        chunk = replace(chunk, record=final)
                     yield chunk
         except (asyncio.CancelledError, GeneratorExit, RequestCancelled):
             status, error_kind = "cancelled", "RequestCancelled"
@@ -162,7 +162,7 @@ class Assistant:
                 if chunk.done and chunk.record is not None:
                     r = chunk.record
                     pre_submit_ms = (seq.submitted_at - started) * 1000
-                    chunk = Chunk(chunk.text, True, replace(
+                    chunk = replace(chunk, record=replace(  # the last tokens' logprobs ride along
                         r, model_load_ms=lease.load_ms, warm_start=lease.warm_start,
                         ttft_ms=r.ttft_ms + pre_submit_ms))  # what the user waited, a model load included
                 yield chunk
@@ -199,7 +199,7 @@ class Assistant:
         try:
             async for chunk in shared.listen():
                 if chunk.done and chunk.record is not None and coalesced:
-                    chunk = Chunk(chunk.text, True, replace(chunk.record, coalesced=True))
+                    chunk = replace(chunk, record=replace(chunk.record, coalesced=True))
                 yield chunk
         finally:
             shared.listeners -= 1
