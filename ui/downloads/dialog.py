@@ -40,12 +40,13 @@ def parse_repo_file(text: str) -> tuple[str, str | None]:
 class GetModelsDialog(QDialog):
     models_changed = Signal()
 
-    def __init__(self, settings, *, machine: Machine | None = None, parent=None) -> None:
+    def __init__(self, settings, *, machine: Machine, parent=None) -> None:
+        # `machine` comes from the sampler's last reading: reading NVML here would run it on the loop.
         super().__init__(parent)
         self.setWindowTitle("Get models")
         self.resize(1000, 720)
         self.settings = settings
-        self.machine = machine or Machine.this()
+        self.machine = machine
         self.rows: list[DownloadRow] = []
         self._confirm: QMessageBox | None = None
         layout = QVBoxLayout(self)
