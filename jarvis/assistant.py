@@ -40,6 +40,13 @@ class Assistant:
             self.catalog.rescan()
         self.manager = manager or ModelManager.from_settings(self.settings, self.catalog, self.bus)
         self.cache = cache or ResponseCache.from_settings(self.settings)
+        self.remotes = None  # remote OpenAI-compatible servers (jarvis.remote), when settings name any
+        if self.settings.remotes:
+            from jarvis.remote.registry import Remotes
+
+            self.remotes = Remotes.from_settings(self.settings, self.catalog, self.bus)
+            self.manager.remotes = self.remotes
+            self.remotes.publish()  # an allow-list is known before the first probe
         self._inflight: dict[str, SharedGeneration] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -48,6 +55,8 @@ class Assistant:
         """Begin watching the models folders and loading the warm-up models in the background;
         returns at once."""
         self._spawn(self.catalog.watch())  # a .gguf dropped in later shows up without a restart
+        if self.remotes is not None:
+            self.remotes.start()  # probe now and every health_interval_s; read /metrics at 1 Hz
         if not warmup:
             return
         for name in self.settings.models.warmup:
@@ -66,6 +75,8 @@ class Assistant:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        if self.remotes is not None:
+            await self.remotes.close()
         self.catalog.close()
         await self.manager.close()
 
@@ -113,6 +124,8 @@ class Assistant:
         request.validate()
         name = request.model or self.settings.general.default_model or "(default)"  # until resolved
         try:
+            if self.remotes is not None:  # NAME/...: the remote's first probe done; down -> 503 at once
+                await self.remotes.prepare(request.model or self.settings.general.default_model)
             # From the snapshot; a name it lacks makes the catalog rescan once, on its own thread.
             info = await self.catalog.lookup(request.model, self.settings.general.default_model)
             name = info.name
@@ -221,6 +234,8 @@ class Assistant:
             d = info.summary()
             d["state"] = "loaded" if info.name in loaded else "loading" if info.name in loading else \
                 "unreadable" if not info.ok else "not loaded"
+            if info.remote and self.remotes is not None:
+                d["state"] = "remote" if self.remotes.backends[info.remote].reachable else "unreachable"
             d["loaded"] = loaded.get(info.name)
             out.append(d)
         return out

@@ -44,6 +44,9 @@ class ModelInfo:
     embedding: bool = False  # an embedding model: an encoder, or a GGUF that declares its pooling
     error: str | None = None  # set when the header could not be read
     mtime_ns: int = 0
+    remote: str = ""  # the [remotes.NAME] it is served by; "" = a file on this computer
+    remote_model: str = ""  # the server's own id for it
+    remote_url: str = ""  # the remote's base URL (shown where a local model shows its path)
 
     @property
     def ok(self) -> bool:
@@ -55,16 +58,19 @@ class ModelInfo:
 
     @property
     def identity(self) -> tuple[str, int, int]:
-        """What a cached reply is keyed on: the file's path, size and mtime."""
+        """What a cached reply is keyed on: the file's path, size and mtime (a remote's name and id)."""
+        if self.remote:
+            return (f"remote:{self.remote}", self.remote_model, 0)
         return (str(self.path), self.size_bytes, self.mtime_ns)
 
     def summary(self) -> dict:
         return {
-            "name": self.name, "path": str(self.path), "size_bytes": self.size_bytes,
+            "name": self.name, "path": self.remote_url if self.remote else str(self.path),
+            "size_bytes": self.size_bytes,
             "source": self.source, "architecture": self.architecture, "parameters": self.parameters,
             "size_label": self.size_label, "quantization": self.quantization,
             "context_length": self.context_length, "has_chat_template": self.has_chat_template,
-            "embedding": self.embedding, "error": self.error,
+            "embedding": self.embedding, "error": self.error, "remote": self.remote or None,
         }
 
 
@@ -172,6 +178,10 @@ class Catalog:
     _snapshot: CatalogSnapshot = field(default_factory=CatalogSnapshot, repr=False)
     _executor: ThreadPoolExecutor | None = field(default=None, repr=False)
     _closing: bool = field(default=False, repr=False)
+    # Remote servers' models (jarvis.remote), set from the loop; a scan adds its files before them.
+    _files: tuple[ModelInfo, ...] = field(default=(), repr=False)
+    _remote: tuple[ModelInfo, ...] = field(default=(), repr=False)
+    _swap: threading.Lock = field(default_factory=threading.Lock, repr=False)  # held for one assignment
 
     @classmethod
     def from_settings(cls, settings) -> "Catalog":
@@ -185,6 +195,12 @@ class Catalog:
     # ---- loop side: never blocks ---------------------------------------------------------
     def snapshot(self) -> CatalogSnapshot:
         return self._snapshot  # one attribute read: the scanner swaps whole snapshots
+
+    def set_remote_models(self, infos: list[ModelInfo]) -> None:
+        """Publish the remote servers' models (after each probe); the files stay as scanned."""
+        with self._swap:
+            self._remote = tuple(infos)
+            self._snapshot = CatalogSnapshot(self._files + self._remote, scanned=self._snapshot.scanned)
 
     async def refresh(self) -> CatalogSnapshot:
         if self._executor is None:
@@ -265,7 +281,9 @@ class Catalog:
                     cache[key] = info
                 infos.append(info)
             self._cache = cache  # only files still there: the cache never outgrows the folders
-            self._snapshot = CatalogSnapshot(tuple(infos), scanned=True)
+            with self._swap:
+                self._files = tuple(infos)
+                self._snapshot = CatalogSnapshot(self._files + self._remote, scanned=True)
             return self._snapshot
 
     def _read_headers(self, todo: list[tuple[Path, str, str]]) -> dict[Path, ModelInfo] | None:

@@ -21,6 +21,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from jarvis.errors import ConfigError
+from jarvis.remote.settings import RemoteSettings, validate_remote
 from jarvis.sampling import SamplingParams
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -140,6 +141,8 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     conversations: ConversationSettings = ConversationSettings()
     downloads: DownloadSettings = DownloadSettings()
+    # [remotes.NAME] tables: remote OpenAI-compatible servers whose models appear as NAME/<id>.
+    remotes: dict[str, RemoteSettings] = {}
 
     # ---- derived paths -------------------------------------------------------------------
     @property
@@ -162,6 +165,7 @@ class Settings(_Section):
 
 SECTIONS: dict[str, type[BaseModel]] = {
     name: field.annotation for name, field in Settings.model_fields.items()  # type: ignore[misc]
+    if name != "remotes"  # a table of tables, validated by jarvis.remote.settings
 }
 
 
@@ -218,6 +222,7 @@ def load_settings(user_file: str | os.PathLike | None = None, environ: dict[str,
 
     merged: dict[str, dict[str, Any]] = {}
     source: dict[tuple[str, str], str] = {}
+    remotes: dict[str, dict[str, Any]] = {}
 
     per_user = user_settings_file()
     layers = [Path(defaults_file)] + ([per_user] if per_user.is_file() else []) \
@@ -225,9 +230,16 @@ def load_settings(user_file: str | os.PathLike | None = None, environ: dict[str,
     for path in layers:
         data = _read_toml(path)
         for section, values in data.items():
+            if section == "remotes":
+                if not isinstance(values, dict):
+                    raise ConfigError(f"{path}: remotes must be tables ([remotes.NAME]), not a value.")
+                for name, table in values.items():
+                    validate_remote(name, table, str(path))  # one clear error, naming this file
+                    remotes.setdefault(name, {}).update(table)
+                continue
             if section not in SECTIONS:
                 raise ConfigError(
-                    f"{path}: unknown section [{section}]. Known sections: {', '.join(SECTIONS)}."
+                    f"{path}: unknown section [{section}]. Known sections: {', '.join(SECTIONS)}, remotes."
                 )
             if not isinstance(values, dict):
                 raise ConfigError(f"{path}: {section} must be a table ([{section}]), not a value.")
@@ -242,6 +254,8 @@ def load_settings(user_file: str | os.PathLike | None = None, environ: dict[str,
         merged.setdefault(section, {})[key] = _parse_env_value(raw, section, key)
         source[(section, key)] = f"environment variable {var}"
 
+    if remotes:
+        merged["remotes"] = {name: validate_remote(name, table, "settings") for name, table in remotes.items()}
     try:
         return Settings.model_validate(merged)
     except ValidationError as e:

@@ -149,3 +149,39 @@ class StorageError(JarvisError):
             + (hint or "Check that its folder exists and is writable, or set [conversations] database "
                        "in your settings to a file in a writable folder.")
         )
+
+
+class RemoteUnavailable(JarvisError):
+    """A remote server (every replica of it) is unreachable: requests fail at once, naming it."""
+
+    http_status = 503
+    code = "remote_unavailable"
+
+    def __init__(self, remote: str, last_error: str):
+        self.remote = remote
+        self.last_error = last_error
+        super().__init__(f"Remote {remote!r} is unreachable (last error: {last_error}). JARVIS probes it again "
+                         "every few seconds; check that the server runs and that remotes."
+                         f"{remote}.base_url is right.")
+
+
+class RemoteError(JarvisError):
+    """A remote server answered with an error, or failed in the middle of a reply."""
+
+    http_status = 502
+    code = "remote_error"
+
+    def __init__(self, remote: str, message: str, upstream_status: int | None = None):
+        self.remote = remote
+        self.upstream_status = upstream_status
+        super().__init__(f"Remote {remote!r}: {message}")
+
+
+class RemoteTimeout(RequestTimeout):
+    """A remote server did not answer within remotes.NAME.timeout_s."""
+
+    def __init__(self, remote: str, timeout_s: float):
+        self.remote = remote
+        self.timeout_s = timeout_s
+        JarvisError.__init__(self, f"Remote {remote!r} did not answer within {timeout_s:g} s. "
+                                   f"Raise remotes.{remote}.timeout_s, or check the server's load.")

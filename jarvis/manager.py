@@ -91,6 +91,7 @@ class ModelManager:
         self._crashes: dict[str, CrashCount] = {}
         # Loads and unloads run here, one at a time: two loads at once would only fight for memory.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jarvis-loader")
+        self.remotes = None  # jarvis.remote.Remotes, set by the Assistant when settings name remotes
 
     @classmethod
     def from_settings(cls, settings, catalog: Catalog, bus: RecordBus) -> "ModelManager":
@@ -107,7 +108,11 @@ class ModelManager:
     @contextlib.asynccontextmanager
     async def lease(self, info: ModelInfo, timeout_s: float | None = None):
         """Hold a loaded model for one request; it cannot be evicted meanwhile. `info` comes from
-        the catalog lookup the caller already made (ModelNotFound / ModelLoadError come from it)."""
+        the catalog lookup the caller already made (ModelNotFound / ModelLoadError come from it).
+        A remote model's lease hands out its remote backend: nothing to load, nothing to evict."""
+        if info.remote:
+            yield Lease(self.remotes.model_backend(info), True, 0.0)
+            return
         t0 = time.perf_counter()
         loaded, warm = await asyncio.wait_for(self._ensure_loaded(info), timeout_s) if timeout_s else \
             await self._ensure_loaded(info)

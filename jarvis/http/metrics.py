@@ -24,14 +24,14 @@ class PrometheusMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.request_duration = Histogram("jarvis_request_duration_seconds", "Submission to last token.",
-                                          ["model"], buckets=DURATION_BUCKETS, registry=r)
+                                          ["model", "backend"], buckets=DURATION_BUCKETS, registry=r)
         self.ttft = Histogram("jarvis_time_to_first_token_seconds", "Submission to first token.",
-                              ["model"], buckets=TTFT_BUCKETS, registry=r)
+                              ["model", "backend"], buckets=TTFT_BUCKETS, registry=r)
         self.itl = Histogram("jarvis_inter_token_latency_seconds", "Gap between streamed tokens.",
-                             ["model"], buckets=ITL_BUCKETS, registry=r)
-        self.requests = Counter("jarvis_requests", "Finished requests.", ["model", "status"], registry=r)
-        self.prompt_tokens = Counter("jarvis_prompt_tokens", "Prompt tokens processed.", ["model"], registry=r)
-        self.generation_tokens = Counter("jarvis_generation_tokens", "Tokens generated.", ["model"], registry=r)
+                             ["model", "backend"], buckets=ITL_BUCKETS, registry=r)
+        self.requests = Counter("jarvis_requests", "Finished requests.", ["model", "status", "backend"], registry=r)
+        self.prompt_tokens = Counter("jarvis_prompt_tokens", "Prompt tokens processed.", ["model", "backend"], registry=r)
+        self.generation_tokens = Counter("jarvis_generation_tokens", "Tokens generated.", ["model", "backend"], registry=r)
         self.cache_hits = Counter("jarvis_cache_hits", "Requests answered from the response cache.", registry=r)
         self.cache_misses = Counter("jarvis_cache_misses", "Requests the cache could not answer.", registry=r)
         self.queue_rejections = Counter("jarvis_queue_rejections", "Requests refused: queue full.",
@@ -61,16 +61,17 @@ class PrometheusMetrics:
             self.engine_crashes.labels(record.model).inc()
 
     def _observe_request(self, r: RequestRecord) -> None:
-        self.requests.labels(r.model, r.status).inc()
-        self.request_duration.labels(r.model).observe(r.total_ms / 1000.0)
+        # backend: "local" (this computer's llama.cpp) or the remote's NAME
+        self.requests.labels(r.model, r.status, r.backend).inc()
+        self.request_duration.labels(r.model, r.backend).observe(r.total_ms / 1000.0)
         if r.status == "ok" and r.ttft_ms > 0:
-            self.ttft.labels(r.model).observe(r.ttft_ms / 1000.0)
-        itl = self.itl.labels(r.model)
+            self.ttft.labels(r.model, r.backend).observe(r.ttft_ms / 1000.0)
+        itl = self.itl.labels(r.model, r.backend)
         for gap_ms in r.inter_token_ms:  # the gaps the engine measured, observed once the request is done
             itl.observe(gap_ms / 1000.0)
         if not r.cache_hit:  # a replayed reply generated nothing
-            self.prompt_tokens.labels(r.model).inc(r.prompt_tokens)
-            self.generation_tokens.labels(r.model).inc(r.completion_tokens)
+            self.prompt_tokens.labels(r.model, r.backend).inc(r.prompt_tokens)
+            self.generation_tokens.labels(r.model, r.backend).inc(r.completion_tokens)
         if r.cache != "off":  # the same count as PerfMonitor's: one per record that looked the cache up
             (self.cache_hits if r.cache_hit else self.cache_misses).inc()
 

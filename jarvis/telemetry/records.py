@@ -24,7 +24,7 @@ class RequestRecord:
     model: str  # catalog name of the model that answered (or was asked for, when it failed first)
     operation: str = "chat"  # what was asked: chat, ask, openai.chat, openai.completion, ...
     source: str = ""  # which front end asked: chat (desktop), api (HTTP), cli; "" = not said
-    backend: str = "local"  # what generated it: "local" = an in-process llama.cpp engine
+    backend: str = "local"  # what generated it: "local" = an in-process llama.cpp engine, else the remote's NAME
     status: str = "ok"  # ok | error | cancelled
     error_kind: str = ""  # the JarvisError subclass name when status is error, e.g. QueueFull
     finish_reason: str = ""  # stop (end of answer or a stop string) | length (max_tokens, context); "" = unfinished
@@ -46,6 +46,9 @@ class RequestRecord:
     timestamp: float = field(default_factory=time.time)  # wall clock when the record was made
     prompt: str | None = None  # the last user message or raw prompt; only when telemetry.log_prompts is on
     reply: str | None = None  # the reply's text; only when telemetry.log_prompts is on
+    # A remote server's own figures for this request, when it reports them (llama-server's `timings`,
+    # another JARVIS's `jarvis` figures): numbers by the server's own names. {} for local requests.
+    server_timings: dict = field(default_factory=dict, compare=False)
 
     @property
     def cache_hit(self) -> bool:

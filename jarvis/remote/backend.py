@@ -1,0 +1,358 @@
+"""A remote server with the engine's face: `submit`, `stream`, `cancel`, `queue_depth`, `busy`,
+and a RequestRecord on the bus for every request (through the Assistant, like a local one).
+
+One RemoteBackend per `[remotes.NAME]`: a bounded priority queue in front of `max_concurrency`
+requests in flight upstream (QueueFull past `engine.max_queue` waiting). A request goes to the
+healthy replica with the fewest outstanding; one that fails before its first token is retried
+once on another replica; once text was handed on, a failure ends the reply with a RemoteError
+(never a silent duplicate). Closing the stream (a client gone, a cancel) closes the upstream
+HTTP response at once, so the server stops generating.
+
+Every figure is measured here, on JARVIS's side: queue (waiting for a free upstream place), TTFT
+(submission to the first text), tokens/s and total. What the server says of itself (llama-server's
+`timings`, an upstream JARVIS's `jarvis` figures) rides along in `RequestRecord.server_timings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+from jarvis.errors import (InvalidRequest, QueueFull, RemoteError, RemoteTimeout, RemoteUnavailable,
+                           RequestCancelled, RequestTimeout)
+from jarvis.remote.client import make_client
+from jarvis.remote.replicas import Replica, pick
+from jarvis.remote.settings import RemoteSettings
+from jarvis.request import ChatRequest, Chunk, resolve_timeout
+from jarvis.telemetry import QueueRecord, RecordBus, RequestRecord
+
+log = logging.getLogger("jarvis.remote")
+SERVER_FIGURES = ("timings", "jarvis")  # llama-server's timings; another JARVIS's own record figures
+TOKEN_FIELDS = {"prompt_n", "predicted_n"}
+
+
+@dataclass(eq=False)
+class RemoteSeq:
+    """One request for a remote model: the engine's SeqState counterpart."""
+
+    request: ChatRequest
+    model_name: str  # the catalog name, NAME/<model id>
+    model_id: str  # the server's own id
+    gate: asyncio.Future  # resolved when the request may go upstream
+    submitted_at: float = field(default_factory=time.perf_counter)
+    deadline: float | None = None
+    admitted_at: float = 0.0
+    cancelled: bool = False
+    replica: Replica | None = None  # the one that answered (or failed last)
+
+
+class _Failure(Exception):
+    """An upstream failure, translated; `retry` when another replica may take the request."""
+
+    def __init__(self, error: Exception, retry: bool):
+        self.error = error
+        self.retry = retry
+
+
+class RemoteBackend:
+    def __init__(self, name: str, settings: RemoteSettings, *, max_queue: int = 64,
+                 request_timeout_s: float = 300, bus: RecordBus | None = None):
+        self.name = name
+        self.settings = settings
+        self.max_queue = max_queue
+        self.request_timeout_s = request_timeout_s
+        self.bus = bus or RecordBus()
+        self.replicas = [Replica(url) for url in settings.urls]
+        self._waiting: list[tuple[int, int, RemoteSeq]] = []
+        self._order = itertools.count()
+        self.in_flight = 0
+        self.max_in_flight_seen = 0  # the most requests ever upstream at once (tests, the monitor)
+
+    # ---- the engine's face -------------------------------------------------------------
+    @property
+    def queue_depth(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def busy(self) -> bool:
+        return self.in_flight > 0 or bool(self._waiting)
+
+    @property
+    def reachable(self) -> bool:
+        return any(r.healthy for r in self.replicas)
+
+    def last_error(self) -> str:
+        errors = [r.last_error for r in self.replicas if r.last_error]
+        return errors[0] if errors else "no answer yet"
+
+    def check_reachable(self) -> None:
+        if not self.reachable:
+            raise RemoteUnavailable(self.name, self.last_error())
+
+    def client(self, replica: Replica):
+        if replica.client is None:
+            s = self.settings
+            replica.client = make_client(replica.url, s.api_key_env, s.timeout_s, s.max_concurrency)
+        return replica.client
+
+    def submit(self, request: ChatRequest, model_name: str, model_id: str) -> RemoteSeq:
+        """Queue a request. Raises RemoteUnavailable (every replica down) or QueueFull at once."""
+        self.check_reachable()
+        request.validate()
+        if request.options.grammar is not None or request.options.logprobs:
+            raise InvalidRequest(f"Structured output, tools and logprobs run on local models only; {model_name!r} "
+                                 f"is on remote {self.name!r}.", field="model")
+        timeout = resolve_timeout(request.timeout_s, self.request_timeout_s)
+        loop = asyncio.get_running_loop()
+        seq = RemoteSeq(request, model_name, model_id, loop.create_future())
+        seq.deadline = seq.submitted_at + timeout if timeout is not None else None
+        if self.in_flight < self.settings.max_concurrency and not self._waiting:
+            self._admit(seq)
+            return seq
+        if len(self._waiting) >= self.max_queue:
+            self.bus.emit(QueueRecord(model_name, "rejected", len(self._waiting)))
+            raise QueueFull(self.max_queue)
+        heapq.heappush(self._waiting, (int(request.priority), next(self._order), seq))
+        return seq
+
+    def cancel(self, seq: RemoteSeq) -> None:
+        seq.cancelled = True
+        self._forget(seq)
+        if not seq.gate.done():
+            seq.gate.cancel()
+
+    async def stream(self, seq: RemoteSeq) -> AsyncIterator[Chunk]:
+        """Chunks of the reply, the last with its RequestRecord. Leaving early closes the upstream."""
+        try:
+            if not seq.gate.done():
+                remaining = None if seq.deadline is None else max(0.0, seq.deadline - time.perf_counter())
+                try:
+                    await asyncio.wait_for(seq.gate, remaining)
+                except TimeoutError:
+                    self.bus.emit(QueueRecord(seq.model_name, "timeout", len(self._waiting)))
+                    raise RequestTimeout(resolve_timeout(seq.request.timeout_s, self.request_timeout_s)) from None
+                except asyncio.CancelledError:
+                    if seq.cancelled and not seq.gate.done():
+                        raise RequestCancelled() from None
+                    raise
+            seq.admitted_at = time.perf_counter()
+            async for chunk in self._attempts(seq):
+                yield chunk
+        finally:
+            if seq.gate.done() and not seq.gate.cancelled():
+                self._release()
+            else:
+                self._forget(seq)
+                seq.gate.cancel()
+
+    # ---- the queue ---------------------------------------------------------------------
+    def _admit(self, seq: RemoteSeq) -> None:
+        self.in_flight += 1
+        self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
+        seq.gate.set_result(None)
+
+    def _release(self) -> None:
+        self.in_flight -= 1
+        while self._waiting and self.in_flight < self.settings.max_concurrency:
+            _, _, seq = heapq.heappop(self._waiting)
+            if seq.cancelled or seq.gate.done():
+                continue
+            self._admit(seq)
+
+    def _forget(self, seq: RemoteSeq) -> None:
+        for i, entry in enumerate(self._waiting):
+            if entry[2] is seq:
+                self._waiting[i] = self._waiting[-1]
+                self._waiting.pop()
+                heapq.heapify(self._waiting)
+                return
+
+    # ---- upstream ----------------------------------------------------------------------
+    async def _attempts(self, seq: RemoteSeq) -> AsyncIterator[Chunk]:
+        tried: list[Replica] = []
+        while True:
+            replica = pick(self.replicas, tried)
+            if replica is None:
+                raise RemoteUnavailable(self.name, self.last_error())
+            tried.append(replica)
+            seq.replica = replica
+            try:
+                async for chunk in self._call(replica, seq):
+                    yield chunk
+                return
+            except _Failure as f:
+                if f.retry and len(tried) < 2 and pick(self.replicas, tried) is not None:
+                    log.warning("remote %s: %s failed before its first token (%s); retrying on another replica",
+                                self.name, replica.url, f.error)
+                    continue
+                raise f.error from None
+
+    async def _call(self, replica: Replica, seq: RemoteSeq) -> AsyncIterator[Chunk]:
+        import httpx2 as httpx
+        import openai
+
+        request, sp = seq.request, seq.request.sampling
+        args: dict[str, Any] = dict(model=seq.model_id, max_tokens=sp.max_tokens, temperature=sp.temperature,
+                                    top_p=sp.top_p, stream=True, stream_options={"include_usage": True},
+                                    extra_body={"top_k": sp.top_k, "min_p": sp.min_p,
+                                                "repeat_penalty": sp.repeat_penalty})
+        if sp.stop:
+            args["stop"] = list(sp.stop)
+        if sp.seed >= 0:
+            args["seed"] = sp.seed
+        if sp.presence_penalty:
+            args["presence_penalty"] = sp.presence_penalty
+        if sp.frequency_penalty:
+            args["frequency_penalty"] = sp.frequency_penalty
+        client = self.client(replica)
+        replica.outstanding += 1
+        replica.started += 1
+        sent = 0  # text events handed on: after the first, a failure is never retried
+        first = last = 0.0
+        gaps: list[float] = []
+        finish, usage, server = "", None, {}
+        try:
+            try:
+                if request.prompt is not None:
+                    stream = await client.completions.create(prompt=request.prompt, **args)
+                else:
+                    stream = await client.chat.completions.create(
+                        messages=[{"role": m.role, "content": m.content} for m in request.messages], **args)
+                async with stream:
+                    async for event in stream:
+                        extra = event.model_extra or {}
+                        for key in SERVER_FIGURES:
+                            if isinstance(extra.get(key), dict):
+                                server = _numbers(extra[key])
+                        if event.usage is not None:
+                            usage = event.usage
+                        text = ""
+                        for choice in event.choices:
+                            piece = choice.delta.content if hasattr(choice, "delta") else choice.text
+                            text += piece or ""
+                            finish = choice.finish_reason or finish
+                        if not text:
+                            continue
+                        now = time.perf_counter()
+                        if sent == 0:
+                            first = now
+                        else:
+                            gaps.append((now - last) * 1000)
+                        last = now
+                        sent += 1
+                        yield Chunk(text)
+                        if seq.deadline is not None and time.perf_counter() > seq.deadline:
+                            raise RequestTimeout(resolve_timeout(request.timeout_s, self.request_timeout_s))
+                if not finish:
+                    raise httpx.RemoteProtocolError("the stream ended before the reply finished")
+            except openai.APIStatusError as e:
+                raise self._status_failure(replica, e, sent) from None
+            except (openai.APIConnectionError, httpx.TransportError) as e:
+                raise self._transport_failure(replica, e, sent) from None
+            except openai.APIError as e:  # an error event inside the stream
+                replica.failed(str(e))
+                raise _Failure(RemoteError(self.name, f"{replica.url} failed mid-reply: {e.message}"),
+                               retry=sent == 0) from None
+        finally:
+            replica.outstanding -= 1
+        replica.succeeded()
+        end = time.perf_counter()
+        completion = usage.completion_tokens if usage is not None and usage.completion_tokens else sent
+        decode_s = last - first
+        record = RequestRecord(
+            request_id=request.request_id, model=seq.model_name, operation=request.operation, source=request.source,
+            backend=self.name, finish_reason="length" if finish == "length" else "stop",
+            total_ms=(end - seq.submitted_at) * 1000, queue_ms=(seq.admitted_at - seq.submitted_at) * 1000,
+            prefill_ms=(first - seq.admitted_at) * 1000 if sent else 0.0,
+            ttft_ms=(first - seq.submitted_at) * 1000 if sent else 0.0,
+            decode_tokens_per_s=(completion - 1) / decode_s if decode_s > 0 and completion > 1 else 0.0,
+            inter_token_ms=tuple(gaps), prompt_tokens=usage.prompt_tokens if usage is not None else 0,
+            completion_tokens=completion, server_timings=server)
+        yield Chunk("", done=True, record=record)
+
+    def _status_failure(self, replica: Replica, e, sent: int) -> _Failure:
+        status = e.status_code
+        detail = _message(e)
+        if status >= 500:
+            replica.failed(f"HTTP {status}: {detail}")
+            return _Failure(RemoteError(self.name, f"{replica.url} answered {status}: {detail}", status), sent == 0)
+        replica.succeeded()  # it answered: it is up, the request is what it refused
+        if status in (401, 403):
+            hint = (f"the key in ${self.settings.api_key_env} was refused" if self.settings.api_key_env else
+                    f"it wants a key: set remotes.{self.name}.api_key_env to the name of a variable that holds it")
+            error = RemoteError(self.name, f"{replica.url} answered {status} ({hint}): {detail}", status)
+        else:
+            error = RemoteError(self.name, f"{replica.url} answered {status}: {detail}", status)
+            if status in (400, 404, 413, 422, 429):
+                error.http_status = 400 if status == 422 else status
+        return _Failure(error, retry=False)
+
+    def _transport_failure(self, replica: Replica, e: Exception, sent: int) -> _Failure:
+        import httpx2 as httpx
+        import openai
+
+        timed_out = isinstance(e, (openai.APITimeoutError, httpx.TimeoutException))
+        cause = e.__cause__ or e
+        reason = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+        replica.failed(reason, hard=not timed_out and sent == 0)
+        if sent:
+            return _Failure(RemoteError(self.name, f"{replica.url} failed after {sent} pieces of the reply were sent "
+                                                   f"({reason}); the reply is incomplete and was not retried"),
+                            retry=False)
+        if timed_out:
+            return _Failure(RemoteTimeout(self.name, self.settings.timeout_s), retry=True)
+        return _Failure(RemoteUnavailable(self.name, f"{replica.url}: {reason}"), retry=True)
+
+    def status(self) -> dict:
+        return {"name": self.name, "base_url": self.settings.base_url, "reachable": self.reachable,
+                "last_error": None if self.reachable else self.last_error(),
+                "in_flight": self.in_flight, "queue_depth": self.queue_depth,
+                "max_concurrency": self.settings.max_concurrency,
+                "replicas": [r.status() for r in self.replicas]}
+
+
+def _numbers(d: dict) -> dict:
+    return {k: v for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _message(e) -> str:
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(body.get("detail"), str):
+            return body["detail"]
+    return str(getattr(e, "message", e))
+
+
+@dataclass(eq=False)
+class ModelBackend:
+    """One remote model, as a lease hands it out: the engine's calls with the model filled in."""
+
+    backend: RemoteBackend
+    model_name: str
+    model_id: str
+    name: str = ""
+
+    def submit(self, request: ChatRequest, loop=None) -> RemoteSeq:
+        return self.backend.submit(request, self.model_name, self.model_id)
+
+    def stream(self, seq: RemoteSeq) -> AsyncIterator[Chunk]:
+        return self.backend.stream(seq)
+
+    def cancel(self, seq: RemoteSeq) -> None:
+        self.backend.cancel(seq)
+
+    @property
+    def queue_depth(self) -> int:
+        return self.backend.queue_depth
+
+    @property
+    def busy(self) -> bool:
+        return self.backend.busy

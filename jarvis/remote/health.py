@@ -1,0 +1,48 @@
+"""Health probes: GET /v1/models on every replica, at start and every `health_interval_s`.
+
+Async I/O on the loop (the openai client; nothing blocks). A replica that answers is up, with its
+round trip and model ids; one that does not is marked down (see replicas.py), and requests for
+its remote fail fast with a 503 that names it and its last error until a probe succeeds again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from jarvis.remote.replicas import Replica
+
+log = logging.getLogger("jarvis.remote.health")
+PROBE_TIMEOUT_S = 5.0
+
+
+async def probe(backend, replica: Replica) -> bool:
+    import openai
+
+    client = backend.client(replica)
+    t0 = time.perf_counter()
+    try:
+        page = await client.models.list(timeout=min(PROBE_TIMEOUT_S, backend.settings.timeout_s))
+    except openai.APIStatusError as e:
+        replica.checked_at = time.time()
+        if e.status_code in (401, 403):  # it answers; the key is what is wrong: requests say so
+            replica.succeeded((time.perf_counter() - t0) * 1000)
+            replica.last_error = f"HTTP {e.status_code}: the server wants a valid key (remotes.{backend.name}.api_key_env)"
+            return True
+        replica.failed(f"HTTP {e.status_code} from {replica.url}/models")
+        return False
+    except (openai.APIError, OSError) as e:
+        replica.checked_at = time.time()
+        cause = e.__cause__ or e
+        replica.failed(f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__)
+        log.info("remote %s: probe of %s failed: %s", backend.name, replica.url, replica.last_error)
+        return False
+    replica.checked_at = time.time()
+    replica.model_ids = tuple(m.id for m in page.data)
+    replica.succeeded((time.perf_counter() - t0) * 1000)
+    return True
+
+
+async def probe_all(backend) -> None:
+    await asyncio.gather(*(probe(backend, r) for r in backend.replicas))

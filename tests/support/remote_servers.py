@@ -1,0 +1,289 @@
+"""Real servers on loopback for the remote-engine tests (tests/test_remote*.py) and the bench:
+
+- `LlamaCppServer`: llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`,
+  the [server] extra of the pinned 0.3.36) serving the bundled model, a third-party engine.
+- `JarvisServe`: another `jarvis serve` process, to be a remote (and a replica one can kill).
+- `CountingProxy`: an aiohttp reverse proxy that counts requests in flight upstream (the most at
+  once) and, per request, the stream events it relayed and whether the client left early.
+- `SlowServer`: lists a model, then never answers a completion within any sane timeout.
+Each runs until stopped; tests start them once per module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused at once)."""
+    return free_port()
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, headers: dict | None = None) -> None:
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2) as r:
+                if r.status < 500:
+                    return
+        except urllib.error.HTTPError as e:
+            if e.code < 500:
+                return
+            last = e
+        except OSError as e:
+            last = e
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s ({last})")
+
+
+def _child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JARVIS_", "LLAMA_"))}
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # llama.cpp's threads must not spin on a small machine
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+class LlamaCppServer:
+    """`python -m llama_cpp.server` on the bundled model, as model id `alias`."""
+
+    def __init__(self, model_path: Path, *, api_key: str | None = None, alias: str = "smol", n_ctx: int = 512):
+        self.port = free_port()
+        self.alias = alias
+        self.api_key = api_key
+        self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", alias,
+                    "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", "1",
+                    "--verbose", "False"] + (["--api_key", api_key] if api_key else [])
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> "LlamaCppServer":
+        self.proc = subprocess.Popen(self.cmd, env=_child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_http(self.base_url + "/models", 120, self.proc,
+                      headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else None)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+class JarvisServe:
+    """Another `jarvis serve` in its own process (port 0; the URL is read from its first line)."""
+
+    def __init__(self, data_dir: Path, *extra_env: tuple[str, str]):
+        self.data_dir = data_dir
+        self.extra_env = dict(extra_env)
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def __enter__(self) -> "JarvisServe":
+        env = _child_env()
+        env.update({"JARVIS_GENERAL_DATA_DIR": str(self.data_dir), "JARVIS_SERVER_PORT": "0",
+                    "JARVIS_ENGINE_N_THREADS": "1", "JARVIS_ENGINE_CONTEXT_LENGTH": "512",
+                    "JARVIS_ENGINE_BATCH_SIZE": "2", "JARVIS_CACHE_ENABLED": "false", **self.extra_env})
+        self.proc = subprocess.Popen([sys.executable, "-m", "jarvis", "serve"], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        try:
+            line = self.proc.stdout.readline()
+            m = re.search(r"serving on (http://\S+) ", line)
+            if not m:
+                raise RuntimeError(f"jarvis serve said {line!r}")
+            self.url = m.group(1)
+            wait_http(self.base_url + "/models", 60, self.proc)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, as when a machine or a process dies."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class _LoopThread:
+    """An asyncio loop on a thread running one aiohttp app."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="remote-test-server", daemon=True)
+        self.port = 0
+        self._runner = None
+
+    def _app(self):
+        raise NotImplementedError
+
+    async def _start(self) -> None:
+        from aiohttp import web
+
+        self._runner = web.AppRunner(self._app(), handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@dataclass
+class Proxied:
+    path: str
+    events: int = 0  # stream events relayed to the client
+    finished: bool = False  # upstream sent its whole answer
+    client_left: bool = False  # the client closed before the answer ended
+
+
+@dataclass
+class ProxyCounts:
+    in_flight: int = 0
+    max_in_flight: int = 0
+    requests: list[Proxied] = field(default_factory=list)
+
+
+class CountingProxy(_LoopThread):
+    """Forwards /v1/* to `upstream` (a root URL), streaming, and counts on the server side."""
+
+    def __init__(self, upstream_root: str):
+        super().__init__()
+        self.upstream = upstream_root
+        self.counts = ProxyCounts()
+        self._session = None
+
+    def reset(self) -> None:
+        self.counts = ProxyCounts()
+
+    def _app(self):
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        return app
+
+    async def _forward(self, request):
+        import aiohttp
+        from aiohttp import web
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        body = await request.read()
+        counted = request.method == "POST"
+        entry = Proxied(request.path)
+        if counted:
+            self.counts.requests.append(entry)
+            self.counts.in_flight += 1
+            self.counts.max_in_flight = max(self.counts.max_in_flight, self.counts.in_flight)
+        try:
+            headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization")}
+            async with self._session.request(request.method, self.upstream + request.path_qs, data=body,
+                                             headers=headers) as up:
+                response = web.StreamResponse(status=up.status,
+                                              headers={"Content-Type": up.headers.get("Content-Type", "")})
+                await response.prepare(request)
+                async for line in up.content:
+                    if line.startswith(b"data:"):
+                        entry.events += 1
+                    await response.write(line)
+                entry.finished = True
+                await response.write_eof()
+                return response
+        except (asyncio.CancelledError, ConnectionResetError):
+            entry.client_left = True
+            raise
+        finally:
+            if counted:
+                self.counts.in_flight -= 1
+
+    def __exit__(self, *exc) -> None:
+        if self._session is not None:
+            asyncio.run_coroutine_threadsafe(self._session.close(), self.loop).result(10)
+        super().__exit__(*exc)
+
+
+class SlowServer(_LoopThread):
+    """Lists one model at once; a completion is answered only after `delay_s`."""
+
+    def __init__(self, delay_s: float = 30.0):
+        super().__init__()
+        self.delay_s = delay_s
+
+    def _app(self):
+        from aiohttp import web
+
+        async def models(request):
+            return web.json_response({"object": "list", "data": [{"id": "sleepy", "object": "model",
+                                                                  "created": 0, "owned_by": "slow"}]})
+
+        async def slow(request):
+            await asyncio.sleep(self.delay_s)
+            return web.json_response({"error": {"message": "too late"}}, status=500)
+
+        app = web.Application()
+        app.router.add_get("/v1/models", models)
+        app.router.add_post("/v1/chat/completions", slow)
+        app.router.add_post("/v1/completions", slow)
+        return app
