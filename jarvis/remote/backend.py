@@ -94,6 +94,18 @@ class RemoteBackend:
         if not self.reachable:
             raise RemoteUnavailable(self.name, self.last_error())
 
+    def check_key(self) -> None:
+        """A server that refused our key on every replica lists no models: say that, not 'no such model'."""
+        refused = [r.extra["refused"] for r in self.replicas if "refused" in r.extra]
+        if refused and len(refused) == len(self.replicas):
+            raise RemoteError(self.name, f"{self.settings.base_url} answered {refused[0]} ({self._key_hint()})",
+                              refused[0])
+
+    def _key_hint(self) -> str:
+        if self.settings.api_key_env:
+            return f"the key in ${self.settings.api_key_env} was refused"
+        return f"it wants a key: set remotes.{self.name}.api_key_env to the name of a variable that holds it"
+
     def client(self, replica: Replica):
         if replica.client is None:
             s = self.settings
@@ -283,9 +295,7 @@ class RemoteBackend:
             return _Failure(RemoteError(self.name, f"{replica.url} answered {status}: {detail}", status), sent == 0)
         replica.succeeded()  # it answered: it is up, the request is what it refused
         if status in (401, 403):
-            hint = (f"the key in ${self.settings.api_key_env} was refused" if self.settings.api_key_env else
-                    f"it wants a key: set remotes.{self.name}.api_key_env to the name of a variable that holds it")
-            error = RemoteError(self.name, f"{replica.url} answered {status} ({hint}): {detail}", status)
+            error = RemoteError(self.name, f"{replica.url} answered {status} ({self._key_hint()}): {detail}", status)
         else:
             error = RemoteError(self.name, f"{replica.url} answered {status}: {detail}", status)
             if status in (400, 404, 413, 422, 429):

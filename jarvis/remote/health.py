@@ -28,7 +28,7 @@ async def probe(backend, replica: Replica) -> bool:
         replica.checked_at = time.time()
         if e.status_code in (401, 403):  # it answers; the key is what is wrong: requests say so
             replica.succeeded((time.perf_counter() - t0) * 1000)
-            replica.last_error = f"HTTP {e.status_code}: the server wants a valid key (remotes.{backend.name}.api_key_env)"
+            replica.extra["refused"] = e.status_code  # requests say so: backend.check_key()
             return True
         replica.failed(f"HTTP {e.status_code} from {replica.url}/models")
         return False
@@ -39,6 +39,7 @@ async def probe(backend, replica: Replica) -> bool:
         log.info("remote %s: probe of %s failed: %s", backend.name, replica.url, replica.last_error)
         return False
     replica.checked_at = time.time()
+    replica.extra.pop("refused", None)
     replica.model_ids = tuple(m.id for m in page.data)
     replica.succeeded((time.perf_counter() - t0) * 1000)
     return True

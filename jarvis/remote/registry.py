@@ -94,6 +94,7 @@ class Remotes:
         if backend is not None:
             await self.ensure_probed(backend)
             backend.check_reachable()
+            backend.check_key()
 
     def model_backend(self, info: ModelInfo) -> ModelBackend:
         return ModelBackend(self.backends[info.remote], info.name, info.remote_model, name=info.name)

@@ -53,7 +53,7 @@ class Replica:
         return {"url": self.url, "state": self.state, "reachable": self.state == "up",
                 "outstanding": self.outstanding, "started": self.started, "last_error": self.last_error or None,
                 "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 1), "checked_at": self.checked_at,
-                "models": list(self.model_ids),
+                "models": list(self.model_ids), "key_refused": self.extra.get("refused"),
                 "server_metrics": self.metrics.as_dict() if self.metrics is not None else None}
 
 

@@ -74,7 +74,9 @@ class LlamaCppServer:
         self.api_key = api_key
         self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", alias,
                     "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", "1",
-                    "--verbose", "False"] + (["--api_key", api_key] if api_key else [])
+                    "--verbose", "False",
+                    "--interrupt_requests", "False"] + (["--api_key", api_key] if api_key else [])
+        # interrupt_requests False: concurrent requests wait their turn (by default a new one cuts the running one off)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -287,3 +289,11 @@ class SlowServer(_LoopThread):
         app.router.add_post("/v1/chat/completions", slow)
         app.router.add_post("/v1/completions", slow)
         return app
+
+
+def with_remote(settings, name: str, base_url: str, **fields):
+    """settings plus [remotes.NAME] with base_url and any other field (validated like a file's)."""
+    from jarvis.remote.settings import RemoteSettings
+
+    remote = RemoteSettings(base_url=base_url, **fields)
+    return settings.model_copy(update={"remotes": {**settings.remotes, name: remote}})

@@ -19,6 +19,12 @@ def stats_line(model: str, t: RequestRecord | None, status: str = "complete") ->
              f"TTFT {t.ttft_ms:.0f} ms", start]
     if t.constrained:  # the output was held to a grammar
         parts.append(t.constrained)
+    if t.backend != "local":  # a remote model: which remote, and the server's own figures when it sent any
+        from jarvis.remote.figures import server_figures
+
+        parts.append(f"via {t.backend}")
+        if own := server_figures(t.server_timings):
+            parts.append(own)
     if status == "stopped":
         parts.append("stopped")
     return " · ".join(parts)

@@ -1,0 +1,188 @@
+"""Remote engines against a real third-party OpenAI-compatible server: llama-cpp-python's own
+`python -m llama_cpp.server` (the pinned 0.3.36, [server] extra) serving the bundled model, behind
+a counting proxy that sees, server side, how many requests are upstream at once and whether a
+client left early. JARVIS runs as it does for users: a Runtime with its HTTP endpoint, asked with
+the official `openai` client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import openai
+import pytest
+
+from jarvis.errors import QueueFull, RemoteError
+from tests.support.remote_servers import CountingProxy, LlamaCppServer, with_remote
+from tests.support.server import ServerThread
+from tests.support.settings import make_settings, tune
+
+KEY = "sekret-4711"
+SAMPLING = {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1}  # JARVIS's defaults, sent to the server as they are
+GREEDY = {"temperature": 0, "extra_body": {**SAMPLING, "cache": False}}  # cache: JARVIS's own, off: no replays
+
+
+def wait_until(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def llama_server(model_path):
+    with LlamaCppServer(model_path) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def keyed_server(model_path):
+    with LlamaCppServer(model_path, api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def proxy(llama_server):
+    with CountingProxy(f"http://127.0.0.1:{llama_server.port}") as p:
+        yield p
+
+
+@pytest.fixture
+def jarvis(tmp_path, proxy):
+    """A JARVIS whose remote `lc` is the llama_cpp.server (through the proxy)."""
+    settings = with_remote(make_settings(tmp_path), "lc", proxy.base_url, health_interval_s=3600)
+    with ServerThread(settings, preload=False) as server:
+        remotes = server.runtime.assistant.remotes
+        server.call(remotes.ensure_probed(remotes.backends["lc"]))
+        proxy.reset()
+        yield server
+
+
+def client(server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+
+
+def test_the_remote_s_models_are_in_the_catalog_and_v1_models(jarvis):
+    models = {m.id: m.owned_by for m in client(jarvis).models.list().data}
+    assert models["lc/smol"] == "lc"  # NAME/<model id>, owned by the remote
+    assert any(owner == "jarvis" for owner in models.values())  # the local model is still there
+    states = {m["name"]: m["state"] for m in jarvis.runtime.assistant.models()}
+    assert states["lc/smol"] == "remote"
+
+
+def test_chat_through_jarvis_equals_the_server_s_own_answer(jarvis, llama_server):
+    """Greedy: the same server gives the same text asked directly or through JARVIS, whole or streamed."""
+    ask = dict(messages=[{"role": "user", "content": "Say hello."}], max_tokens=10, **GREEDY)
+    direct = openai.OpenAI(base_url=llama_server.base_url, api_key="x", max_retries=0)
+    expected = direct.chat.completions.create(model="smol", **{**ask, "extra_body": SAMPLING}).choices[0].message.content
+    c = client(jarvis)
+    whole = c.chat.completions.create(model="lc/smol", **ask)
+    assert whole.choices[0].message.content == expected and expected
+    assert whole.model_extra["jarvis"]["backend"] == "lc" and whole.usage.completion_tokens > 0
+    pieces = [e.choices[0].delta.content or "" for e in c.chat.completions.create(model="lc/smol", stream=True, **ask)
+              if e.choices]
+    assert "".join(pieces) == expected and len([p for p in pieces if p]) > 1  # streamed, not in one piece
+
+
+def test_stop_strings_reach_the_server(jarvis, llama_server):
+    ask = dict(messages=[{"role": "user", "content": "Say hello."}], max_tokens=16, **GREEDY)
+    full = client(jarvis).chat.completions.create(model="lc/smol", **ask).choices[0].message.content
+    stop = full.strip().split()[1]  # a word from the middle of the greedy answer
+    cut = client(jarvis).chat.completions.create(model="lc/smol", stop=[stop], **ask)
+    assert cut.choices[0].finish_reason == "stop"
+    assert stop not in cut.choices[0].message.content and full.startswith(cut.choices[0].message.content)
+
+
+def test_remote_requests_are_in_the_stats_and_metrics_with_their_backend(jarvis):
+    c = client(jarvis)
+    c.completions.create(model="lc/smol", prompt="1, 2, 3,", max_tokens=4, temperature=0)
+    records = []
+    jarvis.runtime.bus.subscribe(records.append)
+    c.chat.completions.create(model="lc/smol", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    wait_until(lambda: records)
+    r = records[-1]
+    assert (r.backend, r.model, r.status, r.completion_tokens > 0, r.ttft_ms > 0) == ("lc", "lc/smol", "ok", True, True)
+
+    async def get(path):
+        async with aiohttp.ClientSession() as s, s.get(jarvis.url + path) as resp:
+            return await resp.text()
+
+    metrics = asyncio.run(get("/metrics"))
+    assert 'jarvis_requests_total{backend="lc",model="lc/smol",status="ok"} 2.0' in metrics
+    stats = asyncio.run(get("/api/models/stats"))
+    assert '"remotes"' in stats and '"reachable": true' in stats.replace('":true', '": true')
+
+
+def test_cancel_closes_the_upstream_stream(jarvis, proxy):
+    """A client that leaves mid-stream: JARVIS closes its upstream request at once, so the server
+    relays far fewer events than the 300 tokens asked for, and never finishes."""
+
+    async def read_two_then_leave():
+        async with aiohttp.ClientSession() as session:
+            resp = await session.post(jarvis.base_url + "/completions", json={
+                "model": "lc/smol", "prompt": "1, 2, 3, 4, 5,", "max_tokens": 300, "temperature": 0,
+                "stream": True, "cache": False})
+            assert resp.status == 200
+            seen = 0
+            while seen < 2:
+                if (await resp.content.readline()).startswith(b"data: {"):
+                    seen += 1
+            resp.close()
+
+    asyncio.run(read_two_then_leave())
+    wait_until(lambda: proxy.counts.requests and proxy.counts.requests[-1].client_left)
+    entry = proxy.counts.requests[-1]
+    assert not entry.finished and entry.events < 300
+
+
+def test_max_concurrency_holds_upstream_and_the_queue_is_bounded(tmp_path, proxy):
+    """8 requests at once to a remote with max_concurrency 2: never more than 2 upstream (counted by
+    the proxy), all 8 answered. With engine.max_queue 3, 2 go upstream, 3 wait, 3 get QueueFull."""
+    base = with_remote(make_settings(tmp_path), "lc", proxy.base_url, max_concurrency=2, health_interval_s=3600)
+
+    async def burst(settings, n):
+        from jarvis.assistant import Assistant
+
+        a = Assistant(settings)
+        try:
+            reqs = [a.request(f"Count to {i}.", model="lc/smol", max_tokens=6, temperature=0, use_cache=False)
+                    for i in range(n)]
+            return await asyncio.wait_for(asyncio.gather(*(a.chat(r) for r in reqs), return_exceptions=True), 120)
+        finally:
+            await a.close()
+
+    proxy.reset()
+    replies = asyncio.run(burst(base, 8))
+    assert all(not isinstance(r, BaseException) for r in replies), replies
+    assert proxy.counts.max_in_flight == 2 and len(proxy.counts.requests) == 8
+
+    proxy.reset()
+    replies = asyncio.run(burst(tune(base, engine={"max_queue": 3}), 8))
+    assert sum(isinstance(r, QueueFull) for r in replies) == 3
+    assert sum(not isinstance(r, BaseException) for r in replies) == 5
+    assert proxy.counts.max_in_flight <= 2 and len(proxy.counts.requests) == 5
+
+
+def test_a_remote_that_wants_a_key(tmp_path, keyed_server, monkeypatch):
+    """Without the key the server answers 401 and JARVIS says which remote refused and why; with
+    api_key_env naming a variable that holds it, it works; the key shows up nowhere."""
+    from jarvis.assistant import Assistant
+
+    async def ask(settings):
+        a = Assistant(settings)
+        try:
+            return await a.chat(a.request("Hi", model="k/smol", max_tokens=3, temperature=0, use_cache=False)), \
+                a.remotes.status()
+        finally:
+            await a.close()
+
+    with pytest.raises(RemoteError) as e:
+        asyncio.run(ask(with_remote(make_settings(tmp_path), "k", keyed_server.base_url)))
+    assert e.value.upstream_status == 401 and "'k'" in str(e.value) and "api_key_env" in str(e.value)
+
+    monkeypatch.setenv("TEST_REMOTE_KEY", KEY)
+    settings = with_remote(make_settings(tmp_path), "k", keyed_server.base_url, api_key_env="TEST_REMOTE_KEY")
+    reply, status = asyncio.run(ask(settings))
+    assert reply.text and reply.record.backend == "k"
+    assert KEY not in repr(status) and KEY not in repr(reply.record) and KEY not in settings.model_dump_json()
