@@ -1,0 +1,167 @@
+"""Remote engines when things go wrong, against real servers on loopback: another `jarvis serve`
+as a remote (two replicas, one killed mid-reply), an unreachable remote, a slow one, and a client
+that leaves while the remote is generating."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import urllib.request
+
+import aiohttp
+import pytest
+
+from jarvis.errors import RemoteError, RemoteTimeout, RemoteUnavailable
+from tests.support.remote_servers import JarvisServe, SlowServer, closed_port, with_remote
+from tests.support.server import ServerThread
+from tests.support.settings import make_settings
+
+LONG_PROMPT = "Write a very long story about a dragon who learns to count to one thousand."
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def counter(url: str, name: str, **labels) -> float:
+    """A sample's value from a server's /metrics (0 when absent)."""
+    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    """Another JARVIS, in its own process, with the bundled model loaded."""
+    with JarvisServe(tmp_path_factory.mktemp("upstream")) as server:
+        yield server
+
+
+def test_an_unreachable_remote_fails_fast_naming_itself(tmp_path, capsys, monkeypatch):
+    port = closed_port()
+    settings = with_remote(make_settings(tmp_path), "dead", f"http://127.0.0.1:{port}/v1", health_interval_s=3600)
+    with ServerThread(settings, preload=False) as server:
+        backend = server.runtime.assistant.remotes.backends["dead"]
+
+        async def ask():
+            async with aiohttp.ClientSession() as s:
+                async with s.post(server.base_url + "/chat/completions", json={
+                        "model": "dead/any", "messages": [{"role": "user", "content": "hi"}]}) as r:
+                    return r.status, await r.json()
+
+        for _ in range(3):
+            status, body = asyncio.run(ask())
+            assert status == 503 and body["error"]["code"] == "remote_unavailable"
+            assert "'dead'" in body["error"]["message"] and "connect" in body["error"]["message"].lower()
+        # Fast: no request even tried to connect; the probe's verdict answered them.
+        assert [r.started for r in backend.replicas] == [0]
+
+    from jarvis.cli import main
+
+    monkeypatch.setenv("JARVIS_GENERAL_DATA_DIR", str(tmp_path))
+    assert main(["models", "--remote", f"dead=http://127.0.0.1:{port}/v1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"dead/\*\s+UNREACHABLE .*remote dead \(http://127.0.0.1:{port}/v1\): ConnectError", out)
+
+
+def test_a_slow_remote_times_out(tmp_path):
+    with SlowServer(delay_s=60) as slow:
+        settings = with_remote(make_settings(tmp_path), "slow", slow.base_url, timeout_s=0.5, health_interval_s=3600)
+
+        async def ask():
+            from jarvis.assistant import Assistant
+
+            a = Assistant(settings)
+            try:
+                return await asyncio.wait_for(
+                    a.chat(a.request("hi", model="slow/sleepy", max_tokens=3, use_cache=False)), 30)
+            finally:
+                await a.close()
+
+        with pytest.raises(RemoteTimeout) as e:
+            asyncio.run(ask())
+        assert e.value.http_status == 504 and "'slow'" in str(e.value) and "timeout_s" in str(e.value)
+
+
+def test_two_replicas_one_killed_mid_reply(tmp_path, upstream):
+    """The reply streaming from the replica that dies fails clearly (not retried: text was sent);
+    the requests after it go to the live replica, including the one that found the dead one first."""
+    with JarvisServe(tmp_path / "doomed") as doomed:
+        settings = with_remote(make_settings(tmp_path), "pair", doomed.base_url, replicas=[upstream.base_url],
+                               health_interval_s=3600)
+
+        async def scenario():
+            from jarvis.assistant import Assistant
+
+            a = Assistant(settings)
+            backend = a.remotes.backends["pair"]
+            model = f"pair/{(await _first_model(a))}"
+            try:
+                stream = a.stream(a.request(LONG_PROMPT, model=model, max_tokens=400, temperature=0,
+                                            use_cache=False))
+                got = []
+                with pytest.raises(RemoteError) as e:
+                    async with contextlib.aclosing(stream):
+                        async for chunk in stream:
+                            got.append(chunk.text)
+                            if len(got) == 1:
+                                assert backend.replicas[0].outstanding == 1  # on the doomed replica
+                                doomed.kill()
+                assert got and "not retried" in str(e.value) and doomed.base_url in str(e.value)
+                assert backend.replicas[1].started == 0  # never silently sent again elsewhere
+                replies = [await asyncio.wait_for(a.chat(a.request(f"Say {w}.", model=model, max_tokens=4,
+                                                                   use_cache=False)), 60)
+                           for w in ("one", "two", "three")]
+                assert all(r.text and r.record.backend == "pair" for r in replies)
+                assert backend.replicas[1].started == 3 and backend.replicas[0].state == "down"
+            finally:
+                await a.close()
+
+        asyncio.run(scenario())
+
+
+async def _first_model(assistant) -> str:
+    backend = next(iter(assistant.remotes.backends.values()))
+    await assistant.remotes.ensure_probed(backend)
+    return backend.replicas[0].model_ids[0]
+
+
+def test_a_client_that_leaves_cancels_the_request_upstream(tmp_path, upstream):
+    """Through JARVIS to another JARVIS: the client drops the connection after two events; the
+    upstream JARVIS counts that request as cancelled (it stopped generating), not finished."""
+    settings = with_remote(make_settings(tmp_path), "up", upstream.base_url, health_interval_s=3600)
+    with ServerThread(settings, preload=False) as server:
+        remotes = server.runtime.assistant.remotes
+        server.call(remotes.ensure_probed(remotes.backends["up"]))
+        model = "up/" + remotes.backends["up"].replicas[0].model_ids[0]
+        before = counter(upstream.url, "jarvis_requests_total", status="cancelled")
+        ok_before = counter(upstream.url, "jarvis_requests_total", status="ok")
+
+        async def read_two_then_leave():
+            async with aiohttp.ClientSession() as session:
+                resp = await session.post(server.base_url + "/completions", json={
+                    "model": model, "prompt": "1, 2, 3, 4, 5,", "max_tokens": 400, "temperature": 0,
+                    "stream": True, "cache": False})
+                assert resp.status == 200
+                seen = 0
+                while seen < 2:
+                    if (await resp.content.readline()).startswith(b"data: {"):
+                        seen += 1
+                resp.close()
+
+        asyncio.run(read_two_then_leave())
+        wait_until(lambda: counter(upstream.url, "jarvis_requests_total", status="cancelled") == before + 1)
+        assert counter(upstream.url, "jarvis_requests_total", status="ok") == ok_before
+
+        # The upstream JARVIS serves Prometheus text: its own figures are read (1 Hz) and mapped.
+        replica = remotes.backends["up"].replicas[0]
+        wait_until(lambda: replica.metrics is not None)
+        assert replica.metrics.kind == "jarvis" and replica.metrics.generation_tokens_total is not None
