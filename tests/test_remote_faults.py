@@ -163,5 +163,7 @@ def test_a_client_that_leaves_cancels_the_request_upstream(tmp_path, upstream):
 
         # The upstream JARVIS serves Prometheus text: its own figures are read (1 Hz) and mapped.
         replica = remotes.backends["up"].replicas[0]
-        wait_until(lambda: replica.metrics is not None)
-        assert replica.metrics.kind == "jarvis" and replica.metrics.generation_tokens_total is not None
+        after = time.time()  # the upstream has decoded (steps set its queue and slot gauges) by now
+        wait_until(lambda: replica.metrics is not None and replica.metrics.read_at > after)
+        m = replica.metrics
+        assert (m.kind, m.running is not None, m.waiting is not None, m.kv_cache_usage) == ("jarvis", True, True, None)
