@@ -234,8 +234,11 @@ def load_settings(user_file: str | os.PathLike | None = None, environ: dict[str,
                 if not isinstance(values, dict):
                     raise ConfigError(f"{path}: remotes must be tables ([remotes.NAME]), not a value.")
                 for name, table in values.items():
-                    validate_remote(name, table, str(path))  # one clear error, naming this file
-                    remotes.setdefault(name, {}).update(table)
+                    if not isinstance(table, dict):
+                        raise ConfigError(f"{path}: remotes.{name} must be a table ([remotes.{name}]), not a value.")
+                    # Validated as merged so far (a later file may change one key), errors naming this file.
+                    remotes[name] = {**remotes.get(name, {}), **table}
+                    validate_remote(name, remotes[name], str(path))
                 continue
             if section not in SECTIONS:
                 raise ConfigError(

@@ -359,6 +359,10 @@ class ModelBackend:
     def cancel(self, seq: RemoteSeq) -> None:
         self.backend.cancel(seq)
 
+    def embedder(self):
+        raise InvalidRequest(f"{self.model_name!r} is a model of remote {self.backend.name!r}: JARVIS computes "
+                             "embeddings with local models only.", field="model")
+
     @property
     def queue_depth(self) -> int:
         return self.backend.queue_depth

@@ -80,6 +80,9 @@ def validate_remote(name: str, values: dict, where: str) -> RemoteSettings:
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "missing":
+            raise ConfigError(f"{where}: remotes.{name}.{key} is missing: every remote needs one, "
+                              "e.g. base_url = \"http://gpu-box:8000/v1\".") from None
         raise ConfigError(f"{where}: remotes.{name}.{key} = {err.get('input')!r} is invalid: {err['msg']}.") from None
 
 
