@@ -266,6 +266,36 @@ class CountingProxy(_LoopThread):
         super().__exit__(*exc)
 
 
+VLLM_METRICS = """# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="big-70b"} 3.0
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="big-70b"} 5.0
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{engine="0",model_name="big-70b"} 0.42
+"""
+
+
+class VllmMetricsServer(_LoopThread):
+    """What this machine cannot run (vLLM needs a GPU): its model list and its /metrics text, with
+    vLLM's own metric names, so the monitor has a vLLM-shaped server to read."""
+
+    def _app(self):
+        from aiohttp import web
+
+        async def models(request):
+            return web.json_response({"object": "list", "data": [{"id": "big-70b", "object": "model",
+                                                                  "created": 0, "owned_by": "vllm"}]})
+
+        async def metrics(request):
+            return web.Response(text=VLLM_METRICS, content_type="text/plain")
+
+        app = web.Application()
+        app.router.add_get("/v1/models", models)
+        app.router.add_get("/metrics", metrics)
+        return app
+
+
 class SlowServer(_LoopThread):
     """Lists one model at once; a completion is answered only after `delay_s`."""
 

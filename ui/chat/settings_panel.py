@@ -28,6 +28,8 @@ def _size(n: int | None) -> str:
 
 
 def model_label(m: dict) -> str:
+    if m.get("remote"):  # a remote server's model: no file, no size here
+        return f"{m['name']} — {m.get('state', '')}"
     quant = m.get("quantization") or "?"
     return f"{m['name']} — {_size(m.get('size_bytes'))} · {quant} · {m.get('state', '')}"
 
@@ -102,10 +104,15 @@ class SettingsPanel(QWidget):
         try:
             self.model.clear()
             self.model.addItem(f"Default ({default})", "")
-            for m in models:
-                self.model.addItem(model_label(m), m["name"])
-                if m.get("state") == "unreadable":
-                    self.model.setItemData(self.model.count() - 1, m.get("error") or "unreadable", 3)  # tooltip
+            remotes = list(dict.fromkeys(m["remote"] for m in models if m.get("remote")))
+            for group in ["", *remotes]:  # grouped only when there are remotes: this computer, then each remote
+                if remotes:
+                    self.model.addItem("This computer" if not group else f"Remote {group}", None)
+                    self.model.model().item(self.model.count() - 1).setEnabled(False)  # a heading, not a choice
+                for m in (m for m in models if (m.get("remote") or "") == group):
+                    self.model.addItem(model_label(m), m["name"])
+                    if m.get("state") == "unreadable":
+                        self.model.setItemData(self.model.count() - 1, m.get("error") or "unreadable", 3)  # tooltip
             index = self.model.findData(current) if current is not None else 0
             self.model.setCurrentIndex(max(0, index))
         finally:

@@ -18,6 +18,7 @@ from jarvis.errors import JarvisError
 
 from ui.async_bridge import TaskSet
 from ui.monitor.charts import Charts
+from ui.monitor.remotes import RemotesPanel
 from ui.monitor.tables import CacheTable, ModelsTable, TotalsTable
 
 HISTORY_S = 600
@@ -45,6 +46,8 @@ class MonitorView(QWidget):
         row.addWidget(self.cache, 1)
         row.addWidget(self.totals, 1)
         layout.addLayout(row, 1)
+        self.remotes = RemotesPanel(runtime)  # "Remote engines": hidden when no remote is configured
+        layout.addWidget(self.remotes, 1)
         self.models.unload_requested.connect(self.unload)
         self.cache.clear_requested.connect(self.clear_cache)
         self.timer = QTimer(self)
@@ -70,6 +73,7 @@ class MonitorView(QWidget):
         counters = hub.perf.counters()
         self.cache.update_from(assistant.cache.stats(), counters)
         self.totals.update_from(counters)
+        self.remotes.refresh()
         self.last_refresh_ms = (time.perf_counter() - started) * 1000
         self.refresh_ms.append(self.last_refresh_ms)
         self.refreshes += 1

@@ -1,0 +1,38 @@
+"""The desktop with a remote: the System Monitor's "Remote engines" section charts what a
+vLLM-shaped server reports at /metrics, and the model picker groups this computer / each remote."""
+
+from __future__ import annotations
+
+from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+
+from tests.support.remote_servers import VllmMetricsServer, with_remote
+
+
+def test_remote_engines_section_and_grouped_picker(make_desktop, drive, ui_settings):
+    with VllmMetricsServer() as vllm:
+        d = make_desktop(with_remote(ui_settings, "gpu", vllm.base_url, health_interval_s=3600))
+        replica = d.runtime.assistant.remotes.backends["gpu"].replicas[0]
+        drive.wait(lambda: replica.metrics is not None, timeout_s=20)  # the 1 Hz scrape
+        d.window.tabs.setCurrentWidget(d.monitor)
+        d.monitor.refresh()
+        panel = d.monitor.remotes
+        assert panel.isVisibleTo(d.window)
+        row = [panel.table.item(0, j).text() for j in range(panel.table.columnCount())]
+        assert row[:3] == ["gpu", vllm.base_url, "up"] and row[6:9] == ["3", "5", "42 %"]
+        d.monitor.refresh()
+        for field in ("waiting", "running", "kv_cache_usage"):
+            assert panel.point_count(field, "gpu") >= 2  # one per refresh (the 1 Hz timer adds its own)
+
+        combo = d.chat.settings_panel.model
+        d.chat.settings_panel.set_models(d.runtime.assistant.models(), d.runtime.assistant.default_model())
+        texts = [combo.itemText(i) for i in range(combo.count())]
+        assert "This computer" in texts and "Remote gpu" in texts
+        assert texts.index("Remote gpu") < texts.index("gpu/big-70b — remote")
+        heading = combo.model().item(texts.index("Remote gpu"))
+        assert not heading.isEnabled()
+
+
+def test_no_remote_no_section(make_desktop):
+    d = make_desktop()
+    assert not d.monitor.remotes.isVisibleTo(d.window)
+    d.monitor.refresh()  # nothing to paint, nothing breaks
