@@ -13,7 +13,7 @@ import urllib.request
 import aiohttp
 import pytest
 
-from jarvis.errors import RemoteError, RemoteTimeout, RemoteUnavailable
+from jarvis.errors import RemoteError, RemoteTimeout
 from tests.support.remote_servers import JarvisServe, SlowServer, closed_port, with_remote
 from tests.support.server import ServerThread
 from tests.support.settings import make_settings

@@ -14,6 +14,9 @@ TARGETS = [  # key, description, passes(value)
     ("turn2_ttft_vs_cold_ratio", "chat turn 2 TTFT vs cold", lambda v: v <= 0.30, "<= 0.30"),
     ("loop_max_lag_ms", "event-loop max lateness, 4 streams (ms)", lambda v: v < 50, "< 50"),
     ("cache_hit_p99_ms", "cache hit end-to-end P99 (ms)", lambda v: v < 2, "< 2"),
+    # jarvis/bench/remote_bench.py: through JARVIS vs the openai client straight to llama_cpp.server
+    ("remote_vs_direct_tok_s_ratio", "remote: tok/s through JARVIS vs direct", lambda v: v >= 0.95, ">= 0.95"),
+    ("remote_added_latency_ms", "remote: added latency per request (ms)", lambda v: v <= 5, "<= 5"),
 ]
 
 
@@ -26,11 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     from jarvis.bench.engine_bench import run_all
 
     results = asyncio.run(run_all(args.quick))
+    from jarvis.bench import remote_bench
+
+    results.update(remote_bench.run(args.quick))  # {} without llama-cpp-python's [server] extra
     if args.json:
         print(json.dumps(results, default=float))
         return 0
     print(f"{'figure':<50} {'measured':>10} {'target':>8}  ok")
     for key, label, ok, target in TARGETS:
+        if key not in results:
+            print(f"{label:<50} {'skipped':>10} {target:>8}  (needs llama-cpp-python[server])")
+            continue
         value = results[key]
         print(f"{label:<50} {value:>10.3f} {target:>8}  {'yes' if ok(value) else 'NO'}")
     print()
