@@ -18,7 +18,7 @@ def test_remote_engines_section_and_grouped_picker(make_desktop, drive, ui_setti
         panel = d.monitor.remotes
         assert panel.isVisibleTo(d.window)
         row = [panel.table.item(0, j).text() for j in range(panel.table.columnCount())]
-        assert row[:3] == ["gpu", vllm.base_url, "up"] and row[6:9] == ["3", "5", "42 %"]
+        assert row[:3] == ["gpu", vllm.base_url, "up"] and row[6:11] == ["—", "—", "3", "5", "42 %"]
         d.monitor.refresh()
         for field in ("waiting", "running", "kv_cache_usage"):
             assert panel.point_count(field, "gpu") >= 2  # one per refresh (the 1 Hz timer adds its own)

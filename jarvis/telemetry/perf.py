@@ -219,6 +219,13 @@ class PerfMonitor:
             self.record("request.decode_tokens_per_s", r.decode_tokens_per_s, unit="tokens_per_s")
         if r.cache != "off":  # a request that never looked the cache up is neither a hit nor a miss
             self.event(f"cache.{r.cache}")
+        if r.backend != "local":  # a remote's own series beside the totals: backend.NAME.latency / .ttft / ...
+            prefix = f"backend.{r.backend}"
+            self.record(f"{prefix}.latency", r.total_ms, ok=ok)
+            if ok and r.ttft_ms > 0:
+                self.record(f"{prefix}.ttft", r.ttft_ms)
+            if ok and r.decode_tokens_per_s > 0:
+                self.record(f"{prefix}.decode_tokens_per_s", r.decode_tokens_per_s, unit="tokens_per_s")
         with self._lock:
             c = self._counters
             c["requests.total"] += 1
@@ -231,3 +238,5 @@ class PerfMonitor:
                 c["tokens.completion"] += r.completion_tokens
             if r.error_kind:
                 c[f"errors.{r.error_kind}"] += 1
+            if r.backend != "local":
+                c[f"requests.backend.{r.backend}"] += 1

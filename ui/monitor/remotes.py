@@ -18,8 +18,9 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QTableWidget,
                                QTableWidgetItem, QVBoxLayout)
 
-COLUMNS = ["Remote", "Replica", "State", "Round trip", "Outstanding", "JARVIS queue", "Server running",
-           "Server waiting", "KV cache", "Last error"]
+COLUMNS = ["Remote", "Replica", "State", "Round trip", "Outstanding", "JARVIS queue", "TTFT p50", "tok/s p50",
+           "Server running", "Server waiting", "KV cache", "Last error"]
+# TTFT and tok/s are JARVIS's own measure of the remote's requests (PerfMonitor's backend.NAME.* series)
 COLORS = ["#2563eb", "#f59e0b", "#dc2626", "#059669", "#7c3aed"]
 # (field of ServerMetrics, title, units, scale)
 CHARTS = [("waiting", "Server queue", "requests", 1.0), ("running", "Server running", "requests", 1.0),
@@ -70,6 +71,7 @@ class RemotesPanel(QGroupBox):
         if self.remotes is None:
             return
         statuses = self.remotes.status()
+        perf = self.runtime.hub.perf
         rows = [(st, r) for st in statuses for r in st["replicas"]]
         if self.table.rowCount() != len(rows):
             self.table.setRowCount(len(rows))
@@ -79,6 +81,9 @@ class RemotesPanel(QGroupBox):
             cells = [st["name"], r["url"], "up" if r["reachable"] else r["state"],
                      _num(r["rtt_ms"], "{:.0f} ms"), str(r["outstanding"]),
                      f"{st['in_flight']}/{st['max_concurrency']} upstream, {st['queue_depth']} waiting",
+                     _num(perf.stats(f"backend.{st['name']}.ttft")["p50_ms"], "{:.0f} ms"),
+                     _num(perf.stats(f"backend.{st['name']}.decode_tokens_per_s", "tokens_per_s").get("p50_tokens_per_s"),
+                          "{:.1f}"),
                      _num(m.get("running")), _num(m.get("waiting")), _num(None if kv is None else kv * 100, "{:.0f} %"),
                      r["last_error"] or ""]
             for j, text in enumerate(cells):
