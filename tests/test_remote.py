@@ -7,6 +7,7 @@ the official `openai` client."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import aiohttp
@@ -14,6 +15,7 @@ import openai
 import pytest
 
 from jarvis.errors import QueueFull, RemoteError
+from jarvis.request import Priority
 from tests.support.remote_servers import CountingProxy, LlamaCppServer, with_remote
 from tests.support.server import ServerThread
 from tests.support.settings import make_settings, tune
@@ -164,6 +166,35 @@ def test_max_concurrency_holds_upstream_and_the_queue_is_bounded(tmp_path, proxy
     assert sum(isinstance(r, QueueFull) for r in replies) == 3
     assert sum(not isinstance(r, BaseException) for r in replies) == 5
     assert proxy.counts.max_in_flight <= 2 and len(proxy.counts.requests) == 5
+
+
+def test_waiting_requests_go_upstream_by_priority(tmp_path, proxy):
+    """max_concurrency 1: the first request goes up at once; of those that wait, high goes first."""
+    settings = with_remote(make_settings(tmp_path), "lc", proxy.base_url, max_concurrency=1, health_interval_s=3600)
+
+    async def run():
+        from jarvis.assistant import Assistant
+
+        a = Assistant(settings)
+        try:
+            order = [("first", Priority.NORMAL), ("low", Priority.LOW), ("normal", Priority.NORMAL),
+                     ("high", Priority.HIGH)]
+            reqs = [a.request(f"Say {word}.", model="lc/smol", max_tokens=3, temperature=0, use_cache=False,
+                              priority=prio) for word, prio in order]
+            await asyncio.wait_for(asyncio.gather(*(a.chat(r) for r in reqs)), 120)
+        finally:
+            await a.close()
+
+    proxy.reset()
+    asyncio.run(run())
+    said = [re.search(rb"Say (\w+)\.", r.body).group(1).decode() for r in proxy.counts.requests]
+    assert said == ["first", "high", "normal", "low"] and proxy.counts.max_in_flight == 1
+
+
+def test_embeddings_of_a_remote_model_are_refused_clearly(jarvis):
+    with pytest.raises(openai.BadRequestError) as e:
+        client(jarvis).embeddings.create(model="lc/smol", input="hello")
+    assert "remote 'lc'" in str(e.value) and "local models only" in str(e.value)
 
 
 def test_a_remote_that_wants_a_key(tmp_path, keyed_server, monkeypatch):

@@ -70,6 +70,8 @@ def test_an_unreachable_remote_fails_fast_naming_itself(tmp_path, capsys, monkey
     assert main(["models", "--remote", f"dead=http://127.0.0.1:{port}/v1"]) == 0
     out = capsys.readouterr().out
     assert re.search(rf"dead/\*\s+UNREACHABLE .*remote dead \(http://127.0.0.1:{port}/v1\): ConnectError", out)
+    assert main(["doctor", "--remote", f"dead=http://127.0.0.1:{port}/v1"]) == 0
+    assert f"dead: UNREACHABLE, http://127.0.0.1:{port}/v1: ConnectError" in capsys.readouterr().out
 
 
 def test_a_slow_remote_times_out(tmp_path):
@@ -121,6 +123,10 @@ def test_two_replicas_one_killed_mid_reply(tmp_path, upstream):
                                                                    use_cache=False)), 60)
                            for w in ("one", "two", "three")]
                 assert all(r.text and r.record.backend == "pair" for r in replies)
+                # The upstream JARVIS's own figures ride along beside ours (its `jarvis` field), and its usage.
+                own = replies[-1].record.server_timings
+                assert own["completion_tokens"] == replies[-1].record.completion_tokens and "ttft_ms" in own
+                assert replies[-1].record.prompt_tokens == own["prompt_tokens"] > 0
                 assert backend.replicas[1].started == 3 and backend.replicas[0].state == "down"
             finally:
                 await a.close()

@@ -28,7 +28,7 @@ from jarvis.errors import (InvalidRequest, QueueFull, RemoteError, RemoteTimeout
 from jarvis.remote.client import make_client
 from jarvis.remote.replicas import Replica, pick
 from jarvis.remote.settings import RemoteSettings
-from jarvis.request import ChatRequest, Chunk, resolve_timeout
+from jarvis.request import ChatRequest, Chunk, Priority, resolve_timeout
 from jarvis.telemetry import QueueRecord, RecordBus, RequestRecord
 
 log = logging.getLogger("jarvis.remote")
@@ -129,7 +129,7 @@ class RemoteBackend:
         if len(self._waiting) >= self.max_queue:
             self.bus.emit(QueueRecord(model_name, "rejected", len(self._waiting)))
             raise QueueFull(self.max_queue)
-        heapq.heappush(self._waiting, (int(request.priority), next(self._order), seq))
+        heapq.heappush(self._waiting, (int(Priority.parse(request.priority)), next(self._order), seq))
         return seq
 
     def cancel(self, seq: RemoteSeq) -> None:

@@ -121,6 +121,7 @@ class _LoopThread:
 @dataclass
 class Proxied:
     path: str
+    body: bytes = b""
     events: int = 0  # stream events relayed to the client
     finished: bool = False  # upstream sent its whole answer
     client_left: bool = False  # the client closed before the answer ended
@@ -160,7 +161,7 @@ class CountingProxy(_LoopThread):
             self._session = aiohttp.ClientSession()
         body = await request.read()
         counted = request.method == "POST"
-        entry = Proxied(request.path)
+        entry = Proxied(request.path, body)
         if counted:
             self.counts.requests.append(entry)
             self.counts.in_flight += 1
