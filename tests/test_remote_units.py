@@ -121,3 +121,43 @@ def test_server_figures_beside_jarvis_s():
     assert server_figures({"predicted_per_second": 61.24, "prompt_ms": 12.3, "predicted_n": 8}) == \
         "server: 61.2 tokens/s · prompt 12 ms"
     assert server_figures({}) == ""
+
+
+def test_the_queue_in_front_of_a_remote_without_a_server():
+    """max_concurrency 1 held by a request that never streams: the next waits; cancelling it while
+    it waits raises RequestCancelled and leaves nothing queued; past max_queue, QueueFull at once;
+    a waiting request's own timeout ends its wait. No connection is ever made."""
+    import asyncio
+
+    from jarvis.errors import QueueFull, RequestCancelled, RequestTimeout
+    from jarvis.remote.backend import RemoteBackend
+    from jarvis.remote.settings import RemoteSettings
+    from jarvis.request import ChatRequest, Message
+
+    backend = RemoteBackend("q", RemoteSettings(base_url="http://127.0.0.1:9/v1", max_concurrency=1), max_queue=1)
+
+    def req(**kw):
+        return ChatRequest(messages=(Message("user", "hi"),), **kw)
+
+    async def run():
+        holder = backend.submit(req(), "q/m", "m")
+        assert backend.in_flight == 1 and holder.gate.done()
+        waiting = backend.submit(req(), "q/m", "m")
+        assert backend.queue_depth == 1
+        with pytest.raises(QueueFull):
+            backend.submit(req(), "q/m", "m")
+        stream = backend.stream(waiting)
+        task = asyncio.ensure_future(stream.__anext__())
+        await asyncio.sleep(0)  # it waits at the gate
+        backend.cancel(waiting)
+        with pytest.raises(RequestCancelled):
+            await task
+        await stream.aclose()
+        assert backend.queue_depth == 0 and backend.in_flight == 1
+        timed = backend.submit(req(timeout_s=0.01), "q/m", "m")
+        with pytest.raises(RequestTimeout):
+            async for _ in backend.stream(timed):
+                pass
+        assert backend.queue_depth == 0 and backend.in_flight == 1 and backend.replicas[0].started == 0
+
+    asyncio.run(run())

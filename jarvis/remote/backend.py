@@ -149,8 +149,9 @@ class RemoteBackend:
                     self.bus.emit(QueueRecord(seq.model_name, "timeout", len(self._waiting)))
                     raise RequestTimeout(resolve_timeout(seq.request.timeout_s, self.request_timeout_s)) from None
                 except asyncio.CancelledError:
-                    if seq.cancelled and not seq.gate.done():
-                        raise RequestCancelled() from None
+                    task = asyncio.current_task()
+                    if seq.cancelled and task is not None and not task.cancelling():
+                        raise RequestCancelled() from None  # cancel(seq) while it waited, not this task
                     raise
             seq.admitted_at = time.perf_counter()
             async for chunk in self._attempts(seq):
