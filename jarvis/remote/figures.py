@@ -61,7 +61,8 @@ def status_lines(statuses: list[dict]) -> list[str]:
         if st["reachable"]:
             head = f"{st['name']}: reachable, {st['base_url']}, round trip {min(rtts):.0f} ms" if rtts else \
                 f"{st['name']}: reachable, {st['base_url']}"
-            head += f", {len(st['models'])} models" if st["models"] else ", no models listed"
+            n = len(st["models"])
+            head += f", {n} model{'s' if n != 1 else ''}" if n else ", no models listed"
             refused = [r["key_refused"] for r in reps if r.get("key_refused")]
             if refused:
                 head += f" (it answered {refused[0]}: set remotes.{st['name']}.api_key_env to a variable holding the key)"
