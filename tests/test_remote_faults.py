@@ -13,8 +13,8 @@ import urllib.request
 import aiohttp
 import pytest
 
-from jarvis.errors import RemoteError, RemoteTimeout
-from tests.support.remote_servers import JarvisServe, SlowServer, closed_port, with_remote
+from jarvis.errors import RemoteError, RemoteTimeout, RemoteUnavailable
+from tests.support.remote_servers import JarvisServe, SlowServer, VllmMetricsServer, closed_port, with_remote
 from tests.support.server import ServerThread
 from tests.support.settings import make_settings
 
@@ -72,6 +72,32 @@ def test_an_unreachable_remote_fails_fast_naming_itself(tmp_path, capsys, monkey
     assert re.search(rf"dead/\*\s+UNREACHABLE .*remote dead \(http://127.0.0.1:{port}/v1\): ConnectError", out)
     assert main(["doctor", "--remote", f"dead=http://127.0.0.1:{port}/v1"]) == 0
     assert f"dead: UNREACHABLE, http://127.0.0.1:{port}/v1: ConnectError" in capsys.readouterr().out
+
+
+def test_an_unreachable_remote_comes_back_when_a_probe_succeeds(tmp_path):
+    port = closed_port()
+    settings = with_remote(make_settings(tmp_path), "late", f"http://127.0.0.1:{port}/v1", health_interval_s=0.2)
+
+    async def scenario():
+        from jarvis.assistant import Assistant
+
+        a = Assistant(settings)
+        await a.start(warmup=False)
+        try:
+            with pytest.raises(RemoteUnavailable):
+                await a.chat(a.request("hi", model="late/big-70b", max_tokens=2))
+            with VllmMetricsServer(port=port):  # the server starts on that port
+                for _ in range(200):
+                    if a.remotes.backends["late"].reachable:
+                        break
+                    await asyncio.sleep(0.05)
+                assert a.remotes.backends["late"].reachable
+                assert "late/big-70b" in [m.name for m in a.catalog.snapshot().models]
+                await a.remotes.prepare("late/big-70b")  # no longer refused
+        finally:
+            await a.close()
+
+    asyncio.run(scenario())
 
 
 def test_a_slow_remote_times_out(tmp_path):

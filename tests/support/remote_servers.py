@@ -83,10 +83,10 @@ class JarvisServe:
 class _LoopThread:
     """An asyncio loop on a thread running one aiohttp app."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="remote-test-server", daemon=True)
-        self.port = 0
+        self.port = port
         self._runner = None
 
     def _app(self):
@@ -97,7 +97,7 @@ class _LoopThread:
 
         self._runner = web.AppRunner(self._app(), handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
