@@ -105,6 +105,8 @@ def test_remote_requests_are_in_the_stats_and_metrics_with_their_backend(jarvis)
     wait_until(lambda: records)
     r = records[-1]
     assert (r.backend, r.model, r.status, r.completion_tokens > 0, r.ttft_ms > 0) == ("lc", "lc/smol", "ok", True, True)
+    log = jarvis.settings.request_log_path  # the request log, written on its own thread
+    wait_until(lambda: log.is_file() and log.read_text().count('"backend": "lc"') == 2)
     perf = jarvis.runtime.hub.perf  # percentiles per backend beside the totals
     assert perf.stats("backend.lc.ttft")["count"] == 2 and perf.counters()["requests.backend.lc"] == 2
 

@@ -5,7 +5,7 @@ from jarvis.telemetry import RecordBus, RequestLog, RequestRecord, StepRecord
 
 FIELDS = {"timestamp", "request_id", "model", "operation", "status", "latency_ms", "queue_ms", "ttft_ms",
           "model_load_ms", "model_warm_start", "prompt_tokens", "completion_tokens", "tokens_per_s",
-          "cache_hit", "error_kind"}
+          "cache_hit", "error_kind", "backend"}
 
 
 def record(i: int = 1, **kw) -> RequestRecord:

@@ -41,7 +41,10 @@ def request_log_entry(r: RequestRecord, log_prompts: bool = False) -> dict:
         "tokens_per_s": round(r.decode_tokens_per_s, 3),
         "cache_hit": r.cache_hit,
         "error_kind": r.error_kind,
+        "backend": r.backend,  # "local", or the remote's NAME
     }
+    if r.server_timings:  # a remote server's own figures for this request
+        entry["server_timings"] = r.server_timings
     if log_prompts:
         entry["prompt"] = r.prompt
         entry["reply"] = r.reply
