@@ -76,10 +76,12 @@ class Remotes:
                 await task
         for backend in self.backends.values():
             for replica in backend.replicas:
-                if replica.client is not None:
-                    with contextlib.suppress(Exception):
-                        await replica.client.close()
-                    replica.client = None
+                for attr, close in (("client", "close"), ("http", "aclose")):
+                    handle = getattr(replica, attr)
+                    if handle is not None:
+                        with contextlib.suppress(Exception):
+                            await getattr(handle, close)()
+                        setattr(replica, attr, None)
 
     # ---- requests ----------------------------------------------------------------------
     def match(self, model_name: str) -> RemoteBackend | None:

@@ -19,6 +19,7 @@ DOWN_AFTER = 2  # failures in a row (probes or requests) that mark a replica tha
 class Replica:
     url: str
     client: Any = None  # openai.AsyncOpenAI, made on first use
+    http: Any = None  # an httpx AsyncClient for /metrics (one connection, kept alive), made on first use
     state: str = "unknown"  # unknown (not probed yet) | up | down
     outstanding: int = 0  # requests sent here and not finished
     started: int = 0  # requests ever sent here (first attempts and retries)

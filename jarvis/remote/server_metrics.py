@@ -1,6 +1,6 @@
 """A remote server's own Prometheus metrics, read from its /metrics every second.
 
-The text is fetched with the openai client's HTTP stack (async, on the loop) and parsed with
+The text is fetched with httpx (the openai client's HTTP stack; async, on the loop) and parsed with
 prometheus_client's parser in a thread (a vLLM page is tens of KB). vLLM's and llama-server's
 names are mapped to one shape (running, waiting, KV-cache use, TTFT, token counters); an
 unknown metric set gives None for what it lacks, and the monitor charts only what is there. A
@@ -82,11 +82,16 @@ def parse(text: str) -> ServerMetrics:
 
 
 async def scrape(backend, replica) -> ServerMetrics | None:
-    client = backend.client(replica)
-    http = client._client  # the openai client's own httpx client: its pool, its timeouts
+    import httpx2 as httpx
+
+    from jarvis.remote.client import api_key
+
+    if replica.http is None:
+        replica.http = httpx.AsyncClient(timeout=min(5.0, backend.settings.timeout_s),
+                                         limits=httpx.Limits(max_connections=1))
     try:
-        response = await http.get(root_url(replica.url) + "/metrics", timeout=min(5.0, backend.settings.timeout_s),
-                                  headers={"Authorization": f"Bearer {client.api_key}"})
+        response = await replica.http.get(root_url(replica.url) + "/metrics", headers={
+            "Authorization": f"Bearer {api_key(backend.settings.api_key_env)}"})
     except Exception as e:  # down: the health probe says so; nothing to chart
         log.debug("remote %s: /metrics of %s: %s", backend.name, replica.url, e)
         return None
