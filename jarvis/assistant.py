@@ -64,6 +64,8 @@ class Assistant:
             self._spawn(self._warm(target))
 
     async def _warm(self, name: str) -> None:
+        if self.remotes is not None and self.remotes.match(name):
+            return  # a remote model loads nothing here; its first probe is its warm-up
         try:
             await self.manager.load(name)
         except JarvisError as e:

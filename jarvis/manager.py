@@ -23,7 +23,7 @@ import psutil
 
 from jarvis.catalog import Catalog, ModelInfo
 from jarvis.engine import Engine, EngineConfig, backend
-from jarvis.errors import EngineCrashed, JarvisError, ModelBusy, ModelLoadError
+from jarvis.errors import EngineCrashed, InvalidRequest, JarvisError, ModelBusy, ModelLoadError
 from jarvis.telemetry import ModelRecord, RecordBus
 from jarvis.telemetry.gpu import GpuProbe
 
@@ -131,6 +131,9 @@ class ModelManager:
     async def load(self, name: str) -> LoadedModel:
         """Load without running anything (warm-up); returns the loaded model."""
         info = await self.catalog.lookup(name)  # the snapshot; a rescan, if any, runs off the loop
+        if info.remote:
+            raise InvalidRequest(f"{name!r} is served by remote {info.remote!r}: there is nothing to load here.",
+                                 field="model")
         loaded, _ = await self._ensure_loaded(info)
         self._schedule_unload(loaded)
         return loaded

@@ -193,6 +193,30 @@ def test_waiting_requests_go_upstream_by_priority(tmp_path, proxy):
     assert said == ["first", "high", "normal", "low"] and proxy.counts.max_in_flight == 1
 
 
+def test_a_remote_model_as_the_default(tmp_path, proxy):
+    """general.default_model = NAME/<id>: a request that names no model goes there; its warm-up
+    loads nothing here, and loading it by hand says why not."""
+    from jarvis.assistant import Assistant
+    from jarvis.errors import InvalidRequest
+
+    settings = tune(with_remote(make_settings(tmp_path), "lc", proxy.base_url, health_interval_s=3600),
+                    general={"default_model": "lc/smol"}, models={"warmup": ["default"]})
+
+    async def run():
+        a = Assistant(settings)
+        await a.start(warmup=True)
+        try:
+            reply = await asyncio.wait_for(a.chat(a.request("Hi", max_tokens=3, temperature=0, use_cache=False)), 60)
+            with pytest.raises(InvalidRequest, match="remote 'lc'"):
+                await a.manager.load("lc/smol")
+            return reply, a.manager.loaded()
+        finally:
+            await a.close()
+
+    reply, loaded = asyncio.run(run())
+    assert reply.record.backend == "lc" and reply.record.model == "lc/smol" and loaded == []
+
+
 def test_embeddings_of_a_remote_model_are_refused_clearly(jarvis):
     with pytest.raises(openai.BadRequestError) as e:
         client(jarvis).embeddings.create(model="lc/smol", input="hello")
