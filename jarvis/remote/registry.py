@@ -50,21 +50,20 @@ class Remotes:
             await asyncio.sleep(backend.settings.health_interval_s)
 
     async def probe(self, backend: RemoteBackend) -> None:
-        await probe_all(backend)
-        self.publish()
+        """Probe every replica, publish the models; the first probe also releases those waiting for it."""
         done = self._probed.setdefault(backend.name, asyncio.get_running_loop().create_future())
-        if not done.done():
-            done.set_result(None)
-
-    async def ensure_probed(self, backend: RemoteBackend) -> None:
-        """Wait for the remote's first probe (run it here when nobody started the watch)."""
-        done = self._probed.get(backend.name)
-        if done is None:
-            done = self._probed[backend.name] = asyncio.get_running_loop().create_future()
+        try:
             await probe_all(backend)
             self.publish()
+        finally:  # whatever happened, nobody waits on the first probe forever
             if not done.done():
                 done.set_result(None)
+
+    async def ensure_probed(self, backend: RemoteBackend) -> None:
+        """Wait for the remote's first probe (run it here when nobody started one)."""
+        done = self._probed.get(backend.name)
+        if done is None:
+            await self.probe(backend)
         else:
             await asyncio.shield(done)
 
