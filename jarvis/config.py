@@ -99,6 +99,7 @@ class TelemetrySettings(_Section):
     request_log_max_mb: float = Field(10, gt=0)
     request_log_backups: int = Field(3, ge=0, le=100)
     log_prompts: bool = False
+    heartbeat_ms: int = Field(8, ge=0, le=1000)
 
 
 class ServerSettings(_Section):

@@ -51,6 +51,8 @@ class HubStatsSource:
             "cache": {**(self._cache() if self._cache else {}), "hits": hits, "misses": misses,
                       "hit_rate": hits / (hits + misses) if hits + misses else None},
             "counters": counters,
+            # Heartbeat stalls per thread ("ui" only while the desktop runs); see telemetry/responsiveness.py.
+            "responsiveness": self.hub.responsiveness.summary(),
         }
 
     def system_metrics(self) -> dict[str, Any]:

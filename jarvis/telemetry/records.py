@@ -97,4 +97,19 @@ class ModelRecord:
     timestamp: float = field(default_factory=time.time)
 
 
-Record = RequestRecord | StepRecord | QueueRecord | ModelRecord
+@dataclass(frozen=True)
+class StallRecord:
+    """Heartbeat lateness on one thread since the previous StallRecord of that source.
+
+    A heartbeat asks to run every `interval_ms`; how much later than that it ran is the time the
+    thread could not answer (a stall). "ui" is the Qt thread (the desktop feeds it in; the core
+    never imports Qt), "loop" the asyncio loop. Emitted a few times a second, not per beat.
+    """
+
+    source: str  # "ui" | "loop"
+    interval_ms: float
+    stalls_ms: tuple[float, ...] = field(default=(), repr=False)  # one per heartbeat, >= 0
+    timestamp: float = field(default_factory=time.time)
+
+
+Record = RequestRecord | StepRecord | QueueRecord | ModelRecord | StallRecord

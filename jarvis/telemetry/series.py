@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from jarvis.telemetry.perf import PerfMonitor
+from jarvis.telemetry.responsiveness import Responsiveness
 from jarvis.telemetry.system import SystemSampler, SystemSnapshot
 
 
@@ -38,6 +39,12 @@ class SeriesPoint:
     gpu_mem_used_bytes: int | None  # summed over GPUs
     gpu_mem_total_bytes: int | None
     loaded_models: int
+    # Heartbeat stalls in this second (telemetry/responsiveness.py); None where that heartbeat
+    # does not run (the UI one runs only in the desktop).
+    ui_stall_max_ms: float | None = None
+    ui_stall_p99_ms: float | None = None
+    loop_stall_max_ms: float | None = None
+    loop_stall_p99_ms: float | None = None
 
 
 class SeriesRing:
@@ -77,6 +84,7 @@ class TelemetryHub:
         self.perf = perf if perf is not None else PerfMonitor()
         self.sampler = sampler if sampler is not None else SystemSampler()
         self.series = SeriesRing(history_s)
+        self.responsiveness = Responsiveness(window_s=self.perf.window_s)  # subscribe .observe to the bus
         self._loaded_models = loaded_models or (lambda: len(self.perf.loaded_models()))
         self._clock = clock
         self._tick_lock = threading.Lock()
@@ -106,6 +114,8 @@ class TelemetryHub:
         ttft = self.perf.stats("request.ttft")
         hits, misses = self.perf.event_count("cache.hit"), self.perf.event_count("cache.miss")
         gauges = self.perf.gauges()
+        stalls = self.responsiveness.take_second(now)
+        ui, loop = stalls["ui"], stalls["loop"]
         gpus = system.gpus
         util = [g.utilization_pct for g in gpus if g.utilization_pct is not None]
         used = [g.memory_used_bytes for g in gpus if g.memory_used_bytes is not None]
@@ -129,6 +139,10 @@ class TelemetryHub:
             gpu_mem_used_bytes=sum(used) if used else None,
             gpu_mem_total_bytes=sum(total) if total else None,
             loaded_models=int(self._loaded_models()),
+            ui_stall_max_ms=ui[0] if ui else None,
+            ui_stall_p99_ms=ui[1] if ui else None,
+            loop_stall_max_ms=loop[0] if loop else None,
+            loop_stall_p99_ms=loop[1] if loop else None,
         )
 
     async def run(self, interval: float = 1.0) -> None:

@@ -16,6 +16,8 @@ pg.setConfigOptions(antialias=False, background="w", foreground="#374151")
 GIB = 2**30
 COLORS = ["#2563eb", "#f59e0b", "#dc2626", "#059669", "#7c3aed"]
 NAN = math.nan
+COLUMNS = 4
+FRAME_MS = 16.0
 
 
 class Chart(pg.PlotWidget):
@@ -37,6 +39,7 @@ class Chart(pg.PlotWidget):
         self.setXRange(-60, 0, padding=0)  # fit_x grows it with the history
         self.fixed_y = y_range is not None
         self.y_max = y_range[1] if y_range is not None else 1.0
+        self.y_floor = 0.0  # fit_y never shrinks the y range below this (keeps a target line in view)
         self.setYRange(0, self.y_max, padding=0.02)
         legend = self.addLegend(offset=(4, 4), labelTextSize="8pt") if len(series) > 1 else None
         if legend is not None:
@@ -54,7 +57,7 @@ class Chart(pg.PlotWidget):
         """Grow or shrink the y range to a round number above `peak`, only when it must change."""
         if self.fixed_y or not math.isfinite(peak):
             return
-        target = _nice_ceiling(peak * 1.1)
+        target = max(self.y_floor, _nice_ceiling(peak * 1.1))
         if target > self.y_max or target < self.y_max / 4:
             self.y_max = target
             self.setYRange(0, self.y_max, padding=0.02)
@@ -73,6 +76,8 @@ class Chart(pg.PlotWidget):
 
 # (title, units, [(field, legend)], y range or None)
 LAYOUT = [
+    ("Window responsiveness", "ms stall", [("ui_stall_max_ms", "UI max"), ("ui_stall_p99_ms", "UI P99"),
+                                          ("loop_stall_max_ms", "loop max")], None),
     ("Latency", "ms", [("latency_p50_ms", "P50"), ("latency_p95_ms", "P95"), ("latency_p99_ms", "P99")], None),
     ("Time to first token", "ms", [("ttft_p50_ms", "P50"), ("ttft_p95_ms", "P95")], None),
     ("Tokens per second", "tok/s", [("tokens_per_s", "tokens/s")], None),
@@ -170,9 +175,16 @@ class Charts(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         grid = _tight_grid(self)
-        self.charts = _add_charts(grid, LAYOUT, lambda i: (i // 3, i % 3))
+        self.charts = _add_charts(grid, LAYOUT, lambda i: (i // COLUMNS, i % COLUMNS))
+        # One frame at 60 Hz: a UI stall above it is a dropped frame the user can see.
+        responsiveness = self.charts["ui_stall_max_ms"]
+        responsiveness.addItem(pg.InfiniteLine(pos=FRAME_MS, angle=0, movable=False,
+                                               pen=pg.mkPen("#9ca3af", width=1, style=Qt.DashLine),
+                                               label="1 frame", labelOpts={"position": 0.05, "color": "#6b7280"}))
+        responsiveness.y_max = responsiveness.y_floor = 2 * FRAME_MS
+        responsiveness.setYRange(0, responsiveness.y_max, padding=0.02)
         self.gpu_stack = QStackedWidget()
-        self.no_gpu = QLabel("<b>No GPU detected</b><br>No NVIDIA driver (NVML) answered on this machine:<br>"
+        self.no_gpu = QLabel("<b>No GPU detected</b>: no NVIDIA driver (NVML) answered on this machine, so "
                              "models run on the CPU. GPU charts appear when a GPU is present.")
         self.no_gpu.setAlignment(Qt.AlignCenter)
         self.no_gpu.setStyleSheet("background: #f9fafb; border: 1px dashed #9ca3af; color: #4b5563; padding: 12px;")
@@ -180,7 +192,13 @@ class Charts(QWidget):
         gpu_page = QWidget()
         self.gpu_charts = _add_charts(_tight_grid(gpu_page), GPU_LAYOUT, lambda i: (0, i))
         self.gpu_stack.addWidget(gpu_page)
-        grid.addWidget(self.gpu_stack, 2, 1, 1, 2)
+        rows = math.ceil(len(LAYOUT) / COLUMNS)
+        grid.addWidget(self.gpu_stack, rows, 0, 1, COLUMNS)
+        for row in range(rows):
+            grid.setRowStretch(row, 1)
+        self._gpu_row = rows
+        self._grid = grid
+        self._show_gpu(False)
         self._all = list(self.charts.values()) + list(self.gpu_charts.values())
         self.buffer = SeriesBuffer([f for chart in self._all for f in chart.curves])
 
@@ -191,9 +209,16 @@ class Charts(QWidget):
     def chart(self, field: str) -> Chart:
         return self.charts.get(field) or self.gpu_charts[field]
 
+    def _show_gpu(self, gpu: bool) -> None:
+        """The GPU charts get a row like the others; without a GPU the row is a one-line note."""
+        self.gpu_stack.setCurrentIndex(1 if gpu else 0)
+        self.gpu_stack.setMaximumHeight(16_777_215 if gpu else 56)
+        self._grid.setRowStretch(self._gpu_row, 1 if gpu else 0)
+
     def update_from(self, points, gpu_available: bool) -> None:
         """One snapshot of the history (SeriesPoints, oldest first) -> every curve, in place."""
-        self.gpu_stack.setCurrentIndex(1 if gpu_available else 0)
+        if self.gpu_panel_visible != gpu_available:
+            self._show_gpu(gpu_available)
         if not self.buffer.sync(points):
             return
         x = self.buffer.view("timestamp") - self.buffer.last_timestamp
