@@ -30,6 +30,7 @@ class RequestRecord:
     finish_reason: str = ""  # stop (end of answer or a stop string) | length (max_tokens, context); "" = unfinished
     total_ms: float = 0.0  # submission to the last token (or to the failure)
     queue_ms: float = 0.0  # waiting for a free slot in the engine
+    queue_position: int = 0  # place in line at submission (1 = next); 0 = a slot was free for it
     model_load_ms: float = 0.0  # the model load this request waited for; 0 when it was loaded (warm)
     prefill_ms: float = 0.0  # admission to the first token: the prompt's prefill
     ttft_ms: float = 0.0  # submission to the first token, a model load included
