@@ -33,7 +33,9 @@ class Runtime:
         self.hub = TelemetryHub(perf=PerfMonitor(window_s=t.window_s), history_s=t.history_s,
                                 loaded_models=lambda: len(self.assistant.manager.loaded()))
         self._unsubscribe = [self.bus.subscribe(self.hub.perf.observe),
-                             self.bus.subscribe(self.hub.responsiveness.observe)]
+                             self.bus.subscribe(self.hub.responsiveness.observe),
+                             self.bus.subscribe(self.hub.recent.observe)]
+        self.hub.recent.log_prompts = t.log_prompts
         self._heartbeat_task: asyncio.Task | None = None
         self.request_log = RequestLog(settings.request_log_path, max_bytes=int(t.request_log_max_mb * 2**20),
                                       backups=t.request_log_backups, log_prompts=t.log_prompts)

@@ -49,6 +49,19 @@ async def history(request: web.Request) -> web.Response:
     return web.json_response({"points": request.app[STATS_SOURCE].history(seconds)})
 
 
+@routes.get("/api/requests/recent")
+async def recent_requests(request: web.Request) -> web.Response:
+    """The last finished requests, newest first (the monitor's request explorer): ?limit=N, 1..1000."""
+    raw = request.query.get("limit", "100")
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 1000:
+        return error_response(400, f"limit={raw!r} must be a whole number from 1 to 1000.", "invalid_parameter")
+    return web.json_response(request.app[STATS_SOURCE].recent_requests(limit))
+
+
 def add_stats_routes(app: web.Application, source: StatsSource) -> None:
     app[STATS_SOURCE] = source
     app[_STARTED] = time.monotonic()

@@ -21,6 +21,7 @@ class StatsSource(Protocol):
     def system_metrics(self) -> dict[str, Any]: ...
     def models_stats(self) -> dict[str, Any]: ...
     def history(self, seconds: float | None = None) -> list[dict[str, Any]]: ...
+    def recent_requests(self, limit: int) -> dict[str, Any]: ...
 
 
 class HubStatsSource:
@@ -79,3 +80,7 @@ class HubStatsSource:
 
     def history(self, seconds: float | None = None) -> list[dict[str, Any]]:
         return self.hub.history(seconds)
+
+    def recent_requests(self, limit: int) -> dict[str, Any]:
+        recent = self.hub.recent
+        return {"requests": recent.rows(limit), "capacity": recent.capacity, "log_prompts": recent.log_prompts}

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from jarvis.telemetry.perf import PerfMonitor
+from jarvis.telemetry.recent import RecentRequests
 from jarvis.telemetry.responsiveness import Responsiveness
 from jarvis.telemetry.system import SystemSampler, SystemSnapshot
 
@@ -85,6 +86,7 @@ class TelemetryHub:
         self.sampler = sampler if sampler is not None else SystemSampler()
         self.series = SeriesRing(history_s)
         self.responsiveness = Responsiveness(window_s=self.perf.window_s)  # subscribe .observe to the bus
+        self.recent = RecentRequests()  # the last 1,000 requests (the explorer); subscribe .observe too
         self._loaded_models = loaded_models or (lambda: len(self.perf.loaded_models()))
         self._clock = clock
         self._tick_lock = threading.Lock()

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#374151")
@@ -172,6 +172,9 @@ def _add_charts(grid: QGridLayout, layout, place) -> dict[str, "Chart"]:
 
 
 class Charts(QWidget):
+    # A click on any chart: the second of the nearest point, as (previous point's time, its time].
+    second_clicked = Signal(float, float)
+
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         grid = _tight_grid(self)
@@ -180,7 +183,7 @@ class Charts(QWidget):
         responsiveness = self.charts["ui_stall_max_ms"]
         responsiveness.addItem(pg.InfiniteLine(pos=FRAME_MS, angle=0, movable=False,
                                                pen=pg.mkPen("#9ca3af", width=1, style=Qt.DashLine),
-                                               label="1 frame", labelOpts={"position": 0.05, "color": "#6b7280"}))
+                                               label="1 frame", labelOpts={"position": 0.15, "color": "#6b7280"}))
         responsiveness.y_max = responsiveness.y_floor = 2 * FRAME_MS
         responsiveness.setYRange(0, responsiveness.y_max, padding=0.02)
         self.gpu_stack = QStackedWidget()
@@ -200,6 +203,8 @@ class Charts(QWidget):
         self._grid = grid
         self._show_gpu(False)
         self._all = list(self.charts.values()) + list(self.gpu_charts.values())
+        for chart in self._all:
+            chart.scene().sigMouseClicked.connect(lambda event, c=chart: self._clicked(c, event))
         self.buffer = SeriesBuffer([f for chart in self._all for f in chart.curves])
 
     @property
@@ -208,6 +213,21 @@ class Charts(QWidget):
 
     def chart(self, field: str) -> Chart:
         return self.charts.get(field) or self.gpu_charts[field]
+
+    def _clicked(self, chart: Chart, event) -> None:
+        x = chart.getPlotItem().vb.mapSceneToView(event.scenePos()).x()
+        span = self.second_at(x)
+        if span is not None:
+            self.second_clicked.emit(*span)
+
+    def second_at(self, x: float) -> tuple[float, float] | None:
+        """The history point nearest to `x` (seconds before the newest point) as (start, end]."""
+        stamps = self.buffer.view("timestamp")
+        if not len(stamps):
+            return None
+        i = int(np.argmin(np.abs((stamps - self.buffer.last_timestamp) - x)))
+        end = float(stamps[i])
+        return (float(stamps[i - 1]) if i > 0 else end - 1.0), end
 
     def _show_gpu(self, gpu: bool) -> None:
         """The GPU charts get a row like the others; without a GPU the row is a one-line note."""

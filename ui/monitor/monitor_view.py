@@ -12,12 +12,13 @@ import time
 from collections import deque
 
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QVBoxLayout, QWidget
 
 from jarvis.errors import JarvisError
 
 from ui.async_bridge import TaskSet
 from ui.monitor.charts import Charts
+from ui.monitor.explorer import RequestExplorer
 from ui.monitor.tables import CacheTable, ModelsTable, TotalsTable
 
 HISTORY_S = 600
@@ -37,14 +38,24 @@ class MonitorView(QWidget):
         layout.setContentsMargins(8, 8, 8, 8)
         self.charts = Charts()
         layout.addWidget(self.charts, 3)
-        row = QHBoxLayout()
+        # Below the charts, one page at a time: the tables, the request explorer.
+        self.details = QTabWidget()
+        overview = QWidget()
+        row = QHBoxLayout(overview)
+        row.setContentsMargins(0, 4, 0, 0)
         self.models = ModelsTable()
         self.cache = CacheTable()
         self.totals = TotalsTable()
         row.addWidget(self.models, 3)
         row.addWidget(self.cache, 1)
         row.addWidget(self.totals, 1)
-        layout.addLayout(row, 1)
+        self.details.addTab(overview, "Models and cache")
+        self.explorer = RequestExplorer(runtime.hub.recent)
+        self.details.addTab(self.explorer, "Requests")
+        layout.addWidget(self.details, 2)
+        self.charts.second_clicked.connect(self.show_requests_of)
+        self.details.currentChanged.connect(lambda _: self.explorer.refresh()
+                                            if self.details.currentWidget() is self.explorer else None)
         self.models.unload_requested.connect(self.unload)
         self.cache.clear_requested.connect(self.clear_cache)
         self.timer = QTimer(self)
@@ -70,9 +81,17 @@ class MonitorView(QWidget):
         counters = hub.perf.counters()
         self.cache.update_from(assistant.cache.stats(), counters)
         self.totals.update_from(counters)
+        if self.details.currentWidget() is self.explorer:
+            self.explorer.refresh()
         self.last_refresh_ms = (time.perf_counter() - started) * 1000
         self.refresh_ms.append(self.last_refresh_ms)
         self.refreshes += 1
+
+    def show_requests_of(self, start: float, end: float) -> None:
+        """A chart point was clicked: the explorer, with the requests of that second selected."""
+        self.details.setCurrentWidget(self.explorer)
+        n = self.explorer.select_between(start, end)
+        self.status_message.emit(f"{n} request{'s' if n != 1 else ''} finished in that second.")
 
     def unload(self, name: str) -> None:
         async def run() -> None:
