@@ -100,6 +100,7 @@ class TelemetrySettings(_Section):
     request_log_backups: int = Field(3, ge=0, le=100)
     log_prompts: bool = False
     heartbeat_ms: int = Field(8, ge=0, le=1000)
+    rollup_days: float = Field(7, ge=0, le=365)
 
 
 class ServerSettings(_Section):
@@ -155,6 +156,10 @@ class Settings(_Section):
     @property
     def request_log_path(self) -> Path:
         return Path(self.telemetry.request_log) if self.telemetry.request_log else self.data_path / "logs" / "requests.jsonl"
+
+    @property
+    def rollups_path(self) -> Path:
+        return self.data_path / "telemetry.sqlite3"
 
     @property
     def database_path(self) -> Path:

@@ -19,6 +19,7 @@ from jarvis.telemetry import RecordBus
 from jarvis.telemetry.perf import PerfMonitor
 from jarvis.telemetry.request_log import RequestLog
 from jarvis.telemetry.responsiveness import HeartbeatMeter, loop_heartbeat
+from jarvis.telemetry.rollups import RollupStore
 from jarvis.telemetry.series import TelemetryHub
 
 log = logging.getLogger("jarvis.runtime")
@@ -36,6 +37,9 @@ class Runtime:
                              self.bus.subscribe(self.hub.responsiveness.observe),
                              self.bus.subscribe(self.hub.recent.observe)]
         self.hub.recent.log_prompts = t.log_prompts
+        if t.rollup_days > 0:
+            self.hub.rollups = RollupStore(settings.rollups_path, retention_s=t.rollup_days * 86400)
+            self._unsubscribe.append(self.bus.subscribe(self.hub.rollups.observe))
         self._heartbeat_task: asyncio.Task | None = None
         self.request_log = RequestLog(settings.request_log_path, max_bytes=int(t.request_log_max_mb * 2**20),
                                       backups=t.request_log_backups, log_prompts=t.log_prompts)
@@ -96,6 +100,9 @@ class Runtime:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.hub.close()
+        if self.hub.rollups is not None:  # the minute in progress is kept too (SQLite: off the loop)
+            await asyncio.to_thread(self.hub.rollups.flush)
+            self.hub.rollups.close()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self.request_log.close()

@@ -7,6 +7,7 @@ snapshots a background collector took; it never queries a device itself).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
@@ -18,6 +19,8 @@ from jarvis.telemetry.perf import PerfMonitor
 from jarvis.telemetry.recent import RecentRequests
 from jarvis.telemetry.responsiveness import Responsiveness
 from jarvis.telemetry.system import SystemSampler, SystemSnapshot
+
+log = logging.getLogger("jarvis.telemetry")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class TelemetryHub:
         self.series = SeriesRing(history_s)
         self.responsiveness = Responsiveness(window_s=self.perf.window_s)  # subscribe .observe to the bus
         self.recent = RecentRequests()  # the last 1,000 requests (the explorer); subscribe .observe too
+        self.rollups = None  # a RollupStore (per-minute rows in SQLite), set by the Runtime; fed by tick
         self._loaded_models = loaded_models or (lambda: len(self.perf.loaded_models()))
         self._clock = clock
         self._tick_lock = threading.Lock()
@@ -109,7 +113,12 @@ class TelemetryHub:
             self._system = system
             point = self._point(now, system, tokens_per_s, requests_per_s)
             self.series.append(point)
-            return point
+        if self.rollups is not None:  # SQLite, once a minute: on this (the sampler's) thread, never the loop
+            try:
+                self.rollups.on_point(point)
+            except Exception:
+                log.exception("telemetry rollup failed")
+        return point
 
     def _point(self, now: float, system: SystemSnapshot, tokens_per_s: float, requests_per_s: float) -> SeriesPoint:
         latency = self.perf.stats("request.latency")
