@@ -11,6 +11,7 @@ from jarvis.telemetry.rollups import WEEK_S, RollupStore
 from jarvis.telemetry.series import SeriesPoint
 
 from support.chat import greedy
+from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 T0 = 1_700_000_040.0  # a minute's start
 
@@ -86,3 +87,30 @@ def test_no_rollups_when_turned_off(settings):
     assert runtime.hub.rollups is None
     asyncio.run(runtime.close())
     assert not off.rollups_path.exists()
+
+
+def test_the_monitor_range_selector_charts_the_rollups(make_desktop, drive):
+    import time
+
+    d = make_desktop()
+    d.window.tabs.setCurrentWidget(d.monitor)
+    store = d.runtime.hub.rollups
+    now = time.time()
+    minute = int(now // 60 * 60)
+    for k in range(1, 31):  # the last half hour, 6 requests a minute; and one row two days ago
+        store.write({"minute": minute - k * 60, "requests": 6, "completion_tokens": 120, "cpu_percent": 25.0})
+    store.write({"minute": minute - 2 * 86400, "requests": 60})
+    d.monitor.range_bar.select(3600)
+    chart = d.monitor.charts.chart("requests_per_s")
+    drive.wait(lambda: chart.point_count("requests_per_s") == 30)
+    x, y = chart.curves["requests_per_s"].getData()
+    assert set(y) == {0.1} and x.min() > -60 and chart.getAxis("bottom").labelText == "minutes ago"
+    assert len(d.monitor.export_rows()) == 30
+    d.monitor.range_bar.select(7 * 86400)
+    drive.wait(lambda: chart.point_count("requests_per_s") == 31)
+    assert chart.getAxis("bottom").labelText == "hours ago"
+    d.monitor.range_bar.select(0)  # back to the live second-by-second history
+    drive.run(asyncio.to_thread(d.runtime.hub.tick))
+    d.monitor.refresh()
+    assert chart.point_count("requests_per_s") == len(d.runtime.hub.series.points())
+    assert chart.getAxis("bottom").labelText == "seconds ago"

@@ -214,6 +214,8 @@ class Charts(QWidget):
         for chart in self._all:
             chart.scene().sigMouseClicked.connect(lambda event, c=chart: self._clicked(c, event))
         self.buffer = SeriesBuffer([f for chart in self._all for f in chart.curves])
+        self.static = False  # showing a fixed range (rollups), not the live history
+        self._redraw = False
 
     @property
     def gpu_panel_visible(self) -> bool:
@@ -243,12 +245,47 @@ class Charts(QWidget):
         self.gpu_stack.setMaximumHeight(16_777_215 if gpu else 56)
         self._grid.setRowStretch(self._gpu_row, 1 if gpu else 0)
 
-    def update_from(self, points, gpu_available: bool) -> None:
-        """One snapshot of the history (SeriesPoints, oldest first) -> every curve, in place."""
+    def visible_charts(self) -> list[Chart]:
+        return self._all if self.gpu_panel_visible else list(self.charts.values())
+
+    def show_range(self, points, span_s: float, gpu_available: bool) -> None:
+        """A fixed range (per-minute rollups): x in minutes or hours before now; the live history
+        comes back with `update_from` after `live()`."""
+        import time
+        self.static = True
         if self.gpu_panel_visible != gpu_available:
             self._show_gpu(gpu_available)
-        if not self.buffer.sync(points):
+        unit, label = (60.0, "minutes ago") if span_s <= 3600 else (3600.0, "hours ago")
+        now = time.time()
+        x = np.array([(p.timestamp - now) / unit for p in points], dtype=float)
+        for chart in self._all:
+            chart.setLabel("bottom", label)
+            chart.x_span = -1  # the live view sets its range afresh
+            chart.setXRange(-span_s / unit, 0, padding=0)
+            peak = 0.0
+            for field, curve in chart.curves.items():
+                y = np.array([_derived(p, field) for p in points], dtype=float)
+                curve.setData(x, y)
+                if not chart.fixed_y and np.isfinite(y).any():
+                    peak = max(peak, float(np.nanmax(y)))
+            chart.fit_y(peak)
+
+    def live(self) -> None:
+        """Back to the 1 Hz history: the next update_from redraws every curve from the buffer."""
+        self.static = False
+        for chart in self._all:
+            chart.setLabel("bottom", "seconds ago")
+        self._redraw = True
+
+    def update_from(self, points, gpu_available: bool) -> None:
+        """One snapshot of the history (SeriesPoints, oldest first) -> every curve, in place."""
+        if self.static:
             return
+        if self.gpu_panel_visible != gpu_available:
+            self._show_gpu(gpu_available)
+        if not self.buffer.sync(points) and not self._redraw:
+            return
+        self._redraw = False
         x = self.buffer.view("timestamp") - self.buffer.last_timestamp
         span = -float(x[0]) if len(x) else 0.0
         charts = self._all if gpu_available else self.charts.values()

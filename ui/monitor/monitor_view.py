@@ -8,8 +8,11 @@ last 60); bench/ui_bench.py reports it. It reads `hub.series.points()` (the same
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from collections import deque
+from pathlib import Path
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QVBoxLayout, QWidget
@@ -19,6 +22,7 @@ from jarvis.errors import JarvisError
 from ui.async_bridge import TaskSet
 from ui.monitor.charts import Charts
 from ui.monitor.explorer import RequestExplorer
+from ui.monitor.history_range import RangeBar, rollup_points
 from ui.monitor.tables import CacheTable, ModelsTable, TotalsTable
 
 HISTORY_S = 600
@@ -36,8 +40,16 @@ class MonitorView(QWidget):
         self.refreshes = 0
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
+        self.range_bar = RangeBar()
+        layout.addWidget(self.range_bar)
         self.charts = Charts()
         layout.addWidget(self.charts, 3)
+        self.range_s = 0  # 0: the live 1 Hz history; else that many seconds of per-minute rollups
+        self.rollup_rows: list[dict] = []
+        self._rollups_at = 0.0
+        self.range_bar.range_changed.connect(self.set_range)
+        self.range_bar.export_csv_requested.connect(self._ask_csv)
+        self.range_bar.export_png_requested.connect(self._ask_pngs)
         # Below the charts, one page at a time: the tables, the request explorer.
         self.details = QTabWidget()
         overview = QWidget()
@@ -76,7 +88,11 @@ class MonitorView(QWidget):
         hub = self.runtime.hub
         assistant = self.runtime.assistant
         system = hub.latest_system()
-        self.charts.update_from(hub.series.points(HISTORY_S), bool(system and system.gpu_available))
+        gpu = bool(system and system.gpu_available)
+        if self.range_s == 0:
+            self.charts.update_from(hub.series.points(HISTORY_S), gpu)
+        elif time.monotonic() - self._rollups_at > 60:  # a new minute row, at most once a minute
+            self._load_rollups()
         self.models.update_from(assistant.manager.loaded())
         counters = hub.perf.counters()
         self.cache.update_from(assistant.cache.stats(), counters)
@@ -86,6 +102,65 @@ class MonitorView(QWidget):
         self.last_refresh_ms = (time.perf_counter() - started) * 1000
         self.refresh_ms.append(self.last_refresh_ms)
         self.refreshes += 1
+
+    # ---- range and exports ----------------------------------------------------------------
+    def set_range(self, seconds: int) -> None:
+        self.range_s = seconds
+        if seconds == 0:
+            self.charts.live()
+            self.refresh()
+        else:
+            self._load_rollups()
+
+    def _load_rollups(self):
+        """Read the rollups on a thread (SQLite never runs on the loop), then draw them."""
+        self._rollups_at = time.monotonic()
+        rollups, seconds = self.runtime.hub.rollups, self.range_s
+
+        async def load() -> None:
+            rows = [] if rollups is None else await asyncio.to_thread(rollups.rows, time.time() - seconds)
+            if self.range_s != seconds:
+                return  # the range changed meanwhile
+            self.rollup_rows = rows
+            system = self.runtime.hub.latest_system()
+            self.charts.show_range(rollup_points(rows), seconds, bool(system and system.gpu_available))
+            self.range_bar.note.setText(f"{len(rows)} minutes stored" if rollups is not None
+                                        else "Rollups are off (telemetry.rollup_days = 0)")
+        return self.tasks.spawn(load(), name="monitor-rollups")
+
+    def export_rows(self) -> list[dict]:
+        """What the charts show: the 1 Hz history, or the range's per-minute rollups."""
+        return self.runtime.hub.history() if self.range_s == 0 else list(self.rollup_rows)
+
+    def export_csv(self, path) -> Path:
+        from jarvis.telemetry.export import to_csv
+        path = Path(path)
+        path.write_text(to_csv(self.export_rows()), encoding="utf-8")
+        return path
+
+    def export_pngs(self, folder) -> list[Path]:
+        """One PNG per chart on screen, named after its title."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for i, chart in enumerate(self.charts.visible_charts(), start=1):
+            title = re.sub(r"<[^>]+>", "", chart.getPlotItem().titleLabel.text)
+            path = folder / f"{i:02d}-{re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')}.png"
+            chart.grab().save(str(path))
+            written.append(path)
+        return written
+
+    def _ask_csv(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+        name, _ = QFileDialog.getSaveFileName(self, "Export the history as CSV", "jarvis-history.csv", "CSV (*.csv)")
+        if name:
+            self.status_message.emit(f"History written to {self.export_csv(name)}.")
+
+    def _ask_pngs(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+        folder = QFileDialog.getExistingDirectory(self, "Export each chart as PNG into…")
+        if folder:
+            self.status_message.emit(f"{len(self.export_pngs(folder))} charts written to {folder}.")
 
     def show_requests_of(self, start: float, end: float) -> None:
         """A chart point was clicked: the explorer, with the requests of that second selected."""
