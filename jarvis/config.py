@@ -101,6 +101,9 @@ class TelemetrySettings(_Section):
     log_prompts: bool = False
     heartbeat_ms: int = Field(8, ge=0, le=1000)
     rollup_days: float = Field(7, ge=0, le=365)
+    target_latency_p95_ms: float = Field(0, ge=0)
+    target_latency_p99_ms: float = Field(0, ge=0)
+    target_ttft_p95_ms: float = Field(0, ge=0)
 
 
 class ServerSettings(_Section):

@@ -40,6 +40,7 @@ class Chart(pg.PlotWidget):
         self.fixed_y = y_range is not None
         self.y_max = y_range[1] if y_range is not None else 1.0
         self.y_floor = 0.0  # fit_y never shrinks the y range below this (keeps a target line in view)
+        self.targets: dict[str, tuple[float, pg.ScatterPlotItem]] = {}
         self.setYRange(0, self.y_max, padding=0.02)
         legend = self.addLegend(offset=(4, 4), labelTextSize="8pt") if len(series) > 1 else None
         if legend is not None:
@@ -76,6 +77,26 @@ class Chart(pg.PlotWidget):
         if target != self.x_span:
             self.x_span = target
             self.setXRange(-target, 0, padding=0)
+
+    def set_target(self, field: str, target_ms: float) -> None:
+        """A dashed line at `target_ms` for the series `field`, and a red dot on every point above it."""
+        color = self.curves[field].opts["pen"].color()
+        self.addItem(pg.InfiniteLine(pos=target_ms, angle=0, movable=False,
+                                     pen=pg.mkPen(color, width=1, style=Qt.DashLine),
+                                     label=f"target {target_ms:g}", labelOpts={"position": 0.85, "color": color}))
+        marks = pg.ScatterPlotItem(size=6, pen=None, brush=pg.mkBrush("#dc2626"))
+        self.addItem(marks)
+        self.targets[field] = (target_ms, marks)
+        self.y_floor = max(self.y_floor, target_ms * 1.2)
+        self.fit_y(0.0)
+
+    def mark_breaches(self, field: str, x, y) -> int:
+        """Mark the points of `field` above its target; returns how many there are."""
+        target, marks = self.targets[field]
+        with np.errstate(invalid="ignore"):
+            over = y > target
+        marks.setData(x[over], y[over])
+        return int(over.sum())
 
     def point_count(self, field: str) -> int:
         x, _ = self.curves[field].getData()
@@ -245,6 +266,12 @@ class Charts(QWidget):
         self.gpu_stack.setMaximumHeight(16_777_215 if gpu else 56)
         self._grid.setRowStretch(self._gpu_row, 1 if gpu else 0)
 
+    def set_targets(self, targets: dict[str, float]) -> None:
+        """{series field: target ms}; 0 or missing = none."""
+        for field, target in targets.items():
+            if target:
+                next(c for c in self._all if field in c.curves).set_target(field, target)
+
     def visible_charts(self) -> list[Chart]:
         return self._all if self.gpu_panel_visible else list(self.charts.values())
 
@@ -266,6 +293,8 @@ class Charts(QWidget):
             for field, curve in chart.curves.items():
                 y = np.array([_derived(p, field) for p in points], dtype=float)
                 curve.setData(x, y)
+                if field in chart.targets:
+                    chart.mark_breaches(field, x, y)
                 if not chart.fixed_y and np.isfinite(y).any():
                     peak = max(peak, float(np.nanmax(y)))
             chart.fit_y(peak)
@@ -295,6 +324,8 @@ class Charts(QWidget):
             for field, curve in chart.curves.items():
                 y = self.buffer.view(field)
                 curve.setData(x, y)
+                if field in chart.targets:
+                    chart.mark_breaches(field, x, y)
                 if not chart.fixed_y and np.isfinite(y).any():
                     peak = max(peak, float(np.nanmax(y)))
             chart.fit_y(peak if peak > -math.inf else 0.0)

@@ -43,6 +43,9 @@ class MonitorView(QWidget):
         self.range_bar = RangeBar()
         layout.addWidget(self.range_bar)
         self.charts = Charts()
+        t = runtime.settings.telemetry
+        self.charts.set_targets({"latency_p95_ms": t.target_latency_p95_ms, "latency_p99_ms": t.target_latency_p99_ms,
+                                 "ttft_p95_ms": t.target_ttft_p95_ms})
         layout.addWidget(self.charts, 3)
         self.range_s = 0  # 0: the live 1 Hz history; else that many seconds of per-minute rollups
         self.rollup_rows: list[dict] = []
