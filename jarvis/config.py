@@ -161,6 +161,10 @@ class Settings(_Section):
         return Path(self.telemetry.request_log) if self.telemetry.request_log else self.data_path / "logs" / "requests.jsonl"
 
     @property
+    def benchmarks_path(self) -> Path:
+        return self.data_path / "benchmarks.jsonl"
+
+    @property
     def rollups_path(self) -> Path:
         return self.data_path / "telemetry.sqlite3"
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QVBoxLayout, QWidget
 from jarvis.errors import JarvisError
 
 from ui.async_bridge import TaskSet
+from ui.monitor.benchmarks import BenchmarksPanel
 from ui.monitor.charts import Charts
 from ui.monitor.explorer import RequestExplorer
 from ui.monitor.history_range import RangeBar, rollup_points
@@ -67,6 +68,9 @@ class MonitorView(QWidget):
         self.details.addTab(overview, "Models and cache")
         self.explorer = RequestExplorer(runtime.hub.recent)
         self.details.addTab(self.explorer, "Requests")
+        self.benchmarks = BenchmarksPanel(runtime, self.tasks)
+        self.details.addTab(self.benchmarks, "Benchmarks")
+        self.benchmarks.status_message.connect(self.status_message)
         layout.addWidget(self.details, 2)
         self.charts.second_clicked.connect(self.show_requests_of)
         self.details.currentChanged.connect(lambda _: self.explorer.refresh()
