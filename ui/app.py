@@ -50,6 +50,8 @@ class Desktop:
         if self.settings.telemetry.heartbeat_ms:
             self.heartbeat.start()
         await self.runtime.start(http=http, warmup=warm)
+        if not self.monitor.isVisible():  # the first switch to the monitor: no relayout then
+            self.monitor.prepare(self.window.tabs.currentWidget().geometry())
         self.window.update_state()
         if self.runtime.server_error:
             self.window.show_message(self.runtime.server_error, error=True)

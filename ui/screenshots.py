@@ -66,7 +66,7 @@ async def scenario(out: Path, data_dir: str) -> list[Path]:
         await asyncio.sleep(1.2)  # one more hub tick
         window.tabs.setCurrentWidget(desktop.monitor)
         desktop.monitor.refresh()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.4)  # the charts are revealed one by one after a tab switch
         path = out / "monitor.png"
         window.grab().save(str(path))
         written.append(path)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QGraphicsItem, QGridLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#374151")
@@ -17,6 +17,8 @@ GIB = 2**30
 COLORS = ["#2563eb", "#f59e0b", "#dc2626", "#059669", "#7c3aed"]
 NAN = math.nan
 COLUMNS = 4
+STAGGER_MS = 40
+REVEAL_MS = 10
 FRAME_MS = 16.0
 
 
@@ -237,6 +239,14 @@ class Charts(QWidget):
         self.buffer = SeriesBuffer([f for chart in self._all for f in chart.curves])
         self.static = False  # showing a fixed range (rollups), not the live history
         self._redraw = False
+        self._pending: list[Chart] = []  # charts still to draw, one per STAGGER_MS
+        self._stagger = QTimer(self)
+        self._stagger.setInterval(STAGGER_MS)
+        self._stagger.timeout.connect(self._draw_next)
+        self._hidden: list[Chart] = []  # charts not painted yet since the tab was shown
+        self._reveal = QTimer(self)
+        self._reveal.setInterval(REVEAL_MS)
+        self._reveal.timeout.connect(self._reveal_next)
 
     @property
     def gpu_panel_visible(self) -> bool:
@@ -306,26 +316,72 @@ class Charts(QWidget):
             chart.setLabel("bottom", "seconds ago")
         self._redraw = True
 
-    def update_from(self, points, gpu_available: bool) -> None:
-        """One snapshot of the history (SeriesPoints, oldest first) -> every curve, in place."""
+    def update_from(self, points, gpu_available: bool, *, stagger: bool = False) -> None:
+        """One snapshot of the history (SeriesPoints, oldest first) -> every curve, in place.
+
+        `stagger`: draw one chart per STAGGER_MS instead of all at once. A refresh of every chart
+        makes one paint (and one pass of the scene's dirty items) of all of them, 30-40 ms under
+        load; one chart at a time is a tenth of that, and all are drawn well within the second."""
         if self.static:
             return
         if self.gpu_panel_visible != gpu_available:
             self._show_gpu(gpu_available)
-        if not self.buffer.sync(points) and not self._redraw:
-            return
+        if self.buffer.sync(points) or self._redraw:
+            self._pending = list(self._all if gpu_available else self.charts.values())
         self._redraw = False
+        if stagger:
+            if self._pending and not self._stagger.isActive():
+                self._stagger.start()
+            return
+        pending, self._pending = self._pending, []  # a direct call draws whatever is still due
+        for chart in pending:
+            self._draw(chart)
+
+    def reveal(self) -> None:
+        """The tab is being shown: paint the charts one per REVEAL_MS rather than all in the
+        switch's one paint (60-110 ms under load: Qt drops the charts' item caches while the tab
+        is hidden, so every axis and label is drawn afresh). Until its turn, a chart is blank."""
+        self._hidden = [c for c in self.visible_charts()]
+        for chart in self._hidden:
+            chart.setUpdatesEnabled(False)
+        self._reveal.start()
+
+    def _reveal_next(self) -> None:
+        if not self._hidden:
+            self._reveal.stop()
+            return
+        chart = self._hidden.pop(0)
+        if chart in self._pending:  # its new data and its first paint in the same turn
+            self._pending.remove(chart)
+            self._draw(chart)
+        chart.setUpdatesEnabled(True)
+
+    def finish_reveal(self) -> None:
+        self._reveal.stop()
+        for chart in self._hidden:
+            chart.setUpdatesEnabled(True)
+        self._hidden = []
+
+    @property
+    def revealing(self) -> bool:
+        return bool(self._hidden)
+
+    def _draw_next(self) -> None:
+        if not self._pending:
+            self._stagger.stop()
+            return
+        self._draw(self._pending.pop(0))
+
+    def _draw(self, chart: Chart) -> None:
         x = self.buffer.view("timestamp") - self.buffer.last_timestamp
         span = -float(x[0]) if len(x) else 0.0
-        charts = self._all if gpu_available else self.charts.values()
-        for chart in charts:
-            chart.fit_x(span)
-            peak = -math.inf
-            for field, curve in chart.curves.items():
-                y = self.buffer.view(field)
-                curve.setData(x, y)
-                if field in chart.targets:
-                    chart.mark_breaches(field, x, y)
-                if not chart.fixed_y and np.isfinite(y).any():
-                    peak = max(peak, float(np.nanmax(y)))
-            chart.fit_y(peak if peak > -math.inf else 0.0)
+        chart.fit_x(span)
+        peak = -math.inf
+        for field, curve in chart.curves.items():
+            y = self.buffer.view(field)
+            curve.setData(x, y)
+            if field in chart.targets:
+                chart.mark_breaches(field, x, y)
+            if not chart.fixed_y and np.isfinite(y).any():
+                peak = max(peak, float(np.nanmax(y)))
+        chart.fit_y(peak if peak > -math.inf else 0.0)
