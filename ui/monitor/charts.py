@@ -243,7 +243,7 @@ class Charts(QWidget):
         self._stagger = QTimer(self)
         self._stagger.setInterval(STAGGER_MS)
         self._stagger.timeout.connect(self._draw_next)
-        self._hidden: list[Chart] = []  # charts not painted yet since the tab was shown
+        self._hidden: list[QWidget] = []  # charts (and parts) not painted yet since the tab was shown
         self._reveal = QTimer(self)
         self._reveal.setInterval(REVEAL_MS)
         self._reveal.timeout.connect(self._reveal_next)
@@ -337,11 +337,11 @@ class Charts(QWidget):
         for chart in pending:
             self._draw(chart)
 
-    def reveal(self) -> None:
+    def reveal(self, extra: list[QWidget] = ()) -> None:
         """The tab is being shown: paint the charts one per REVEAL_MS rather than all in the
         switch's one paint (60-110 ms under load: Qt drops the charts' item caches while the tab
         is hidden, so every axis and label is drawn afresh). Until its turn, a chart is blank."""
-        self._hidden = [c for c in self.visible_charts()]
+        self._hidden = [*self.visible_charts(), self.gpu_stack, *extra]
         for chart in self._hidden:
             chart.setUpdatesEnabled(False)
         self._reveal.start()

@@ -85,13 +85,28 @@ class MonitorView(QWidget):
     def prepare(self, geometry) -> None:
         """Lay the hidden tab out at `geometry` (the visible tab's) and draw the data once, so the
         first switch to it neither resizes ten charts nor fills them from empty."""
+        from PySide6.QtCore import Qt
+        from PySide6.QtGui import QResizeEvent
+        from PySide6.QtWidgets import QApplication
+
         self.setGeometry(geometry)
-        self.layout().activate()
+        # A hidden widget's layouts wait for its show: lay each level out by hand, top down.
+        level = [self]
+        while level:
+            for widget in level:
+                if widget.layout() is not None:
+                    widget.layout().setGeometry(widget.rect())
+            level = [c for w in level for c in w.findChildren(QWidget, options=Qt.FindDirectChildrenOnly)]
+        # Each chart gets its resize now (pyqtgraph re-lays out its axes and view on it), not at the switch.
+        for chart in self.charts.visible_charts():
+            for widget in (chart, chart.viewport()):  # the view, then its viewport (which it sizes)
+                QApplication.sendEvent(widget, QResizeEvent(widget.size(), widget.size()))
+                widget.setAttribute(Qt.WA_PendingResizeEvent, False)
         self.refresh()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        self.charts.reveal()
+        self.charts.reveal(extra=[self.range_bar, self.details])
         self.refresh(stagger=True)
 
     def hideEvent(self, event) -> None:
