@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from dataclasses import asdict
 from typing import Callable, Iterable
 
@@ -38,8 +39,11 @@ class Runtime:
                              self.bus.subscribe(self.hub.recent.observe)]
         self.hub.recent.log_prompts = t.log_prompts
         if t.rollup_days > 0:
-            self.hub.rollups = RollupStore(settings.rollups_path, retention_s=t.rollup_days * 86400)
-            self._unsubscribe.append(self.bus.subscribe(self.hub.rollups.observe))
+            try:
+                self.hub.rollups = RollupStore(settings.rollups_path, retention_s=t.rollup_days * 86400)
+                self._unsubscribe.append(self.bus.subscribe(self.hub.rollups.observe))
+            except (OSError, sqlite3.Error) as e:  # e.g. an unwritable data folder: the app still runs
+                log.warning("Per-minute telemetry history is off: %s cannot be opened (%s).", settings.rollups_path, e)
         self._heartbeat_task: asyncio.Task | None = None
         self.request_log = RequestLog(settings.request_log_path, max_bytes=int(t.request_log_max_mb * 2**20),
                                       backups=t.request_log_backups, log_prompts=t.log_prompts)

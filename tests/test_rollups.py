@@ -114,3 +114,13 @@ def test_the_monitor_range_selector_charts_the_rollups(make_desktop, drive):
     d.monitor.refresh()
     assert chart.point_count("requests_per_s") == len(d.runtime.hub.series.points())
     assert chart.getAxis("bottom").labelText == "seconds ago"
+
+
+def test_an_unwritable_data_dir_turns_rollups_off_with_a_warning(settings, tmp_path, caplog):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    bad = settings.model_copy(update={"general": settings.general.model_copy(update={"data_dir": str(blocker / "d")})})
+    runtime = Runtime(bad)
+    assert runtime.hub.rollups is None
+    assert any("telemetry history is off" in r.getMessage() for r in caplog.records)
+    asyncio.run(runtime.close())

@@ -97,7 +97,7 @@ class BenchmarksPanel(QWidget):
                 self.progress.setText(f"{name}: decode {result['decode_tokens_per_s_1']:.1f} tok/s "
                                       f"(4 at once: {result['decode_tokens_per_s_4']:.1f}), saved.")
                 await self.reload()
-            except JarvisError as e:
+            except (JarvisError, OSError) as e:  # OSError: the results file could not be written
                 self.progress.setText(f"{name}: {e}")
                 self.status_message.emit(str(e))
             finally:
