@@ -124,3 +124,15 @@ def test_an_unwritable_data_dir_turns_rollups_off_with_a_warning(settings, tmp_p
     assert runtime.hub.rollups is None
     assert any("telemetry history is off" in r.getMessage() for r in caplog.records)
     asyncio.run(runtime.close())
+
+
+def test_a_restart_within_the_minute_merges_its_row(tmp_path):
+    now = [T0 + 30]
+    first = RollupStore(tmp_path / "t.sqlite3", clock=lambda: now[0])
+    first.write({"minute": T0, "requests": 3, "latency_p95_ms": 900.0, "cpu_percent": 20.0})
+    first.close()
+    second = RollupStore(tmp_path / "t.sqlite3", clock=lambda: now[0])
+    second.write({"minute": T0, "requests": 2, "latency_p95_ms": 400.0, "cpu_percent": 40.0})
+    [row] = second.rows()
+    assert row["requests"] == 5 and row["latency_p95_ms"] == 900.0 and row["cpu_percent"] == 30.0
+    second.close()

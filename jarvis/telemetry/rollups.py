@@ -81,6 +81,23 @@ def _worst(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
 
 
+SUMMED = {"requests", "errors", "prompt_tokens", "completion_tokens", "cache_hits", "cache_misses"}
+AVERAGED = {"cpu_percent", "ram_percent", "gpu_util_pct", "gpu_mem_used_bytes"}
+
+
+def _merge(old: dict, new: dict) -> dict:
+    out = {"minute": new["minute"]}
+    for f in FIELDS[1:]:
+        a, b = old.get(f), new.get(f)
+        if f in SUMMED:
+            out[f] = (a or 0) + (b or 0)
+        elif f in AVERAGED:
+            out[f] = b if a is None else a if b is None else (a + b) / 2
+        else:
+            out[f] = _worst(a, b)
+    return out
+
+
 class RollupStore:
     """One SQLite file of per-minute rows; `clock` is wall time (tests pass their own)."""
 
@@ -148,11 +165,17 @@ class RollupStore:
             self.write(ended.row())
 
     def write(self, row: dict) -> None:
-        """Store one minute's row and delete the rows older than the retention, in one transaction."""
+        """Store one minute's row and delete the rows older than the retention, in one transaction.
+        A row for that minute already there (the app restarted within the minute) is merged:
+        counts add up; percentiles and stalls keep the worse of the two; means are averaged."""
         horizon = self._clock() - self.retention_s
         with self._db_lock:
             self._db.execute("BEGIN")
             try:
+                old = self._db.execute(f"SELECT {', '.join(FIELDS)} FROM minute_rollups WHERE minute = ?",
+                                       (row["minute"],)).fetchone()
+                if old is not None:
+                    row = _merge(dict(zip(FIELDS, old)), row)
                 self._db.execute(f"INSERT OR REPLACE INTO minute_rollups ({', '.join(FIELDS)}) "
                                  f"VALUES ({', '.join('?' for _ in FIELDS)})", [row.get(f) for f in FIELDS])
                 pruned = self._db.execute("DELETE FROM minute_rollups WHERE minute < ?", (horizon,)).rowcount

@@ -256,6 +256,8 @@ class Charts(QWidget):
         return self.charts.get(field) or self.gpu_charts[field]
 
     def _clicked(self, chart: Chart, event) -> None:
+        if self.static:  # a rollup range: its minutes are older than the explorer's requests
+            return
         x = chart.getPlotItem().vb.mapSceneToView(event.scenePos()).x()
         span = self.second_at(x)
         if span is not None:
