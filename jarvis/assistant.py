@@ -179,6 +179,7 @@ class Assistant:
                     pre_submit_ms = (seq.submitted_at - started) * 1000
                     chunk = replace(chunk, record=replace(  # the last tokens' logprobs ride along
                         r, model_load_ms=lease.load_ms, warm_start=lease.warm_start,
+                        queue_position=seq.queue_position,
                         ttft_ms=r.ttft_ms + pre_submit_ms))  # what the user waited, a model load included
                 yield chunk
 

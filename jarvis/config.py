@@ -100,6 +100,11 @@ class TelemetrySettings(_Section):
     request_log_max_mb: float = Field(10, gt=0)
     request_log_backups: int = Field(3, ge=0, le=100)
     log_prompts: bool = False
+    heartbeat_ms: int = Field(8, ge=0, le=1000)
+    rollup_days: float = Field(7, ge=0, le=365)
+    target_latency_p95_ms: float = Field(0, ge=0)
+    target_latency_p99_ms: float = Field(0, ge=0)
+    target_ttft_p95_ms: float = Field(0, ge=0)
 
 
 class ServerSettings(_Section):
@@ -157,6 +162,14 @@ class Settings(_Section):
     @property
     def request_log_path(self) -> Path:
         return Path(self.telemetry.request_log) if self.telemetry.request_log else self.data_path / "logs" / "requests.jsonl"
+
+    @property
+    def benchmarks_path(self) -> Path:
+        return self.data_path / "benchmarks.jsonl"
+
+    @property
+    def rollups_path(self) -> Path:
+        return self.data_path / "telemetry.sqlite3"
 
     @property
     def database_path(self) -> Path:

@@ -103,14 +103,25 @@ class ChatRequest:
         return ChatRequest(messages=tuple(msgs), **kw)
 
 
+@dataclass(frozen=True)
+class QueuePosition:
+    """Where a request waiting for a slot stands: 1 = next in line. `eta_s`: about how long it
+    waits, at the pace slots have been freeing up lately (None before that pace is known)."""
+
+    position: int
+    eta_s: float | None = None
+
+
 @dataclass
 class Chunk:
-    """A piece of a streamed reply. The last chunk has `done=True` and carries the request's record."""
+    """A piece of a streamed reply. The last chunk has `done=True` and carries the request's record.
+    A chunk with `queue` set (and no text) says the request still waits for a slot, and where."""
 
     text: str
     done: bool = False
     record: RequestRecord | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None  # the tokens behind this chunk, when asked for
+    queue: QueuePosition | None = None
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from dataclasses import asdict
 from typing import Callable, Iterable
 
@@ -18,6 +19,8 @@ from jarvis.http.stats_source import HubStatsSource
 from jarvis.telemetry import RecordBus
 from jarvis.telemetry.perf import PerfMonitor
 from jarvis.telemetry.request_log import RequestLog
+from jarvis.telemetry.responsiveness import HeartbeatMeter, loop_heartbeat
+from jarvis.telemetry.rollups import RollupStore
 from jarvis.telemetry.series import TelemetryHub
 
 log = logging.getLogger("jarvis.runtime")
@@ -31,7 +34,17 @@ class Runtime:
         t = settings.telemetry
         self.hub = TelemetryHub(perf=PerfMonitor(window_s=t.window_s), history_s=t.history_s,
                                 loaded_models=lambda: len(self.assistant.manager.loaded()))
-        self._unsubscribe = [self.bus.subscribe(self.hub.perf.observe)]
+        self._unsubscribe = [self.bus.subscribe(self.hub.perf.observe),
+                             self.bus.subscribe(self.hub.responsiveness.observe),
+                             self.bus.subscribe(self.hub.recent.observe)]
+        self.hub.recent.log_prompts = t.log_prompts
+        if t.rollup_days > 0:
+            try:
+                self.hub.rollups = RollupStore(settings.rollups_path, retention_s=t.rollup_days * 86400)
+                self._unsubscribe.append(self.bus.subscribe(self.hub.rollups.observe))
+            except (OSError, sqlite3.Error) as e:  # e.g. an unwritable data folder: the app still runs
+                log.warning("Per-minute telemetry history is off: %s cannot be opened (%s).", settings.rollups_path, e)
+        self._heartbeat_task: asyncio.Task | None = None
         self.request_log = RequestLog(settings.request_log_path, max_bytes=int(t.request_log_max_mb * 2**20),
                                       backups=t.request_log_backups, log_prompts=t.log_prompts)
         self._unsubscribe.append(self.bus.subscribe(self.request_log.observe))
@@ -52,10 +65,18 @@ class Runtime:
     def cache_stats(self) -> dict:
         return asdict(self.assistant.cache.stats())
 
+    def heartbeat_meter(self, source: str) -> HeartbeatMeter:
+        """A meter whose stalls reach the monitor, the stats JSON and /metrics. The desktop beats
+        a "ui" one from a QTimer (the core never imports Qt); `start` beats the "loop" one."""
+        return HeartbeatMeter(source, self.settings.telemetry.heartbeat_ms or 8, self.bus.emit)
+
     # ---- life cycle ------------------------------------------------------------------------
     async def start(self, *, http: bool | None = None, warmup: bool = True, host: str | None = None,
                     port: int | None = None) -> None:
         self._hub_task = asyncio.get_running_loop().create_task(self.hub.run())
+        if self.settings.telemetry.heartbeat_ms:
+            meter = self.heartbeat_meter("loop")
+            self._heartbeat_task = asyncio.get_running_loop().create_task(loop_heartbeat(meter))
         await self.assistant.start(warmup=warmup)
         if http if http is not None else self.settings.server.enabled:
             await self.start_http(host, port)
@@ -78,11 +99,15 @@ class Runtime:
             await self.server.close()
             self.server = None
         await self.assistant.close()
-        if self._hub_task is not None:
-            self._hub_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._hub_task
+        for task in (self._hub_task, self._heartbeat_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.hub.close()
+        if self.hub.rollups is not None:  # the minute in progress is kept too (SQLite: off the loop)
+            await asyncio.to_thread(self.hub.rollups.flush)
+            self.hub.rollups.close()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self.request_log.close()

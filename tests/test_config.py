@@ -92,7 +92,7 @@ def test_readme_settings_table_matches_settings_toml():
 
     defaults = tomllib.loads(DEFAULTS_FILE.read_text())
     readme = (PROJECT_ROOT / "README.md").read_text()
-    rows = {m[0]: m[1] for m in re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \| `([^`]*)` \|", readme, re.M)}
+    rows = {m[0]: m[1] for m in re.findall(r"^\| `([a-z0-9_]+\.[a-z0-9_]+)` \| `([^`]*)` \|", readme, re.M)}
     expected = {f"{sec}.{key}": val for sec, table in defaults.items() for key, val in table.items()}
     assert set(rows) == set(expected)
     for key, value in expected.items():

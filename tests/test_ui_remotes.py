@@ -16,7 +16,8 @@ def test_remote_engines_section_and_grouped_picker(make_desktop, drive, ui_setti
         d.window.tabs.setCurrentWidget(d.monitor)
         d.monitor.refresh()
         panel = d.monitor.remotes
-        assert panel.isVisibleTo(d.window)
+        d.monitor.details.setCurrentWidget(panel)  # its own page below the charts
+        assert d.monitor.details.currentWidget() is panel and panel.isVisibleTo(d.window)
         row = [panel.table.item(0, j).text() for j in range(panel.table.columnCount())]
         assert row[:3] == ["gpu", vllm.base_url, "up"] and row[6:11] == ["—", "—", "3", "5", "42 %"]
         d.monitor.refresh()

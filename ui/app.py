@@ -19,6 +19,7 @@ from jarvis.conversations import ConversationStore
 from jarvis.runtime import Runtime
 
 from ui.chat.chat_view import ChatView
+from ui.heartbeat import UiHeartbeat
 from ui.main_window import MainWindow
 from ui.monitor.monitor_view import MonitorView
 
@@ -35,6 +36,7 @@ class Desktop:
         self.chat = ChatView(self.runtime.assistant, self.store, store_warning=warning)
         self.monitor = MonitorView(self.runtime)
         self.window = MainWindow(self.chat, self.monitor, self.runtime, on_close=self._close_requested)
+        self.heartbeat = UiHeartbeat(self.runtime, parent=self.window)  # the UI stall, measured
         self.get_models = None  # the "Get models" dialog, made on first use
         self.chat.settings_panel.get_models_requested.connect(self.open_get_models)
         if warning:
@@ -45,7 +47,11 @@ class Desktop:
 
     async def start(self, *, http: bool | None = None, warmup: bool | None = None) -> None:
         warm = bool(self.settings.models.warmup) if warmup is None else warmup
+        if self.settings.telemetry.heartbeat_ms:
+            self.heartbeat.start()
         await self.runtime.start(http=http, warmup=warm)
+        if not self.monitor.isVisible():  # the first switch to the monitor: no relayout then
+            self.monitor.prepare(self.window.tabs.currentWidget().geometry())
         self.window.update_state()
         if self.runtime.server_error:
             self.window.show_message(self.runtime.server_error, error=True)
@@ -98,6 +104,7 @@ class Desktop:
             return
         started = time.perf_counter()
         self.monitor.stop()
+        self.heartbeat.stop()
         await self.chat.stop_all()       # answers first: each saves its text as 'stopped'
         await self._stop_downloads()
         await self.monitor.tasks.cancel_all()

@@ -56,7 +56,7 @@ async def scenario(out: Path, data_dir: str) -> list[Path]:
         first = chat.send("Write a Python function that reverses a string. Use a code block.")
         await _wait(first.task.done)
         second = chat.send("Now explain in a short bulleted list how it works.")
-        await _wait(lambda: len(second.text) > 120)
+        await _wait(lambda: len(second.text) > 120 or second.task.done())  # a short answer ends first
         window.tabs.setCurrentWidget(chat)
         await asyncio.sleep(0.1)  # let the throttled render and the layout catch up
         path = out / "chat.png"
@@ -66,7 +66,7 @@ async def scenario(out: Path, data_dir: str) -> list[Path]:
         await asyncio.sleep(1.2)  # one more hub tick
         window.tabs.setCurrentWidget(desktop.monitor)
         desktop.monitor.refresh()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.4)  # the charts are revealed one by one after a tab switch
         path = out / "monitor.png"
         window.grab().save(str(path))
         written.append(path)

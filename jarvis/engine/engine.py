@@ -34,7 +34,7 @@ from jarvis.engine.sequence import SeqState, Slot, common_prefix
 from jarvis.engine.text import StreamingText
 from jarvis.gguf_header import GGUFError, read_header
 from jarvis.errors import EngineClosed, EngineCrashed, JarvisError, ModelLoadError, RequestCancelled, RequestTimeout
-from jarvis.request import ChatRequest, Chunk, resolve_timeout
+from jarvis.request import ChatRequest, Chunk, QueuePosition, resolve_timeout
 from jarvis.telemetry import ModelRecord, QueueRecord, RecordBus, RequestRecord, StepRecord
 
 log = logging.getLogger("jarvis.engine")
@@ -74,7 +74,8 @@ class Engine:
         self.config = config
         self._chat_template = chat_template
         self._bus = bus or RecordBus()
-        self._queue: PriorityRequestQueue[SeqState] = PriorityRequestQueue(config.max_queue)
+        self._queue: PriorityRequestQueue[SeqState] = PriorityRequestQueue(
+            config.max_queue, on_position=lambda seq, position, eta: seq.mailbox.put_queue(position, eta))
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -178,7 +179,7 @@ class Engine:
                 # Requests that free slots will take at the next step are not waiting: a burst of
                 # submissions must not hit max_queue before the worker has had a chance to admit them.
                 free_slots = sum(1 for s in self._slots if s.free)
-                self._queue.put(seq, request.priority, headroom=free_slots)
+                seq.queue_position = self._queue.put(seq, request.priority, headroom=free_slots)
             except JarvisError:
                 self._bus.emit(QueueRecord(self.name, "rejected", len(self._queue)))
                 raise
@@ -204,6 +205,8 @@ class Engine:
                     return
                 if text:
                     yield Chunk(text=text, logprobs=logprobs)
+                elif seq.mailbox.queue is not None:
+                    yield Chunk(text="", queue=QueuePosition(*seq.mailbox.queue))
         finally:
             if not seq.mailbox.closed:
                 self.cancel(seq)

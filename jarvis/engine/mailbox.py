@@ -25,6 +25,8 @@ class Mailbox:
         self.logprobs: tuple[TokenLogprob, ...] = ()  # those taken with the text get() last returned
         self._error: BaseException | None = None
         self._wake_pending = False
+        self._queue: tuple[int, float | None] | None = None  # (position, eta_s) not yet taken
+        self.queue: tuple[int, float | None] | None = None  # the one get() returned last, if any
         self.closed = False
 
     # ---- worker side ----------------------------------------------------------------------
@@ -37,6 +39,14 @@ class Mailbox:
         """Rides with the next text (or the finish): no wake-up of its own."""
         with self._lock:
             self._logprobs.append(entry)
+
+    def put_queue(self, position: int, eta_s: float | None) -> None:
+        """The request's new place in line (from the queue, on whichever thread moved it)."""
+        with self._lock:
+            if self.closed:
+                return
+            self._queue = (position, eta_s)
+            self._schedule_wake()
 
     def finish(self, record: RequestRecord) -> None:
         with self._lock:
@@ -67,7 +77,8 @@ class Mailbox:
 
     # ---- asyncio side ---------------------------------------------------------------------
     async def get(self) -> tuple[str, RequestRecord | None]:
-        """Wait for news: (merged text, the finished-request record or None). Raises the request's error."""
+        """Wait for news: (merged text, the finished-request record or None). Raises the request's error.
+        ("", None) with `self.queue` set: only the place in line changed (text makes it stale)."""
         while True:
             with self._lock:
                 text = "".join(self._text)
@@ -78,9 +89,10 @@ class Mailbox:
                 else:
                     self.logprobs = ()
                 record, error = self._record, self._error
+                self.queue, self._queue = (self._queue, None) if not text and record is None else (None, None)
             if error is not None and not text:
                 raise error
-            if text or record is not None:
+            if text or record is not None or self.queue is not None:
                 if record is not None:
                     self._record = None
                 return text, record

@@ -21,6 +21,7 @@ class SeqState:
     deadline: float | None  # perf_counter time after which it fails with RequestTimeout
     submitted_at: float = field(default_factory=time.perf_counter)
     cancelled: bool = False
+    queue_position: int = 0  # place in line at submission (1 = next); 0 = a slot was free
 
     # set when a slot takes it
     prompt: list[int] = field(default_factory=list)

@@ -11,11 +11,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from jarvis.http.stats_source import StatsSource
-from jarvis.telemetry.records import ModelRecord, QueueRecord, RequestRecord, StepRecord
+from jarvis.telemetry.records import ModelRecord, QueueRecord, RequestRecord, StallRecord, StepRecord
 
 # Local models: a cached reply takes milliseconds, a long answer minutes.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 20)
+STALL_BUCKETS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.033, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1)
 
 
@@ -42,6 +43,9 @@ class PrometheusMetrics:
         self.engine_crashes = Counter("jarvis_engine_crashes", "Engine workers that died (the model was unloaded).",
                                       ["model"], registry=r)
         self.loaded_models = Gauge("jarvis_loaded_models", "Models loaded now.", registry=r)
+        self.stall = Histogram("jarvis_heartbeat_stall_seconds",
+                               "How late a heartbeat ran: thread=ui is the desktop's Qt thread, loop the asyncio loop.",
+                               ["thread"], buckets=STALL_BUCKETS, registry=r)
         self.gpu_memory_used = Gauge("jarvis_gpu_memory_used_bytes", "GPU memory in use (whole device).",
                                      ["gpu"], registry=r)
 
@@ -57,6 +61,10 @@ class PrometheusMetrics:
                 self.queue_rejections.labels(record.model).inc()
             elif record.event == "timeout":
                 self.queue_timeouts.labels(record.model).inc()
+        elif isinstance(record, StallRecord):
+            stall = self.stall.labels(record.source)
+            for ms in record.stalls_ms:
+                stall.observe(ms / 1000.0)
         elif isinstance(record, ModelRecord) and record.event == "crashed":
             self.engine_crashes.labels(record.model).inc()
 

@@ -190,6 +190,10 @@ class OpenAIApi:
             try:
                 chunk = first
                 while chunk is not None:
+                    if chunk.queue is not None:  # still waiting for a slot: say where, as a comment
+                        eta = chunk.queue.eta_s
+                        await sse.comment(f"queued position={chunk.queue.position}"
+                                          + (f" eta_s={eta:.1f}" if eta is not None else ""))
                     text = tools.feed(chunk.text) if tools else chunk.text
                     if text or chunk.logprobs:
                         await sse.send(shape.piece(text if text or not shape.chat else None, logprobs=chunk.logprobs))

@@ -46,6 +46,11 @@ class EventStream:
     async def send(self, event: Any) -> None:
         await self._write(encode(event))
 
+    async def comment(self, text: str) -> None:
+        """A comment line (`: text`): clients and OpenAI's SDKs skip it; a person reading the stream
+        sees it (the queue position while a request waits for a slot)."""
+        await self._write(b": " + text.replace("\n", " ").encode() + b"\n\n")
+
     async def done(self) -> None:
         await self._write(DONE)
         with contextlib.suppress(ConnectionError):

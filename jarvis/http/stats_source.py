@@ -21,6 +21,7 @@ class StatsSource(Protocol):
     def system_metrics(self) -> dict[str, Any]: ...
     def models_stats(self) -> dict[str, Any]: ...
     def history(self, seconds: float | None = None) -> list[dict[str, Any]]: ...
+    def recent_requests(self, limit: int) -> dict[str, Any]: ...
 
 
 class HubStatsSource:
@@ -51,6 +52,8 @@ class HubStatsSource:
             "cache": {**(self._cache() if self._cache else {}), "hits": hits, "misses": misses,
                       "hit_rate": hits / (hits + misses) if hits + misses else None},
             "counters": counters,
+            # Heartbeat stalls per thread ("ui" only while the desktop runs); see telemetry/responsiveness.py.
+            "responsiveness": self.hub.responsiveness.summary(),
         }
 
     def system_metrics(self) -> dict[str, Any]:
@@ -77,3 +80,7 @@ class HubStatsSource:
 
     def history(self, seconds: float | None = None) -> list[dict[str, Any]]:
         return self.hub.history(seconds)
+
+    def recent_requests(self, limit: int) -> dict[str, Any]:
+        recent = self.hub.recent
+        return {"requests": recent.rows(limit), "capacity": recent.capacity, "log_prompts": recent.log_prompts}

@@ -30,6 +30,7 @@ class RequestRecord:
     finish_reason: str = ""  # stop (end of answer or a stop string) | length (max_tokens, context); "" = unfinished
     total_ms: float = 0.0  # submission to the last token (or to the failure)
     queue_ms: float = 0.0  # waiting for a free slot in the engine
+    queue_position: int = 0  # place in line at submission (1 = next); 0 = a slot was free for it
     model_load_ms: float = 0.0  # the model load this request waited for; 0 when it was loaded (warm)
     prefill_ms: float = 0.0  # admission to the first token: the prompt's prefill
     ttft_ms: float = 0.0  # submission to the first token, a model load included
@@ -100,4 +101,19 @@ class ModelRecord:
     timestamp: float = field(default_factory=time.time)
 
 
-Record = RequestRecord | StepRecord | QueueRecord | ModelRecord
+@dataclass(frozen=True)
+class StallRecord:
+    """Heartbeat lateness on one thread since the previous StallRecord of that source.
+
+    A heartbeat asks to run every `interval_ms`; how much later than that it ran is the time the
+    thread could not answer (a stall). "ui" is the Qt thread (the desktop feeds it in; the core
+    never imports Qt), "loop" the asyncio loop. Emitted a few times a second, not per beat.
+    """
+
+    source: str  # "ui" | "loop"
+    interval_ms: float
+    stalls_ms: tuple[float, ...] = field(default=(), repr=False)  # one per heartbeat, >= 0
+    timestamp: float = field(default_factory=time.time)
+
+
+Record = RequestRecord | StepRecord | QueueRecord | ModelRecord | StallRecord

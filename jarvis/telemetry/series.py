@@ -7,6 +7,7 @@ snapshots a background collector took; it never queries a device itself).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
@@ -15,7 +16,11 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from jarvis.telemetry.perf import PerfMonitor
+from jarvis.telemetry.recent import RecentRequests
+from jarvis.telemetry.responsiveness import Responsiveness
 from jarvis.telemetry.system import SystemSampler, SystemSnapshot
+
+log = logging.getLogger("jarvis.telemetry")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,12 @@ class SeriesPoint:
     gpu_mem_used_bytes: int | None  # summed over GPUs
     gpu_mem_total_bytes: int | None
     loaded_models: int
+    # Heartbeat stalls in this second (telemetry/responsiveness.py); None where that heartbeat
+    # does not run (the UI one runs only in the desktop).
+    ui_stall_max_ms: float | None = None
+    ui_stall_p99_ms: float | None = None
+    loop_stall_max_ms: float | None = None
+    loop_stall_p99_ms: float | None = None
 
 
 class SeriesRing:
@@ -77,6 +88,9 @@ class TelemetryHub:
         self.perf = perf if perf is not None else PerfMonitor()
         self.sampler = sampler if sampler is not None else SystemSampler()
         self.series = SeriesRing(history_s)
+        self.responsiveness = Responsiveness(window_s=self.perf.window_s)  # subscribe .observe to the bus
+        self.recent = RecentRequests()  # the last 1,000 requests (the explorer); subscribe .observe too
+        self.rollups = None  # a RollupStore (per-minute rows in SQLite), set by the Runtime; fed by tick
         self._loaded_models = loaded_models or (lambda: len(self.perf.loaded_models()))
         self._clock = clock
         self._tick_lock = threading.Lock()
@@ -99,13 +113,20 @@ class TelemetryHub:
             self._system = system
             point = self._point(now, system, tokens_per_s, requests_per_s)
             self.series.append(point)
-            return point
+        if self.rollups is not None:  # SQLite, once a minute: on this (the sampler's) thread, never the loop
+            try:
+                self.rollups.on_point(point)
+            except Exception:
+                log.exception("telemetry rollup failed")
+        return point
 
     def _point(self, now: float, system: SystemSnapshot, tokens_per_s: float, requests_per_s: float) -> SeriesPoint:
         latency = self.perf.stats("request.latency")
         ttft = self.perf.stats("request.ttft")
         hits, misses = self.perf.event_count("cache.hit"), self.perf.event_count("cache.miss")
         gauges = self.perf.gauges()
+        stalls = self.responsiveness.take_second(now)
+        ui, loop = stalls["ui"], stalls["loop"]
         gpus = system.gpus
         util = [g.utilization_pct for g in gpus if g.utilization_pct is not None]
         used = [g.memory_used_bytes for g in gpus if g.memory_used_bytes is not None]
@@ -129,6 +150,10 @@ class TelemetryHub:
             gpu_mem_used_bytes=sum(used) if used else None,
             gpu_mem_total_bytes=sum(total) if total else None,
             loaded_models=int(self._loaded_models()),
+            ui_stall_max_ms=ui[0] if ui else None,
+            ui_stall_p99_ms=ui[1] if ui else None,
+            loop_stall_max_ms=loop[0] if loop else None,
+            loop_stall_p99_ms=loop[1] if loop else None,
         )
 
     async def run(self, interval: float = 1.0) -> None:

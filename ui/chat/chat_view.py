@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QSplitter, QVBoxLayout, QWidget
@@ -17,7 +18,7 @@ from jarvis.conversations import ConversationStore
 from jarvis.errors import JarvisError
 
 from ui.async_bridge import TaskSet
-from ui.chat.answer import Answer, stats_line
+from ui.chat.answer import Answer, stats_line, waiting_line
 from ui.chat.composer import Composer
 from ui.chat.conversation_view import ConversationView
 from ui.chat.message_widget import MessageWidget
@@ -236,9 +237,15 @@ class ChatView(QWidget):
     async def _run(self, answer: Answer) -> None:
         try:
             async for chunk in self.assistant.stream(answer.request):
+                if chunk.queue is not None and not answer.first_token:
+                    answer.queue, answer.queue_since = chunk.queue, time.monotonic()
+                    answer.queue_positions.append(chunk.queue.position)
+                    if answer.widget is not None:
+                        answer.widget.set_state(waiting_line(answer.queue, answer.queue_since))
                 if chunk.text:
                     if not answer.first_token:
                         answer.first_token = True
+                        answer.queue = None
                         if answer.widget is not None:
                             answer.widget.set_state("")
                     answer.text += chunk.text
@@ -288,6 +295,8 @@ class ChatView(QWidget):
             engine = manager.engine_of(answer.model)
             if answer.model in loading:
                 answer.widget.set_state("loading model…")
+            elif answer.queue is not None:  # its place in line, from the engine's queue
+                answer.widget.set_state(waiting_line(answer.queue, answer.queue_since))
             elif engine is not None and engine.queue_depth > 0 and engine.active_slots >= engine.config.batch_size:
                 answer.widget.set_state("waiting in queue")
             else:
