@@ -124,7 +124,8 @@ def test_server_figures_beside_jarvis_s():
 
 
 def test_the_queue_in_front_of_a_remote_without_a_server():
-    """max_concurrency 1 held by a request that never streams: the next waits; cancelling it while
+    """max_concurrency 1 held by a request that never streams: the next waits (told it is 1st in
+    line); cancelling it while
     it waits raises RequestCancelled and leaves nothing queued; past max_queue, QueueFull at once;
     a waiting request's own timeout ends its wait. No connection is ever made."""
     import asyncio
@@ -143,10 +144,12 @@ def test_the_queue_in_front_of_a_remote_without_a_server():
         holder = backend.submit(req(), "q/m", "m")
         assert backend.in_flight == 1 and holder.gate.done()
         waiting = backend.submit(req(), "q/m", "m")
-        assert backend.queue_depth == 1
+        assert backend.queue_depth == 1 and waiting.queue_position == 1
         with pytest.raises(QueueFull):
             backend.submit(req(), "q/m", "m")
         stream = backend.stream(waiting)
+        first = await stream.__anext__()  # its place in line, as a local model's queue reports it
+        assert first.text == "" and first.queue.position == 1 and not first.done
         task = asyncio.ensure_future(stream.__anext__())
         await asyncio.sleep(0)  # it waits at the gate
         backend.cancel(waiting)

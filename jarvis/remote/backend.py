@@ -16,8 +16,6 @@ Every figure is measured here, on JARVIS's side: queue (waiting for a free upstr
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,10 +23,11 @@ from typing import Any, AsyncIterator
 
 from jarvis.errors import (InvalidRequest, QueueFull, RemoteError, RemoteTimeout, RemoteUnavailable,
                            RequestCancelled, RequestTimeout)
+from jarvis.engine.queue import PriorityRequestQueue
 from jarvis.remote.client import make_client
 from jarvis.remote.replicas import Replica, pick
 from jarvis.remote.settings import RemoteSettings
-from jarvis.request import ChatRequest, Chunk, Priority, resolve_timeout
+from jarvis.request import ChatRequest, Chunk, Priority, QueuePosition, resolve_timeout
 from jarvis.telemetry import QueueRecord, RecordBus, RequestRecord
 
 log = logging.getLogger("jarvis.remote")
@@ -49,6 +48,9 @@ class RemoteSeq:
     admitted_at: float = 0.0
     cancelled: bool = False
     replica: Replica | None = None  # the one that answered (or failed last)
+    queue_position: int = 0  # place in line at submission (0: an upstream place was free)
+    moved: asyncio.Event = field(default_factory=asyncio.Event)  # its place in line changed
+    place: tuple[int, float | None] | None = None  # (position, eta_s) last set by the queue
 
 
 class _Failure(Exception):
@@ -68,8 +70,9 @@ class RemoteBackend:
         self.request_timeout_s = request_timeout_s
         self.bus = bus or RecordBus()
         self.replicas = [Replica(url) for url in settings.urls]
-        self._waiting: list[tuple[int, int, RemoteSeq]] = []
-        self._order = itertools.count()
+        # The engine's own queue (everything here runs on the loop, so its lock is never contended);
+        # it tells each waiting request its place and a wait estimate, as a local model's does.
+        self._waiting: PriorityRequestQueue[RemoteSeq] = PriorityRequestQueue(max_queue, on_position=self._moved)
         self.in_flight = 0
         self.max_in_flight_seen = 0  # the most requests ever upstream at once (tests, the monitor)
 
@@ -126,10 +129,11 @@ class RemoteBackend:
         if self.in_flight < self.settings.max_concurrency and not self._waiting:
             self._admit(seq)
             return seq
-        if len(self._waiting) >= self.max_queue:
+        try:
+            seq.queue_position = self._waiting.put(seq, int(Priority.parse(request.priority)))
+        except QueueFull:
             self.bus.emit(QueueRecord(model_name, "rejected", len(self._waiting)))
-            raise QueueFull(self.max_queue)
-        heapq.heappush(self._waiting, (int(Priority.parse(request.priority)), next(self._order), seq))
+            raise
         return seq
 
     def cancel(self, seq: RemoteSeq) -> None:
@@ -141,10 +145,13 @@ class RemoteBackend:
     async def stream(self, seq: RemoteSeq) -> AsyncIterator[Chunk]:
         """Chunks of the reply, the last with its RequestRecord. Leaving early closes the upstream."""
         try:
-            if not seq.gate.done():
+            while not seq.gate.done():
+                if seq.place is not None:  # where it stands, before it waits on
+                    yield Chunk(text="", queue=QueuePosition(*seq.place))
+                    seq.place = None
                 remaining = None if seq.deadline is None else max(0.0, seq.deadline - time.perf_counter())
                 try:
-                    await asyncio.wait_for(seq.gate, remaining)
+                    await self._wait_gate_or_move(seq, remaining)
                 except TimeoutError:
                     self.bus.emit(QueueRecord(seq.model_name, "timeout", len(self._waiting)))
                     raise RequestTimeout(resolve_timeout(seq.request.timeout_s, self.request_timeout_s)) from None
@@ -164,6 +171,27 @@ class RemoteBackend:
                 seq.gate.cancel()
 
     # ---- the queue ---------------------------------------------------------------------
+    @staticmethod
+    async def _wait_gate_or_move(seq: RemoteSeq, timeout: float | None) -> None:
+        """Until the request may go upstream or its place in line changes; TimeoutError past `timeout`."""
+        seq.moved.clear()
+        if seq.place is not None or seq.gate.done():
+            return
+        moved = asyncio.ensure_future(seq.moved.wait())
+        try:
+            done, _ = await asyncio.wait({seq.gate, moved}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            moved.cancel()
+        if not done:
+            raise TimeoutError
+        if seq.gate in done:
+            seq.gate.result()  # a cancelled gate raises CancelledError here
+
+    @staticmethod
+    def _moved(seq: RemoteSeq, position: int, eta_s: float | None) -> None:
+        seq.place = (position, eta_s)
+        seq.moved.set()
+
     def _admit(self, seq: RemoteSeq) -> None:
         self.in_flight += 1
         self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
@@ -171,19 +199,14 @@ class RemoteBackend:
 
     def _release(self) -> None:
         self.in_flight -= 1
-        while self._waiting and self.in_flight < self.settings.max_concurrency:
-            _, _, seq = heapq.heappop(self._waiting)
+        while len(self._waiting) and self.in_flight < self.settings.max_concurrency:
+            seq = self._waiting.pop()
             if seq.cancelled or seq.gate.done():
                 continue
             self._admit(seq)
 
     def _forget(self, seq: RemoteSeq) -> None:
-        for i, entry in enumerate(self._waiting):
-            if entry[2] is seq:
-                self._waiting[i] = self._waiting[-1]
-                self._waiting.pop()
-                heapq.heapify(self._waiting)
-                return
+        self._waiting.remove(seq)
 
     # ---- upstream ----------------------------------------------------------------------
     async def _attempts(self, seq: RemoteSeq) -> AsyncIterator[Chunk]:
