@@ -18,6 +18,11 @@ TARGETS = [  # key, description, passes(value)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a.startswith("--peer") for a in argv):  # the side-by-side comparison (jarvis/bench/peer_bench.py)
+        from jarvis.bench.peer_bench import main as peer_main
+
+        return peer_main(argv)
     p = argparse.ArgumentParser(prog="jarvis bench")
     p.add_argument("--quick", action="store_true", help="a shorter run, under a minute")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
