@@ -299,13 +299,12 @@ class Engine:
                 break
             seq = slot.sequence
             take = min(budget, len(seq.prompt) - seq.prefilled)
-            for j in range(take):
-                pos = seq.prefilled + j
-                last = pos == len(seq.prompt) - 1
-                idx = batch.add(seq.prompt[pos], pos, slot.seq_id, last)
-                if last:
-                    wants_logits.append((slot, idx))
-            slot.tokens.extend(seq.prompt[seq.prefilled:seq.prefilled + take])
+            chunk = seq.prompt[seq.prefilled:seq.prefilled + take]
+            last = seq.prefilled + take == len(seq.prompt)
+            idx = batch.add_run(chunk, seq.prefilled, slot.seq_id, last)
+            if last:
+                wants_logits.append((slot, idx))
+            slot.tokens.extend(chunk)
             seq.prefilled += take
             budget -= take
             prefill_tokens += take
