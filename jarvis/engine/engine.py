@@ -92,6 +92,11 @@ class Engine:
         # Tests inject a deterministic fault here: called on the worker inside every step, between
         # llama_decode and sampling, with the engine. Whatever it raises crashes the worker.
         self.step_hook: Callable[["Engine"], None] | None = None
+        # Where the worker's time goes, in seconds since load (read by the bench; a few adds a step):
+        # prepare = reap + admit + filling the batch, decode = llama_decode, sample = sampling,
+        # detokenizing and handing text over.
+        self.phase_s = {"prepare": 0.0, "decode": 0.0, "sample": 0.0}
+        self.steps = 0
 
     # ---- life cycle (call load() off the event loop: it takes a while) --------------------
     def load(self) -> None:
@@ -316,11 +321,18 @@ class Engine:
         if rc != 0:
             self._fail_all(rc)
             return
+        t1 = time.perf_counter()
         if self.step_hook is not None:
             self.step_hook(self)
         for slot, idx in wants_logits:
             self._on_logits(slot, idx)
-        step_ms = (time.perf_counter() - t0) * 1000
+        t2 = time.perf_counter()
+        phase = self.phase_s
+        phase["prepare"] += t0 - now
+        phase["decode"] += t1 - t0
+        phase["sample"] += t2 - t1
+        self.steps += 1
+        step_ms = (t2 - t0) * 1000
         self._bus.emit(StepRecord(self.name, self.active_slots, len(self._queue), len(batch),
                                   decode_tokens, prefill_tokens, step_ms))
 
