@@ -27,6 +27,7 @@ from jarvis.engine.embedder import Embedder
 from jarvis.engine.grammar import make_sampler
 from jarvis.engine.handles import Batch, LlamaContext, LlamaModel
 from jarvis.engine.logprobs import read_logprobs
+from jarvis.engine.lookup import draft as lookup_draft
 from jarvis.engine.mailbox import Mailbox
 from jarvis.engine.prompt import PromptBuilder
 from jarvis.engine.queue import PriorityRequestQueue
@@ -55,6 +56,7 @@ class EngineConfig:
     max_queue: int = _DEFAULTS.max_queue
     request_timeout_s: float = _DEFAULTS.request_timeout_s  # 0 = no limit (see resolve_timeout)
     truncate: bool = _DEFAULTS.truncate
+    lookup_draft: int = _DEFAULTS.lookup_draft  # prompt-lookup speculation: most tokens drafted per step; 0 = off
     gpu_layers: int = 0  # what to ask llama.cpp for; -1 = all
 
     @classmethod
@@ -62,7 +64,7 @@ class EngineConfig:
         e, g = settings.engine, settings.gpu
         return cls(batch_size=e.batch_size, context_length=e.context_length, prefill_chunk=e.prefill_chunk,
                    n_threads=e.n_threads, max_queue=e.max_queue, request_timeout_s=e.request_timeout_s,
-                   truncate=e.truncate, gpu_layers=g.gpu_layers if g.use_gpu else 0)
+                   truncate=e.truncate, lookup_draft=e.lookup_draft, gpu_layers=g.gpu_layers if g.use_gpu else 0)
 
 
 class Engine:
@@ -97,6 +99,8 @@ class Engine:
         # detokenizing and handing text over.
         self.phase_s = {"prepare": 0.0, "decode": 0.0, "sample": 0.0}
         self.steps = 0
+        self.drafted_tokens = 0  # prompt-lookup drafts sent to llama_decode to be verified
+        self.accepted_tokens = 0  # of which the model agreed with (kept)
 
     # ---- life cycle (call load() off the event loop: it takes a while) --------------------
     def load(self) -> None:
@@ -285,17 +289,29 @@ class Engine:
         batch, ctx = self._batch, self._ctx
         batch.clear()
         wants_logits: list[tuple[Slot, int]] = []
-        decode_tokens = prefill_tokens = 0
+        decode_tokens = prefill_tokens = draft_tokens = 0
 
         # The next token of every generating slot first: running answers never wait on prompts.
+        # With prompt-lookup speculation a greedy slot sends its pending token plus the tokens
+        # drafted after it, each with logits; _on_logits keeps the prefix the model agrees with.
         for slot in self._slots:
             seq = slot.sequence
             if seq is not None and not seq.prefilling and seq.pending_token is not None:
-                idx = batch.add(seq.pending_token, len(slot.tokens), slot.seq_id, True)
+                pos = len(slot.tokens)
                 slot.tokens.append(seq.pending_token)
                 seq.pending_token = None
+                drafted = self._draft(slot, seq) if self.config.lookup_draft else []
+                if drafted:
+                    idx = batch.add_run([slot.tokens[-1], *drafted], pos, slot.seq_id, True, logits_all=True)
+                    idx -= len(drafted)
+                    slot.tokens.extend(drafted)
+                    seq.draft, seq.draft_pos = drafted, pos
+                    self.drafted_tokens += len(drafted)
+                else:
+                    idx = batch.add(slot.tokens[-1], pos, slot.seq_id, True)
                 wants_logits.append((slot, idx))
                 decode_tokens += 1
+                draft_tokens += len(drafted)
         # Then prompt chunks, oldest admission first, within what is left of the batch.
         budget = min(batch.capacity - len(batch), self.config.prefill_chunk)
         for slot in sorted((s for s in self._slots if s.sequence and s.sequence.prefilling),
@@ -334,7 +350,7 @@ class Engine:
         self.steps += 1
         step_ms = (t2 - t0) * 1000
         self._bus.emit(StepRecord(self.name, self.active_slots, len(self._queue), len(batch),
-                                  decode_tokens, prefill_tokens, step_ms))
+                                  decode_tokens, prefill_tokens, step_ms, draft_tokens=draft_tokens))
 
     def _reap(self, now: float) -> None:
         """Free the slots of cancelled or timed-out requests; fail timed-out queued ones."""
@@ -407,10 +423,48 @@ class Engine:
                 self._release(slot, forget=True)
                 seq.mailbox.fail(EngineClosed(f"llama.cpp failed to decode (code {rc}); send the request again."))
 
+    def _draft(self, slot: Slot, seq: SeqState) -> list[int]:
+        """Tokens guessed from the prompt and answer so far, for a slot whose choice is the
+        argmax (greedy, no grammar, no logprobs), within its max_tokens and context."""
+        request = seq.request
+        if request.sampling.temperature > 0 or request.options.grammar is not None or request.options.logprobs:
+            return []
+        room = min(self.config.lookup_draft, request.sampling.max_tokens - seq.completion_tokens - 1,
+                   self.n_ctx_seq - len(slot.tokens) - 2)
+        return lookup_draft(slot.tokens, room) if room > 0 else []
+
     def _on_logits(self, slot: Slot, idx: int) -> None:
         seq = slot.sequence
+        drafted = seq.draft
+        if not drafted:
+            self._take(slot, seq, seq.sampler.sample(self._ctx, idx), idx, len(slot.tokens))
+            return
+        # Verify: the logits at idx + i follow pending + drafted[:i]. Sample them in order (the
+        # sampler's penalty window sees exactly the tokens decoding one by one would give it);
+        # while the choice equals the draft, that draft token is already in the KV cache.
+        seq.draft = []
+        pos = seq.draft_pos
+        agreed = 0
+        for i in range(len(drafted) + 1):
+            token = seq.sampler.sample(self._ctx, idx + i)
+            going = self._take(slot, seq, token, idx + i, pos + 1 + i)
+            if going and i < len(drafted) and token == drafted[i]:
+                seq.pending_token = None
+                agreed += 1
+                continue
+            break
+        self.accepted_tokens += agreed
+        keep = pos + 1 + agreed  # the pending token and the agreeing drafts; the rest never happened
+        if len(slot.tokens) > keep:
+            if not self._ctx.forget(slot.seq_id, keep):
+                slot.tokens.clear()  # a memory that cannot drop a tail dropped the whole sequence
+            del slot.tokens[keep:]
+
+    def _take(self, slot: Slot, seq: SeqState, token: int, idx: int, n_kv: int) -> bool:
+        """One sampled token: hand its text over, or finish. Returns whether the slot goes on
+        (then the token is pending: it is decoded next step). `n_kv` is how many tokens the
+        slot's KV cells hold before it, for the context limit."""
         model = self._model
-        token = seq.sampler.sample(self._ctx, idx)
         now = time.perf_counter()
         if seq.first_token_at == 0.0:
             seq.first_token_at = now
@@ -419,7 +473,8 @@ class Engine:
         seq.last_token_at = now
 
         if model.is_eog(token):
-            return self._finish(slot, "stop")
+            self._finish(slot, "stop")
+            return False
         if seq.request.options.logprobs:
             seq.mailbox.put_logprobs(read_logprobs(model, self._ctx, idx, token, seq.request.options.top_logprobs))
         seq.completion_tokens += 1
@@ -427,10 +482,13 @@ class Engine:
         if text:
             seq.mailbox.put_text(text)
         if seq.decoder.stopped:
-            return self._finish(slot, "stop")
-        if seq.completion_tokens >= seq.request.sampling.max_tokens or len(slot.tokens) + 1 >= self.n_ctx_seq:
-            return self._finish(slot, "length")
+            self._finish(slot, "stop")
+            return False
+        if seq.completion_tokens >= seq.request.sampling.max_tokens or n_kv + 1 >= self.n_ctx_seq:
+            self._finish(slot, "length")
+            return False
         seq.pending_token = token
+        return True
 
     def _finish(self, slot: Slot, reason: str) -> None:
         seq = slot.sequence

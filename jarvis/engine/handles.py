@@ -179,9 +179,10 @@ class Batch:
         self._n = self.raw.n_tokens = i + 1
         return i
 
-    def add_run(self, tokens, first_pos: int, seq_id: int, logits_last: bool) -> int:
+    def add_run(self, tokens, first_pos: int, seq_id: int, logits_last: bool, logits_all: bool = False) -> int:
         """Append consecutive tokens of one sequence at positions first_pos, first_pos + 1, ...;
-        only the last may ask for logits. Returns the index of the last one."""
+        logits for the last one, or for every one (a speculative draft is verified at each).
+        Returns the index of the last one."""
         i, n = self._n, len(tokens)
         if i + n > self.capacity:
             raise OverflowError("batch full")
@@ -189,7 +190,7 @@ class Batch:
         self.token[i:end] = tokens
         self.pos[i:end] = np.arange(first_pos, first_pos + n, dtype=np.int32)
         self.seq[i:end] = seq_id
-        self.logits[i:end] = 0
+        self.logits[i:end] = 1 if logits_all else 0
         if logits_last:
             self.logits[end - 1] = 1
         self._n = self.raw.n_tokens = end

@@ -30,6 +30,8 @@ class SeqState:
     sampler: object = None
     decoder: StreamingText | None = None  # token bytes -> releasable text, stop strings held back
     pending_token: int | None = None  # sampled, to be decoded in the next step
+    draft: list[int] = field(default_factory=list)  # prompt-lookup guesses in this step's batch, after the pending token
+    draft_pos: int = 0  # the pending token's position in this step (the drafts follow it)
     completion_tokens: int = 0
     admitted_at: float = 0.0
     first_token_at: float = 0.0
