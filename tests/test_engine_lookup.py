@@ -59,9 +59,10 @@ def kv_span(engine, seq_id):
 
 def test_verify_keeps_the_argmax_prefix_and_rejected_drafts_leave_no_cells(settings):
     settings = settings.model_copy(update={"engine": settings.engine.model_copy(
-        update={"batch_size": 2, "lookup_draft": 6, "context_length": 1024})})
+        update={"batch_size": 2, "lookup_draft": 6, "context_length": 1024})})  # 2 slots: the second request may take either
     steps = []  # per verify: (seq_id, pending position, draft, argmax at each verify index)
     invariant_checked = [0]
+    eog: set[int] = set()
 
     def hook(engine):
         batch = engine._batch
@@ -86,11 +87,14 @@ def test_verify_keeps_the_argmax_prefix_and_rejected_drafts_leave_no_cells(setti
         await a.manager.load(a.default_model())
         engine = a.manager.engine_of(a.default_model())
         engine.step_hook = hook
-        requests = [a.request(text, temperature=0, repeat_penalty=1.0, max_tokens=80, use_cache=False)
-                    for text in (COPY, "Count from 1 to 30, separated by commas.")]
-        replies = await asyncio.gather(*(a.chat(r) for r in requests))
-        spans = {s.seq_id: (kv_span(engine, s.seq_id), list(s.tokens)) for s in engine._slots}
-        return engine, replies, spans
+        eog.update(engine._model.eog_ids)
+        results = []  # per request, one after the other (only a slot decoding alone drafts):
+        for text in (COPY, "Count from 1 to 30, separated by commas."):  # its verify steps, its slot's cells
+            steps.clear()
+            reply = await a.chat(a.request(text, temperature=0, repeat_penalty=1.0, max_tokens=80, use_cache=False))
+            spans = {s.seq_id: (kv_span(engine, s.seq_id), list(s.tokens)) for s in engine._slots}
+            results.append((reply, list(steps), spans))
+        return engine, results
 
     async def run():
         a = Assistant(settings)
@@ -99,26 +103,30 @@ def test_verify_keeps_the_argmax_prefix_and_rejected_drafts_leave_no_cells(setti
         finally:
             await a.close()
 
-    engine, replies, spans = asyncio.run(run())
-    assert all(r.text for r in replies)
-    assert steps, "no draft was ever verified"
-    agreed_total = rejected = 0
-    for seq_id, pos, drafted, argmax in steps:
-        agreed = 0
-        while agreed < len(drafted) and argmax[agreed] == drafted[agreed]:
-            agreed += 1
-        agreed_total += agreed
-        rejected += agreed < len(drafted)
-        tokens = spans[seq_id][1]
-        emitted = argmax[:agreed + 1]  # what this step handed on: the agreeing drafts and one more
-        kept = tokens[pos + 1:pos + 1 + len(emitted)]
-        assert kept == emitted[:len(kept)]
+    engine, results = asyncio.run(run())
+    agreed_total = rejected = verified = drafted_total = 0
+    for reply, steps_of, spans in results:
+        assert reply.text
+        for seq_id, pos, drafted, argmax in steps_of:
+            verified += 1
+            drafted_total += len(drafted)
+            agreed = 0
+            # an end-of-generation token ends the request even where the draft agreed with it
+            while agreed < len(drafted) and argmax[agreed] == drafted[agreed] and argmax[agreed] not in eog:
+                agreed += 1
+            agreed_total += agreed
+            rejected += agreed < len(drafted)
+            tokens = spans[seq_id][1]
+            emitted = argmax[:agreed + 1]  # what this step handed on: the agreeing drafts and one more
+            kept = tokens[pos + 1:pos + 1 + len(emitted)]
+            assert kept == emitted[:len(kept)]
+        for seq_id, ((lo, hi), tokens) in spans.items():
+            assert (lo, hi) == ((0, len(tokens) - 1) if tokens else (-1, -1))  # cells == tokens, nothing stale
+    assert verified, "no draft was ever verified"
     assert engine.accepted_tokens == agreed_total > 0
-    assert engine.drafted_tokens == sum(len(d) for _, _, d, _ in steps)
+    assert engine.drafted_tokens == drafted_total
     assert rejected > 0  # some drafts were wrong, and the invariant held through their removal
-    assert invariant_checked[0] > len(steps)
-    for seq_id, ((lo, hi), tokens) in spans.items():
-        assert (lo, hi) == (0, len(tokens) - 1)  # after the requests, cells == tokens, nothing stale
+    assert invariant_checked[0] > verified
 
 
 def test_lookup_off_sends_no_drafts(settings):

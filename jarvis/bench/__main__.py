@@ -19,7 +19,7 @@ TARGETS = [  # key, description, passes(value)
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if any(a.startswith("--peer") for a in argv):  # the side-by-side comparison (jarvis/bench/peer_bench.py)
+    if any(a.startswith(("--peer", "--baseline-env")) for a in argv):  # side by side (jarvis/bench/peer_bench.py)
         from jarvis.bench.peer_bench import main as peer_main
 
         return peer_main(argv)

@@ -34,6 +34,26 @@ from pathlib import Path
 
 PROMPTS = [f"Write a short paragraph about {t}." for t in
            ("owls", "rivers", "bread", "stars", "glaciers", "violins", "deserts", "bees")]
+# "Rewrite/edit this text or code": replies that copy long runs of their prompt, where
+# prompt-lookup speculation pays (--prompts edit).
+EDIT_PROMPTS = [
+    "Fix the spelling mistakes in this text and write it out again: The quick brwon fox jumpd over the lazzy dog "
+    "near the rivr bank, and then it ran bak into the forrest to find its familly.",
+    "Rewrite this Python function with clearer variable names:\n\ndef f(a, b):\n    c = []\n    for x in a:\n"
+    "        if x in b:\n            c.append(x)\n    return c",
+    "Rewrite this paragraph in the past tense: The owl flies over the forest. It hunts mice and sleeps during the "
+    "day. The forest is quiet at night, and the owl watches everything from its tree.",
+    "Add a comment above each line of this code:\n\nx = 10\ny = 20\nz = x + y\nprint(z)\nw = z * 2\nprint(w)",
+    "Convert this JSON to YAML: {\"name\": \"Ada\", \"age\": 36, \"languages\": [\"English\", \"French\"], "
+    "\"city\": \"London\", \"job\": \"engineer\"}",
+    "Make this email more polite and write it out again: Send me the report today. I need it now. Do not be late "
+    "again. Tell the team the meeting moved to Friday.",
+    "Rename the variable tmp to total in this code and show the whole code:\n\ntmp = 0\nfor price in prices:\n"
+    "    tmp += price\nprint(tmp)\nif tmp > 100:\n    print('expensive')",
+    "Write this list again in alphabetical order: pears, apples, plums, cherries, grapes, lemons, limes, oranges, "
+    "bananas, kiwis.",
+]
+PROMPT_SETS = {"chat": PROMPTS, "edit": EDIT_PROMPTS}
 MAX_TOKENS = 96
 
 
@@ -85,7 +105,10 @@ async def run_load(url: str, concurrency: int, max_tokens: int, extra: dict, pro
             i, prompt = todo.pop(0)
             counts[i], texts[i] = await _one(session, url, prompt, max_tokens, dict(extra))
 
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=900)) as session:
+    # A fresh connection per request, for both servers alike: llama-server's HTTP library closes a
+    # streamed response's connection, and reusing it fails the next request.
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=900),
+                                     connector=aiohttp.TCPConnector(force_close=True)) as session:
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         wall = time.perf_counter() - started
@@ -164,12 +187,12 @@ def _summary(values: list[float]) -> dict:
 
 
 async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], rounds: int, max_tokens: int,
-                  say=lambda *_: None) -> dict:
+                  say=lambda *_: None, prompts=PROMPTS) -> dict:
     """`servers`: name -> (url, extra body fields). The first name is the subject, the others peers."""
     names = list(servers)
     for name in names:  # warm-up: load, first allocations, prompt caches of neither kind counted
         url, extra = servers[name]
-        await run_load(url, min(4, max(levels)), 8, extra)
+        await run_load(url, min(4, max(levels)), 8, extra, prompts)
     tok_s = {name: {c: [] for c in levels} for name in names}
     texts: dict[str, dict[int, list[list[str]]]] = {name: {c: [] for c in levels} for name in names}
     for r in range(rounds):
@@ -177,12 +200,12 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
             order = names if r % 2 == 0 else names[::-1]
             for name in order:
                 url, extra = servers[name]
-                res = await run_load(url, c, max_tokens, extra)
+                res = await run_load(url, c, max_tokens, extra, prompts)
                 tok_s[name][c].append(res.tok_s)
                 texts[name][c].append(res.texts)
                 say(f"  round {r + 1} c={c} {name:8s} {res.tokens:4d} tokens in {res.wall_s:6.2f} s = {res.tok_s:6.1f} tok/s")
     subject = names[0]
-    out: dict = {"bench": "peer", "rounds": rounds, "max_tokens": max_tokens, "prompts": len(PROMPTS),
+    out: dict = {"bench": "peer", "rounds": rounds, "max_tokens": max_tokens, "prompts": len(prompts),
                  "levels": levels, "servers": {n: servers[n][0] for n in names}, "tok_s": {}, "ratios": {}}
     for name in names:
         out["tok_s"][name] = {f"c{c}": _summary(tok_s[name][c]) for c in levels}
@@ -233,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--peer", metavar="URL", help="an OpenAI-compatible server already running")
     g.add_argument("--peer-server", metavar="PATH", help="a llama-server binary to start on the bundled model")
+    g.add_argument("--baseline-env", action="append", metavar="KEY=VALUE",
+                   help="the peer is a second jarvis serve with this setting, e.g. JARVIS_ENGINE_LOOKUP_DRAFT=0")
+    p.add_argument("--prompts", choices=sorted(PROMPT_SETS), default="chat",
+                   help="chat: the issue's 8 short prompts; edit: 8 rewrite/fix/convert prompts (speculation's case)")
     p.add_argument("--peer-model", default="", help="the model name sent to the peer (default: empty)")
     p.add_argument("--jarvis", metavar="URL", help="a running JARVIS instead of starting `jarvis serve` (its cache should be off)")
     p.add_argument("--rounds", type=int, default=3)
@@ -259,13 +286,21 @@ def main(argv: list[str] | None = None) -> int:
             procs.append(proc)
         if args.peer:
             peer_url = args.peer
+        elif args.baseline_env:
+            say(f"starting a second jarvis serve with {' '.join(args.baseline_env)} ...")
+            peer_url, proc = start_jarvis(args.threads, {**env_extra, **dict(kv.split("=", 1) for kv in args.baseline_env)}, log)
+            procs.append(proc)
         else:
             say(f"starting {args.peer_server} ...")
             peer_url, proc = start_llama_server(args.peer_server, args.threads, parallel=max(levels), ctx=16384, log=log)
             procs.append(proc)
         servers = {"jarvis": (jarvis_url, {"cache": False}),
                    "peer": (peer_url, {"model": args.peer_model} if args.peer_model else {})}
-        res = asyncio.run(compare(servers, levels, args.rounds, args.max_tokens, say))
+        if args.baseline_env:
+            servers["peer"] = (peer_url, {"cache": False})
+        res = asyncio.run(compare(servers, levels, args.rounds, args.max_tokens, say, PROMPT_SETS[args.prompts]))
+        res["prompt_set"] = args.prompts
+        res["peer_kind"] = ("jarvis " + " ".join(args.baseline_env)) if args.baseline_env else (args.peer or args.peer_server)
         res["threads"] = args.threads or os.cpu_count()
         res["jarvis_env"] = env_extra
     if args.json:

@@ -294,13 +294,18 @@ class Engine:
         # The next token of every generating slot first: running answers never wait on prompts.
         # With prompt-lookup speculation a greedy slot sends its pending token plus the tokens
         # drafted after it, each with logits; _on_logits keeps the prefix the model agrees with.
+        # Only a slot decoding alone drafts: on a CPU a decode costs a fixed part plus a part per
+        # token (with logits) that grows about linearly; several slots already share the fixed
+        # part, so a draft there only adds per-token cost (README, Performance).
+        generating = sum(1 for s in self._slots if s.sequence is not None and s.sequence.pending_token is not None)
+        may_draft = self.config.lookup_draft > 0 and generating == 1
         for slot in self._slots:
             seq = slot.sequence
             if seq is not None and not seq.prefilling and seq.pending_token is not None:
                 pos = len(slot.tokens)
                 slot.tokens.append(seq.pending_token)
                 seq.pending_token = None
-                drafted = self._draft(slot, seq) if self.config.lookup_draft else []
+                drafted = self._draft(slot, seq) if may_draft else []
                 if drafted:
                     idx = batch.add_run([slot.tokens[-1], *drafted], pos, slot.seq_id, True, logits_all=True)
                     idx -= len(drafted)
@@ -429,7 +434,7 @@ class Engine:
         request = seq.request
         if request.sampling.temperature > 0 or request.options.grammar is not None or request.options.logprobs:
             return []
-        room = min(self.config.lookup_draft, request.sampling.max_tokens - seq.completion_tokens - 1,
+        room = min(seq.draft_len, self.config.lookup_draft, request.sampling.max_tokens - seq.completion_tokens - 1,
                    self.n_ctx_seq - len(slot.tokens) - 2)
         return lookup_draft(slot.tokens, room) if room > 0 else []
 
@@ -437,7 +442,9 @@ class Engine:
         seq = slot.sequence
         drafted = seq.draft
         if not drafted:
-            self._take(slot, seq, seq.sampler.sample(self._ctx, idx), idx, len(slot.tokens))
+            ended = self._take(seq, seq.sampler.sample(self._ctx, idx), idx, len(slot.tokens))
+            if ended:
+                self._finish(slot, ended)
             return
         # Verify: the logits at idx + i follow pending + drafted[:i]. Sample them in order (the
         # sampler's penalty window sees exactly the tokens decoding one by one would give it);
@@ -445,25 +452,34 @@ class Engine:
         seq.draft = []
         pos = seq.draft_pos
         agreed = 0
+        ended = None
         for i in range(len(drafted) + 1):
             token = seq.sampler.sample(self._ctx, idx + i)
-            going = self._take(slot, seq, token, idx + i, pos + 1 + i)
-            if going and i < len(drafted) and token == drafted[i]:
+            ended = self._take(seq, token, idx + i, pos + 1 + i)
+            if not ended and i < len(drafted) and token == drafted[i]:
                 seq.pending_token = None
                 agreed += 1
                 continue
             break
         self.accepted_tokens += agreed
+        # The next draft's length: a copy that held gets longer, a miss halves it (a draft is
+        # right in long runs or not at all, and a wrong one costs a decode position each).
+        if agreed == len(drafted):
+            seq.draft_len = min(self.config.lookup_draft, 2 * len(drafted))
+        elif agreed == 0:
+            seq.draft_len = max(1, len(drafted) // 2)
         keep = pos + 1 + agreed  # the pending token and the agreeing drafts; the rest never happened
         if len(slot.tokens) > keep:
             if not self._ctx.forget(slot.seq_id, keep):
                 slot.tokens.clear()  # a memory that cannot drop a tail dropped the whole sequence
             del slot.tokens[keep:]
+        if ended:  # only now: the slot's cells and tokens are final before the request is reported done
+            self._finish(slot, ended)
 
-    def _take(self, slot: Slot, seq: SeqState, token: int, idx: int, n_kv: int) -> bool:
-        """One sampled token: hand its text over, or finish. Returns whether the slot goes on
-        (then the token is pending: it is decoded next step). `n_kv` is how many tokens the
-        slot's KV cells hold before it, for the context limit."""
+    def _take(self, seq: SeqState, token: int, idx: int, n_kv: int) -> str | None:
+        """One sampled token: hand its text over. Returns None when the request goes on (the
+        token is then pending: decoded next step), else why it ends ("stop", "length"); the
+        caller finishes it. `n_kv` is how many tokens the slot's KV cells hold before it."""
         model = self._model
         now = time.perf_counter()
         if seq.first_token_at == 0.0:
@@ -473,8 +489,7 @@ class Engine:
         seq.last_token_at = now
 
         if model.is_eog(token):
-            self._finish(slot, "stop")
-            return False
+            return "stop"
         if seq.request.options.logprobs:
             seq.mailbox.put_logprobs(read_logprobs(model, self._ctx, idx, token, seq.request.options.top_logprobs))
         seq.completion_tokens += 1
@@ -482,13 +497,11 @@ class Engine:
         if text:
             seq.mailbox.put_text(text)
         if seq.decoder.stopped:
-            self._finish(slot, "stop")
-            return False
+            return "stop"
         if seq.completion_tokens >= seq.request.sampling.max_tokens or n_kv + 1 >= self.n_ctx_seq:
-            self._finish(slot, "length")
-            return False
+            return "length"
         seq.pending_token = token
-        return True
+        return None
 
     def _finish(self, slot: Slot, reason: str) -> None:
         seq = slot.sequence
