@@ -149,3 +149,9 @@ def test_cut_before_penalties_picks_what_the_exact_order_picks(model, values):
         fast.close()
         ll.llama_sampler_free(exact)
     assert differing_from_raw_argmax > 20  # the penalties really changed the choice, often
+
+
+def test_auto_threads_leaves_one_core():
+    from jarvis.engine.engine import auto_threads
+
+    assert [auto_threads(n) for n in (1, 2, 4, 16)] == [1, 1, 3, 15]

@@ -188,7 +188,8 @@ def _summary(values: list[float]) -> dict:
 
 async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], rounds: int, max_tokens: int,
                   say=lambda *_: None, prompts=PROMPTS) -> dict:
-    """`servers`: name -> (url, extra body fields). The first name is the subject, the others peers."""
+    """`servers`: name -> (url, extra body fields). The LAST name is the reference (the peer);
+    every other one (JARVIS and its variants) is compared with it."""
     names = list(servers)
     for name in names:  # warm-up: load, first allocations, prompt caches of neither kind counted
         url, extra = servers[name]
@@ -204,14 +205,15 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
                 tok_s[name][c].append(res.tok_s)
                 texts[name][c].append(res.texts)
                 say(f"  round {r + 1} c={c} {name:8s} {res.tokens:4d} tokens in {res.wall_s:6.2f} s = {res.tok_s:6.1f} tok/s")
-    subject = names[0]
+    reference = names[-1]
     out: dict = {"bench": "peer", "rounds": rounds, "max_tokens": max_tokens, "prompts": len(prompts),
                  "levels": levels, "servers": {n: servers[n][0] for n in names}, "tok_s": {}, "ratios": {}}
     for name in names:
         out["tok_s"][name] = {f"c{c}": _summary(tok_s[name][c]) for c in levels}
         if 1 in levels and 4 in levels:
             out["ratios"][f"{name}_c4_vs_c1"] = _summary([a / b for a, b in zip(tok_s[name][4], tok_s[name][1])])
-    for peer in names[1:]:
+    for subject in names[:-1]:
+        peer = reference
         for c in levels:
             out["ratios"][f"{subject}_vs_{peer}_c{c}"] = _summary(
                 [a / b for a, b in zip(tok_s[subject][c], tok_s[peer][c])])
@@ -230,7 +232,6 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
 
 def print_table(res: dict) -> None:
     names = list(res["servers"])
-    subject = names[0]
     print(f"{'server':<12}" + "".join(f"{'c=' + str(c) + ' tok/s (median, range)':>34}" for c in res["levels"]))
     for n in names:
         row = res["tok_s"][n]
@@ -238,10 +239,11 @@ def print_table(res: dict) -> None:
                                     for c in res["levels"]))
     print()
     targets = {"c4": 1.05, "c1": 1.0}
+    subject = "jarvis"  # the targets are for JARVIS with its defaults; variants are informative
     for key, r in res["ratios"].items():
         target = ""
         for c, t in targets.items():
-            if key.startswith(f"{subject}_vs_") and key.endswith("_" + c):
+            if key == f"{subject}_vs_peer_{c}":
                 target = f"target >= {t}: {'yes' if r['median'] >= t else 'NO'}"
         if key == f"{subject}_c4_vs_c1":
             target = f"target >= 1.6: {'yes' if r['median'] >= 1.6 else 'NO'}"
@@ -265,9 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--max-tokens", type=int, default=MAX_TOKENS)
     p.add_argument("--concurrency", default="1,4", help="comma-separated levels (default 1,4)")
-    p.add_argument("--threads", type=int, default=0, help="threads for both servers; 0 = every core")
+    p.add_argument("--threads", type=int, default=0,
+                   help="threads for both servers; 0 = llama-server every core (-t), JARVIS its own default")
     p.add_argument("--jarvis-env", action="append", default=[], metavar="KEY=VALUE",
                    help="an environment setting for the JARVIS started here, e.g. JARVIS_ENGINE_N_THREADS=1")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                   help="one more jarvis serve in the same run, e.g. t2:JARVIS_ENGINE_N_THREADS=2")
     p.add_argument("--log", default="", help="file for the servers' output (default: discarded)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
@@ -294,8 +299,15 @@ def main(argv: list[str] | None = None) -> int:
             say(f"starting {args.peer_server} ...")
             peer_url, proc = start_llama_server(args.peer_server, args.threads, parallel=max(levels), ctx=16384, log=log)
             procs.append(proc)
-        servers = {"jarvis": (jarvis_url, {"cache": False}),
-                   "peer": (peer_url, {"model": args.peer_model} if args.peer_model else {})}
+        servers = {"jarvis": (jarvis_url, {"cache": False})}
+        for variant in args.variant:
+            name, _, settings = variant.partition(":")
+            overrides = dict(kv.split("=", 1) for kv in settings.split(",") if kv)
+            say(f"starting jarvis serve {name} with {overrides} ...")
+            url, proc = start_jarvis(args.threads, {**env_extra, **overrides}, log)
+            procs.append(proc)
+            servers[f"jarvis_{name}"] = (url, {"cache": False})
+        servers["peer"] = (peer_url, {"model": args.peer_model} if args.peer_model else {})
         if args.baseline_env:
             servers["peer"] = (peer_url, {"cache": False})
         res = asyncio.run(compare(servers, levels, args.rounds, args.max_tokens, say, PROMPT_SETS[args.prompts]))

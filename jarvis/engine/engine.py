@@ -45,6 +45,16 @@ MAX_CTX_DEFAULT = 8192
 _DEFAULTS = EngineSettings()  # the defaults are the settings' own, never a second copy
 
 
+def auto_threads(cores: int | None = None) -> int:
+    """engine.n_threads = 0: every core but one (at least one). The engine's Python thread, the
+    event loop (HTTP, the window) and the rest of the desktop need a core; when they take one
+    from a ggml worker, every step waits for it at ggml's barriers. Measured on 2 cores under a
+    neighbour's load (README, Performance): 1 thread gave 1.6x the tok/s of 2 for one stream
+    and 1.15x for four, and llama-server gained alike."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """What one engine needs of the [engine] and [gpu] settings; ranges are checked there."""
@@ -124,7 +134,7 @@ class Engine:
         self.gpu_layers = gpu_layers
         n_ctx = cfg.context_length or min(self._model.n_ctx_train, MAX_CTX_DEFAULT)
         n_ctx = min(n_ctx, self._model.n_ctx_train or n_ctx)
-        n_threads = cfg.n_threads or os.cpu_count() or 1
+        n_threads = cfg.n_threads or auto_threads()
         n_batch = max(cfg.prefill_chunk, cfg.batch_size)
         try:
             self._ctx = LlamaContext(self._model, cfg.batch_size, n_ctx, n_batch, n_threads)
@@ -223,7 +233,7 @@ class Engine:
             if self._model is None or self._stopping:
                 raise EngineClosed()
             if self._embedder is None:
-                self._embedder = Embedder(self._model, self.name, self.config.n_threads or os.cpu_count() or 1)
+                self._embedder = Embedder(self._model, self.name, self.config.n_threads or auto_threads())
             return self._embedder
 
     @property
