@@ -20,7 +20,7 @@ from jarvis.assistant import Assistant
 from jarvis.engine.lookup import draft
 
 
-def naive_draft(history, n_draft, ngram_max=4, ngram_min=2):
+def naive_draft(history, n_draft, ngram_max=4, ngram_min=3):
     for n in range(min(ngram_max, len(history) - 1), ngram_min - 1, -1):
         tail = history[-n:]
         for i in range(len(history) - n - 1, -1, -1):
@@ -30,22 +30,26 @@ def naive_draft(history, n_draft, ngram_max=4, ngram_min=2):
 
 
 def test_draft_examples():
-    assert draft([5, 6, 7, 8, 5, 6], 3) == [7, 8, 5]
-    assert draft([1, 2, 3, 1, 2], 5) == [3, 1, 2]  # the continuation may run into the tail itself
-    assert draft([9, 1, 2, 7, 1, 2, 8, 1, 2], 1) == [8]  # the latest earlier occurrence wins
-    assert draft([1, 2, 3, 4, 9, 3, 4, 0, 2, 3, 4], 2) == [9, 3]  # the longest tail wins (2,3,4 over 3,4)
-    assert draft([1, 2, 3, 4], 4) == []  # nothing repeats
-    assert draft([1, 1], 3) == []  # too short to hold an earlier 2-gram
-    assert draft([1, 2, 1, 2], 0) == []
+    two = dict(ngram_min=2)
+    assert draft([5, 6, 7, 8, 5, 6], 3, **two) == [7, 8, 5]
+    assert draft([5, 6, 7, 8, 5, 6], 3) == []  # by default a tail of 3 tokens at least must recur
+    assert draft([4, 5, 6, 7, 8, 4, 5, 6], 3) == [7, 8, 4]
+    assert draft([1, 2, 3, 1, 2], 5, **two) == [3, 1, 2]  # the continuation may run into the tail itself
+    assert draft([9, 1, 2, 7, 1, 2, 8, 1, 2], 1, **two) == [8]  # the latest earlier occurrence wins
+    assert draft([1, 2, 3, 4, 9, 3, 4, 0, 2, 3, 4], 2, **two) == [9, 3]  # the longest tail wins (2,3,4 over 3,4)
+    assert draft([1, 2, 3, 4], 4, **two) == []  # nothing repeats
+    assert draft([1, 1], 3, **two) == []  # too short to hold an earlier 2-gram
+    assert draft([1, 2, 1, 2], 0, **two) == []
     # ids whose int32 bytes overlap a neighbour's: only matches on a token boundary count
-    assert draft([0x0100, 0x02, 0x0201, 0x00, 0x0100, 0x02], 2) == [0x0201, 0x00]
-    assert draft([0x00010000, 0x0100, 0x01, 0x00010000], 2) == []
+    assert draft([0x0100, 0x02, 0x0201, 0x00, 0x0100, 0x02], 2, **two) == [0x0201, 0x00]
+    assert draft([0x00010000, 0x0100, 0x01, 0x00010000], 2, **two) == []
 
 
 @hsettings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from([0, 1, 2, 256, 257, 65537, 2**24, 49151]), max_size=40), st.integers(0, 9))
 def test_draft_equals_the_naive_search(history, n):
     assert draft(history, n) == naive_draft(history, n)
+    assert draft(history, n, ngram_min=2) == naive_draft(history, n, ngram_min=2)
 
 
 COPY = ("Repeat this list exactly, once: apple, banana, cherry, date, elderberry, fig, grape, "

@@ -40,6 +40,8 @@ from jarvis.telemetry import ModelRecord, QueueRecord, RecordBus, RequestRecord,
 
 log = logging.getLogger("jarvis.engine")
 MAX_CTX_DEFAULT = 8192
+MIN_DRAFT = 2  # a one-token draft costs about a whole decode on a CPU: never worth it
+DRAFT_PAUSE = 4  # steps without drafts after a draft the model rejected outright
 
 
 _DEFAULTS = EngineSettings()  # the defaults are the settings' own, never a second copy
@@ -444,9 +446,12 @@ class Engine:
         request = seq.request
         if request.sampling.temperature > 0 or request.options.grammar is not None or request.options.logprobs:
             return []
+        if seq.draft_pause > 0:
+            seq.draft_pause -= 1
+            return []
         room = min(seq.draft_len, self.config.lookup_draft, request.sampling.max_tokens - seq.completion_tokens - 1,
                    self.n_ctx_seq - len(slot.tokens) - 2)
-        return lookup_draft(slot.tokens, room) if room > 0 else []
+        return lookup_draft(slot.tokens, room) if room >= MIN_DRAFT else []
 
     def _on_logits(self, slot: Slot, idx: int) -> None:
         seq = slot.sequence
@@ -472,12 +477,14 @@ class Engine:
                 continue
             break
         self.accepted_tokens += agreed
-        # The next draft's length: a copy that held gets longer, a miss halves it (a draft is
-        # right in long runs or not at all, and a wrong one costs a decode position each).
+        # The next draft's length: a copy that held gets longer, a miss halves it and pauses
+        # drafting a few steps. Drafts are right in long runs or not at all, and on a CPU each
+        # drafted position costs most of a decode (README, Performance): only likely ones pay.
         if agreed == len(drafted):
             seq.draft_len = min(self.config.lookup_draft, 2 * len(drafted))
         elif agreed == 0:
-            seq.draft_len = max(1, len(drafted) // 2)
+            seq.draft_len = max(MIN_DRAFT, len(drafted) // 2)
+            seq.draft_pause = DRAFT_PAUSE
         keep = pos + 1 + agreed  # the pending token and the agreeing drafts; the rest never happened
         if len(slot.tokens) > keep:
             if not self._ctx.forget(slot.seq_id, keep):

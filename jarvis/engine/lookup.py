@@ -12,7 +12,7 @@ from __future__ import annotations
 from array import array
 
 NGRAM_MAX = 4  # the longest tail looked up first: a longer match is a better guess
-NGRAM_MIN = 2  # a single repeated token is too common a match to be worth a draft
+NGRAM_MIN = 3  # shorter tails (a repeated token, a common pair) match too often to be worth a draft
 
 
 def draft(history, n_draft: int, ngram_max: int = NGRAM_MAX, ngram_min: int = NGRAM_MIN) -> list[int]:
