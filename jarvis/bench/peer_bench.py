@@ -210,8 +210,9 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
                  "levels": levels, "servers": {n: servers[n][0] for n in names}, "tok_s": {}, "ratios": {}}
     for name in names:
         out["tok_s"][name] = {f"c{c}": _summary(tok_s[name][c]) for c in levels}
-        if 1 in levels and 4 in levels:
-            out["ratios"][f"{name}_c4_vs_c1"] = _summary([a / b for a, b in zip(tok_s[name][4], tok_s[name][1])])
+        top = max(levels)
+        if 1 in levels and top > 1:
+            out["ratios"][f"{name}_c{top}_vs_c1"] = _summary([a / b for a, b in zip(tok_s[name][top], tok_s[name][1])])
     for subject in names[:-1]:
         peer = reference
         for c in levels:
