@@ -113,6 +113,7 @@ class Engine:
         self.steps = 0
         self.drafted_tokens = 0  # prompt-lookup drafts sent to llama_decode to be verified
         self.accepted_tokens = 0  # of which the model agreed with (kept)
+        self._drafts_allowed = False  # set at load
 
     # ---- life cycle (call load() off the event loop: it takes a while) --------------------
     def load(self) -> None:
@@ -144,6 +145,9 @@ class Engine:
             self._model.close()
             raise
         self.n_ctx_seq = self._ctx.n_ctx_seq
+        # A rejected draft's cells must go while the rest of the sequence stays: recurrent and
+        # hybrid memories cannot drop part of a sequence, so they never draft.
+        self._drafts_allowed = cfg.lookup_draft > 0 and not self._model.recurrent
         self._batch = Batch(n_batch)
         self._prompts = PromptBuilder(self._model, self._chat_template)
         self._slots = [Slot(seq_id=i) for i in range(cfg.batch_size)]
@@ -310,7 +314,7 @@ class Engine:
         # token (with logits) that grows about linearly; several slots already share the fixed
         # part, so a draft there only adds per-token cost (README, Performance).
         generating = sum(1 for s in self._slots if s.sequence is not None and s.sequence.pending_token is not None)
-        may_draft = self.config.lookup_draft > 0 and generating == 1
+        may_draft = self._drafts_allowed and generating == 1
         for slot in self._slots:
             seq = slot.sequence
             if seq is not None and not seq.prefilling and seq.pending_token is not None:
@@ -487,8 +491,7 @@ class Engine:
             seq.draft_pause = DRAFT_PAUSE
         keep = pos + 1 + agreed  # the pending token and the agreeing drafts; the rest never happened
         if len(slot.tokens) > keep:
-            if not self._ctx.forget(slot.seq_id, keep):
-                slot.tokens.clear()  # a memory that cannot drop a tail dropped the whole sequence
+            self._ctx.forget(slot.seq_id, keep)  # never fails here: memories that could refuse never draft
             del slot.tokens[keep:]
         if ended:  # only now: the slot's cells and tokens are final before the request is reported done
             self._finish(slot, ended)

@@ -37,6 +37,7 @@ class LlamaModel:
         self.bos_id = ll.llama_vocab_bos(self.vocab)
         self.eos_id = ll.llama_vocab_eos(self.vocab)
         self.add_bos = bool(ll.llama_vocab_get_add_bos(self.vocab))
+        self.recurrent = bool(ll.llama_model_is_recurrent(ptr) or ll.llama_model_is_hybrid(ptr))
         # Built once at load (~50 ms for 49k tokens): the worker reads a token's bytes and whether
         # it ends generation from plain Python containers instead of two ctypes calls per token.
         self._pieces = [self._token_bytes(t, False) for t in range(self.n_vocab)]
