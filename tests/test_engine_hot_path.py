@@ -155,3 +155,33 @@ def test_auto_threads_leaves_one_core():
     from jarvis.engine.engine import auto_threads
 
     assert [auto_threads(n) for n in (1, 2, 4, 16)] == [1, 1, 3, 15]
+
+
+def test_long_prefill_steps_take_every_core_and_decode_steps_leave_one(settings):
+    import asyncio
+    import os
+
+    from jarvis.assistant import Assistant
+    from jarvis.engine.engine import PREFILL_ALL_CORES, auto_threads
+    from jarvis.telemetry import StepRecord
+
+    told, prefills = [], []
+
+    async def run():
+        a = Assistant(settings)
+        try:
+            await a.manager.load(a.default_model())
+            engine = a.manager.engine_of(a.default_model())
+            engine.step_hook = lambda e: told.append(e.threads_now)  # between decode and sampling
+            a.bus.subscribe(lambda r: prefills.append(r.prefill_tokens) if isinstance(r, StepRecord) else None)
+            long_prompt = "Summarise: " + "the owl hunts at night and sleeps by day. " * 40
+            await a.chat(a.request(long_prompt, temperature=0, max_tokens=8, use_cache=False))
+        finally:
+            await a.close()
+
+    asyncio.run(run())
+    assert len(told) == len(prefills) > 8
+    cores = os.cpu_count() or 1
+    expected = [cores if p >= PREFILL_ALL_CORES else auto_threads() for p in prefills]
+    assert told == expected
+    assert any(p >= PREFILL_ALL_CORES for p in prefills) and any(p == 0 for p in prefills)

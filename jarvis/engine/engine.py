@@ -42,6 +42,7 @@ log = logging.getLogger("jarvis.engine")
 MAX_CTX_DEFAULT = 8192
 MIN_DRAFT = 2  # a one-token draft costs about a whole decode on a CPU: never worth it
 DRAFT_PAUSE = 4  # steps without drafts after a draft the model rejected outright
+PREFILL_ALL_CORES = 64  # a step carrying this many prompt tokens is compute-bound: it takes every core
 
 
 _DEFAULTS = EngineSettings()  # the defaults are the settings' own, never a second copy
@@ -114,6 +115,8 @@ class Engine:
         self.drafted_tokens = 0  # prompt-lookup drafts sent to llama_decode to be verified
         self.accepted_tokens = 0  # of which the model agreed with (kept)
         self._drafts_allowed = False  # set at load
+        self._threads = (1, 1)  # (decode steps, steps prefilling >= PREFILL_ALL_CORES tokens), set at load
+        self.threads_now = 1  # what llama.cpp was last told
 
     # ---- life cycle (call load() off the event loop: it takes a while) --------------------
     def load(self) -> None:
@@ -138,6 +141,10 @@ class Engine:
         n_ctx = cfg.context_length or min(self._model.n_ctx_train, MAX_CTX_DEFAULT)
         n_ctx = min(n_ctx, self._model.n_ctx_train or n_ctx)
         n_threads = cfg.n_threads or auto_threads()
+        # With n_threads = 0, decode steps leave a core to Python and the window, but a step that
+        # prefills a long prompt chunk is pure compute and takes every core (README, Performance).
+        self._threads = (n_threads, n_threads if cfg.n_threads else (os.cpu_count() or 1))
+        self.threads_now = n_threads
         n_batch = max(cfg.prefill_chunk, cfg.batch_size)
         try:
             self._ctx = LlamaContext(self._model, cfg.batch_size, n_ctx, n_batch, n_threads)
@@ -239,7 +246,7 @@ class Engine:
             if self._model is None or self._stopping:
                 raise EngineClosed()
             if self._embedder is None:
-                self._embedder = Embedder(self._model, self.name, self.config.n_threads or auto_threads())
+                self._embedder = Embedder(self._model, self.name, self.config.n_threads or os.cpu_count() or 1)
             return self._embedder
 
     @property
@@ -353,6 +360,10 @@ class Engine:
         if len(batch) == 0:
             return
 
+        want = self._threads[1] if prefill_tokens >= PREFILL_ALL_CORES else self._threads[0]
+        if want != self.threads_now:
+            ctx.set_threads(want)
+            self.threads_now = want
         t0 = time.perf_counter()
         rc = ctx.decode(batch)
         if rc != 0:
