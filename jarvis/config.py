@@ -68,6 +68,7 @@ class EngineSettings(_Section):
     max_queue: int = Field(64, ge=1, le=100000)
     request_timeout_s: float = Field(300, ge=0)
     truncate: bool = True
+    lookup_draft: int = Field(8, ge=0, le=64)
 
 
 # [generation] is the sampling parameters' one definition: the defaults of every request.

@@ -27,6 +27,7 @@ from jarvis.engine.embedder import Embedder
 from jarvis.engine.grammar import make_sampler
 from jarvis.engine.handles import Batch, LlamaContext, LlamaModel
 from jarvis.engine.logprobs import read_logprobs
+from jarvis.engine.lookup import draft as lookup_draft
 from jarvis.engine.mailbox import Mailbox
 from jarvis.engine.prompt import PromptBuilder
 from jarvis.engine.queue import PriorityRequestQueue
@@ -39,9 +40,22 @@ from jarvis.telemetry import ModelRecord, QueueRecord, RecordBus, RequestRecord,
 
 log = logging.getLogger("jarvis.engine")
 MAX_CTX_DEFAULT = 8192
+MIN_DRAFT = 2  # a one-token draft costs about a whole decode on a CPU: never worth it
+DRAFT_PAUSE = 4  # steps without drafts after a draft the model rejected outright
+PREFILL_ALL_CORES = 64  # a step carrying this many prompt tokens is compute-bound: it takes every core
 
 
 _DEFAULTS = EngineSettings()  # the defaults are the settings' own, never a second copy
+
+
+def auto_threads(cores: int | None = None) -> int:
+    """engine.n_threads = 0: every core but one (at least one). The engine's Python thread, the
+    event loop (HTTP, the window) and the rest of the desktop need a core; when they take one
+    from a ggml worker, every step waits for it at ggml's barriers. Measured on 2 cores under a
+    neighbour's load (README, Performance): 1 thread gave 1.6x the tok/s of 2 for one stream
+    and 1.15x for four, and llama-server gained alike."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,7 @@ class EngineConfig:
     max_queue: int = _DEFAULTS.max_queue
     request_timeout_s: float = _DEFAULTS.request_timeout_s  # 0 = no limit (see resolve_timeout)
     truncate: bool = _DEFAULTS.truncate
+    lookup_draft: int = _DEFAULTS.lookup_draft  # prompt-lookup speculation: most tokens drafted per step; 0 = off
     gpu_layers: int = 0  # what to ask llama.cpp for; -1 = all
 
     @classmethod
@@ -62,7 +77,7 @@ class EngineConfig:
         e, g = settings.engine, settings.gpu
         return cls(batch_size=e.batch_size, context_length=e.context_length, prefill_chunk=e.prefill_chunk,
                    n_threads=e.n_threads, max_queue=e.max_queue, request_timeout_s=e.request_timeout_s,
-                   truncate=e.truncate, gpu_layers=g.gpu_layers if g.use_gpu else 0)
+                   truncate=e.truncate, lookup_draft=e.lookup_draft, gpu_layers=g.gpu_layers if g.use_gpu else 0)
 
 
 class Engine:
@@ -93,6 +108,16 @@ class Engine:
         # Tests inject a deterministic fault here: called on the worker inside every step, between
         # llama_decode and sampling, with the engine. Whatever it raises crashes the worker.
         self.step_hook: Callable[["Engine"], None] | None = None
+        # Where the worker's time goes, in seconds since load (read by the bench; a few adds a step):
+        # prepare = reap + admit + filling the batch, decode = llama_decode, sample = sampling,
+        # detokenizing and handing text over.
+        self.phase_s = {"prepare": 0.0, "decode": 0.0, "sample": 0.0}
+        self.steps = 0
+        self.drafted_tokens = 0  # prompt-lookup drafts sent to llama_decode to be verified
+        self.accepted_tokens = 0  # of which the model agreed with (kept)
+        self._drafts_allowed = False  # set at load
+        self._threads = (1, 1)  # (decode steps, steps prefilling >= PREFILL_ALL_CORES tokens), set at load
+        self.threads_now = 1  # what llama.cpp was last told
 
     # ---- life cycle (call load() off the event loop: it takes a while) --------------------
     def load(self) -> None:
@@ -116,7 +141,11 @@ class Engine:
         self.gpu_layers = gpu_layers
         n_ctx = cfg.context_length or min(self._model.n_ctx_train, MAX_CTX_DEFAULT)
         n_ctx = min(n_ctx, self._model.n_ctx_train or n_ctx)
-        n_threads = cfg.n_threads or os.cpu_count() or 1
+        n_threads = cfg.n_threads or auto_threads()
+        # With n_threads = 0, decode steps leave a core to Python and the window, but a step that
+        # prefills a long prompt chunk is pure compute and takes every core (README, Performance).
+        self._threads = (n_threads, n_threads if cfg.n_threads else (os.cpu_count() or 1))
+        self.threads_now = n_threads
         n_batch = max(cfg.prefill_chunk, cfg.batch_size)
         try:
             self._ctx = LlamaContext(self._model, cfg.batch_size, n_ctx, n_batch, n_threads)
@@ -124,6 +153,9 @@ class Engine:
             self._model.close()
             raise
         self.n_ctx_seq = self._ctx.n_ctx_seq
+        # A rejected draft's cells must go while the rest of the sequence stays: recurrent and
+        # hybrid memories cannot drop part of a sequence, so they never draft.
+        self._drafts_allowed = cfg.lookup_draft > 0 and not self._model.recurrent
         self._batch = Batch(n_batch)
         self._prompts = PromptBuilder(self._model, self._chat_template)
         self._slots = [Slot(seq_id=i) for i in range(cfg.batch_size)]
@@ -283,17 +315,34 @@ class Engine:
         batch, ctx = self._batch, self._ctx
         batch.clear()
         wants_logits: list[tuple[Slot, int]] = []
-        decode_tokens = prefill_tokens = 0
+        decode_tokens = prefill_tokens = draft_tokens = 0
 
         # The next token of every generating slot first: running answers never wait on prompts.
+        # With prompt-lookup speculation a greedy slot sends its pending token plus the tokens
+        # drafted after it, each with logits; _on_logits keeps the prefix the model agrees with.
+        # Only a slot decoding alone drafts: on a CPU a decode costs a fixed part plus a part per
+        # token (with logits) that grows about linearly; several slots already share the fixed
+        # part, so a draft there only adds per-token cost (README, Performance).
+        generating = sum(1 for s in self._slots if s.sequence is not None and s.sequence.pending_token is not None)
+        may_draft = self._drafts_allowed and generating == 1
         for slot in self._slots:
             seq = slot.sequence
             if seq is not None and not seq.prefilling and seq.pending_token is not None:
-                idx = batch.add(seq.pending_token, len(slot.tokens), slot.seq_id, True)
+                pos = len(slot.tokens)
                 slot.tokens.append(seq.pending_token)
                 seq.pending_token = None
+                drafted = self._draft(slot, seq) if may_draft else []
+                if drafted:
+                    idx = batch.add_run([slot.tokens[-1], *drafted], pos, slot.seq_id, True, logits_all=True)
+                    idx -= len(drafted)
+                    slot.tokens.extend(drafted)
+                    seq.draft, seq.draft_pos = drafted, pos
+                    self.drafted_tokens += len(drafted)
+                else:
+                    idx = batch.add(slot.tokens[-1], pos, slot.seq_id, True)
                 wants_logits.append((slot, idx))
                 decode_tokens += 1
+                draft_tokens += len(drafted)
         # Then prompt chunks, oldest admission first, within what is left of the batch.
         budget = min(batch.capacity - len(batch), self.config.prefill_chunk)
         for slot in sorted((s for s in self._slots if s.sequence and s.sequence.prefilling),
@@ -302,31 +351,41 @@ class Engine:
                 break
             seq = slot.sequence
             take = min(budget, len(seq.prompt) - seq.prefilled)
-            for j in range(take):
-                pos = seq.prefilled + j
-                last = pos == len(seq.prompt) - 1
-                idx = batch.add(seq.prompt[pos], pos, slot.seq_id, last)
-                if last:
-                    wants_logits.append((slot, idx))
-            slot.tokens.extend(seq.prompt[seq.prefilled:seq.prefilled + take])
+            chunk = seq.prompt[seq.prefilled:seq.prefilled + take]
+            last = seq.prefilled + take == len(seq.prompt)
+            idx = batch.add_run(chunk, seq.prefilled, slot.seq_id, last)
+            if last:
+                wants_logits.append((slot, idx))
+            slot.tokens.extend(chunk)
             seq.prefilled += take
             budget -= take
             prefill_tokens += take
         if len(batch) == 0:
             return
 
+        want = self._threads[1] if prefill_tokens >= PREFILL_ALL_CORES else self._threads[0]
+        if want != self.threads_now:
+            ctx.set_threads(want)
+            self.threads_now = want
         t0 = time.perf_counter()
         rc = ctx.decode(batch)
         if rc != 0:
             self._fail_all(rc)
             return
+        t1 = time.perf_counter()
         if self.step_hook is not None:
             self.step_hook(self)
         for slot, idx in wants_logits:
             self._on_logits(slot, idx)
-        step_ms = (time.perf_counter() - t0) * 1000
+        t2 = time.perf_counter()
+        phase = self.phase_s
+        phase["prepare"] += t0 - now
+        phase["decode"] += t1 - t0
+        phase["sample"] += t2 - t1
+        self.steps += 1
+        step_ms = (t2 - t0) * 1000
         self._bus.emit(StepRecord(self.name, self.active_slots, len(self._queue), len(batch),
-                                  decode_tokens, prefill_tokens, step_ms))
+                                  decode_tokens, prefill_tokens, step_ms, draft_tokens=draft_tokens))
 
     def _reap(self, now: float) -> None:
         """Free the slots of cancelled or timed-out requests; fail timed-out queued ones."""
@@ -399,10 +458,63 @@ class Engine:
                 self._release(slot, forget=True)
                 seq.mailbox.fail(EngineClosed(f"llama.cpp failed to decode (code {rc}); send the request again."))
 
+    def _draft(self, slot: Slot, seq: SeqState) -> list[int]:
+        """Tokens guessed from the prompt and answer so far, for a slot whose choice is the
+        argmax (greedy, no grammar, no logprobs), within its max_tokens and context."""
+        request = seq.request
+        if request.sampling.temperature > 0 or request.options.grammar is not None or request.options.logprobs:
+            return []
+        if seq.draft_pause > 0:
+            seq.draft_pause -= 1
+            return []
+        room = min(seq.draft_len, self.config.lookup_draft, request.sampling.max_tokens - seq.completion_tokens - 1,
+                   self.n_ctx_seq - len(slot.tokens) - 2)
+        return lookup_draft(slot.tokens, room) if room >= MIN_DRAFT else []
+
     def _on_logits(self, slot: Slot, idx: int) -> None:
         seq = slot.sequence
+        drafted = seq.draft
+        if not drafted:
+            ended = self._take(seq, seq.sampler.sample(self._ctx, idx), idx, len(slot.tokens))
+            if ended:
+                self._finish(slot, ended)
+            return
+        # Verify: the logits at idx + i follow pending + drafted[:i]. Sample them in order (the
+        # sampler's penalty window sees exactly the tokens decoding one by one would give it);
+        # while the choice equals the draft, that draft token is already in the KV cache.
+        seq.draft = []
+        pos = seq.draft_pos
+        agreed = 0
+        ended = None
+        for i in range(len(drafted) + 1):
+            token = seq.sampler.sample(self._ctx, idx + i)
+            ended = self._take(seq, token, idx + i, pos + 1 + i)
+            if not ended and i < len(drafted) and token == drafted[i]:
+                seq.pending_token = None
+                agreed += 1
+                continue
+            break
+        self.accepted_tokens += agreed
+        # The next draft's length: a copy that held gets longer, a miss halves it and pauses
+        # drafting a few steps. Drafts are right in long runs or not at all, and on a CPU each
+        # drafted position costs most of a decode (README, Performance): only likely ones pay.
+        if agreed == len(drafted):
+            seq.draft_len = min(self.config.lookup_draft, 2 * len(drafted))
+        elif agreed == 0:
+            seq.draft_len = max(MIN_DRAFT, len(drafted) // 2)
+            seq.draft_pause = DRAFT_PAUSE
+        keep = pos + 1 + agreed  # the pending token and the agreeing drafts; the rest never happened
+        if len(slot.tokens) > keep:
+            self._ctx.forget(slot.seq_id, keep)  # never fails here: memories that could refuse never draft
+            del slot.tokens[keep:]
+        if ended:  # only now: the slot's cells and tokens are final before the request is reported done
+            self._finish(slot, ended)
+
+    def _take(self, seq: SeqState, token: int, idx: int, n_kv: int) -> str | None:
+        """One sampled token: hand its text over. Returns None when the request goes on (the
+        token is then pending: decoded next step), else why it ends ("stop", "length"); the
+        caller finishes it. `n_kv` is how many tokens the slot's KV cells hold before it."""
         model = self._model
-        token = seq.sampler.sample(self._ctx, idx)
         now = time.perf_counter()
         if seq.first_token_at == 0.0:
             seq.first_token_at = now
@@ -411,7 +523,7 @@ class Engine:
         seq.last_token_at = now
 
         if model.is_eog(token):
-            return self._finish(slot, "stop")
+            return "stop"
         if seq.request.options.logprobs:
             seq.mailbox.put_logprobs(read_logprobs(model, self._ctx, idx, token, seq.request.options.top_logprobs))
         seq.completion_tokens += 1
@@ -419,10 +531,11 @@ class Engine:
         if text:
             seq.mailbox.put_text(text)
         if seq.decoder.stopped:
-            return self._finish(slot, "stop")
-        if seq.completion_tokens >= seq.request.sampling.max_tokens or len(slot.tokens) + 1 >= self.n_ctx_seq:
-            return self._finish(slot, "length")
+            return "stop"
+        if seq.completion_tokens >= seq.request.sampling.max_tokens or n_kv + 1 >= self.n_ctx_seq:
+            return "length"
         seq.pending_token = token
+        return None
 
     def _finish(self, slot: Slot, reason: str) -> None:
         seq = slot.sequence

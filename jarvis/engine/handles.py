@@ -10,6 +10,7 @@ import ctypes
 from pathlib import Path
 
 import llama_cpp as ll
+import numpy as np
 
 from jarvis.engine.backend import ensure_backend
 from jarvis.errors import ModelLoadError
@@ -36,6 +37,11 @@ class LlamaModel:
         self.bos_id = ll.llama_vocab_bos(self.vocab)
         self.eos_id = ll.llama_vocab_eos(self.vocab)
         self.add_bos = bool(ll.llama_vocab_get_add_bos(self.vocab))
+        self.recurrent = bool(ll.llama_model_is_recurrent(ptr) or ll.llama_model_is_hybrid(ptr))
+        # Built once at load (~50 ms for 49k tokens): the worker reads a token's bytes and whether
+        # it ends generation from plain Python containers instead of two ctypes calls per token.
+        self._pieces = [self._token_bytes(t, False) for t in range(self.n_vocab)]
+        self.eog_ids = frozenset(t for t in range(self.n_vocab) if ll.llama_vocab_is_eog(self.vocab, t))
 
     @property
     def ptr(self):
@@ -65,6 +71,11 @@ class LlamaModel:
         return tokens
 
     def token_bytes(self, token: int, special: bool = False) -> bytes:
+        if not special and 0 <= token < len(self._pieces):
+            return self._pieces[token]
+        return self._token_bytes(token, special)
+
+    def _token_bytes(self, token: int, special: bool) -> bytes:
         buf = ctypes.create_string_buffer(64)
         n = ll.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
         if n < 0:
@@ -76,7 +87,7 @@ class LlamaModel:
         return self.token_bytes(token, special=True).decode("utf-8", errors="replace")
 
     def is_eog(self, token: int) -> bool:
-        return bool(ll.llama_vocab_is_eog(self.vocab, token))
+        return token in self.eog_ids
 
 
 class LlamaContext:
@@ -107,6 +118,10 @@ class LlamaContext:
             raise RuntimeError("context already freed")
         return self._ptr
 
+    def set_threads(self, n_threads: int) -> None:
+        """Threads for the next decodes (single tokens and batches alike)."""
+        ll.llama_set_n_threads(self.ptr, n_threads, n_threads)
+
     def decode(self, batch: "Batch") -> int:
         return ll.llama_decode(self.ptr, batch.raw)
 
@@ -125,61 +140,128 @@ class LlamaContext:
 
 
 class Batch:
-    """A reusable llama_batch of up to `capacity` tokens, one sequence id per token."""
+    """A reusable llama_batch of up to `capacity` tokens, one sequence id per token.
+
+    Its arrays are written through numpy views (one slice assignment for a whole prompt chunk)
+    rather than one ctypes write per field per token. llama_batch_init gives every token its own
+    one-element seq_id array; here seq_id[i] points into one contiguous int32 array instead, so
+    the sequence ids of a chunk are one slice too. The original pointers are put back before
+    llama_batch_free, which frees them.
+    """
 
     def __init__(self, capacity: int):
         self.capacity = capacity
         self.raw = ll.llama_batch_init(capacity, 0, 1)
         self._freed = False
         self.raw.n_tokens = 0
+        self._n = 0
+        self.token = np.ctypeslib.as_array(self.raw.token, shape=(capacity,))
+        self.pos = np.ctypeslib.as_array(self.raw.pos, shape=(capacity,))
+        self.logits = np.ctypeslib.as_array(ctypes.cast(self.raw.logits, ctypes.POINTER(ctypes.c_int8)), shape=(capacity,))
+        np.ctypeslib.as_array(self.raw.n_seq_id, shape=(capacity,))[:] = 1
+        self.seq = np.zeros(capacity, dtype=np.int32)
+        # seq_id as an array of addresses (ctypes' own indexing would alias, not copy, them)
+        self._seq_ptrs = np.ctypeslib.as_array(ctypes.cast(self.raw.seq_id, ctypes.POINTER(ctypes.c_size_t)),
+                                               shape=(capacity,))
+        self._own_seq_ptrs = self._seq_ptrs.copy()
+        self._seq_ptrs[:] = self.seq.ctypes.data + self.seq.itemsize * np.arange(capacity, dtype=np.uintp)
 
     def clear(self) -> None:
-        self.raw.n_tokens = 0
+        self._n = self.raw.n_tokens = 0
 
     def __len__(self) -> int:
-        return self.raw.n_tokens
+        return self._n
 
     def add(self, token: int, pos: int, seq_id: int, want_logits: bool) -> int:
         """Append a token; returns its index in the batch (where its logits land)."""
-        i = self.raw.n_tokens
+        i = self._n
         if i >= self.capacity:
             raise OverflowError("batch full")
-        self.raw.token[i] = token
-        self.raw.pos[i] = pos
-        self.raw.n_seq_id[i] = 1
-        self.raw.seq_id[i][0] = seq_id
-        self.raw.logits[i] = want_logits
-        self.raw.n_tokens = i + 1
+        self.token[i] = token
+        self.pos[i] = pos
+        self.seq[i] = seq_id
+        self.logits[i] = want_logits
+        self._n = self.raw.n_tokens = i + 1
         return i
+
+    def add_run(self, tokens, first_pos: int, seq_id: int, logits_last: bool, logits_all: bool = False) -> int:
+        """Append consecutive tokens of one sequence at positions first_pos, first_pos + 1, ...;
+        logits for the last one, or for every one (a speculative draft is verified at each).
+        Returns the index of the last one."""
+        i, n = self._n, len(tokens)
+        if i + n > self.capacity:
+            raise OverflowError("batch full")
+        end = i + n
+        self.token[i:end] = tokens
+        self.pos[i:end] = np.arange(first_pos, first_pos + n, dtype=np.int32)
+        self.seq[i:end] = seq_id
+        self.logits[i:end] = 1 if logits_all else 0
+        if logits_last:
+            self.logits[end - 1] = 1
+        self._n = self.raw.n_tokens = end
+        return end - 1
 
     def close(self) -> None:
         if not self._freed:
+            self._seq_ptrs[:] = self._own_seq_ptrs  # llama_batch_free frees what it allocated
             ll.llama_batch_free(self.raw)
             self._freed = True
 
 
+PENALTY_LAST_N = 64  # the penalties look at the last 64 sampled tokens
+
+
+def penalties_first(sampling) -> bool:
+    """Whether the penalties must see the whole vocabulary (the chain's exact order), or may run
+    on a top-k cut that cannot change the result.
+
+    The penalties touch at most PENALTY_LAST_N distinct tokens. When they can only LOWER a logit
+    (repeat_penalty >= 1, frequency and presence penalties >= 0), a token outside the raw top
+    k + PENALTY_LAST_N can never rise into the top k after them: at most PENALTY_LAST_N tokens
+    above it could have dropped below it. So top-k(k + 64) -> penalties -> top-k(k) keeps exactly
+    the set that penalties -> top-k(k) keeps (exact float ties aside), and greedy needs only the
+    top 65. llama.h advises this order; the penalties then look at 104 candidates instead of
+    ~49k (one hash lookup each). Penalties that may RAISE a logit (repeat_penalty < 1, negative
+    presence or frequency) keep the exact order, and so does sampling without top-k."""
+    lowers_only = sampling.repeat_penalty >= 1.0 and sampling.frequency_penalty >= 0 and sampling.presence_penalty >= 0
+    return not lowers_only or (sampling.temperature > 0 and sampling.top_k <= 0)
+
+
 class SamplerChain:
-    """A per-request llama.cpp sampler chain (penalties -> top-k -> top-p -> min-p -> temp -> dist)."""
+    """A per-request llama.cpp sampler chain: penalties -> top-k -> top-p -> min-p -> temp -> dist,
+    or greedy; with a cut before the penalties when that cannot change the result (penalties_first)."""
 
     def __init__(self, model: LlamaModel, sampling, seed: int):
         chain_params = ll.llama_sampler_chain_default_params()
         chain_params.no_perf = True
         self._ptr = ll.llama_sampler_chain_init(chain_params)
         add = lambda s: ll.llama_sampler_chain_add(self._ptr, s)  # noqa: E731 - the chain owns each sampler
-        if (sampling.repeat_penalty != 1.0 or sampling.frequency_penalty or sampling.presence_penalty):
-            add(ll.llama_sampler_init_penalties(model.n_vocab, 64, sampling.repeat_penalty,
+        self.order: list[str] = []  # what the chain holds, for tests and the bench
+        penalised = sampling.repeat_penalty != 1.0 or sampling.frequency_penalty or sampling.presence_penalty
+        if penalised:
+            if not penalties_first(sampling):
+                cut = (sampling.top_k if sampling.temperature > 0 else 1) + PENALTY_LAST_N
+                add(ll.llama_sampler_init_top_k(cut))
+                self.order.append(f"top_k({cut})")
+            add(ll.llama_sampler_init_penalties(model.n_vocab, PENALTY_LAST_N, sampling.repeat_penalty,
                                                 sampling.frequency_penalty, sampling.presence_penalty))
+            self.order.append("penalties")
         if sampling.temperature <= 0:
             add(ll.llama_sampler_init_greedy())
+            self.order.append("greedy")
             return
         if sampling.top_k > 0:
             add(ll.llama_sampler_init_top_k(sampling.top_k))
+            self.order.append(f"top_k({sampling.top_k})")
         if sampling.top_p < 1.0:
             add(ll.llama_sampler_init_top_p(sampling.top_p, 1))
+            self.order.append("top_p")
         if sampling.min_p > 0:
             add(ll.llama_sampler_init_min_p(sampling.min_p, 1))
+            self.order.append("min_p")
         add(ll.llama_sampler_init_temp(sampling.temperature))
         add(ll.llama_sampler_init_dist(seed))
+        self.order += ["temp", "dist"]
 
     @property
     def ptr(self):

