@@ -151,37 +151,25 @@ def test_cut_before_penalties_picks_what_the_exact_order_picks(model, values):
     assert differing_from_raw_argmax > 20  # the penalties really changed the choice, often
 
 
-def test_auto_threads_leaves_one_core():
-    from jarvis.engine.engine import auto_threads
-
-    assert [auto_threads(n) for n in (1, 2, 4, 16)] == [1, 1, 3, 15]
-
-
-def test_long_prefill_steps_take_every_core_and_decode_steps_leave_one(settings):
-    import asyncio
+def test_default_threads_are_every_core(settings):
+    """engine.n_threads = 0 gives llama.cpp every core (the quiet-machine figures in the README
+    chose it); an explicit value is used as given."""
     import os
 
+    from jarvis.engine.engine import auto_threads
+
+    assert auto_threads() == (os.cpu_count() or 1) and auto_threads(16) == 16
+    import asyncio
+
     from jarvis.assistant import Assistant
-    from jarvis.engine.engine import PREFILL_ALL_CORES, auto_threads
-    from jarvis.telemetry import StepRecord
 
-    told, prefills = [], []
-
-    async def run():
-        a = Assistant(settings)
+    async def run(n):
+        a = Assistant(settings.model_copy(update={"engine": settings.engine.model_copy(update={"n_threads": n})}))
         try:
             await a.manager.load(a.default_model())
-            engine = a.manager.engine_of(a.default_model())
-            engine.step_hook = lambda e: told.append(e.threads_now)  # between decode and sampling
-            a.bus.subscribe(lambda r: prefills.append(r.prefill_tokens) if isinstance(r, StepRecord) else None)
-            long_prompt = "Summarise: " + "the owl hunts at night and sleeps by day. " * 40
-            await a.chat(a.request(long_prompt, temperature=0, max_tokens=8, use_cache=False))
+            return a.manager.engine_of(a.default_model()).threads
         finally:
             await a.close()
 
-    asyncio.run(run())
-    assert len(told) == len(prefills) > 8
-    cores = os.cpu_count() or 1
-    expected = [cores if p >= PREFILL_ALL_CORES else auto_threads() for p in prefills]
-    assert told == expected
-    assert any(p >= PREFILL_ALL_CORES for p in prefills) and any(p == 0 for p in prefills)
+    assert asyncio.run(run(0)) == (os.cpu_count() or 1)
+    assert asyncio.run(run(1)) == 1

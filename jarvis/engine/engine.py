@@ -42,20 +42,17 @@ log = logging.getLogger("jarvis.engine")
 MAX_CTX_DEFAULT = 8192
 MIN_DRAFT = 2  # a one-token draft costs about a whole decode on a CPU: never worth it
 DRAFT_PAUSE = 4  # steps without drafts after a draft the model rejected outright
-PREFILL_ALL_CORES = 64  # a step carrying this many prompt tokens is compute-bound: it takes every core
 
 
 _DEFAULTS = EngineSettings()  # the defaults are the settings' own, never a second copy
 
 
 def auto_threads(cores: int | None = None) -> int:
-    """engine.n_threads = 0: every core but one (at least one). The engine's Python thread, the
-    event loop (HTTP, the window) and the rest of the desktop need a core; when they take one
-    from a ggml worker, every step waits for it at ggml's barriers. Measured on 2 cores under a
-    neighbour's load (README, Performance): 1 thread gave 1.6x the tok/s of 2 for one stream
-    and 1.15x for four, and llama-server gained alike."""
-    cores = cores or os.cpu_count() or 1
-    return max(1, cores - 1)
+    """engine.n_threads = 0: every core. Measured on a quiet 2-core machine against llama-server
+    (README, Performance): 2 threads gave 1.43x the tok/s of 1 for one stream and 1.59x for four.
+    Under a neighbour's load one thread did better (a ggml worker that loses its core stalls every
+    step at the barrier), which is what an explicit engine.n_threads is for."""
+    return cores or os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -116,8 +113,7 @@ class Engine:
         self.drafted_tokens = 0  # prompt-lookup drafts sent to llama_decode to be verified
         self.accepted_tokens = 0  # of which the model agreed with (kept)
         self._drafts_allowed = False  # set at load
-        self._threads = (1, 1)  # (decode steps, steps prefilling >= PREFILL_ALL_CORES tokens), set at load
-        self.threads_now = 1  # what llama.cpp was last told
+        self.threads = 1  # llama.cpp's threads for this context, set at load
 
     # ---- life cycle (call load() off the event loop: it takes a while) --------------------
     def load(self) -> None:
@@ -142,10 +138,7 @@ class Engine:
         n_ctx = cfg.context_length or min(self._model.n_ctx_train, MAX_CTX_DEFAULT)
         n_ctx = min(n_ctx, self._model.n_ctx_train or n_ctx)
         n_threads = cfg.n_threads or auto_threads()
-        # With n_threads = 0, decode steps leave a core to Python and the window, but a step that
-        # prefills a long prompt chunk is pure compute and takes every core (README, Performance).
-        self._threads = (n_threads, n_threads if cfg.n_threads else (os.cpu_count() or 1))
-        self.threads_now = n_threads
+        self.threads = n_threads
         n_batch = max(cfg.prefill_chunk, cfg.batch_size)
         try:
             self._ctx = LlamaContext(self._model, cfg.batch_size, n_ctx, n_batch, n_threads)
@@ -249,7 +242,7 @@ class Engine:
             if self._model is None or self._stopping:
                 raise EngineClosed()
             if self._embedder is None:
-                self._embedder = Embedder(self._model, self.name, self.config.n_threads or os.cpu_count() or 1)
+                self._embedder = Embedder(self._model, self.name, self.threads)
             return self._embedder
 
     @property
@@ -363,10 +356,6 @@ class Engine:
         if len(batch) == 0:
             return
 
-        want = self._threads[1] if prefill_tokens >= PREFILL_ALL_CORES else self._threads[0]
-        if want != self.threads_now:
-            ctx.set_threads(want)
-            self.threads_now = want
         t0 = time.perf_counter()
         rc = ctx.decode(batch)
         if rc != 0:

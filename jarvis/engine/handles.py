@@ -118,10 +118,6 @@ class LlamaContext:
             raise RuntimeError("context already freed")
         return self._ptr
 
-    def set_threads(self, n_threads: int) -> None:
-        """Threads for the next decodes (single tokens and batches alike)."""
-        ll.llama_set_n_threads(self.ptr, n_threads, n_threads)
-
     def decode(self, batch: "Batch") -> int:
         return ll.llama_decode(self.ptr, batch.raw)
 
