@@ -20,11 +20,13 @@ def test_a_switch_reveals_the_charts_one_by_one(make_desktop, drive):
     d = make_desktop()
     charts = d.monitor.charts
     d.window.tabs.setCurrentWidget(d.monitor)
-    blank = [c for c in charts.visible_charts() if not c.updatesEnabled()]
+    blank = [c for c in charts.visible_charts() if c.isHidden()]
     assert len(blank) == len(charts.visible_charts())  # none painted in the switch itself
+    places = [c.geometry() for c in blank]
     seen = []
-    drive.wait(lambda: seen.append(sum(not c.updatesEnabled() for c in charts.visible_charts())) or not charts.revealing)
-    assert all(c.updatesEnabled() for c in charts.visible_charts())
+    drive.wait(lambda: seen.append(sum(c.isHidden() for c in charts.visible_charts())) or not charts.revealing)
+    assert all(c.isVisible() for c in charts.visible_charts())
+    assert [c.geometry() for c in blank] == places  # a blank chart kept its place: nothing moved
     assert len(set(seen)) > 2  # several turns, not one
 
 

@@ -202,6 +202,15 @@ def _add_charts(grid: QGridLayout, layout, place) -> dict[str, "Chart"]:
     return charts
 
 
+def _set_blank(widget: QWidget, blank: bool) -> None:
+    """Hide a widget but keep its place in the layout (nothing around it moves), or show it again."""
+    policy = widget.sizePolicy()
+    if not policy.retainSizeWhenHidden():
+        policy.setRetainSizeWhenHidden(True)
+        widget.setSizePolicy(policy)
+    widget.setVisible(not blank)
+
+
 class Charts(QWidget):
     # A click on any chart: the second of the nearest point, as (previous point's time, its time].
     second_clicked = Signal(float, float)
@@ -342,10 +351,12 @@ class Charts(QWidget):
     def reveal(self, extra: list[QWidget] = ()) -> None:
         """The tab is being shown: paint the charts one per REVEAL_MS rather than all in the
         switch's one paint (60-110 ms under load: Qt drops the charts' item caches while the tab
-        is hidden, so every axis and label is drawn afresh). Until its turn, a chart is blank."""
+        is hidden, so every axis and label is drawn afresh). Until its turn, a chart is hidden
+        with its place kept, so the page shows its plain background there; disabling its updates
+        instead left the view unpainted (black, or the chat's old pixels) for up to 100 ms."""
         self._hidden = [*self.visible_charts(), self.gpu_stack, *extra]
         for chart in self._hidden:
-            chart.setUpdatesEnabled(False)
+            _set_blank(chart, True)
         self._reveal.start()
 
     def _reveal_next(self) -> None:
@@ -356,12 +367,12 @@ class Charts(QWidget):
         if chart in self._pending:  # its new data and its first paint in the same turn
             self._pending.remove(chart)
             self._draw(chart)
-        chart.setUpdatesEnabled(True)
+        _set_blank(chart, False)
 
     def finish_reveal(self) -> None:
         self._reveal.stop()
         for chart in self._hidden:
-            chart.setUpdatesEnabled(True)
+            _set_blank(chart, False)
         self._hidden = []
 
     @property
