@@ -203,12 +203,18 @@ def _add_charts(grid: QGridLayout, layout, place) -> dict[str, "Chart"]:
 
 
 def _set_blank(widget: QWidget, blank: bool) -> None:
-    """Hide a widget but keep its place in the layout (nothing around it moves), or show it again."""
-    policy = widget.sizePolicy()
-    if not policy.retainSizeWhenHidden():
-        policy.setRetainSizeWhenHidden(True)
-        widget.setSizePolicy(policy)
-    widget.setVisible(not blank)
+    """Leave a widget out of the next paints, or bring it back. A chart (a graphics view) is
+    hidden with its place kept: with its updates off its view would show black, or the chat's
+    old pixels. Plain widgets (the range bar, the tables, the GPU note) only stop painting, so
+    they stay visible to the rest of the code and the page background shows meanwhile."""
+    if isinstance(widget, pg.GraphicsView):
+        policy = widget.sizePolicy()
+        if not policy.retainSizeWhenHidden():
+            policy.setRetainSizeWhenHidden(True)
+            widget.setSizePolicy(policy)
+        widget.setVisible(not blank)
+    else:
+        widget.setUpdatesEnabled(not blank)
 
 
 class Charts(QWidget):
