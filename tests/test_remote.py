@@ -16,7 +16,7 @@ import pytest
 
 from jarvis.errors import QueueFull, RemoteError
 from jarvis.request import Priority
-from tests.support.remote_servers import CountingProxy, LlamaCppServer, with_remote
+from tests.support.remote_servers import CountingProxy, LlamaCppServer, read_two_events_then_leave, with_remote
 from tests.support.server import ServerThread
 from tests.support.settings import make_settings, tune
 
@@ -124,19 +124,7 @@ def test_cancel_closes_the_upstream_stream(jarvis, proxy):
     """A client that leaves mid-stream: JARVIS closes its upstream request at once, so the server
     relays far fewer events than the 300 tokens asked for, and never finishes."""
 
-    async def read_two_then_leave():
-        async with aiohttp.ClientSession() as session:
-            resp = await session.post(jarvis.base_url + "/completions", json={
-                "model": "lc/smol", "prompt": "1, 2, 3, 4, 5,", "max_tokens": 300, "temperature": 0,
-                "stream": True, "cache": False})
-            assert resp.status == 200
-            seen = 0
-            while seen < 2:
-                if (await resp.content.readline()).startswith(b"data: {"):
-                    seen += 1
-            resp.close()
-
-    asyncio.run(read_two_then_leave())
+    read_two_events_then_leave(jarvis.base_url, "lc/smol", 300)
     wait_until(lambda: proxy.counts.requests and proxy.counts.requests[-1].client_left)
     entry = proxy.counts.requests[-1]
     assert not entry.finished and entry.events < 300

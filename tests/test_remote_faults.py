@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 
 from jarvis.errors import RemoteError, RemoteTimeout, RemoteUnavailable
-from tests.support.remote_servers import JarvisServe, SlowServer, VllmMetricsServer, closed_port, with_remote
+from tests.support.remote_servers import (JarvisServe, SlowServer, VllmMetricsServer, closed_port,
+                                          read_two_events_then_leave, with_remote)
 from tests.support.server import ServerThread
 from tests.support.settings import make_settings
 
@@ -177,19 +178,7 @@ def test_a_client_that_leaves_cancels_the_request_upstream(tmp_path, upstream):
         before = counter(upstream.url, "jarvis_requests_total", status="cancelled")
         ok_before = counter(upstream.url, "jarvis_requests_total", status="ok")
 
-        async def read_two_then_leave():
-            async with aiohttp.ClientSession() as session:
-                resp = await session.post(server.base_url + "/completions", json={
-                    "model": model, "prompt": "1, 2, 3, 4, 5,", "max_tokens": 400, "temperature": 0,
-                    "stream": True, "cache": False})
-                assert resp.status == 200
-                seen = 0
-                while seen < 2:
-                    if (await resp.content.readline()).startswith(b"data: {"):
-                        seen += 1
-                resp.close()
-
-        asyncio.run(read_two_then_leave())
+        read_two_events_then_leave(server.base_url, model, 400)
         wait_until(lambda: counter(upstream.url, "jarvis_requests_total", status="cancelled") == before + 1)
         assert counter(upstream.url, "jarvis_requests_total", status="ok") == ok_before
 

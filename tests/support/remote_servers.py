@@ -248,6 +248,25 @@ class SlowServer(_LoopThread):
         return app
 
 
+def read_two_events_then_leave(base_url: str, model: str, max_tokens: int) -> None:
+    """A streaming client that reads two SSE events of a long completion and then hangs up."""
+    import aiohttp
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session:
+            resp = await session.post(base_url + "/completions", json={
+                "model": model, "prompt": "1, 2, 3, 4, 5,", "max_tokens": max_tokens, "temperature": 0,
+                "stream": True, "cache": False})
+            assert resp.status == 200
+            seen = 0
+            while seen < 2:
+                if (await resp.content.readline()).startswith(b"data: {"):
+                    seen += 1
+            resp.close()
+
+    asyncio.run(run())
+
+
 def with_remote(settings, name: str, base_url: str, **fields):
     """settings plus [remotes.NAME] with base_url and any other field (validated like a file's)."""
     from jarvis.remote.settings import RemoteSettings
