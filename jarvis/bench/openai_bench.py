@@ -28,6 +28,14 @@ import time
 TOPICS = ["owls", "rivers", "bread", "stars", "glaciers", "violins", "deserts", "bees"]
 
 
+async def sse_events(resp):
+    """The JSON events of an OpenAI-style SSE stream (aiohttp response), without `[DONE]`."""
+    async for raw in resp.content:
+        line = raw.strip()
+        if line.startswith(b"data: ") and line != b"data: [DONE]":
+            yield json.loads(line[6:])
+
+
 def prompts(n: int) -> list[str]:
     return [f"Write a short paragraph about {TOPICS[i % len(TOPICS)]}." for i in range(n)]
 
@@ -42,11 +50,7 @@ async def client_streams(url: str, streams: int, max_tokens: int) -> dict:
         tokens = 0
         async with session.post(url + "/v1/chat/completions", json=body) as resp:
             resp.raise_for_status()
-            async for raw in resp.content:
-                line = raw.strip()
-                if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                    continue
-                event = json.loads(line[6:])
+            async for event in sse_events(resp):
                 if event.get("usage"):
                     tokens = event["usage"]["completion_tokens"]
         return tokens

@@ -32,6 +32,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jarvis.bench.openai_bench import sse_events
+
 PROMPTS = [f"Write a short paragraph about {t}." for t in
            ("owls", "rivers", "bread", "stars", "glaciers", "violins", "deserts", "bees")]
 # "Rewrite/edit this text or code": replies that copy long runs of their prompt, where
@@ -77,11 +79,7 @@ async def _one(session, url: str, prompt: str, max_tokens: int, extra: dict) -> 
     async with session.post(url.rstrip("/") + "/v1/chat/completions", json=body) as resp:
         if resp.status != 200:
             raise RuntimeError(f"{url}: HTTP {resp.status}: {(await resp.text())[:300]}")
-        async for raw in resp.content:
-            line = raw.strip()
-            if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                continue
-            event = json.loads(line[6:])
+        async for event in sse_events(resp):
             if event.get("usage"):
                 tokens = event["usage"].get("completion_tokens", 0)
             for choice in event.get("choices") or ():
