@@ -15,7 +15,7 @@ import aiohttp
 from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.assistant import Assistant
-from jarvis.engine.queue import PriorityRequestQueue
+from jarvis.request_queue import PriorityRequestQueue
 from jarvis.request import QueuePosition
 
 from support.chat import greedy

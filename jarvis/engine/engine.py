@@ -30,7 +30,7 @@ from jarvis.engine.logprobs import read_logprobs
 from jarvis.engine.lookup import draft as lookup_draft
 from jarvis.engine.mailbox import Mailbox
 from jarvis.engine.prompt import PromptBuilder
-from jarvis.engine.queue import PriorityRequestQueue
+from jarvis.request_queue import PriorityRequestQueue
 from jarvis.engine.sequence import SeqState, Slot, common_prefix
 from jarvis.engine.text import StreamingText
 from jarvis.gguf_header import GGUFError, read_header

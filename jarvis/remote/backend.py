@@ -23,7 +23,7 @@ from typing import Any, AsyncIterator
 
 from jarvis.errors import (InvalidRequest, QueueFull, RemoteError, RemoteTimeout, RemoteUnavailable,
                            RequestCancelled, RequestTimeout)
-from jarvis.engine.queue import PriorityRequestQueue
+from jarvis.request_queue import PriorityRequestQueue
 from jarvis.remote.client import make_client
 from jarvis.remote.replicas import Replica, pick
 from jarvis.remote.settings import RemoteSettings
