@@ -126,7 +126,7 @@ def _ask_server(settings, args, prompt: str) -> int:
 
 async def _ask(settings, args, prompt: str) -> int:
     from jarvis.assistant import Assistant
-    from jarvis.terminal_chat import stats_line
+    from jarvis.stats_line import stats_line
 
     assistant = Assistant(settings)
     try:
@@ -140,7 +140,7 @@ async def _ask(settings, args, prompt: str) -> int:
             record = chunk.record or record
         sys.stdout.write("\n")
         if args.stats and record:
-            print(stats_line(record), file=sys.stderr)
+            print(stats_line(record, detail=True), file=sys.stderr)
         return 0
     finally:
         await assistant.close()

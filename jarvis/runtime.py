@@ -60,7 +60,7 @@ class Runtime:
                 "catalog": [m.summary() for m in self.assistant.catalog.snapshot().models],
                 "crashed_models": self.assistant.manager.crashes(),
                 "keep_alive_s": self.assistant.manager.keep_alive_s,
-                "remotes": self.assistant.remotes.status() if self.assistant.remotes is not None else []}
+                "servers": self.assistant.backends.status()}
 
     def cache_stats(self) -> dict:
         return asdict(self.assistant.cache.stats())

@@ -55,8 +55,7 @@ def jarvis(tmp_path, proxy):
     """A JARVIS whose remote `lc` is the llama_cpp.server (through the proxy)."""
     settings = with_remote(make_settings(tmp_path), "lc", proxy.base_url, health_interval_s=3600)
     with ServerThread(settings, preload=False) as server:
-        remotes = server.runtime.assistant.remotes
-        server.call(remotes.ensure_probed(remotes.backends["lc"]))
+        server.call(server.runtime.assistant.backends.get("lc").ensure_probed())
         proxy.reset()
         yield server
 
@@ -117,7 +116,7 @@ def test_remote_requests_are_in_the_stats_and_metrics_with_their_backend(jarvis)
     metrics = asyncio.run(get("/metrics"))
     assert 'jarvis_requests_total{backend="lc",model="lc/smol",status="ok"} 2.0' in metrics
     stats = asyncio.run(get("/api/models/stats"))
-    assert '"remotes"' in stats and '"reachable": true' in stats.replace('":true', '": true')
+    assert '"servers"' in stats and '"reachable": true' in stats.replace('":true', '": true')
 
 
 def test_cancel_closes_the_upstream_stream(jarvis, proxy):
@@ -205,12 +204,6 @@ def test_a_remote_model_as_the_default(tmp_path, proxy):
     assert reply.record.backend == "lc" and reply.record.model == "lc/smol" and loaded == []
 
 
-def test_embeddings_of_a_remote_model_are_refused_clearly(jarvis):
-    with pytest.raises(openai.BadRequestError) as e:
-        client(jarvis).embeddings.create(model="lc/smol", input="hello")
-    assert "remote 'lc'" in str(e.value) and "local models only" in str(e.value)
-
-
 def test_a_remote_that_wants_a_key(tmp_path, keyed_server, monkeypatch):
     """Without the key the server answers 401 and JARVIS says which remote refused and why; with
     api_key_env naming a variable that holds it, it works; the key shows up nowhere."""
@@ -220,7 +213,7 @@ def test_a_remote_that_wants_a_key(tmp_path, keyed_server, monkeypatch):
         a = Assistant(settings)
         try:
             return await a.chat(a.request("Hi", model="k/smol", max_tokens=3, temperature=0, use_cache=False)), \
-                a.remotes.status()
+                a.backends.status()
         finally:
             await a.close()
 

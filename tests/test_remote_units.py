@@ -116,7 +116,7 @@ def test_vllm_and_llama_server_metrics_map_to_one_shape():
 
 
 def test_server_figures_beside_jarvis_s():
-    from jarvis.remote.figures import server_figures
+    from jarvis.stats_line import server_figures
 
     assert server_figures({"predicted_per_second": 61.24, "prompt_ms": 12.3, "predicted_n": 8}) == \
         "server: 61.2 tokens/s · prompt 12 ms"

@@ -11,7 +11,7 @@ from tests.support.remote_servers import VllmMetricsServer, with_remote
 def test_remote_engines_section_and_grouped_picker(make_desktop, drive, ui_settings):
     with VllmMetricsServer() as vllm:
         d = make_desktop(with_remote(ui_settings, "gpu", vllm.base_url, health_interval_s=3600))
-        replica = d.runtime.assistant.remotes.backends["gpu"].replicas[0]
+        replica = d.runtime.assistant.backends.get("gpu").backend.replicas[0]
         # the 1 Hz scrape and the first probe (which publishes the models) run side by side: wait for both
         drive.wait(lambda: replica.metrics is not None
                    and any(m["name"] == "gpu/big-70b" for m in d.runtime.assistant.models()), timeout_s=20)

@@ -4,9 +4,9 @@ scan replaces (scanner), and the child process that reads many headers at once (
 Import the public names from here: `from jarvis.catalog import Catalog, ModelInfo, ...`.
 """
 
-from jarvis.catalog.model_info import (BUNDLED_FILE, BUNDLED_PACKAGE, ENCODER_ARCHITECTURES, ModelInfo,
+from jarvis.catalog.model_info import (BUNDLED_FILE, BUNDLED_PACKAGE, ENCODER_ARCHITECTURES, LocalModel, ModelInfo, RemoteModel,
                                        bundled_model_path, read_gguf_info)
 from jarvis.catalog.scanner import IN_THREAD_MAX, Catalog, CatalogSnapshot
 
 __all__ = ["BUNDLED_FILE", "BUNDLED_PACKAGE", "ENCODER_ARCHITECTURES", "IN_THREAD_MAX", "Catalog", "CatalogSnapshot",
-           "ModelInfo", "bundled_model_path", "read_gguf_info"]
+           "LocalModel", "ModelInfo", "RemoteModel", "bundled_model_path", "read_gguf_info"]

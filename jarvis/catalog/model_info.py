@@ -19,24 +19,18 @@ ENCODER_ARCHITECTURES = {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2",
                          "neo-bert", "t5encoder"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelInfo:
+    """The face every model shows, whatever serves it: a file on this computer (LocalModel) or a
+    model of a remote server (RemoteModel). Front ends read this face only; what serves a model
+    is found by `served_by` in the backend registry, never by testing fields."""
+
     name: str
-    path: Path
-    size_bytes: int
-    source: str  # "bundled", "models/" or a configured folder
-    architecture: str = ""
-    parameters: int = 0
-    size_label: str = ""
-    quantization: str = ""
+    source: str  # where it comes from, as a person reads it: "bundled", "models/", a folder, "remote NAME"
     context_length: int = 0
-    chat_template: str = ""
     embedding: bool = False  # an embedding model: an encoder, or a GGUF that declares its pooling
-    error: str | None = None  # set when the header could not be read
-    mtime_ns: int = 0
-    remote: str = ""  # the [remotes.NAME] it is served by; "" = a file on this computer
-    remote_model: str = ""  # the server's own id for it
-    remote_url: str = ""  # the remote's base URL (shown where a local model shows its path)
+    error: str | None = None  # set when the model cannot be used (e.g. an unreadable header)
+    served_by: str = "local"  # the backend source that serves it (jarvis.backends.BackendRegistry)
 
     @property
     def ok(self) -> bool:
@@ -44,24 +38,82 @@ class ModelInfo:
 
     @property
     def has_chat_template(self) -> bool:
+        return False
+
+    @property
+    def location(self) -> str:
+        """Where it is, for people: a file's path, a server's URL."""
+        raise NotImplementedError
+
+    @property
+    def identity(self) -> tuple:
+        """What a cached reply is keyed on: changes whenever the model behind the name may have."""
+        raise NotImplementedError
+
+    @property
+    def owner(self) -> str:
+        """Who serves it, as OpenAI's `owned_by` says: a remote's NAME."""
+        return self.served_by
+
+    @property
+    def group(self) -> str:
+        """The heading a model picker files it under."""
+        return "This computer" if self.served_by == "local" else f"Remote {self.served_by}"
+
+    def summary(self) -> dict:
+        return {"name": self.name, "path": self.location, "source": self.source, "served_by": self.served_by,
+                "group": self.group, "context_length": self.context_length, "embedding": self.embedding,
+                "has_chat_template": self.has_chat_template, "error": self.error}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalModel(ModelInfo):
+    """A GGUF file on this computer, as its header describes it (weights never read)."""
+
+    path: Path
+    size_bytes: int
+    mtime_ns: int = 0
+    architecture: str = ""
+    parameters: int = 0
+    size_label: str = ""
+    quantization: str = ""
+    chat_template: str = ""
+
+    @property
+    def has_chat_template(self) -> bool:
         return bool(self.chat_template)
 
     @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
+    def owner(self) -> str:
+        return "jarvis"
+
+    @property
     def identity(self) -> tuple[str, int, int]:
-        """What a cached reply is keyed on: the file's path, size and mtime (a remote's name and id)."""
-        if self.remote:
-            return (f"remote:{self.remote}", self.remote_model, 0)
         return (str(self.path), self.size_bytes, self.mtime_ns)
 
     def summary(self) -> dict:
-        return {
-            "name": self.name, "path": self.remote_url if self.remote else str(self.path),
-            "size_bytes": self.size_bytes,
-            "source": self.source, "architecture": self.architecture, "parameters": self.parameters,
-            "size_label": self.size_label, "quantization": self.quantization,
-            "context_length": self.context_length, "has_chat_template": self.has_chat_template,
-            "embedding": self.embedding, "error": self.error, "remote": self.remote or None,
-        }
+        return {**super().summary(), "size_bytes": self.size_bytes, "architecture": self.architecture,
+                "parameters": self.parameters, "size_label": self.size_label, "quantization": self.quantization}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteModel(ModelInfo):
+    """A model a remote OpenAI-compatible server lists (`served_by` is the remote's NAME)."""
+
+    upstream_id: str  # the server's own id for it
+    base_url: str
+
+    @property
+    def location(self) -> str:
+        return self.base_url
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        return (f"remote:{self.served_by}", self.upstream_id)
 
 
 def bundled_model_path() -> Path | None:
@@ -88,22 +140,22 @@ def _quantization_name(file_type) -> str:
     return name.removeprefix("MOSTLY_")
 
 
-def read_gguf_info(path: Path, name: str, source: str) -> ModelInfo:
+def read_gguf_info(path: Path, name: str, source: str) -> LocalModel:
     """Parse one file's header. Never raises: problems land in ModelInfo.error."""
     path = Path(path)
     try:
         stat = path.stat()
     except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop on some Pythons
-        return ModelInfo(name, path, 0, source, error=f"cannot stat file: {getattr(e, 'strerror', None) or e}")
+        return LocalModel(name=name, path=path, size_bytes=0, source=source, error=f"cannot stat file: {getattr(e, 'strerror', None) or e}")
     base = dict(name=name, path=path, size_bytes=stat.st_size, source=source, mtime_ns=stat.st_mtime_ns)
     try:
         header = read_header(path)
     except GGUFError as e:
-        return ModelInfo(**base, error=str(e))
+        return LocalModel(**base, error=str(e))
     except (OSError, ValueError) as e:  # unreadable, or mmap of an odd file
-        return ModelInfo(**base, error=f"cannot read file: {getattr(e, 'strerror', None) or e}")
+        return LocalModel(**base, error=f"cannot read file: {getattr(e, 'strerror', None) or e}")
     md = header.metadata
-    return ModelInfo(
+    return LocalModel(
         **base,
         architecture=header.architecture,
         parameters=header.n_parameters,

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jarvis.catalog.model_info import ModelInfo, bundled_model_path, read_gguf_info
+from jarvis.catalog.model_info import LocalModel, ModelInfo, bundled_model_path, read_gguf_info
 from jarvis.errors import JarvisError, ModelLoadError, ModelNotFound
 
 log = logging.getLogger("jarvis.catalog")
@@ -46,7 +46,7 @@ class CatalogSnapshot:
         for m in self.models:
             if m.name == name:
                 if not m.ok:
-                    raise ModelLoadError(m.path, m.error or "unreadable")
+                    raise ModelLoadError(m.location, m.error or "unreadable")
                 return m
         raise ModelNotFound(name, [m.name for m in self.usable()])
 
@@ -73,9 +73,10 @@ class Catalog:
     _snapshot: CatalogSnapshot = field(default_factory=CatalogSnapshot, repr=False)
     _executor: ThreadPoolExecutor | None = field(default=None, repr=False)
     _closing: bool = field(default=False, repr=False)
-    # Remote servers' models (jarvis.remote), set from the loop; a scan adds its files before them.
-    _files: tuple[ModelInfo, ...] = field(default=(), repr=False)
-    _remote: tuple[ModelInfo, ...] = field(default=(), repr=False)
+    # Models other backend sources publish (a remote server's list), by source, set from the loop;
+    # a scan's files come first in the snapshot.
+    _files: tuple[LocalModel, ...] = field(default=(), repr=False)
+    _published: dict[str, tuple[ModelInfo, ...]] = field(default_factory=dict, repr=False)
     _swap: threading.Lock = field(default_factory=threading.Lock, repr=False)  # held for one assignment
 
     @classmethod
@@ -91,11 +92,15 @@ class Catalog:
     def snapshot(self) -> CatalogSnapshot:
         return self._snapshot  # one attribute read: the scanner swaps whole snapshots
 
-    def set_remote_models(self, infos: list[ModelInfo]) -> None:
-        """Publish the remote servers' models (after each probe); the files stay as scanned."""
+    def publish(self, served_by: str, infos: list[ModelInfo]) -> None:
+        """Publish the models a backend source serves (a remote's, after each probe), replacing
+        what that source published before; the files stay as scanned."""
         with self._swap:
-            self._remote = tuple(infos)
-            self._snapshot = CatalogSnapshot(self._files + self._remote, scanned=self._snapshot.scanned)
+            self._published[served_by] = tuple(infos)
+            self._snapshot = CatalogSnapshot(self._files + self._others(), scanned=self._snapshot.scanned)
+
+    def _others(self) -> tuple[ModelInfo, ...]:
+        return tuple(m for infos in self._published.values() for m in infos)
 
     async def refresh(self) -> CatalogSnapshot:
         if self._executor is None:
@@ -178,7 +183,7 @@ class Catalog:
             self._cache = cache  # only files still there: the cache never outgrows the folders
             with self._swap:
                 self._files = tuple(infos)
-                self._snapshot = CatalogSnapshot(self._files + self._remote, scanned=True)
+                self._snapshot = CatalogSnapshot(self._files + self._others(), scanned=True)
             return self._snapshot
 
     def _read_headers(self, todo: list[tuple[Path, str, str]]) -> dict[Path, ModelInfo] | None:

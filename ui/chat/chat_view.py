@@ -268,7 +268,7 @@ class ChatView(QWidget):
     def _finish(self, answer: Answer, status: str, error: str = "") -> None:
         if self.answers.get(answer.conversation_id) is answer:
             del self.answers[answer.conversation_id]
-        stats = "" if status == "error" else stats_line(answer.model, answer.record, status)
+        stats = "" if status == "error" else stats_line(answer.record, answer.model, status)
         content = error if status == "error" else answer.text
         meta = {"stats": stats, "model": answer.model,
                 "record": answer.record.figures() if answer.record else None}

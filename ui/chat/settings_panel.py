@@ -104,12 +104,12 @@ class SettingsPanel(QWidget):
         try:
             self.model.clear()
             self.model.addItem(f"Default ({default})", "")
-            remotes = list(dict.fromkeys(m["remote"] for m in models if m.get("remote")))
-            for group in ["", *remotes]:  # grouped only when there are remotes: this computer, then each remote
-                if remotes:
-                    self.model.addItem("This computer" if not group else f"Remote {group}", None)
+            groups = list(dict.fromkeys(m["group"] for m in models))  # as the catalog lists them: this computer first
+            for group in groups:  # headings only when there is more than one group
+                if len(groups) > 1:
+                    self.model.addItem(group, None)
                     self.model.model().item(self.model.count() - 1).setEnabled(False)  # a heading, not a choice
-                for m in (m for m in models if (m.get("remote") or "") == group):
+                for m in (m for m in models if m["group"] == group):
                     self.model.addItem(model_label(m), m["name"])
                     if m.get("state") == "unreadable":
                         self.model.setItemData(self.model.count() - 1, m.get("error") or "unreadable", 3)  # tooltip
