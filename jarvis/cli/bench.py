@@ -47,8 +47,9 @@ def _bench_model(settings, name: str, *, save: bool, as_json: bool) -> int:
     import json
 
     from jarvis.assistant import Assistant
-    from jarvis.bench.model_bench import BenchmarkStore, format_table, run_model_bench
+    from jarvis.bench.model_bench import format_table, run_model_bench
     from jarvis.errors import JarvisError
+    from jarvis.telemetry.benchmarks import BenchmarkStore
 
     async def measure() -> dict:
         assistant = Assistant(settings)
