@@ -2,7 +2,7 @@
 
 Header parsing is pure Python that holds the GIL (~100 ms a file). On a thread of the app, the
 event loop would wait up to a switch interval (5 ms) for each of its steps for as long as the scan
-lasts; in a child it waits for nothing. The child is `python -m jarvis.catalog_reader`: one JSON
+lasts; in a child it waits for nothing. The child is `python -m jarvis.catalog.reader`: one JSON
 line in per file ([path, name, source]), one JSON line out per file (the ModelInfo), in order.
 A plain subprocess rather than multiprocessing: spawn re-imports the parent's __main__, which
 scripts and embedders do not always allow.
@@ -19,13 +19,13 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from jarvis.catalog import ModelInfo, read_gguf_info
+from jarvis.catalog.model_info import ModelInfo, read_gguf_info
 
 
 def read_in_child(todo: list[tuple[Path, str, str]], stop: Callable[[], bool]) -> dict[Path, ModelInfo] | None:
     """{path: ModelInfo} for every (path, name, source); None when `stop()` turned true meanwhile.
     Raises OSError when the child cannot start or dies."""
-    child = subprocess.Popen([sys.executable, "-m", "jarvis.catalog_reader"], stdin=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-m", "jarvis.catalog.reader"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         child.stdin.write("".join(json.dumps([str(p), n, s]) + "\n" for p, n, s in todo))
