@@ -45,4 +45,5 @@ def test_a_suite_runs_through_the_command_with_its_own_options(env):
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["bench"] == "http_stats" and result["rate"] == 20 and result["duration_s"] == 0.5
-    assert all(figures["errors"] == 0 for figures in result["http"].values())
+    assert set(result["http"]) == {"/health", "/api/performance/stats", "/metrics"}
+    assert all(f["requests"] == 10 and f["errors"] == 0 for f in result["http"].values())  # 20/s for 0.5 s each
