@@ -19,8 +19,8 @@ import jarvis.catalog.scanner
 from jarvis.catalog import Catalog, CatalogSnapshot
 from jarvis.errors import ModelNotFound
 
-from support.server import ServerThread
-from support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
 
 
 class LoopRefusingLock:

@@ -9,8 +9,8 @@ import time
 
 import aiohttp
 
-from support.server import ServerThread
-from support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
 
 LONG = {"model": "", "prompt": "1, 2, 3, 4, 5,", "max_tokens": 400, "temperature": 0, "cache": False}
 

@@ -15,8 +15,8 @@ from jarvis.catalog import Catalog
 from jarvis.errors import EngineCrashed
 from jarvis.telemetry import ModelRecord
 
-from support.server import ServerThread
-from support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
 
 LONG = {"prompt": "1, 2, 3, 4, 5,", "max_tokens": 300, "temperature": 0, "cache": False}
 

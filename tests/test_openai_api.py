@@ -18,8 +18,8 @@ import pytest
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from support.server import ServerThread
-from support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
 
 NO_CACHE = {"cache": False}
 

@@ -18,8 +18,8 @@ from jarvis.assistant import Assistant
 from jarvis.request_queue import PriorityRequestQueue
 from jarvis.request import QueuePosition
 
-from support.chat import greedy
-from support.server import ServerThread
+from bench.support.chat import greedy
+from bench.support.server import ServerThread
 
 from ui.chat.answer import ordinal, waiting_line
 

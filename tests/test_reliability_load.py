@@ -10,8 +10,8 @@ import pytest
 from bench.reliability import load, storage
 from jarvis.assistant import Assistant
 from jarvis.errors import EngineClosed
-from support.chat import greedy
-from support.settings import tune
+from bench.support.chat import greedy
+from bench.support.settings import tune
 
 
 def _small(settings):

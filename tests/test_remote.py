@@ -17,8 +17,8 @@ import pytest
 from jarvis.errors import QueueFull, RemoteError
 from jarvis.request import Priority
 from tests.support.remote_servers import CountingProxy, LlamaCppServer, read_two_events_then_leave, with_remote
-from tests.support.server import ServerThread
-from tests.support.settings import make_settings, tune
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings, tune
 
 KEY = "sekret-4711"
 SAMPLING = {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1}  # JARVIS's defaults, sent to the server as they are

@@ -16,8 +16,8 @@ import pytest
 from jarvis.errors import RemoteError, RemoteTimeout, RemoteUnavailable
 from tests.support.remote_servers import (JarvisServe, SlowServer, VllmMetricsServer, closed_port,
                                           read_two_events_then_leave, with_remote)
-from tests.support.server import ServerThread
-from tests.support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
 
 LONG_PROMPT = "Write a very long story about a dragon who learns to count to one thousand."
 

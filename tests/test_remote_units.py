@@ -50,11 +50,12 @@ def test_remote_option_adds_or_replaces_a_remote():
 
 
 def test_cli_remote_option_on_every_command_that_asks():
-    from jarvis.cli import _settings, build_parser
+    from jarvis.cli import build_parser
+    from jarvis.cli.common import settings_for
 
     for argv in (["--remote", "g=http://h:1/v1", "models"], ["serve", "--remote", "g=http://h:1/v1"],
                  ["chat", "--remote", "g=http://h:1/v1"], ["ask", "--remote", "g=http://h:1/v1", "hi"]):
-        assert list(_settings(build_parser().parse_args(argv)).remotes) == ["g"], argv
+        assert list(settings_for(build_parser().parse_args(argv)).remotes) == ["g"], argv
 
 
 def test_the_least_outstanding_healthy_replica_is_picked():

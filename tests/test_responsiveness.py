@@ -94,7 +94,7 @@ def test_a_blocked_ui_thread_shows_as_a_stall_in_the_monitor(make_desktop, drive
 
 
 def test_the_loop_heartbeat_reaches_the_stats_json_of_a_server(settings):
-    from support.server import ServerThread
+    from bench.support.server import ServerThread
 
     with ServerThread(settings, preload=False) as server:
         async def beats():

@@ -14,8 +14,8 @@ import psutil
 
 from bench.reliability.models import bundled_model
 from bench.reliability.result import Result
-from tests.support.chat import bounded, greedy
-from tests.support.settings import tune
+from bench.support.chat import bounded, greedy
+from bench.support.settings import tune
 
 PROMPTS = ["Count from 1 to 5.", "Name two fruits.", "What is 2 + 2?", "Say hello in French.",
            "Name a color.", "What is the capital of France?"]

@@ -121,25 +121,31 @@ async def bench(files: int, rate: float, idle_s: float) -> dict:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jarvis bench --suite catalog", description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=300, help="hard links of the bundled model to scan")
     parser.add_argument("--rate", type=float, default=100.0, help="GET /health per second")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of the idle baseline")
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.serve:
         asyncio.run(serve(args.serve))
-        return
+        return 0
     results = asyncio.run(bench(args.files, args.rate, args.idle))
+    summary = {"bench": "catalog", "files": args.files, "rate": args.rate, **results}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
     print(f"GET /health at {args.rate:g}/s while the catalog reads {args.files} new model files")
     print(f"{'phase':<10}{'requests':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>10}{'errors':>8}{'scan s':>8}")
     for phase, r in results.items():
         scan = f"{r['scan']['ms'] / 1000:.1f}" if "scan" in r else "—"
         print(f"{phase:<10}{r['requests']:>10}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['max_ms']:>10.1f}"
               f"{r['errors']:>8}{scan:>8}")
-    print(json.dumps({"bench": "catalog", "files": args.files, "rate": args.rate, **results}))
+    print(json.dumps(summary))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -88,7 +88,8 @@ def cmd_rm(args) -> int:
     return 0
 
 
-def print_available() -> int:
+def print_available(table) -> int:
+    """`table(rows, headers)` is the CLI's formatter, handed in: downloads never import the CLI."""
     from jarvis.downloads.curated import Machine, curated_models, fit
 
     machine = Machine.this()
@@ -97,9 +98,7 @@ def print_available() -> int:
         _, verdict = fit(m, machine)
         rows.append([f"{m.repo} {m.file}", m.kind, f"{m.approx_size_mb} MB", f"{m.memory_gb:g} GB",
                      str(m.context_length), m.licence, verdict])
-    from jarvis.cli import _table
-
     gpu = f", GPU {machine.vram_bytes / 1e9:.1f} GB" if machine.vram_bytes else ", no GPU"
     print(f"This computer: RAM {machine.ram_bytes / 1e9:.1f} GB{gpu}. Get one with: jarvis pull REPO FILE\n")
-    print(_table(rows, ["REPO FILE", "KIND", "SIZE", "MEMORY", "CONTEXT", "LICENCE", "THIS COMPUTER"]))
+    print(table(rows, ["REPO FILE", "KIND", "SIZE", "MEMORY", "CONTEXT", "LICENCE", "THIS COMPUTER"]))
     return 0

@@ -47,7 +47,7 @@ def ensure_backend() -> None:
 
 
 CPU_ONLY_NOTE = ("GPU layers were requested but this llama.cpp build cannot offload; running on the CPU. "
-                 "`python setup_cuda.py --check` tells what a CUDA build needs.")
+                 "`jarvis setup-cuda --check` tells what a CUDA build needs.")
 _warned_cpu_only = False
 
 

@@ -6,7 +6,7 @@ Nothing that emits a record knows who listens (vLLM v1's stat-logger shape).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,12 @@ class RequestRecord:
             d.pop("reply")
         d["cache_hit"] = self.cache_hit
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
+
+    @classmethod
+    def from_figures(cls, figures: dict) -> "RequestRecord":
+        """A record back from its serialised form (another JARVIS's `jarvis` figures); unknown keys are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in figures.items() if k in known})
 
     def figures(self) -> dict:
         """What an API answer carries: the record without the per-token gaps and the texts."""

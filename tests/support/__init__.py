@@ -1,5 +1,3 @@
-"""Helpers shared by the tests and the reliability bench (`python -m bench.reliability`).
-
-Tests import them as `support.<module>` (pytest puts tests/ on sys.path); the bench, run from the
-repository root, as `tests.support.<module>`.
+"""Helpers only the tests use (the real third-party servers of the remote tests). What the tests
+share with the reliability soaks lives in bench/support/.
 """
