@@ -89,6 +89,7 @@ class ModelManager:
         self._changed: asyncio.Condition | None = None
         self._tasks: set[asyncio.Task] = set()  # strong references: the loop keeps only weak ones
         self._crashes: dict[str, CrashCount] = {}
+        self._stuck: dict[str, LoadedModel] = {}  # unloaded, but their worker never stopped: memory still held
         # Loads and unloads run here, one at a time: two loads at once would only fight for memory.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jarvis-loader")
 
@@ -164,7 +165,9 @@ class ModelManager:
         for m in self._loaded.values():
             crash = self._crashes.get(m.info.name)
             out.append({**m.summary(self.keep_alive_s), "crashes": crash.crashes if crash else 0,
-                        "last_crash": crash.last_error if crash else None})
+                        "last_crash": crash.last_error if crash else None, "stuck": False})
+        for m in self._stuck.values():
+            out.append({**m.summary(self.keep_alive_s), "crashes": 0, "last_crash": None, "stuck": True})
         return out
 
     def crashes(self) -> dict[str, dict]:
@@ -180,11 +183,14 @@ class ModelManager:
         return m.engine if m else None
 
     async def close(self) -> None:
+        for task in list(self._tasks):  # unloads the keep-alive or a crash started
+            with contextlib.suppress(asyncio.CancelledError, JarvisError):
+                await task
         for loaded in list(self._loaded.values()):
             await self._unload(loaded, "shutdown")
         if self._gpu is not None:  # NVML's shutdown too runs off the loop
             await asyncio.get_running_loop().run_in_executor(self._executor, self._gpu.close)
-        self._executor.shutdown(wait=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True)  # a join: never on the loop
 
     # ---- loading and eviction --------------------------------------------------------------
     async def _ensure_loaded(self, info: LocalModel) -> tuple[LoadedModel, bool]:
@@ -328,7 +334,13 @@ class ModelManager:
             return
         del self._loaded[loaded.info.name]
         self._cancel_unload(loaded)
-        await asyncio.get_running_loop().run_in_executor(self._executor, loaded.engine.close)
+        if not await asyncio.get_running_loop().run_in_executor(self._executor, loaded.engine.close):
+            # Its worker is stuck inside llama.cpp: the memory stays allocated, so say "stuck",
+            # never "unloaded" (the budget keeps counting it; a restart is what frees it).
+            self._stuck[loaded.info.name] = loaded
+            self.bus.emit(ModelRecord(loaded.info.name, "stuck", memory_bytes=loaded.engine.memory_bytes,
+                                      reason=f"its worker did not stop ({reason}); restart JARVIS to free its memory"))
+            return
         self.bus.emit(ModelRecord(loaded.info.name, "unloaded", reason=reason))
         log.info("unloaded %s (%s)", loaded.info.name, reason)
 

@@ -152,3 +152,36 @@ def test_the_crash_shows_in_models_stats_metrics_and_http_errors(tmp_path):
     [sample] = [x for x in families["jarvis_engine_crashes"].samples if x.name == "jarvis_engine_crashes_total"]
     assert sample.labels == {"model": s.model} and sample.value == 1
     assert after == 200 and second is not None and second is not first
+
+
+def test_an_engine_whose_worker_does_not_stop_is_stuck_not_unloaded(model_path):
+    """A worker held inside a step (a deterministic hook) when close() gives up: the engine says so
+    and keeps its llama.cpp handles (freeing a context a thread still uses would crash the process);
+    once the worker comes out, close() finishes the job."""
+    from jarvis.engine import Engine, EngineConfig
+    from jarvis.request import ChatRequest, Message
+    from jarvis.sampling import SamplingParams
+
+    engine = Engine("smol", model_path, config=EngineConfig(batch_size=1, context_length=256, n_threads=1))
+    engine.load()
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(_engine) -> None:
+        inside.set()
+        release.wait(60)
+
+    engine.step_hook = hold
+
+    async def body() -> bool:
+        seq = engine.submit(ChatRequest(messages=(Message("user", "Count to ten."),),
+                                        sampling=SamplingParams(max_tokens=50, temperature=0)))
+        await asyncio.get_running_loop().run_in_executor(None, inside.wait, 60)
+        stopped = engine.close(timeout=0.05)  # the worker is inside the hook: it cannot stop
+        held = engine.memory_bytes > 0
+        release.set()
+        engine.cancel(seq)
+        return stopped, held
+
+    stopped, held = asyncio.run(body())
+    assert (stopped, held) == (False, True)
+    assert engine.close(timeout=60) is True and engine.memory_bytes == 0

@@ -58,7 +58,7 @@ class ModelInfo:
     @property
     def group(self) -> str:
         """The heading a model picker files it under."""
-        return "This computer" if self.served_by == "local" else f"Remote {self.served_by}"
+        raise NotImplementedError
 
     def summary(self) -> dict:
         return {"name": self.name, "path": self.location, "source": self.source, "served_by": self.served_by,
@@ -92,6 +92,10 @@ class LocalModel(ModelInfo):
         return "jarvis"
 
     @property
+    def group(self) -> str:
+        return "This computer"
+
+    @property
     def identity(self) -> tuple[str, int, int]:
         return (str(self.path), self.size_bytes, self.mtime_ns)
 
@@ -114,6 +118,10 @@ class RemoteModel(ModelInfo):
     @property
     def identity(self) -> tuple[str, str]:
         return (f"remote:{self.served_by}", self.upstream_id)
+
+    @property
+    def group(self) -> str:
+        return f"Remote {self.served_by}"
 
 
 def bundled_model_path() -> Path | None:

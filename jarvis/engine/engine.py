@@ -152,16 +152,18 @@ class Engine:
         self._thread.start()
         self.load_ms = (time.perf_counter() - t0) * 1000
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop the worker, fail whatever is queued or running, free llama.cpp's memory."""
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop the worker, fail whatever is queued or running, free llama.cpp's memory. False
+        when the worker did not stop within `timeout` (stuck inside llama.cpp): its handles are
+        then kept, since freeing a context a thread still uses would crash the process."""
         with self._wake:
             self._stopping = True
             self._wake.notify()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                log.error("engine %s did not stop within %.1f s", self.name, timeout)
-                return
+                log.error("engine %s did not stop within %.1f s; its memory stays allocated", self.name, timeout)
+                return False
         for seq in self._queue.drain():
             seq.mailbox.fail(EngineClosed())
         if self._embedder is not None:
@@ -171,6 +173,7 @@ class Engine:
             if handle is not None:
                 handle.close()
         self._batch = self._ctx = self._model = None
+        return True
 
     @property
     def drafted_tokens(self) -> int:

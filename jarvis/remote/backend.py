@@ -35,7 +35,7 @@ from jarvis.remote.settings import RemoteSettings
 from jarvis.remote.wire import ToolCallPieces, logprobs_of, reasoning_of, request_args
 from jarvis.request import ChatRequest, Chunk, Priority, QueuePosition, Timings, resolve_timeout
 from jarvis.request_queue import PriorityRequestQueue
-from jarvis.telemetry import QueueRecord, RecordBus
+from jarvis.telemetry import QueueRecord, RecordBus, StepRecord
 
 log = logging.getLogger("jarvis.remote")
 SERVER_FIGURES = ("timings", "jarvis")  # llama-server's timings; another JARVIS's own record figures
@@ -137,6 +137,7 @@ class RemoteBackend:
         except QueueFull:
             self.bus.emit(QueueRecord(model_name, "rejected", len(self._waiting)))
             raise
+        self._report()
         return seq
 
     def cancel(self, seq: RemoteSeq) -> None:
@@ -198,6 +199,7 @@ class RemoteBackend:
     def _admit(self, seq: RemoteSeq) -> None:
         self.in_flight += 1
         seq.gate.set_result(None)
+        self._report()
 
     def _release(self) -> None:
         self.in_flight -= 1
@@ -206,6 +208,13 @@ class RemoteBackend:
             if seq.cancelled or seq.gate.done():
                 continue
             self._admit(seq)
+        self._report()
+
+    def _report(self) -> None:
+        """Requests upstream and waiting, as a local engine's steps report its slots and queue:
+        the monitor's "Queue and batch" chart and the gauges see remote servers too."""
+        self.bus.emit(StepRecord(self.name, self.in_flight, len(self._waiting), batch_tokens=0, decode_tokens=0,
+                                 prefill_tokens=0, step_ms=0.0))
 
     def _forget(self, seq: RemoteSeq) -> None:
         self._waiting.remove(seq)

@@ -79,7 +79,8 @@ class RequestRecord:
 
 @dataclass(frozen=True)
 class StepRecord:
-    """One engine step (one llama_decode over every active slot)."""
+    """One engine step (one llama_decode over every active slot), or a remote server's occupancy
+    changing (requests upstream as `active_slots`, waiting as `queue_depth`, no tokens)."""
 
     model: str
     active_slots: int
