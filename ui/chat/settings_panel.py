@@ -28,10 +28,11 @@ def _size(n: int | None) -> str:
 
 
 def model_label(m: dict) -> str:
-    if m.get("remote"):  # a remote server's model: no file, no size here
-        return f"{m['name']} — {m.get('state', '')}"
-    quant = m.get("quantization") or "?"
-    return f"{m['name']} — {_size(m.get('size_bytes'))} · {quant} · {m.get('state', '')}"
+    """'name — 98 MB · Q4_1 · loaded'; what a model's summary lacks (a server's model has no file
+    size or quantisation here) is left out."""
+    facts = [_size(m["size_bytes"])] if "size_bytes" in m else []
+    facts += [m["quantization"] or "?"] if "quantization" in m else []
+    return f"{m['name']} — {' · '.join([*facts, m.get('state', '')])}"
 
 
 class SettingsPanel(QWidget):
