@@ -34,10 +34,7 @@ class Assistant:
         self.settings = settings or load_settings()
         apply_process_environment(self.settings)
         self.bus = bus or RecordBus()
-        self.catalog = catalog or Catalog.from_settings(self.settings)
-        if not self.catalog.snapshot().scanned:
-            # Start-up, before anything is served: later scans run on the catalog's own thread.
-            self.catalog.rescan()
+        self.catalog = catalog or Catalog.from_settings(self.settings)  # scanned on its own thread, from start()
         self.manager = manager or ModelManager.from_settings(self.settings, self.catalog, self.bus)
         self.cache = cache or ResponseCache.from_settings(self.settings)
         self.remotes = None  # remote OpenAI-compatible servers (jarvis.remote), when settings name any
@@ -54,16 +51,19 @@ class Assistant:
     async def start(self, warmup: bool = True) -> None:
         """Begin watching the models folders and loading the warm-up models in the background;
         returns at once."""
+        self.catalog.start()  # the first scan, on the catalog's thread: lookups await it, nothing else does
         self._spawn(self.catalog.watch())  # a .gguf dropped in later shows up without a restart
         if self.remotes is not None:
             self.remotes.start()  # probe now and every health_interval_s; read /metrics at 1 Hz
         if not warmup:
             return
         for name in self.settings.models.warmup:
-            target = self.default_model() if name == "default" else name
-            self._spawn(self._warm(target))
+            self._spawn(self._warm(name))
 
     async def _warm(self, name: str) -> None:
+        if name == "default":
+            await self.catalog.ready()  # which model is the default is known after the first scan
+            name = self.default_model()
         if self.remotes is not None and self.remotes.match(name):
             return  # a remote model loads nothing here; its first probe is its warm-up
         try:

@@ -11,7 +11,6 @@ scripts and embedders do not always allow.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from jarvis.catalog.index import info_from_json, info_to_json
 from jarvis.catalog.model_info import ModelInfo, read_gguf_info
 
 
@@ -38,8 +38,7 @@ def read_in_child(todo: list[tuple[Path, str, str]], stop: Callable[[], bool]) -
             if not line:
                 raise OSError(f"the header reader stopped after {len(out)} of {len(todo)} files "
                               f"(exit code {child.wait()})")
-            fields = json.loads(line)
-            out[path] = ModelInfo(**{**fields, "path": Path(fields["path"])})
+            out[path] = info_from_json(json.loads(line))
         return out
     finally:
         if child.poll() is None:
@@ -56,7 +55,7 @@ def main() -> None:
     jobs = [json.loads(line) for line in sys.stdin]  # all of it first: the parent never blocks writing
     for path, name, source in jobs:
         info = read_gguf_info(Path(path), name, source)  # never raises: problems land in info.error
-        print(json.dumps({**dataclasses.asdict(info), "path": str(info.path)}), flush=True)
+        print(json.dumps(info_to_json(info)), flush=True)
 
 
 if __name__ == "__main__":
