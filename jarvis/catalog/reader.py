@@ -1,6 +1,7 @@
 """Reads many GGUF headers in a child process, for the catalog's scans of many new files.
 
-Header parsing is pure Python that holds the GIL (~100 ms a file). On a thread of the app, the
+Header parsing is pure Python that holds the GIL (tens of ms a file, most of it walking the
+vocabulary). On a thread of the app, the
 event loop would wait up to a switch interval (5 ms) for each of its steps for as long as the scan
 lasts; in a child it waits for nothing. The child is `python -m jarvis.catalog.reader`: one JSON
 line in per file ([path, name, source]), one JSON line out per file (the ModelInfo), in order.
