@@ -51,10 +51,7 @@ class Assistant:
         self.settings = settings or load_settings()
         apply_process_environment(self.settings)
         self.bus = bus or RecordBus()
-        self.catalog = catalog or Catalog.from_settings(self.settings)
-        if not self.catalog.snapshot().scanned:
-            # Start-up, before anything is served: later scans run on the catalog's own thread.
-            self.catalog.rescan()
+        self.catalog = catalog or Catalog.from_settings(self.settings)  # scanned on its own thread, from start()
         self.manager = manager or ModelManager.from_settings(self.settings, self.catalog, self.bus)
         # Every source of models: this computer's engines (the manager), then any configured server.
         self.backends = BackendRegistry.from_settings(self.settings, self.catalog, self.bus, local=self.manager)
@@ -66,15 +63,18 @@ class Assistant:
     async def start(self, warmup: bool = True) -> None:
         """Begin watching the models folders, start every backend source's background work (a
         remote's probes) and load the warm-up models in the background; returns at once."""
+        self.catalog.start()  # the first scan, on the catalog's thread: lookups await it, nothing else does
         self._spawn(self.catalog.watch())  # a .gguf dropped in later shows up without a restart
         self.backends.start()
         if not warmup:
             return
         for name in self.settings.models.warmup:
-            target = self.default_model() if name == "default" else name
-            self._spawn(self._warm(target))
+            self._spawn(self._warm(name))
 
     async def _warm(self, name: str) -> None:
+        if name == "default":
+            await self.catalog.ready()  # which model is the default is known after the first scan
+            name = self.default_model()
         try:
             await self.backends.prepare(name)
             await self.backends.warm(await self.catalog.lookup(name))

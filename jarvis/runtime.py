@@ -80,6 +80,9 @@ class Runtime:
         await self.assistant.start(warmup=warmup)
         if http if http is not None else self.settings.server.enabled:
             await self.start_http(host, port)
+        # Listening already (/health answers): only then wait for the first scan of the models
+        # folders, on the catalog's thread, so whoever started us finds the catalog filled in.
+        await self.assistant.catalog.ready()
 
     async def start_http(self, host: str | None = None, port: int | None = None) -> None:
         host = host or self.settings.server.host

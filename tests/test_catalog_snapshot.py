@@ -17,7 +17,7 @@ import pytest
 import jarvis.catalog
 import jarvis.catalog.scanner
 from jarvis.catalog import Catalog, CatalogSnapshot
-from jarvis.errors import ModelNotFound
+from jarvis.errors import CatalogNotReady, ModelNotFound
 
 from bench.support.server import ServerThread
 from bench.support.settings import make_settings
@@ -174,9 +174,14 @@ def test_lookup_rescans_once_for_a_name_it_lacks(tmp_path, model_copy, parses):
     assert found == "one" and scans == 1 and new == "new"
 
 
-def test_an_unscanned_snapshot_has_no_default_and_says_so():
-    with pytest.raises(ModelNotFound):
+def test_an_unscanned_snapshot_says_it_is_still_reading_not_that_no_model_exists():
+    with pytest.raises(CatalogNotReady, match="still reading the model folders"):
         CatalogSnapshot().default_name()
+    with pytest.raises(CatalogNotReady):
+        CatalogSnapshot().get("anything")
+    assert CatalogSnapshot().default_name("configured") == "configured"
+    with pytest.raises(ModelNotFound):
+        CatalogSnapshot(scanned=True).default_name()
 
 
 def test_many_new_files_are_read_in_a_child_process(tmp_path, model_path, parses):

@@ -25,6 +25,7 @@ def drive_assistant(settings):
     async def answer(model: str) -> str:
         a = Assistant(settings)
         try:
+            await a.catalog.ready()  # the first scan (Assistant() no longer scans)
             assert model in [m.name for m in a.catalog.snapshot().usable()]
             request = a.request("Say hello.", model=model, temperature=0, max_tokens=8, use_cache=False)
             return (await a.chat(request)).text

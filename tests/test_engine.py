@@ -24,6 +24,7 @@ async def with_assistant(settings, body, **overrides):
         settings = settings.model_copy(update={"engine": settings.engine.model_copy(update=overrides)})
     a = Assistant(settings)
     try:
+        await a.catalog.ready()  # the first scan: bodies ask for the default model by name
         return await body(a)
     finally:
         await a.close()

@@ -92,6 +92,7 @@ def test_a_crashed_engine_refuses_new_work_with_the_reason(settings):
     async def body():
         a = Assistant(settings)
         try:
+            await a.catalog.ready()  # the first scan (Assistant() no longer scans)
             engine = (await a.manager.load(a.default_model())).engine
             armed = arm_fault(engine)
             armed.set()

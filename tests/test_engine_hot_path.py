@@ -166,6 +166,7 @@ def test_default_threads_are_every_core(settings):
     async def run(n):
         a = Assistant(settings.model_copy(update={"engine": settings.engine.model_copy(update={"n_threads": n})}))
         try:
+            await a.catalog.ready()  # the first scan (Assistant() no longer scans)
             await a.manager.load(a.default_model())
             return a.manager.engine_of(a.default_model()).threads
         finally:

@@ -94,6 +94,7 @@ def test_three_waiting_behind_four_busy_slots_know_their_places(settings):
     async def body():
         a = Assistant(settings)
         try:
+            await a.catalog.ready()  # the first scan (Assistant() no longer scans)
             name = a.default_model()
             await a.manager.load(name)
             engine = a.manager.engine_of(name)

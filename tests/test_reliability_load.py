@@ -50,6 +50,7 @@ def test_submit_after_close_is_refused_not_lost(settings):
     async def body():
         a = Assistant(_small(settings))
         try:
+            await a.catalog.ready()  # the first scan (Assistant() no longer scans)
             loaded = await a.manager.load(a.default_model())
             engine = loaded.engine
             with engine._wake:

@@ -29,6 +29,7 @@ async def overload(settings, n: int = 60, max_queue: int = 16, batch_size: int =
     r = Result(f"overload ({n} at once, queue {max_queue})")
     a = Assistant(tune(settings, engine={"max_queue": max_queue, "batch_size": batch_size}))
     try:
+        await a.catalog.ready()  # the first scan (Assistant() no longer scans)
         await a.manager.load(a.default_model())
 
         async def one(i: int):

@@ -157,7 +157,7 @@ def read_gguf_info(path: Path, name: str, source: str) -> LocalModel:
         return LocalModel(name=name, path=path, size_bytes=0, source=source, error=f"cannot stat file: {getattr(e, 'strerror', None) or e}")
     base = dict(name=name, path=path, size_bytes=stat.st_size, source=source, mtime_ns=stat.st_mtime_ns)
     try:
-        header = read_header(path)
+        header = read_header(path, check_vocab=False)  # a listing: the engine checks the vocabulary at load
     except GGUFError as e:
         return LocalModel(**base, error=str(e))
     except (OSError, ValueError) as e:  # unreadable, or mmap of an odd file

@@ -7,14 +7,17 @@ others from listing. The event loop never scans: it reads an immutable CatalogSn
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from jarvis.catalog import index
 from jarvis.catalog.model_info import LocalModel, ModelInfo, bundled_model_path, read_gguf_info
-from jarvis.errors import JarvisError, ModelLoadError, ModelNotFound
+from jarvis.errors import CatalogNotReady, JarvisError, ModelLoadError, ModelNotFound
 
 log = logging.getLogger("jarvis.catalog")
 IN_THREAD_MAX = 4  # new files a scan parses on its own thread; more go to a child process
@@ -25,7 +28,7 @@ class CatalogSnapshot:
     """The catalog at one moment: immutable, so the event loop reads it without any lock."""
 
     models: tuple[ModelInfo, ...] = ()
-    scanned: bool = False  # False only before the first scan finished
+    scanned: bool = False  # False only before the first scan finished: then it knows nothing yet
 
     def usable(self) -> list[ModelInfo]:
         return [m for m in self.models if m.ok]
@@ -33,6 +36,8 @@ class CatalogSnapshot:
     def default_name(self, configured: str = "") -> str:
         if configured:
             return configured
+        if not self.scanned:
+            raise CatalogNotReady()  # not "no model": nothing has been looked at yet
         bundled = [m for m in self.models if m.source == "bundled" and m.ok]
         usable = bundled or self.usable()
         if not usable:
@@ -48,6 +53,8 @@ class CatalogSnapshot:
                 if not m.ok:
                     raise ModelLoadError(m.location, m.error or "unreadable")
                 return m
+        if not self.scanned:
+            raise CatalogNotReady()
         raise ModelNotFound(name, [m.name for m in self.usable()])
 
 
@@ -56,22 +63,34 @@ class Catalog:
     """The models JARVIS can load, as a snapshot the event loop reads and a scanner replaces.
 
     - `snapshot()`: the latest CatalogSnapshot. Never blocks, never touches the disk: loop-safe.
-    - `rescan()`: blocking (stats files, parses new or changed headers, ~100 ms each); threads only.
-      Unchanged files are not parsed again.
+      Before the first scan it is empty and `scanned` is False.
+    - `start()`: begin the first scan on the catalog's own thread and return at once (start-up
+      listens while it runs); `await ready()`: the first complete snapshot.
+    - `rescan()`: blocking (stats files, parses new or changed headers); threads only. Unchanged
+      files are not parsed again, across restarts too: the first scan starts from the header index
+      in the data folder (index.py) and a scan that changed something writes it back.
     - `await refresh()`: rescan() on the catalog's own thread; `await lookup(name)`: the snapshot's
-      answer, refreshed once first when the name is missing (a file dropped in a moment ago).
+      answer once the first scan is done, refreshed once first when the name is missing (a file
+      dropped in a moment ago).
     - `await watch()`: refresh every `rescan_interval_s` until cancelled, so a new .gguf shows up
       without a restart. `close()` stops a scan in progress and the thread.
+    - `headers_read`: how many headers this catalog has parsed (here or in the reader child);
+      `scan_hook`: called on the scanning thread at the start of every scan (tests hold a scan with it).
     """
 
     models_dirs: list[Path] = field(default_factory=list)
     include_bundled: bool = True
     checkout_dir: Path | None = None  # shown as "models/" rather than its full path
     rescan_interval_s: float = 2.0
-    _cache: dict[tuple[str, int, int], ModelInfo] = field(default_factory=dict, repr=False)
+    index_path: Path | None = None  # the persisted header index; None: kept in memory only
+    scan_hook: Callable[[], None] | None = field(default=None, repr=False)
+    headers_read: int = field(default=0, repr=False)
+    _cache: dict[index.Key, ModelInfo] = field(default_factory=dict, repr=False)
+    _index_loaded: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one scan at a time
     _snapshot: CatalogSnapshot = field(default_factory=CatalogSnapshot, repr=False)
     _executor: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _first: Future | None = field(default=None, repr=False)  # the first scan, once started
     _closing: bool = field(default=False, repr=False)
     # Models other backend sources publish (a remote server's list), by source, set from the loop;
     # a scan's files come first in the snapshot.
@@ -86,7 +105,7 @@ class Catalog:
         checkout = checkout_models_dir()
         dirs = [settings.user_models_path] + ([checkout] if checkout else []) \
             + [Path(d).expanduser() for d in settings.general.models_dirs]
-        return cls(models_dirs=dirs, checkout_dir=checkout)
+        return cls(models_dirs=dirs, checkout_dir=checkout, index_path=settings.data_path / "model-index.json")
 
     # ---- loop side: never blocks ---------------------------------------------------------
     def snapshot(self) -> CatalogSnapshot:
@@ -102,25 +121,42 @@ class Catalog:
     def _others(self) -> tuple[ModelInfo, ...]:
         return tuple(m for infos in self._published.values() for m in infos)
 
-    async def refresh(self) -> CatalogSnapshot:
+    def _thread(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jarvis-catalog")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.rescan)
+        return self._executor
+
+    def start(self) -> None:
+        """Begin the first scan on the catalog's thread unless one has begun; returns at once."""
+        if self._first is None or (self._first.done() and not self._snapshot.scanned):  # or it failed
+            self._first = self._thread().submit(self.rescan)
+
+    async def ready(self) -> CatalogSnapshot:
+        """The first complete snapshot: awaits the first scan (started here if need be). A caller
+        that gives up waiting does not cancel the scan others wait for."""
+        if not self._snapshot.scanned:
+            self.start()
+            await asyncio.shield(asyncio.wrap_future(self._first))
+        return self._snapshot
+
+    async def refresh(self) -> CatalogSnapshot:
+        return await asyncio.get_running_loop().run_in_executor(self._thread(), self.rescan)
 
     async def lookup(self, name: str, default: str = "") -> ModelInfo:
-        """ModelInfo by catalog name ("" = the default). Raises ModelNotFound / ModelLoadError."""
-        snapshot = self.snapshot()
-        if snapshot.scanned:
-            try:
-                return snapshot.get(name, default)
-            except JarvisError:
-                pass  # maybe added or repaired since the last scan: look once more
+        """ModelInfo by catalog name ("" = the default). Raises ModelNotFound / ModelLoadError;
+        never before the first scan finished (it waits for it)."""
+        snapshot = await self.ready()
+        try:
+            return snapshot.get(name, default)
+        except JarvisError:
+            pass  # maybe added or repaired since the last scan: look once more
         return (await self.refresh()).get(name, default)
 
     async def watch(self) -> None:
+        await self.ready()
         while True:
-            await self.refresh()
             await asyncio.sleep(self.rescan_interval_s)
+            await self.refresh()
 
     def close(self) -> None:
         """Stop the scanner thread; a scan in progress stops after the file it is reading."""
@@ -146,10 +182,15 @@ class Catalog:
 
     def rescan(self) -> CatalogSnapshot:
         """Read the folders again and publish a new snapshot. Blocking: call it from a thread."""
-        listed: list[tuple[Path, str, str, tuple[str, int, int] | None]] = []  # path, name, source, key
+        listed: list[tuple[Path, str, str, index.Key | None]] = []  # path, name, source, key
         seen_names: set[str] = set()
         seen_paths: set[Path] = set()
         with self._lock:
+            if self.scan_hook is not None:
+                self.scan_hook()
+            if not self._index_loaded and self.index_path is not None:
+                self._cache = {**index.load(self.index_path), **self._cache}
+            self._index_loaded = True
             for path, source in self._candidates():
                 try:
                     real = path.resolve(strict=False)
@@ -169,21 +210,26 @@ class Catalog:
                     key = None
                 listed.append((path, name, source, key))
             known = {key: self._cache.get(key) for _, _, _, key in listed if key}
-            todo = [(path, name, source) for path, name, source, key in listed
-                    if not key or known[key] is None or known[key].name != name]
+            todo = [(path, name, source) for path, name, source, key in listed if not key or known[key] is None]
             parsed = self._read_headers(todo)
             if parsed is None:
                 return self._snapshot  # closing: leave the last complete snapshot in place
+            self.headers_read += len(parsed)
             infos, cache = [], {}
             for path, name, source, key in listed:
                 info = parsed.get(path) or known[key]
+                if (info.name, info.source) != (name, source):  # the same file, listed under another name
+                    info = dataclasses.replace(info, name=name, source=source)
                 if key:
                     cache[key] = info
                 infos.append(info)
+            changed = cache != self._cache
             self._cache = cache  # only files still there: the cache never outgrows the folders
             with self._swap:
                 self._files = tuple(infos)
                 self._snapshot = CatalogSnapshot(self._files + self._others(), scanned=True)
+            if changed and self.index_path is not None:  # after publishing: the loop need not wait for it
+                index.save(self.index_path, cache.values())
             return self._snapshot
 
     def _read_headers(self, todo: list[tuple[Path, str, str]]) -> dict[Path, ModelInfo] | None:

@@ -126,7 +126,7 @@ class OpenAIApi:
                 "owned_by": info.owner}  # "jarvis", or a remote model's remote NAME
 
     async def list_models(self, request: web.Request) -> web.Response:
-        infos = self.assistant.catalog.snapshot().usable()
+        infos = (await self.assistant.catalog.ready()).usable()  # before the first scan: wait, never list none
         return web.json_response({"object": "list", "data": [self._model_entry(m) for m in infos]})
 
     async def get_model(self, request: web.Request) -> web.Response:
@@ -149,6 +149,8 @@ class OpenAIApi:
                         include_usage: bool, tools: bool = False) -> web.StreamResponse:
         # An unknown model (404) or an unreadable one (503) is raised by the assistant before the
         # first chunk, so before any header is sent, streaming or not.
+        if not job.model:  # which model is the default is known once the first scan is done
+            await self.assistant.catalog.ready()
         name = job.model or self.assistant.default_model()
         job = replace(job, model=name, source="api")
         shape = _Shape(chat, name, tools, job.options.logprobs)
