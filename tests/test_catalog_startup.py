@@ -21,7 +21,7 @@ import pytest
 from jarvis.catalog import Catalog, read_gguf_info
 from jarvis.gguf_header import GGUFError, read_header
 
-from support.settings import make_settings
+from bench.support.settings import make_settings
 
 
 def new_catalog(tmp_path) -> Catalog:

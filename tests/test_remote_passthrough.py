@@ -12,8 +12,8 @@ import openai
 import pytest
 
 from tests.support.remote_servers import LlamaCppServer, with_remote
-from tests.support.server import ServerThread
-from tests.support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
 
 GREEDY = {"temperature": 0, "extra_body": {"cache": False}}
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
