@@ -244,8 +244,8 @@ def test_curated_memory_is_weights_plus_a_4k_f16_cache(model_path):
     fields = gguf.GGUFReader(model_path).fields  # the bundled SmolLM2-135M: same dims as the curated Q4_K_M
     value = lambda key: int(fields[key].contents())  # noqa: E731
     smol = models[CURATED_SMOLLM[1]]
-    assert (smol.layers, smol.kv_heads, smol.head_dim) == (
-        value("llama.block_count"), value("llama.attention.head_count_kv"),
+    assert (smol.heads, smol.layers, smol.kv_heads, smol.head_dim) == (
+        value("llama.attention.head_count"), value("llama.block_count"), value("llama.attention.head_count_kv"),
         value("llama.embedding_length") // value("llama.attention.head_count"))
     for m in models.values():
         assert m.memory_gb * 1e9 > (m.size_bytes or m.approx_size_mb * 1e6) + kv_cache_bytes(m, 4096)

@@ -5,8 +5,6 @@ test releases it, so every state is reached by construction, not by timing."""
 
 from __future__ import annotations
 
-import os
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
@@ -17,8 +15,9 @@ NAME = FILE.removesuffix(".gguf")
 
 
 def _leftovers(settings) -> list[str]:
+    """Partial files (the locks/ folder stays on purpose: deleting a lock file after release is a race)."""
     folder = settings.user_models_path.parent / "downloads"
-    return sorted(os.listdir(folder)) if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.exists() else []
 
 
 def _start_held(d, hub, qtbot, half):

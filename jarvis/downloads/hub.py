@@ -141,7 +141,8 @@ def choose(repo: str, files: list[RemoteFile], file: str | None, quant: str | No
     if not files:
         raise DownloadError(f"{repo} has no .gguf files. Pick a repository whose name ends in -GGUF.")
     if file:
-        match = [f for f in files if f.path == file] or [f for f in files if file in (f.name, f.path.rsplit("/", 1)[-1])]
+        match = ([f for f in files if f.path == file]
+                 or [f for f in files if file in (f.name, f.path.rsplit("/", 1)[-1])])
         if not match:
             raise DownloadError(f"{repo} has no file {file!r}. Its GGUF files: {listing}.")
         if len(match) > 1:

@@ -61,10 +61,10 @@ def check_repo_file(rfilename: str) -> str:
 
 def check_plain_name(name: str) -> str:
     """One file name, no folder part."""
-    if (not name or name in (".", "..") or "/" in name or name.startswith(".")
-            or any(c in name for c in ("\\", "\x00", ":")) or _problem(name)):
-        raise UnsafeName(f"Refusing the name {name!r}: give a model name as `jarvis models` lists it, not a path"
-                         + (f" ({_problem(name)})." if name and _problem(name) else "."))
+    if not name or name in (".", "..") or "/" in name or name.startswith(".") or "\\" in name:
+        raise UnsafeName(f"Refusing the name {name!r}: give a model name as `jarvis models` lists it, not a path.")
+    if problem := _problem(name):
+        raise UnsafeName(f"Refusing the name {name!r}: {problem}.")
     return name
 
 
