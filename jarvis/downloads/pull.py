@@ -349,7 +349,8 @@ class Pull:
         if (head.etag, head.size if head.size is not None else plan.size) != (plan.etag, plan.size):
             self._discard(plan)
             return self._plan_again(plan)
-        return replace(plan, url=head.url)
+        self.plan = replace(plan, url=head.url)
+        return self.plan
 
     def _install(self, plan: Plan) -> None:
         """One rename into the models folder (across file systems: a copy to a hidden name there, removed

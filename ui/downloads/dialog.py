@@ -96,6 +96,7 @@ class GetModelsDialog(QDialog):
         holder.setLayout(self.rows_box)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # rows wrap to the panel's width
         scroll.setWidget(holder)
         dl.addWidget(scroll)
         self.no_downloads = QLabel("Nothing downloading.")
