@@ -102,12 +102,13 @@ def test_cancel_during_the_retry_wait_leaves_nothing(hub, gguf_file, settings):
 # ---- 3. a failed install keeps the verified download ---------------------------------------------
 def test_a_failed_install_keeps_the_verified_download_for_a_retry(hub, gguf_file, settings, monkeypatch, capsys):
     models = settings.user_models_path
-    real_replace = os.replace
 
-    def other_file_system(src, dst, *args, **kwargs):  # the models folder is on another disk...
-        if Path(dst).parent == models and Path(src).parent != models:
-            raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
-        return real_replace(src, dst, *args, **kwargs)
+    def other_file_system(real):  # the models folder is on another disk (no rename, no hard link there)...
+        def move(src, dst, *args, **kwargs):
+            if Path(dst).parent == models and Path(src).parent != models:
+                raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
+            return real(src, dst, *args, **kwargs)
+        return move
 
     def disk_full(src, dst, *args, **kwargs):  # ... and that disk fills up half way through the copy
         with open(src, "rb") as s, open(dst, "wb") as d:
@@ -115,7 +116,8 @@ def test_a_failed_install_keeps_the_verified_download_for_a_retry(hub, gguf_file
         raise OSError(errno.ENOSPC, "No space left on device", str(dst))
 
     with monkeypatch.context() as faults:
-        faults.setattr(os, "replace", other_file_system)
+        faults.setattr(os, "replace", other_file_system(os.replace))
+        faults.setattr(os, "link", other_file_system(os.link))
         faults.setattr(shutil, "copyfile", disk_full)
         assert main(["pull", REPO, FILE]) == 1
     err = capsys.readouterr().err

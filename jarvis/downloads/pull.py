@@ -353,35 +353,57 @@ class Pull:
         return self.plan
 
     def _install(self, plan: Plan) -> None:
-        """One rename into the models folder (across file systems: a copy to a hidden name there, removed
-        whatever happens). A failure keeps the verified file for a retry of the install alone."""
+        """Into the models folder without ever replacing a file there (across file systems: a copy to a
+        hidden name there first, removed whatever happens). A failure keeps the verified file for a
+        retry of the install alone."""
         try:
             with open(plan.partial, "rb+") as f:
                 os.fsync(f.fileno())
-            if self._installed(plan, before=False):  # the same file landed meanwhile (another repo's copy)
-                self._discard(plan)
-                return
             try:
-                os.replace(plan.partial, plan.target)
-            except OSError as e:
-                if e.errno != errno.EXDEV:
-                    raise
-                incoming = plan.target.with_name(f".{plan.partial.stem}.incoming")
                 try:
-                    shutil.copyfile(plan.partial, incoming)
-                    with open(incoming, "rb+") as f:
-                        os.fsync(f.fileno())
-                    os.replace(incoming, plan.target)
-                finally:
-                    incoming.unlink(missing_ok=True)
-                plan.partial.unlink()
+                    _place(plan.partial, plan.target)
+                except OSError as e:
+                    if e.errno != errno.EXDEV:
+                        raise
+                    incoming = plan.target.with_name(f".{plan.partial.stem}.incoming")
+                    try:
+                        shutil.copyfile(plan.partial, incoming)
+                        with open(incoming, "rb+") as f:
+                            os.fsync(f.fileno())
+                        _place(incoming, plan.target)
+                    finally:
+                        incoming.unlink(missing_ok=True)
+                    plan.partial.unlink()
+            except FileExistsError:  # another pull put a file of that name there meanwhile
+                if not self._installed(plan, before=False):  # raises unless it is this very file
+                    raise
+                self._discard(plan)
         except OSError as e:
             raise DownloadError(f"{plan.label} was downloaded and verified, but could not be put in "
                                 f"{plan.target.parent}: {e.strerror or e}. It is kept beside the models folder: "
                                 "run the same pull again (or Resume) to install it without downloading it "
                                 "again.") from e
 
+
     def snapshot(self) -> dict:
         p = self.progress
         return {"label": self.label, "state": self.state, "error": self.error, "done": p.done, "total": p.total,
                 "speed": p.speed(), "eta_s": p.eta_s(), **({"plan": asdict(self.plan)} if self.plan else {})}
+
+
+def _place(src: Path, target: Path) -> None:
+    """Move `src` to `target` on one file system, failing (FileExistsError) if `target` exists: a hard
+    link cannot replace a file, so two pulls of one name never overwrite each other. Where the file
+    system has no hard links, a check and a rename (a narrow window)."""
+    try:
+        os.link(src, target)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno == errno.EXDEV:
+            raise
+        if target.exists() or target.is_symlink():
+            raise FileExistsError(errno.EEXIST, "File exists", str(target)) from None
+        os.replace(src, target)
+        return
+    os.unlink(src)
