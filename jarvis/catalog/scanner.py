@@ -173,7 +173,7 @@ class Catalog:
             found.append((bundled, "bundled"))
         for folder in self.models_dirs:
             try:
-                entries = sorted(Path(folder).glob("*.gguf"))
+                entries = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() == ".gguf")
             except OSError:
                 continue
             label = "models/" if Path(folder) == self.checkout_dir else str(folder)
