@@ -199,7 +199,7 @@ class Catalog:
                 if real in seen_paths:
                     continue
                 seen_paths.add(real)
-                name = path.name.removesuffix(".gguf")
+                name = path.stem if path.suffix.lower() == ".gguf" else path.name  # X.GGUF is "X" too
                 while name in seen_names:
                     name += "-2"
                 seen_names.add(name)

@@ -74,10 +74,11 @@ class ToolCallPieces:
     def feed(self, deltas) -> None:
         for d in deltas or ():
             call = self._calls.setdefault(d.index or 0, {"id": "", "name": "", "arguments": ""})
-            if d.id:
+            if d.id and not call["id"]:
                 call["id"] = d.id
             if d.function is not None:
-                call["name"] += d.function.name or ""
+                if d.function.name and not call["name"]:  # some servers (llama-cpp-python's) repeat it in every piece
+                    call["name"] = d.function.name
                 call["arguments"] += d.function.arguments or ""
 
     def calls(self) -> tuple[ToolCall, ...]:
