@@ -56,6 +56,11 @@ class ModelInfo:
         return self.served_by
 
     @property
+    def created(self) -> int:
+        """Unix seconds it came to be, as OpenAI's `created` says; 0 when unknown (a server's model)."""
+        return 0
+
+    @property
     def group(self) -> str:
         """The heading a model picker files it under."""
         raise NotImplementedError
@@ -90,6 +95,10 @@ class LocalModel(ModelInfo):
     @property
     def owner(self) -> str:
         return "jarvis"
+
+    @property
+    def created(self) -> int:
+        return self.mtime_ns // 1_000_000_000
 
     @property
     def group(self) -> str:

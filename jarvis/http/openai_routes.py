@@ -122,7 +122,7 @@ class OpenAIApi:
 
     # ---- models ----------------------------------------------------------------------------
     def _model_entry(self, info) -> dict[str, Any]:
-        return {"id": info.name, "object": "model", "created": int(info.mtime_ns // 1_000_000_000),
+        return {"id": info.name, "object": "model", "created": info.created,
                 "owned_by": info.owner}  # "jarvis", or a remote model's remote NAME
 
     async def list_models(self, request: web.Request) -> web.Response:
