@@ -87,7 +87,7 @@ class Assistant:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
-        self.catalog.close()
+        await asyncio.to_thread(self.catalog.close)  # joins the scanner thread: never on the loop
         await self.backends.close()
 
     def _spawn(self, coro) -> asyncio.Task:

@@ -15,7 +15,8 @@ import openai
 import pytest
 
 from jarvis.errors import QueueFull, RemoteError
-from jarvis.request import Priority
+from jarvis.request import Priority, RequestRecord
+from jarvis.telemetry import StepRecord
 from tests.support.remote_servers import CountingProxy, LlamaCppServer, read_two_events_then_leave, with_remote
 from bench.support.server import ServerThread
 from bench.support.settings import make_settings, tune
@@ -98,12 +99,16 @@ def test_stop_strings_reach_the_server(jarvis, llama_server):
 def test_remote_requests_are_in_the_stats_and_metrics_with_their_backend(jarvis):
     c = client(jarvis)
     c.completions.create(model="lc/smol", prompt="1, 2, 3,", max_tokens=4, temperature=0)
-    records = []
-    jarvis.runtime.bus.subscribe(records.append)
+    records, steps = [], []
+    jarvis.runtime.bus.subscribe(lambda r: records.append(r) if isinstance(r, RequestRecord) else None)
+    jarvis.runtime.bus.subscribe(lambda r: steps.append(r) if isinstance(r, StepRecord) else None)
     c.chat.completions.create(model="lc/smol", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
     wait_until(lambda: records)
     r = records[-1]
     assert (r.backend, r.model, r.status, r.completion_tokens > 0, r.ttft_ms > 0) == ("lc", "lc/smol", "ok", True, True)
+    # The remote's occupancy reaches the "Queue and batch" chart as a local engine's steps do:
+    # one request upstream, then none.
+    assert [(s.model, s.active_slots, s.queue_depth) for s in steps if s.model == "lc"][-2:] == [("lc", 1, 0), ("lc", 0, 0)]
     log = jarvis.settings.request_log_path  # the request log, written on its own thread
     wait_until(lambda: log.is_file() and log.read_text().count('"backend": "lc"') == 2)
     perf = jarvis.runtime.hub.perf  # percentiles per backend beside the totals
