@@ -25,7 +25,7 @@ from jarvis.backends.base import Lease
 from jarvis.backends.local import LocalBackend
 from jarvis.catalog import Catalog, LocalModel
 from jarvis.engine import Engine, EngineConfig, backend
-from jarvis.errors import EngineCrashed, JarvisError, ModelBusy, ModelLoadError
+from jarvis.errors import EngineCrashed, InvalidRequest, JarvisError, ModelBusy, ModelLoadError
 from jarvis.telemetry import ModelRecord, RecordBus
 from jarvis.telemetry.gpu import GpuProbe
 
@@ -147,6 +147,9 @@ class ModelManager:
     async def load(self, name: str) -> LoadedModel:
         """Load without running anything (warm-up); returns the loaded model."""
         info = await self.catalog.lookup(name)  # the snapshot; a rescan, if any, runs off the loop
+        if info.served_by != self.served_by:  # not one of this source's models
+            raise InvalidRequest(f"{name!r} is served by {info.source}: there is nothing to load on this computer.",
+                                 field="model")
         loaded, _ = await self._ensure_loaded(info)
         self._schedule_unload(loaded)
         return loaded
