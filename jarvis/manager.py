@@ -148,7 +148,8 @@ class ModelManager:
         """Load without running anything (warm-up); returns the loaded model."""
         info = await self.catalog.lookup(name)  # the snapshot; a rescan, if any, runs off the loop
         if info.served_by != self.served_by:  # not one of this source's models
-            raise InvalidRequest(f"{name!r} is served by {info.source}: there is nothing to load on this computer.",
+            raise InvalidRequest(f"{name!r} is served by {info.served_by!r} ({info.source}): there is nothing to load "
+                                 "on this computer.",
                                  field="model")
         loaded, _ = await self._ensure_loaded(info)
         self._schedule_unload(loaded)

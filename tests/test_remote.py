@@ -199,7 +199,7 @@ def test_a_remote_model_as_the_default(tmp_path, proxy):
         await a.start(warmup=True)
         try:
             reply = await asyncio.wait_for(a.chat(a.request("Hi", max_tokens=3, temperature=0, use_cache=False)), 60)
-            with pytest.raises(InvalidRequest, match="remote 'lc'"):
+            with pytest.raises(InvalidRequest, match="served by 'lc'"):
                 await a.manager.load("lc/smol")
             return reply, a.manager.loaded()
         finally:
