@@ -18,7 +18,7 @@ import threading
 import aiohttp
 import pytest
 
-from jarvis.catalog import Catalog, read_gguf_info
+from jarvis.catalog import Catalog, index, read_gguf_info
 from jarvis.gguf_header import GGUFError, read_header
 
 from bench.support.settings import make_settings
@@ -59,8 +59,8 @@ def test_a_file_whose_size_or_mtime_changed_is_read_again(tmp_path, model_copy):
     assert third.rescan().models == tuple(by_name.values()) and third.headers_read == 0  # the index was rewritten
 
 
-@pytest.mark.parametrize("content", [b"\x00\xff not json", b'{"format": 1, "models": [{"path": 3}]}',
-                                     b'{"format": 1, "models": ', b'[1, 2, 3]'],
+@pytest.mark.parametrize("content", [b"\x00\xff not json", b'{"format": %d, "models": [{"path": 3}]}' % index.FORMAT,
+                                     b'{"format": %d, "models": ' % index.FORMAT, b'[1, 2, 3]'],
                          ids=["binary", "wrong-fields", "truncated", "wrong-shape"])
 def test_a_corrupt_index_is_ignored_with_a_warning_and_replaced(tmp_path, model_copy, caplog, content):
     model_copy("one")
