@@ -35,7 +35,7 @@ class Backend(Protocol):
     iterator early or `cancel(handle)` stops the work.
     """
 
-    name: str  # what RequestRecord.backend says: "local" for this computer, a server's name
+    served_by: str  # its source's key, what RequestRecord.backend says: "local", a remote's NAME
     capabilities: frozenset[Capability]
 
     def submit(self, request: "ChatRequest") -> Any: ...
@@ -103,6 +103,5 @@ def require(backend: Backend, needed: set[Capability], model: str) -> None:
         words = {"grammar": "structured output", "tools": "tool calls", "logprobs": "logprobs",
                  "embeddings": "embeddings", "completion": "raw prompts (completions)", "chat": "chat"}
         said = ", ".join(words.get(m, m) for m in missing)
-        where = f" (served by {backend.name})" if backend.name != "local" else ""
-        raise InvalidRequest(f"{model!r}{where} does not support {said}. Pick another model or leave that "
-                             f"part out of the request.", field="model")
+        raise InvalidRequest(f"{model!r} (served by {backend.served_by}) does not support {said}. Pick another "
+                             f"model or leave that part out of the request.", field="model")
