@@ -73,13 +73,13 @@ class Lease:
 class ModelSource(Protocol):
     """A kind of backend as the registry sees it: which catalog models it serves and how.
 
-    `key` is the value of `ModelInfo.served_by` for the models it serves (the registry looks it
-    up; nobody tests it). The registry calls `prepare(name)` on every source before a catalog
+    `served_by` is the value of `ModelInfo.served_by` for the models it serves (the registry looks
+    it up; nobody tests it). The registry calls `prepare(name)` on every source before a catalog
     lookup (a remote's first probe publishes its models), then `lease(info)` on the one that
     serves the model.
     """
 
-    key: str
+    served_by: str
 
     async def prepare(self, name: str) -> None: ...
 
