@@ -17,8 +17,8 @@ import pytest
 import jarvis.catalog
 from jarvis.catalog import Catalog, CatalogSnapshot
 
-from support.server import ServerThread
-from support.settings import make_settings
+from tests.support.server import ServerThread
+from tests.support.settings import make_settings
 
 
 class LoopRefusingLock:

@@ -11,7 +11,7 @@ from jarvis.http import HubStatsSource, create_app, start_server
 from jarvis.telemetry import (GpuProbe, ModelRecord, PerfMonitor, QueueRecord, RecordBus, RequestRecord,
                               StepRecord, SystemSampler, TelemetryHub)
 
-from fake_nvml import GIB, FakeNvml
+from tests.fake_nvml import GIB, FakeNvml
 
 JSON = {"Content-Type": "application/json"}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 
 def test_the_hidden_monitor_is_laid_out_before_the_first_switch(make_desktop):

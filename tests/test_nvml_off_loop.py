@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from fake_nvml import FakeNvml
+from tests.fake_nvml import FakeNvml
 
 from jarvis.catalog import Catalog
 from jarvis.engine import EngineConfig

@@ -9,8 +9,8 @@ import numpy as np
 import openai
 import pytest
 
-from support.server import ServerThread
-from support.settings import make_settings
+from tests.support.server import ServerThread
+from tests.support.settings import make_settings
 
 NO_CACHE = {"cache": False}
 GREEDY = {"temperature": 0, "extra_body": {"repeat_penalty": 1.0, "cache": False}}  # greedy on the raw logits

@@ -14,11 +14,11 @@ import string
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from support.http_fuzz import case_request, healthy, http_fuzz_cases, send_case
-from support.http_oracle import check_response
-from support.raw_http import build_request, raw_request
-from support.server import ServerThread
-from support.settings import make_settings, tune
+from tests.support.http_fuzz import case_request, healthy, http_fuzz_cases, send_case
+from tests.support.http_oracle import check_response
+from tests.support.raw_http import build_request, raw_request
+from tests.support.server import ServerThread
+from tests.support.settings import make_settings, tune
 
 TOKEN = "s3cret-token"
 MAX_BODY = 64 * 1024
@@ -255,7 +255,7 @@ def test_the_oracle_does_not_borrow_the_servers_parsing():
     """A Host-parsing bug in jarvis.http must not pass its own judge: the oracle imports no jarvis code."""
     import ast
 
-    import support.http_oracle as oracle
+    import tests.support.http_oracle as oracle
     from pathlib import Path
 
     tree = ast.parse(Path(oracle.__file__).read_text())

@@ -3,11 +3,9 @@ one failed), the filter and sort work, and a click on a chart point selects that
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 from PySide6.QtCore import QPointF, Qt
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.telemetry.recent import RecentRequests
 from jarvis.telemetry.records import RequestRecord, StepRecord

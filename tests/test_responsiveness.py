@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.http.metrics import PrometheusMetrics
 from jarvis.telemetry import StallRecord
@@ -94,7 +94,7 @@ def test_a_blocked_ui_thread_shows_as_a_stall_in_the_monitor(make_desktop, drive
 
 
 def test_the_loop_heartbeat_reaches_the_stats_json_of_a_server(settings):
-    from support.server import ServerThread
+    from tests.support.server import ServerThread
 
     with ServerThread(settings, preload=False) as server:
         async def beats():

@@ -10,8 +10,8 @@ from jarvis.telemetry.records import RequestRecord
 from jarvis.telemetry.rollups import WEEK_S, RollupStore
 from jarvis.telemetry.series import SeriesPoint
 
-from support.chat import greedy
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.support.chat import greedy
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 T0 = 1_700_000_040.0  # a minute's start
 

@@ -6,7 +6,7 @@ import pytest
 from jarvis.telemetry import ModelRecord, PerfMonitor, RequestRecord, StepRecord, TelemetryHub
 from jarvis.telemetry.gpu import GpuProbe
 from jarvis.telemetry.system import SystemSampler
-from fake_nvml import GIB, FakeNvml
+from tests.fake_nvml import GIB, FakeNvml
 
 
 class FakeClock:

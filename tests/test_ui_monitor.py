@@ -6,8 +6,8 @@ import asyncio
 import math
 import socket
 
-from fake_nvml import GIB, FakeNvml
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.fake_nvml import GIB, FakeNvml
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.telemetry.gpu import GpuProbe
 from ui.monitor.tables import MODEL_COLUMNS

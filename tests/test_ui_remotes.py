@@ -3,7 +3,7 @@ vLLM-shaped server reports at /metrics, and the model picker groups this compute
 
 from __future__ import annotations
 
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from tests.support.remote_servers import VllmMetricsServer, with_remote
 
