@@ -54,20 +54,24 @@ def test_a_busy_model_is_never_evicted_the_request_waits(settings, tmp_path, mod
 
     async def body():
         a = make(settings, tmp_path, max_loaded_models=1)
+        events = []
+        a.bus.subscribe(lambda r: events.append(f"{r.event} {r.model}") if isinstance(r, ModelRecord) else None)
         try:
             long = asyncio.ensure_future(a.chat(greedy(a, "Count from 1 to 30.", "a", max_tokens=60)))
+            long.add_done_callback(lambda _: events.append("a answered"))
             await until_async(lambda: a.manager.engine_of("a") is not None and a.manager.engine_of("a").active_slots == 1)
             other = asyncio.ensure_future(a.chat(greedy(a, "hi", "b")))
-            await asyncio.sleep(0.2)
-            a_still_loaded = a.manager.engine_of("a") is not None
+            await until_async(lambda: "b" in a.manager.loading())  # b's request waits for room...
+            b_waited_while_a_ran = not long.done()  # ...while a's answer still runs
             first = await long
             second = await other
-            return a_still_loaded, first, second, [m["name"] for m in a.manager.loaded()]
+            return b_waited_while_a_ran, events, first, second, [m["name"] for m in a.manager.loaded()]
         finally:
             await a.close()
 
-    a_still_loaded, first, second, loaded = asyncio.run(body())
-    assert a_still_loaded
+    b_waited_while_a_ran, events, first, second, loaded = asyncio.run(body())
+    assert b_waited_while_a_ran
+    assert events.index("a answered") < events.index("unloaded a")  # a went only once it was idle
     assert first.record.completion_tokens > 10 and first.record.finish_reason in ("stop", "length")
     assert second.text and not second.record.warm_start
     assert loaded == ["b"]
@@ -118,7 +122,6 @@ def test_keep_alive_forever_keeps_it(settings, tmp_path, model_copy):
         a = make(settings, tmp_path, keep_alive_s=-1)
         try:
             await a.chat(greedy(a, "hi", "a"))
-            await asyncio.sleep(0.3)
             return a.manager.loaded()[0]["unloads_in_s"]
         finally:
             await a.close()

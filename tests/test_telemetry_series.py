@@ -26,7 +26,7 @@ def test_tick_summarises_one_second():
     clock = FakeClock()
     hub = make_hub(clock)
     first = hub.tick()
-    assert first.tokens_per_s == 0.0 and first.latency_p50_ms is None and first.cache_hit_rate is None
+    assert first.tokens_per_s == pytest.approx(0.0) and first.latency_p50_ms is None and first.cache_hit_rate is None
     for i in range(4):
         hub.perf.observe(RequestRecord(request_id=str(i), model="m", total_ms=100.0 * (i + 1), ttft_ms=10,
                                        completion_tokens=50, cache="hit" if i == 0 else "miss"))
