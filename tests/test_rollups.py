@@ -13,7 +13,7 @@ from jarvis.telemetry.rollups import WEEK_S, RollupStore
 from jarvis.telemetry.series import SeriesPoint
 
 from tests.support.chat import greedy
-from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.ui_support import drive, make_desktop, points, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 T0 = 1_700_000_040.0  # a minute's start
 
@@ -105,17 +105,17 @@ def test_the_monitor_range_selector_charts_the_rollups(make_desktop, drive):
     store.write({"minute": minute - 2 * 86400, "requests": 60})
     d.monitor.range_bar.select(3600)
     chart = d.monitor.charts.chart("requests_per_s")
-    drive.wait(lambda: chart.point_count("requests_per_s") == 30)
+    drive.wait(lambda: points(chart.curves["requests_per_s"]) == 30)
     x, y = chart.curves["requests_per_s"].getData()
     assert list(y) == pytest.approx([0.1] * 30) and x.min() > -60  # 6 requests a minute, computed per second and chart.getAxis("bottom").labelText == "minutes ago"
     assert len(d.monitor.export_rows()) == 30
     d.monitor.range_bar.select(7 * 86400)
-    drive.wait(lambda: chart.point_count("requests_per_s") == 31)
+    drive.wait(lambda: points(chart.curves["requests_per_s"]) == 31)
     assert chart.getAxis("bottom").labelText == "hours ago"
     d.monitor.range_bar.select(0)  # back to the live second-by-second history
     drive.run(asyncio.to_thread(d.runtime.hub.tick))
     d.monitor.refresh()
-    assert chart.point_count("requests_per_s") == len(d.runtime.hub.series.points())
+    assert points(chart.curves["requests_per_s"]) == len(d.runtime.hub.series.points())
     assert chart.getAxis("bottom").labelText == "seconds ago"
 
 

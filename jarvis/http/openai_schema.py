@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from jarvis.errors import InvalidRequest
 from jarvis.http.structured import ResponseFormat
 from jarvis.http.tools import ToolCallIn, ToolChoice, ToolPlan, ToolSpec
-from jarvis.request import ChatRequest, Message, Priority
+from jarvis.request import ChatRequest, Priority
 from jarvis.request_options import MAX_TOP_LOGPROBS, RequestOptions
 from jarvis.sampling import SamplingParams
 

@@ -132,11 +132,6 @@ class PerfMonitor:
             window.prune(now)
             return window.summary()
 
-    def all_stats(self) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            names = list(self._windows)
-        return {name: self.stats(name) for name in names}
-
     def event_count(self, name: str, seconds: float | None = None) -> int:
         """Sum of `event(name, n)` over the last `seconds` (default: the whole window)."""
         now = self._clock()
