@@ -105,10 +105,6 @@ class PerfMonitor:
         with self._lock:
             self._counters[counter] += n
 
-    def set_gauge(self, name: str, value: float) -> None:
-        with self._lock:
-            self._set_gauge(name, value)
-
     def _set_gauge(self, name: str, value: float) -> None:
         self._gauges[name] = value
         peak = f"{name}.max"
