@@ -18,7 +18,7 @@ from tests.support.remote_servers import (JarvisServe, SlowServer, VllmMetricsSe
                                           read_two_events_then_leave, with_remote)
 from tests.support.server import ServerThread
 from tests.support.settings import make_settings
-from tests.support.until import until
+from tests.support.until import until, until_async
 
 LONG_PROMPT = "Write a very long story about a dragon who learns to count to one thousand."
 
@@ -82,11 +82,7 @@ def test_an_unreachable_remote_comes_back_when_a_probe_succeeds(tmp_path):
             with pytest.raises(RemoteUnavailable):
                 await a.chat(a.request("hi", model="late/big-70b", max_tokens=2))
             with VllmMetricsServer(port=port):  # the server starts on that port
-                for _ in range(200):
-                    if a.remotes.backends["late"].reachable:
-                        break
-                    await asyncio.sleep(0.05)
-                assert a.remotes.backends["late"].reachable
+                await until_async(lambda: a.remotes.backends["late"].reachable)
                 assert "late/big-70b" in [m.name for m in a.catalog.snapshot().models]
                 await a.remotes.prepare("late/big-70b")  # no longer refused
         finally:

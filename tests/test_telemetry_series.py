@@ -7,6 +7,7 @@ from jarvis.telemetry import ModelRecord, PerfMonitor, RequestRecord, StepRecord
 from jarvis.telemetry.gpu import GpuProbe
 from jarvis.telemetry.system import SystemSampler
 from tests.fake_nvml import GIB, FakeNvml
+from tests.support.until import until_async
 
 
 class FakeClock:
@@ -76,8 +77,7 @@ def test_run_samples_off_the_loop_until_cancelled():
 
     async def main():
         task = asyncio.create_task(hub.run(interval=0.01))
-        while len(hub.history()) < 3:
-            await asyncio.sleep(0.005)
+        await until_async(lambda: len(hub.history()) >= 3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
