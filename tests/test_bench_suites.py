@@ -7,7 +7,7 @@ import ast
 import json
 from pathlib import Path
 
-from conftest import run_jarvis
+from tests.support.process import run_jarvis
 
 from jarvis.bench.suites import SUITES
 from jarvis.cli import build_parser

@@ -1,6 +1,6 @@
 """The `jarvis` command, run as a user would: a subprocess against the real bundled model."""
 
-from conftest import run_jarvis
+from tests.support.process import run_jarvis
 
 
 def test_ask_answers_and_prints_stats(env):

@@ -17,6 +17,7 @@ from jarvis.telemetry import ModelRecord
 
 from bench.support.server import ServerThread
 from bench.support.settings import make_settings
+from tests.support.until import until_async
 
 LONG = {"prompt": "1, 2, 3, 4, 5,", "max_tokens": 300, "temperature": 0, "cache": False}
 
@@ -35,13 +36,6 @@ def arm_fault(engine) -> threading.Event:
 
     engine.step_hook = hook
     return armed
-
-
-async def until(condition, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 def test_a_crash_fails_running_and_queued_requests_at_once_and_the_model_reloads(settings, tmp_path, model_copy):
@@ -64,11 +58,11 @@ def test_a_crash_fails_running_and_queued_requests_at_once_and_the_model_reloads
             requests = [a.request(f"Count to {n}.", model="a", temperature=0, max_tokens=300, use_cache=False)
                         for n in range(4)]
             tasks = [asyncio.ensure_future(a.chat(r)) for r in requests]
-            await until(lambda: first.active_slots == 2 and first.queue_depth == 2)
+            await until_async(lambda: first.active_slots == 2 and first.queue_depth == 2)
             armed.set()
             results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
             assert first.queue_depth == 0 and first.active_slots == 0 and not first.busy
-            await until(lambda: a.manager.engine_of("a") is None)  # unloaded, not left loaded and dead
+            await until_async(lambda: a.manager.engine_of("a") is None)  # unloaded, not left loaded and dead
             # Another model still gets the only place (max_loaded_models = 1): nothing waits on the dead one.
             other = await asyncio.wait_for(a.chat(a.request("Hi", model="b", temperature=0, max_tokens=2)), 60)
             again = await asyncio.wait_for(a.chat(a.request("Hi", model="a", temperature=0, max_tokens=2)), 60)
@@ -124,7 +118,7 @@ def test_the_crash_shows_in_models_stats_metrics_and_http_errors(tmp_path):
                     async with session.post(s.base_url + "/completions", json={**LONG, "prompt": f"{i}, {i + 1},"}) as r:
                         return r.status, await r.json()
                 tasks = [asyncio.ensure_future(one(i)) for i in range(4)]
-                await until(lambda: first.active_slots == 2 and first.queue_depth == 2)
+                await until_async(lambda: first.active_slots == 2 and first.queue_depth == 2)
                 armed.set()
                 return await asyncio.gather(*tasks)
 
@@ -132,7 +126,7 @@ def test_the_crash_shows_in_models_stats_metrics_and_http_errors(tmp_path):
 
         async def read_stats():
             async with aiohttp.ClientSession(s.url) as session:
-                await until(lambda: s.runtime.assistant.manager.engine_of(s.model) is None)
+                await until_async(lambda: s.runtime.assistant.manager.engine_of(s.model) is None)
                 async with session.get("/api/models/stats") as r:
                     stats = await r.json()
                 async with session.get("/metrics") as r:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 import aiohttp
 import openai
@@ -20,17 +19,11 @@ from jarvis.telemetry import StepRecord
 from tests.support.remote_servers import CountingProxy, LlamaCppServer, read_two_events_then_leave, with_remote
 from bench.support.server import ServerThread
 from bench.support.settings import make_settings, tune
+from tests.support.until import until
 
 KEY = "sekret-4711"
 SAMPLING = {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1}  # JARVIS's defaults, sent to the server as they are
 GREEDY = {"temperature": 0, "extra_body": {**SAMPLING, "cache": False}}  # cache: JARVIS's own, off: no replays
-
-
-def wait_until(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -103,14 +96,14 @@ def test_remote_requests_are_in_the_stats_and_metrics_with_their_backend(jarvis)
     jarvis.runtime.bus.subscribe(lambda r: records.append(r) if isinstance(r, RequestRecord) else None)
     jarvis.runtime.bus.subscribe(lambda r: steps.append(r) if isinstance(r, StepRecord) else None)
     c.chat.completions.create(model="lc/smol", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
-    wait_until(lambda: records)
+    until(lambda: records)
     r = records[-1]
     assert (r.backend, r.model, r.status, r.completion_tokens > 0, r.ttft_ms > 0) == ("lc", "lc/smol", "ok", True, True)
     # The remote's occupancy reaches the "Queue and batch" chart as a local engine's steps do:
     # one request upstream, then none.
     assert [(s.model, s.active_slots, s.queue_depth) for s in steps if s.model == "lc"][-2:] == [("lc", 1, 0), ("lc", 0, 0)]
     log = jarvis.settings.request_log_path  # the request log, written on its own thread
-    wait_until(lambda: log.is_file() and log.read_text().count('"backend": "lc"') == 2)
+    until(lambda: log.is_file() and log.read_text().count('"backend": "lc"') == 2)
     perf = jarvis.runtime.hub.perf  # percentiles per backend beside the totals
     assert perf.stats("backend.lc.ttft")["count"] == 2 and perf.counters()["requests.backend.lc"] == 2
 
@@ -129,7 +122,7 @@ def test_cancel_closes_the_upstream_stream(jarvis, proxy):
     relays far fewer events than the 300 tokens asked for, and never finishes."""
 
     read_two_events_then_leave(jarvis.base_url, "lc/smol", 300)
-    wait_until(lambda: proxy.counts.requests and proxy.counts.requests[-1].client_left)
+    until(lambda: proxy.counts.requests and proxy.counts.requests[-1].client_left)
     entry = proxy.counts.requests[-1]
     assert not entry.finished and entry.events < 300
 

@@ -18,15 +18,9 @@ from tests.support.remote_servers import (JarvisServe, SlowServer, VllmMetricsSe
                                           read_two_events_then_leave, with_remote)
 from bench.support.server import ServerThread
 from bench.support.settings import make_settings
+from tests.support.until import until, until_async
 
 LONG_PROMPT = "Write a very long story about a dragon who learns to count to one thousand."
-
-
-def wait_until(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def counter(url: str, name: str, **labels) -> float:
@@ -88,11 +82,7 @@ def test_an_unreachable_remote_comes_back_when_a_probe_succeeds(tmp_path):
             with pytest.raises(RemoteUnavailable):
                 await a.chat(a.request("hi", model="late/big-70b", max_tokens=2))
             with VllmMetricsServer(port=port):  # the server starts on that port
-                for _ in range(200):
-                    if a.backends.get("late").backend.reachable:
-                        break
-                    await asyncio.sleep(0.05)
-                assert a.backends.get("late").backend.reachable
+                await until_async(lambda: a.backends.get("late").backend.reachable)
                 assert "late/big-70b" in [m.name for m in a.catalog.snapshot().models]
                 await a.backends.prepare("late/big-70b")  # no longer refused
         finally:
@@ -179,12 +169,12 @@ def test_a_client_that_leaves_cancels_the_request_upstream(tmp_path, upstream):
         ok_before = counter(upstream.url, "jarvis_requests_total", status="ok")
 
         read_two_events_then_leave(server.base_url, model, 400)
-        wait_until(lambda: counter(upstream.url, "jarvis_requests_total", status="cancelled") == before + 1)
+        until(lambda: counter(upstream.url, "jarvis_requests_total", status="cancelled") == before + 1)
         assert counter(upstream.url, "jarvis_requests_total", status="ok") == ok_before
 
         # The upstream JARVIS serves Prometheus text: its own figures are read (1 Hz) and mapped.
         replica = source.backend.replicas[0]
         after = time.time()  # the upstream has decoded (steps set its queue and slot gauges) by now
-        wait_until(lambda: replica.metrics is not None and replica.metrics.read_at > after)
+        until(lambda: replica.metrics is not None and replica.metrics.read_at > after)
         m = replica.metrics
         assert (m.kind, m.running is not None, m.waiting is not None, m.kv_cache_usage) == ("jarvis", True, True, None)

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from fake_nvml import FakeNvml as TwoGpuNvml
+from tests.fake_nvml import FakeNvml as TwoGpuNvml
 
 from jarvis import setup_cuda
 from jarvis.setup_cuda import (DriverInfo, Gpu, LlamaBuildInfo, Probes, ToolkitInfo, main, parse_nvcc_version,

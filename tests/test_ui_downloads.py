@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from tests.hub_server import FILE, REPO, gguf_file, hub  # noqa: F401 (fixtures)
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 NAME = FILE.removesuffix(".gguf")
 
@@ -72,8 +72,8 @@ def test_delete_asks_first_and_updates_the_picker(make_desktop, drive, qtbot, mo
     dialog = d.open_get_models()
     dialog.mine.setCurrentRow(0)
     qtbot.mouseClick(dialog.delete_button, Qt.LeftButton)
-    box = dialog._confirm
-    assert box.isVisible() and "Delete mine" in box.text()
+    [box] = [b for b in dialog.findChildren(QMessageBox) if b.isVisible()]  # the dialog's own question
+    assert "Delete mine" in box.text()
     box.button(QMessageBox.Yes).click()
     drive.wait(lambda: not (ui_settings.user_models_path / "mine.gguf").exists())
     # The picker follows once the catalog's thread has rescanned.

@@ -3,7 +3,7 @@ vLLM-shaped server reports at /metrics, and the model picker groups this compute
 
 from __future__ import annotations
 
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.ui_support import drive, make_desktop, points, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from tests.support.remote_servers import VllmMetricsServer, with_remote
 
@@ -24,7 +24,7 @@ def test_remote_engines_section_and_grouped_picker(make_desktop, drive, ui_setti
         assert row[:3] == ["gpu", vllm.base_url, "up"] and row[6:11] == ["—", "—", "3", "5", "42 %"]
         d.monitor.refresh()
         for field in ("waiting", "running", "kv_cache_usage"):
-            assert panel.point_count(field, "gpu") >= 2  # one per refresh (the 1 Hz timer adds its own)
+            assert points(panel.curves[(field, "gpu")]) >= 2  # one per refresh (the 1 Hz timer adds its own)
 
         combo = d.chat.settings_panel.model
         d.chat.settings_panel.set_models(d.runtime.assistant.models(), d.runtime.assistant.default_model())

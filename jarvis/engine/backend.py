@@ -85,7 +85,3 @@ def supports_gpu_offload() -> bool:
 
 def system_info() -> str:
     return ll.llama_print_system_info().decode("utf-8", errors="replace").strip()
-
-
-def llama_cpp_version() -> str:
-    return getattr(ll, "__version__", "unknown")

@@ -106,10 +106,6 @@ class PerfMonitor:
         with self._lock:
             self._counters[counter] += n
 
-    def set_gauge(self, name: str, value: float) -> None:
-        with self._lock:
-            self._set_gauge(name, value)
-
     def _set_gauge(self, name: str, value: float) -> None:
         self._gauges[name] = value
         peak = f"{name}.max"
@@ -132,11 +128,6 @@ class PerfMonitor:
                 return SlidingWindow(self.window_s, 1, unit).summary()
             window.prune(now)
             return window.summary()
-
-    def all_stats(self) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            names = list(self._windows)
-        return {name: self.stats(name) for name in names}
 
     def event_count(self, name: str, seconds: float | None = None) -> int:
         """Sum of `event(name, n)` over the last `seconds` (default: the whole window)."""

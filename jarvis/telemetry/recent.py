@@ -52,8 +52,3 @@ class RecentRequests:
 
     def rows(self, limit: int | None = None) -> list[dict]:
         return [row_of(r, self.log_prompts) for r in self.records(limit)]
-
-    def between(self, start: float, end: float) -> list[RequestRecord]:
-        """Those that finished in (start, end]: what a 1 Hz history point at `end` counted when the
-        one before it was at `start`. Newest first."""
-        return [r for r in self.records() if start < r.timestamp <= end]

@@ -119,10 +119,3 @@ class RemotesPanel(QGroupBox):
                 xs = [t - now for t, _ in history]
                 ys = [p.get(field, math.nan) for _, p in history]
                 curve.setData(xs, ys)
-
-    def point_count(self, field: str, remote: str) -> int:
-        curve = self.curves.get((field, remote))
-        if curve is None:
-            return 0
-        x, _ = curve.getData()
-        return 0 if x is None else len(x)
