@@ -19,16 +19,10 @@ from jarvis.downloads.background import BackgroundPull
 from jarvis.downloads.errors import DownloadError, DownloadStopped
 from jarvis.downloads.pull import Pull
 from jarvis.downloads.transfer import Control
+from tests.support.until import until
 from tests.hub_server import FILE, REPO, HubFile, gguf_file, hub  # noqa: F401 (fixtures)
 
 OTHER_REPO = "other-org/Tiny-Chat-GGUF"  # publishes a file of the same name, with other bytes
-
-
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 def leftovers(settings) -> list[str]:
@@ -65,7 +59,7 @@ def test_a_pull_of_the_same_name_from_another_repo_leaves_the_running_one_alone(
     first = BackgroundPull(Pull(settings, REPO, FILE), retries=0)
     first.start()
     try:
-        wait_until(lambda: first.pull.progress.done == half)
+        until(lambda: first.pull.progress.done == half)
         partial = first.pull.plan.partial
         assert main(["pull", OTHER_REPO, FILE]) == 0  # runs beside it, to the end
         assert (settings.user_models_path / FILE).read_bytes() == other_file.data
@@ -277,7 +271,7 @@ def test_the_lock_file_outlives_its_holder(hub, gguf_file, settings):
     hub.hold(half)
     job = BackgroundPull(Pull(settings, REPO, FILE))
     job.start()
-    wait_until(lambda: job.pull.progress.done == half)
+    until(lambda: job.pull.progress.done == half)
     locks = list((settings.user_models_path.parent / "downloads").rglob("*.lock"))
     assert len(locks) == 1
     waiting = os.open(locks[0], os.O_RDWR)  # another JARVIS opened the lock file and waits its turn
@@ -299,7 +293,7 @@ def test_two_pulls_of_one_file_in_one_process_one_waits_out(hub, gguf_file, sett
     hub.hold(half)
     first = BackgroundPull(Pull(settings, REPO, FILE))
     first.start()
-    wait_until(lambda: first.pull.progress.done == half)
+    until(lambda: first.pull.progress.done == half)
     second = Pull(settings, REPO, FILE)
     with pytest.raises(DownloadError, match="already being downloaded"):
         second.run()
