@@ -186,14 +186,14 @@ def test_the_chat_shows_the_place_in_line(make_desktop, drive):
     gate = Gate(engine)
     answers = []
     for i in range(4):
-        chat.new_conversation()
-        answers.append(chat.send(f"Count from 1 to 50, number {i}."))
+        drive.run(chat.new_conversation())
+        answers.append(drive.run(chat.send(f"Count from 1 to 50, number {i}.")))
     drive.wait(lambda: engine.active_slots == 4)
     gate.close()
     drive.wait(gate.held.is_set)
     for i in range(4, 7):
-        chat.new_conversation()
-        answers.append(chat.send(f"Name a colour, number {i}."))
+        drive.run(chat.new_conversation())
+        answers.append(drive.run(chat.send(f"Name a colour, number {i}.")))
         drive.wait(lambda: engine.queue_depth == i - 3)
     drive.wait(lambda: all(a.queue_positions for a in answers[4:]))
     assert [a.queue_positions[0] for a in answers[4:]] == [1, 2, 3]
