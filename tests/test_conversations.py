@@ -241,7 +241,8 @@ def test_search_finds_old_and_new_messages_and_follows_edits_and_deletes(store, 
         store.add_message(other.id, "user", f"Something else entirely, number {i}.")
     assert [h.conversation.id for h in store.search("fox")] == [old.id]
     assert [h.conversation.id for h in store.search("FOX jumps")] == [old.id]  # every word, any case
-    assert [h.conversation.id for h in store.search("jum")] == [old.id]  # search as you type: a prefix
+    assert [h.conversation.id for h in store.search("fox jum")] == [old.id]  # the word being typed: a prefix
+    assert store.search("jum fox") == []  # the words before it are whole words
     assert store.search("fox cat") == []
 
     new = store.create("New chat")
