@@ -78,3 +78,20 @@ def test_a_new_message_is_found_and_no_sqlite_runs_on_the_loop(make_desktop, dri
     callers = drive.run(chat.store.callers())
     assert callers == {chat.store.thread_id}
     assert threading.main_thread().ident not in callers and threading.get_ident() not in callers
+
+
+def test_a_long_conversation_opens_with_its_latest_messages_and_the_rest_on_request(make_desktop, drive, ui_settings):
+    from ui.chat.chat_view import SHOWN_MESSAGES
+
+    total = SHOWN_MESSAGES + 45
+    with ConversationStore(ui_settings.database_path) as store:
+        conv = store.create("Long")
+        for i in range(total):
+            store.add_message(conv.id, "user" if i % 2 == 0 else "assistant", f"Message {i}")
+    d = make_desktop()
+    view = d.chat.view
+    assert [w.text for w in view.messages()] == [f"Message {i}" for i in range(45, total)]
+    assert view.earlier.isVisible() and view.earlier.text() == "Show 45 earlier messages"
+    view.earlier.click()
+    assert [w.text for w in view.messages()] == [f"Message {i}" for i in range(total)]
+    assert not view.earlier.isVisible()

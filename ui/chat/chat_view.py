@@ -33,6 +33,7 @@ from ui.chat.sidebar import Sidebar
 
 log = logging.getLogger("ui.chat")
 NEW_TITLE = "New conversation"
+SHOWN_MESSAGES = 30  # a conversation opens with its latest messages; the earlier ones come on request
 
 
 class ChatView(QWidget):
@@ -54,6 +55,7 @@ class ChatView(QWidget):
         self._list_generation = 0  # bumped by every refill, so a late page is not appended to a new list
         self._paging = False
         self._cold: set[Answer] = set()  # answers sent while their model was not loaded yet
+        self._earlier: list = []  # the open conversation's messages not shown yet (StoredMessage)
 
         self.sidebar = Sidebar()
         self.view = ConversationView()
@@ -83,6 +85,7 @@ class ChatView(QWidget):
         self.sidebar.delete_requested.connect(lambda cid: self._spawn(self.delete(cid), "delete"))
         self.sidebar.search_changed.connect(lambda text: self._spawn(self.search(text), "search"))
         self.sidebar.more_requested.connect(self._more)
+        self.view.earlier_requested.connect(self.show_earlier)
         self.composer.send_requested.connect(lambda text: self._spawn(self.send(text), "send"))
         self.composer.stop_requested.connect(self.stop)
         self.composer.regenerate_requested.connect(lambda: self._spawn(self.regenerate(), "regenerate"))
@@ -190,9 +193,10 @@ class ChatView(QWidget):
         self.composer.set_editing(None)
         self.current_id = conversation_id
         self.view.clear()
-        for m in messages:
-            self.view.add(MessageWidget(m.role, m.content, status=m.status, stats=m.meta.get("stats", ""),
-                                        message_id=m.id))
+        self._earlier = messages[:-SHOWN_MESSAGES]
+        for m in messages[-SHOWN_MESSAGES:]:
+            self.view.add(_message_widget(m))
+        self.view.set_earlier(len(self._earlier))
         answer = self.answers.get(conversation_id)
         if answer is not None:
             answer.widget = self.view.add(MessageWidget("assistant", answer.text, status="streaming"))
@@ -201,6 +205,12 @@ class ChatView(QWidget):
         self.settings_panel.load(conv, self.assistant.settings.generation)
         self.composer.set_answering(answer is not None)
         self.sidebar.select_id(conversation_id)
+
+    def show_earlier(self) -> None:
+        """The messages the open conversation's first screen left out (already read with it)."""
+        earlier, self._earlier = self._earlier, []
+        self.view.set_earlier(0)
+        self.view.prepend([_message_widget(m) for m in earlier])
 
     async def rename(self, conversation_id: int, title: str) -> None:
         async with self._actions:
@@ -215,6 +225,7 @@ class ChatView(QWidget):
             await self._guard(self.store.delete(conversation_id))
             if conversation_id == self.current_id:
                 self.current_id = None
+                self._earlier = []
                 self.view.clear()
                 self.composer.set_answering(False)
             await self._refresh_sidebar()
@@ -394,6 +405,10 @@ class ChatView(QWidget):
         except JarvisError as e:
             self.status_message.emit(str(e))
             return None
+
+
+def _message_widget(m) -> MessageWidget:
+    return MessageWidget(m.role, m.content, status=m.status, stats=m.meta.get("stats", ""), message_id=m.id)
 
 
 def _title_from(text: str) -> str:
