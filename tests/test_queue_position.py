@@ -199,6 +199,9 @@ def test_the_chat_shows_the_place_in_line(make_desktop, drive):
     assert [a.queue_positions[0] for a in answers[4:]] == [1, 2, 3]
     # The last one is on screen: its pending answer says where it waits.
     assert answers[-1].widget is not None and answers[-1].widget.state.text().startswith("waiting: 3rd in line")
+    # …told by the stream's queue chunks: the chat runs no timer of its own to ask the engine.
+    from PySide6.QtCore import QTimer, Qt
+    assert [t for t in chat.findChildren(QTimer, options=Qt.FindDirectChildrenOnly) if t.isActive()] == []
     gate.open()
     drive.wait(lambda: all(a.task.done() for a in answers))
     assert [a.record.queue_position for a in answers] == [0, 0, 0, 0, 1, 2, 3]
