@@ -80,3 +80,25 @@ def test_delete_asks_first_and_updates_the_picker(make_desktop, drive, qtbot, mo
     # The picker follows once the catalog's thread has rescanned.
     drive.wait(lambda: d.chat.settings_panel.model.findData("mine") == -1)
     assert dialog.mine.count() == 0
+
+
+def test_closing_the_window_mid_download_keeps_the_partial_file_and_the_next_start_resumes(
+        make_desktop, drive, qtbot, hub, gguf_file, ui_settings):
+    d = make_desktop()
+    half = len(gguf_file.data) // 2
+    dialog, row = _start_held(d, hub, qtbot, half)
+    drive.wait(lambda: row.job.pull.progress.done == half)
+    closing = drive.loop.create_task(d.shutdown())
+    drive.wait(lambda: row.job.pull.control.stopped)  # the close paused it…
+    hub.release()  # …and the pull sees that at its next bytes
+    drive.wait(closing.done, timeout_s=30)
+    closing.result()
+    assert not row.job.alive and row.job.state == "paused"  # its thread ended before the app went on
+    assert _leftovers(ui_settings) == [f"{FILE}.part", f"{FILE}.part.json"]  # the bytes and what they are of
+    assert not (ui_settings.user_models_path / FILE).exists()
+
+    again = make_desktop(ui_settings)
+    dialog, row = _start_held(again, hub, qtbot, None)
+    drive.wait(lambda: again.chat.settings_panel.model.findData(NAME) >= 0)
+    assert hub.gets()[-1][2] == f"bytes={half}-"  # resumed from the kept bytes, not from zero
+    assert (ui_settings.user_models_path / FILE).read_bytes() == gguf_file.data
