@@ -158,3 +158,20 @@ def test_an_unopenable_database_falls_back_to_memory_with_a_warning(make_desktop
     d = make_desktop(load_settings(environ={**ui_env, "JARVIS_CONVERSATIONS_DATABASE": str(blocker / "c.db")}))
     assert d.chat.sidebar.warning.isVisible() and "memory" in d.chat.sidebar.warning.text()
     assert drive.run(d.chat.new_conversation()) > 0
+
+
+def test_a_long_range_is_drawn_as_bucket_peaks_that_keep_spikes_and_gaps():
+    import numpy as np
+
+    from ui.monitor.charts import peaks
+
+    x = np.arange(7 * 24 * 60, dtype=float)  # 7 days of minutes
+    y = np.ones_like(x)
+    y[5000] = 90.0  # one bad minute
+    y[100:400] = np.nan  # the app was closed for five hours
+    xs, ys = peaks(x, y, 500)
+    assert len(xs) == 1000 and np.all(np.diff(xs) >= 0)  # a pair per bucket, in time order
+    assert np.nanmax(ys) == 90.0 and np.nanmin(ys) == 1.0  # the spike is still drawn
+    assert np.isnan(ys).any()  # and the gap is still a gap
+    short = np.arange(30.0)
+    assert peaks(short, short, 500)[1] is short  # a short range is drawn as it is
