@@ -5,7 +5,7 @@ A long conversation opens with its latest messages; a button at the top brings t
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QLayout, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from ui.chat.message_widget import MessageWidget
 
@@ -22,6 +22,11 @@ class ConversationView(QScrollArea):
         self._layout = QVBoxLayout(self._content)
         self._layout.setContentsMargins(12, 12, 12, 12)
         self._layout.setSpacing(10)
+        # No minimum height from the layout: Qt computes it at the narrowest width, where every
+        # message wraps most, and the scroll area kept a long conversation that tall (1,400 px of
+        # blank below 30 messages). With a token minimum the scroll area sizes it by height-for-width.
+        self._layout.setSizeConstraint(QLayout.SetNoConstraint)
+        self._content.setMinimumHeight(1)
         self.earlier = QPushButton()
         self.earlier.setFlat(True)
         self.earlier.setStyleSheet("color: #2563eb;")

@@ -83,6 +83,9 @@ class Sidebar(QWidget):
         self.list = QListWidget()
         self.list.setItemDelegate(_SnippetDelegate(self.list))
         self.list.setUniformItemSizes(False)
+        # Long titles end in "…" within the width, never a sideways scroll (and snippets elide too).
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.ElideRight)
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemChanged.connect(self._item_edited)
         self.list.verticalScrollBar().valueChanged.connect(self._scrolled)
