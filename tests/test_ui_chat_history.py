@@ -84,14 +84,23 @@ def test_a_long_conversation_opens_with_its_latest_messages_and_the_rest_on_requ
     from ui.chat.chat_view import SHOWN_MESSAGES
 
     total = SHOWN_MESSAGES + 45
+
+    def text(i: int) -> str:  # long enough to wrap at the narrowest width, not at the window's
+        return f"Message {i}: " + "several words that make a line " * 4
+
     with ConversationStore(ui_settings.database_path) as store:
         conv = store.create("Long")
         for i in range(total):
-            store.add_message(conv.id, "user" if i % 2 == 0 else "assistant", f"Message {i}")
+            store.add_message(conv.id, "user" if i % 2 == 0 else "assistant", text(i))
     d = make_desktop()
     view = d.chat.view
-    assert [w.text for w in view.messages()] == [f"Message {i}" for i in range(45, total)]
+    assert [w.text for w in view.messages()] == [text(i) for i in range(45, total)]
     assert view.earlier.isVisible() and view.earlier.text() == "Show 45 earlier messages"
+    # As tall as its messages at this width, no more: the last one is at the bottom of the view,
+    # not above a blank band (the layout's minimum is taken at the narrowest width).
+    content = view.widget()
+    drive.wait(lambda: content.height() == max(view.viewport().height(), content.heightForWidth(view.viewport().width())))
+    assert content.height() < content.minimumSizeHint().height()
     view.earlier.click()
-    assert [w.text for w in view.messages()] == [f"Message {i}" for i in range(total)]
+    assert [w.text for w in view.messages()] == [text(i) for i in range(total)]
     assert not view.earlier.isVisible()
