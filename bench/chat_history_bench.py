@@ -199,6 +199,15 @@ async def monitor_figures(app) -> None:
             print(f"  repaint, sorted by total time                      {sort_paint:8.2f} ms  "
                   f"({sort_paint / FRAME_MS:.2f} of a frame)")
 
+            # What the charts cost with little to draw: the last hour, 60 points a curve.
+            monitor.rollup_rows = []
+            monitor.range_bar.select(3600)
+            while not monitor.rollup_rows:
+                await asyncio.sleep(0.001)
+            app.processEvents()
+            views = [c.viewport() for c in monitor.charts.visible_charts()]
+            hour = _median_ms(lambda: [v.repaint() for v in views], 20)
+
             monitor.rollup_rows = []
             t0 = time.perf_counter()
             monitor.range_bar.select(7 * 86400)
@@ -213,6 +222,8 @@ async def monitor_figures(app) -> None:
             print(f"  read on a thread + drawn, from the click            {loaded:8.1f} ms")
             print(f"  all {len(views)} charts repaint (median of 20)             {repaint:8.2f} ms  "
                   f"({repaint / FRAME_MS:.2f} of a frame)")
+            print(f"  the same charts over 1 hour (60 points a curve)    {hour:8.2f} ms  "
+                  f"({hour / FRAME_MS:.2f} of a frame: what a chart costs to paint at all)")
             # Baseline, same run: the same range drawn point by point (no bucket peaks).
             import ui.monitor.charts as charts_module
             from ui.monitor.history_range import rollup_points

@@ -110,9 +110,6 @@ class ChatView(QWidget):
         return warning
 
     # ---- conversations -------------------------------------------------------------------------
-    async def refresh_sidebar(self) -> None:
-        await self._refresh_sidebar()
-
     async def _refresh_sidebar(self) -> None:
         """The list again from the top (as many as were shown), or the search's hits."""
         search = self._search
