@@ -266,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.set_event_loop(loop)
         with loop:
             loop.run_until_complete(desktop_figures(data_dir, app))
+            # The closed desktop's widgets are garbage now: collected here, on the Qt thread, and
+            # not by a later collection on a worker thread (Qt then warns "Timers cannot be
+            # started from another thread" as their C++ halves go).
+            import gc
+            gc.collect()
             loop.run_until_complete(monitor_figures(app))
     return 0
 
