@@ -383,10 +383,11 @@ class ConversationStore:
                           " ORDER BY updated_at DESC, id DESC LIMIT ?", (*ids, limit))
         return [SearchHit(_conversation(row), snippets.get(row["id"])) for row in rows]
 
-    def _search_messages(self, query: str, limit: int, snippets: dict[int, str], batch: int = 5000) -> None:
+    def _search_messages(self, query: str, limit: int, snippets: dict[int, str], batch: int = 500) -> None:
         """Fills `snippets`: conversation id -> the words around the match in its newest matching
         message. FTS5 walks its index by rowid (the message id), newest first, and stops at each
-        batch's LIMIT: no sort of every match, however common the word."""
+        batch's LIMIT: no sort of every match, however common the word. Batches start small and
+        double: two words that meet rarely need few rows, one word in every message needs more."""
         newest: dict[int, int] = {}  # conversation id -> message id
         below = None
         while len(newest) < limit:
@@ -402,6 +403,7 @@ class ConversationStore:
             if len(rows) < batch:
                 break
             below = rows[-1][0]
+            batch = min(batch * 2, 8000)
         if not newest:
             return
         by_message = {message_id: conv_id for conv_id, message_id in newest.items()}

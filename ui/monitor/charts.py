@@ -105,7 +105,7 @@ class Chart(pg.PlotWidget):
         return 0 if x is None else len(x)
 
 
-RANGE_BUCKETS = 300  # a range's curve: at most a min/max pair per bucket (a chart is ~400 px wide)
+RANGE_BUCKETS = 150  # a range's curve: at most a min/max pair per bucket (4 charts a row: ~300 px each)
 
 
 def peaks(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
