@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from jarvis.conversations import PAGE, SEARCH_LIMIT, Conversation, ConversationStore, SearchHit, Status, StoredMessage
+from jarvis.errors import StorageError
 from jarvis.request import Role
 
 THREAD_NAME = "jarvis-conversations"
@@ -53,8 +54,9 @@ class AsyncConversationStore:
                 future.set_exception(exc)
 
     def _submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
-        if self._closed:
-            raise RuntimeError("The conversation store is closed.")
+        if self._closed:  # e.g. a search typed just before the window closed: said, not raised as a bug
+            raise StorageError(self.path, "it is closed (JARVIS is shutting down)",
+                               hint="Start JARVIS again to use your conversations.")
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._jobs.put((fn, future))
         return future

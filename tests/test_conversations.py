@@ -212,6 +212,8 @@ def test_the_async_store_runs_sqlite_only_on_its_own_thread_and_keeps_everything
         with pytest.raises(RuntimeError, match="AsyncConversationStore"):  # the loop may not use it directly
             store._store.list()
         await store.close()
+        with pytest.raises(StorageError, match="closed"):  # a late call is told so, not lost
+            await store.list()
         return conv, written, got, callers, store.thread_id
 
     conv, written, got, callers, store_thread = asyncio.run(first())
