@@ -86,8 +86,8 @@ async def live(data_dir: str, rounds: int, max_tokens: int, view: str = "monitor
             collected.clear()
             answers = []
             for i in range(4):  # four messages sent 50 ms apart (as fast as clicks go), each its own callback
-                chat.new_conversation()
-                answers.append(chat.send(f"Write a short story about a robot, number {i + 1}."))
+                await chat.new_conversation()
+                answers.append(await chat.send(f"Write a short story about a robot, number {i + 1}."))
                 await asyncio.sleep(0.05)
             window.tabs.setCurrentWidget(monitor if view == "monitor" else chat)
             meter.flush()

@@ -107,10 +107,10 @@ class Runtime:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self.hub.close()
-        if self.hub.rollups is not None:  # the minute in progress is kept too (SQLite: off the loop)
-            await asyncio.to_thread(self.hub.rollups.flush)
-            self.hub.rollups.close()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
-        self.request_log.close()
+        # Each of these blocks (NVML, SQLite, the log writer's join): on a thread, never the loop.
+        await asyncio.to_thread(self.hub.close)
+        if self.hub.rollups is not None:  # the minute in progress is kept too
+            await asyncio.to_thread(self.hub.rollups.flush_and_close)
+        await asyncio.to_thread(self.request_log.close)  # writes what is queued, joins its writer

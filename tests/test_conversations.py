@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from jarvis.conversations import MIGRATIONS, ConversationStore
+from jarvis.conversations_async import AsyncConversationStore
 from jarvis.errors import ConversationNotFound, InvalidRequest, StorageError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -160,20 +162,127 @@ def test_bad_messages_and_missing_conversations_are_refused(store):
     assert store.messages(conv.id) == []
 
 
-def test_writers_on_many_threads(store):
-    conv = store.create("Threads")
+def test_another_thread_is_refused_with_what_to_use_instead(store):
+    conv = store.create("Mine")
+    errors = []
 
-    def write(n):
-        for i in range(25):
-            store.add_message(conv.id, "user", f"{n}-{i}")
+    def write():
+        try:
+            store.add_message(conv.id, "user", "from elsewhere")
+        except RuntimeError as e:
+            errors.append(str(e))
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    messages = store.messages(conv.id)
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1 and "AsyncConversationStore" in errors[0]
+    assert store.messages(conv.id) == [] and store.callers == {threading.get_ident()}
+
+
+def test_concurrent_writers_through_the_async_store_keep_every_message_in_order(db):
+    async def body():
+        store = AsyncConversationStore(db)
+        try:
+            conv = await store.create("Writers")
+
+            async def write(n):
+                for i in range(25):
+                    await store.add_message(conv.id, "user", f"{n}-{i}")
+
+            await asyncio.gather(*(write(n) for n in range(4)))
+            return await store.messages(conv.id)
+        finally:
+            await store.close()
+
+    messages = asyncio.run(body())
     assert len(messages) == 100 and [m.position for m in messages] == list(range(1, 101))
+
+
+def test_the_async_store_runs_sqlite_only_on_its_own_thread_and_keeps_everything_over_a_restart(db):
+    loop_thread = threading.get_ident()
+
+    async def first():
+        store = AsyncConversationStore(db)
+        assert await store.opened() is None
+        conv = await store.create("Dragons")
+        await store.add_message(conv.id, "user", "Tell me about the wyvern of Ardmore.")
+        written = await store.add_message(conv.id, "assistant", "It guards a copper bridge.", meta={"i": 1})
+        got = await store.messages(conv.id)  # a read right after the write sees it
+        callers = await store.callers()
+        with pytest.raises(RuntimeError, match="AsyncConversationStore"):  # the loop may not use it directly
+            store._store.list()
+        await store.close()
+        with pytest.raises(StorageError, match="closed"):  # a late call is told so, not lost
+            await store.list()
+        return conv, written, got, callers, store.thread_id
+
+    conv, written, got, callers, store_thread = asyncio.run(first())
+    assert [m.content for m in got] == ["Tell me about the wyvern of Ardmore.", "It guards a copper bridge."]
+    assert got[-1] == written
+    assert callers == {store_thread} and loop_thread not in callers
+
+    async def second():
+        store = AsyncConversationStore(db)
+        try:
+            return (await store.list(), await store.messages(conv.id), await store.search("wyvern"),
+                    await store.search("copper"))
+        finally:
+            await store.close()
+
+    listed, messages, by_question, by_answer = asyncio.run(second())
+    assert [c.title for c in listed] == ["Dragons"] and messages == got
+    assert [h.conversation.id for h in by_question] == [conv.id] and "[wyvern]" in by_question[0].snippet
+    assert [h.conversation.id for h in by_answer] == [conv.id] and "[copper]" in by_answer[0].snippet
+
+
+def test_search_finds_old_and_new_messages_and_follows_edits_and_deletes(store, db):
+    old = store.create("Old chat")
+    first = store.add_message(old.id, "user", "The quick brown fox jumps over the lazy dog.")
+    for i in range(50):  # newer chats without the word
+        other = store.create(f"Chat {i}")
+        store.add_message(other.id, "user", f"Something else entirely, number {i}.")
+    assert [h.conversation.id for h in store.search("fox")] == [old.id]
+    assert [h.conversation.id for h in store.search("FOX jumps")] == [old.id]  # every word, any case
+    assert [h.conversation.id for h in store.search("fox jum")] == [old.id]  # the word being typed: a prefix
+    assert store.search("jum fox") == []  # the words before it are whole words
+    assert store.search("fox cat") == []
+
+    new = store.create("New chat")
+    store.add_message(new.id, "assistant", "Another fox, in the snow.")
+    assert [h.conversation.id for h in store.search("fox")] == [new.id, old.id]  # latest first
+
+    store.replace_message(first.id, "The quick brown cat.")
+    assert [h.conversation.id for h in store.search("fox")] == [new.id]
+    assert [h.conversation.id for h in store.search("cat")] == [old.id]
+    store.delete(new.id)  # its messages go by cascade, and out of the index with them
+    assert store.search("fox") == []
+    assert [h.conversation.id for h in store.search("old chat")] == [old.id]  # the title counts too
+    assert store.search("   ") == [] and store.search('"') == []
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")  # raises if stale
+
+
+def test_an_old_database_without_search_is_indexed_by_the_migration(db):
+    with ConversationStore(db, migrations=MIGRATIONS[:1]) as old:  # the schema before search existed
+        conv = old.create("From last year")
+        old.add_message(conv.id, "user", "Remember the marmalade recipe.")
+    assert pragma(db, "user_version") == 1
+    with ConversationStore(db) as store:
+        assert [h.conversation.id for h in store.search("marmalade")] == [conv.id]
+        store.add_message(conv.id, "assistant", "Seville oranges, sugar, lemon.")
+        assert [h.conversation.id for h in store.search("seville")] == [conv.id]
+    assert pragma(db, "user_version") == len(MIGRATIONS)
+
+
+def test_pages_walk_the_whole_list_in_order_without_gaps(store):
+    made = [store.create(f"Chat {i}") for i in range(25)]
+    store.rename(made[3].id, "Renamed, so now the latest")
+    seen, after = [], None
+    while page := store.page(after, limit=7):
+        seen += page
+        after = page[-1]
+    assert [c.id for c in seen] == [c.id for c in store.list()] and len(seen) == 25 == store.count()
+    assert seen[0].id == made[3].id
 
 
 CRASHING_WRITER = textwrap.dedent("""

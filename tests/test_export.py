@@ -67,3 +67,34 @@ def test_the_monitor_exports_csv_and_a_png_per_chart(make_desktop, drive, tmp_pa
     for png in written:
         image = QImage(str(png))
         assert not image.isNull() and image.width() > 100 and image.height() > 50
+
+
+def test_export_asks_for_the_file_without_a_nested_event_loop(make_desktop, drive, tmp_path):
+    """The button opens a dialog and returns at once (a modal getSaveFileName would not return
+    until the user answered, running a nested loop inside qasync's); the chosen file arrives by
+    the dialog's signal and is written."""
+    d = make_desktop()
+    d.window.tabs.setCurrentWidget(d.monitor)
+    drive.run(asyncio.to_thread(d.runtime.hub.tick))
+    d.monitor.range_bar.csv.click()  # returns: no nested loop is running
+    dialog = d.monitor.export_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert drive.run(asyncio.sleep(0, result="the loop runs")) == "the loop runs"  # while the dialog is up
+    messages = []
+    d.monitor.status_message.connect(messages.append)
+    target = tmp_path / "picked.csv"
+    from PySide6.QtWidgets import QLineEdit
+    dialog.setDirectory(str(tmp_path))
+    dialog.findChild(QLineEdit, "fileNameEdit").setText(target.name)  # the user types a name
+    dialog.accept()
+    assert not dialog.isVisible() and messages == [f"History written to {target}."]
+    assert len(_parse(target.read_text())) == len(d.runtime.hub.series.points())
+
+    d.monitor.range_bar.png.click()
+    folder_dialog = d.monitor.export_dialog
+    assert folder_dialog is not dialog and folder_dialog.isVisible()
+    charts = tmp_path / "charts"
+    charts.mkdir()
+    folder_dialog.fileSelected.emit(str(charts))  # what the dialog sends when a folder is chosen
+    assert messages[-1] == f"{len(d.monitor.charts.charts)} charts written to {charts}."
+    assert len(list(charts.glob("*.png"))) == len(d.monitor.charts.charts)

@@ -182,19 +182,22 @@ def test_the_chat_shows_the_place_in_line(make_desktop, drive):
     gate = Gate(engine)
     answers = []
     for i in range(4):
-        chat.new_conversation()
-        answers.append(chat.send(f"Count from 1 to 50, number {i}."))
+        drive.run(chat.new_conversation())
+        answers.append(drive.run(chat.send(f"Count from 1 to 50, number {i}.")))
     drive.wait(lambda: engine.active_slots == 4)
     gate.close()
     drive.wait(gate.held.is_set)
     for i in range(4, 7):
-        chat.new_conversation()
-        answers.append(chat.send(f"Name a colour, number {i}."))
+        drive.run(chat.new_conversation())
+        answers.append(drive.run(chat.send(f"Name a colour, number {i}.")))
         drive.wait(lambda: engine.queue_depth == i - 3)
     drive.wait(lambda: all(a.queue_positions for a in answers[4:]))
     assert [a.queue_positions[0] for a in answers[4:]] == [1, 2, 3]
     # The last one is on screen: its pending answer says where it waits.
     assert answers[-1].widget is not None and answers[-1].widget.state.text().startswith("waiting: 3rd in line")
+    # …told by the stream's queue chunks: the chat runs no timer of its own to ask the engine.
+    from PySide6.QtCore import QTimer, Qt
+    assert [t for t in chat.findChildren(QTimer, options=Qt.FindDirectChildrenOnly) if t.isActive()] == []
     gate.open()
     drive.wait(lambda: all(a.task.done() for a in answers))
     assert [a.record.queue_position for a in answers] == [0, 0, 0, 0, 1, 2, 3]

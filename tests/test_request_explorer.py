@@ -30,8 +30,8 @@ def test_explorer_rows_match_the_requests_and_a_chart_click_selects_them(make_de
     model = d.runtime.assistant.default_model()
     answers = []
     for prompt in ("Name a fruit.", "Name a colour."):
-        d.chat.new_conversation()
-        answers.append(d.chat.send(prompt))
+        drive.run(d.chat.new_conversation())
+        answers.append(drive.run(d.chat.send(prompt)))
     drive.wait(lambda: all(a.task.done() for a in answers))
 
     async def api():

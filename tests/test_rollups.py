@@ -123,9 +123,11 @@ def test_an_unwritable_data_dir_turns_rollups_off_with_a_warning(settings, tmp_p
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     bad = settings.model_copy(update={"general": settings.general.model_copy(update={"data_dir": str(blocker / "d")})})
-    runtime = Runtime(bad)
-    assert runtime.hub.rollups is None
+    runtime = Runtime(bad)  # the file is opened on a thread: the constructor (on the loop) does not wait
+    assert runtime.hub.rollups.opened.result(timeout=30) is False
+    assert str(blocker) in runtime.hub.rollups.error
     assert any("telemetry history is off" in r.getMessage() for r in caplog.records)
+    assert runtime.hub.rollups.rows() == [] and runtime.hub.rollups.count() == 0  # off, not broken
     asyncio.run(runtime.close())
 
 

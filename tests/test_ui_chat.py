@@ -9,14 +9,15 @@ from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # 
 STATS = re.compile(r"· \d+ tokens · [\d.]+ tok/s · TTFT \d+ ms · (cached|warm|cold start \(load \d+ ms\))")
 
 
-def _stored(desktop, conv_id):
-    return desktop.store.messages(conv_id)
+def _stored(drive, desktop, conv_id):
+    return drive.run(desktop.store.messages(conv_id))
 
 
 def test_send_streams_the_answer_and_shows_the_stats_line(make_desktop, drive, qtbot):
     d = make_desktop()
     d.chat.composer.input.setPlainText("Name three colors.")
     qtbot.keyClick(d.chat.composer.input, "\r")  # Enter sends
+    drive.wait(lambda: bool(d.chat.answers))
     answer = next(iter(d.chat.answers.values()))
     assert d.chat.composer.send_button.text() == "Stop"
     drive.wait(answer.task.done)
@@ -29,7 +30,7 @@ def test_send_streams_the_answer_and_shows_the_stats_line(make_desktop, drive, q
     assert answer.chunks > 1  # it streamed…
     assert reply.renders <= answer.chunks + 2  # …and the widget re-rendered at most once per chunk (throttled)
     assert d.chat.composer.send_button.text() == "Send"
-    stored = _stored(d, d.chat.current_id)
+    stored = _stored(drive, d, d.chat.current_id)
     assert [(m.role, m.status) for m in stored] == [("user", "complete"), ("assistant", "complete")]
     assert stored[1].content == reply.text and STATS.search(stored[1].meta["stats"])
     assert d.chat.sidebar.titles() == ["Name three colors."]
@@ -49,11 +50,11 @@ def test_stop_mid_answer_keeps_the_partial_text_saved_as_stopped(make_desktop, d
     from jarvis.config import load_settings
 
     d = make_desktop(load_settings(environ={**ui_env, "JARVIS_GENERATION_MAX_TOKENS": "400"}))
-    answer = d.chat.send("Write a long story about a dragon and a knight.")
+    answer = drive.run(d.chat.send("Write a long story about a dragon and a knight."))
     drive.wait(lambda: len(answer.text) > 10)
     d.chat.composer.send_button.click()  # the Send button is Stop while answering
     drive.wait(answer.task.done)
-    stored = _stored(d, answer.conversation_id)[-1]
+    stored = _stored(drive, d, answer.conversation_id)[-1]
     assert stored.role == "assistant" and stored.status == "stopped"
     assert stored.content == answer.text and len(stored.content) > 10
     assert stored.meta["record"] is None or stored.meta["record"]["completion_tokens"] < 400
@@ -64,15 +65,16 @@ def test_stop_mid_answer_keeps_the_partial_text_saved_as_stopped(make_desktop, d
 
 def test_regenerate_replaces_the_last_answer_without_the_cache(make_desktop, drive):
     d = make_desktop()
-    first = d.chat.send("Say hello.")
+    first = drive.run(d.chat.send("Say hello."))
     drive.wait(first.task.done)
-    old = _stored(d, first.conversation_id)[-1]
+    old = _stored(drive, d, first.conversation_id)[-1]
     requests = d.runtime.hub.perf.counters().get("requests.total", 0)
     d.chat.composer.regenerate_button.click()
+    drive.wait(lambda: first.conversation_id in d.chat.answers)
     second = d.chat.answers[first.conversation_id]
     assert second.request.use_cache is False
     drive.wait(second.task.done)
-    stored = _stored(d, first.conversation_id)
+    stored = _stored(drive, d, first.conversation_id)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[-1].created_at > old.created_at and stored[-1].content.strip()  # (SQLite may reuse the id)
     assert "cached" not in stored[-1].meta["stats"] and "warm" in stored[-1].meta["stats"]
@@ -82,42 +84,43 @@ def test_regenerate_replaces_the_last_answer_without_the_cache(make_desktop, dri
 
 def test_edit_and_resend_the_last_question(make_desktop, drive):
     d = make_desktop()
-    first = d.chat.send("What is 2 + 2?")
+    first = drive.run(d.chat.send("What is 2 + 2?"))
     drive.wait(first.task.done)
     d.chat.composer.edit_button.click()
-    assert d.chat.composer.input.toPlainText() == "What is 2 + 2?"
+    drive.wait(lambda: d.chat.composer.input.toPlainText() == "What is 2 + 2?")
     assert d.chat.composer.editing_note.isVisible()
-    second = d.chat.send("What is 3 + 3?")
+    second = drive.run(d.chat.send("What is 3 + 3?"))
     drive.wait(second.task.done)
-    stored = _stored(d, first.conversation_id)
+    stored = _stored(drive, d, first.conversation_id)
     assert [(m.role, m.content) for m in stored][0] == ("user", "What is 3 + 3?")
     assert len(stored) == 2 and stored[1].status == "complete"
 
 
 def test_conversations_renames_and_deletes_survive_a_restart(make_desktop, drive, ui_settings):
     d = make_desktop()
-    a = d.chat.send("First topic")
+    a = drive.run(d.chat.send("First topic"))
     drive.wait(a.task.done)
     first_id = a.conversation_id
-    second_id = d.chat.new_conversation()
-    b = d.chat.send("Second topic")
+    second_id = drive.run(d.chat.new_conversation())
+    b = drive.run(d.chat.send("Second topic"))
     drive.wait(b.task.done)
-    third_id = d.chat.new_conversation()
-    d.chat.rename(first_id, "Renamed topic")
-    d.chat.delete(third_id)
-    d.chat.sidebar.search.setText("renamed")
-    assert d.chat.sidebar.titles() == ["Renamed topic"]
+    third_id = drive.run(d.chat.new_conversation())
+    drive.run(d.chat.rename(first_id, "Renamed topic"))
+    drive.run(d.chat.delete(third_id))
+    d.chat.sidebar.search.setText("renamed")  # a title
+    drive.wait(lambda: d.chat.sidebar.titles() == ["Renamed topic"])
     d.chat.sidebar.search.setText("")
+    drive.wait(lambda: len(d.chat.sidebar.titles()) == 2)
     drive.run(d.shutdown(), timeout_s=30)
 
     again = make_desktop(ui_settings)  # a second window over the same database
     titles = again.chat.sidebar.titles()
     assert sorted(titles) == ["Renamed topic", "Second topic"]
-    again.chat.select(first_id)
+    drive.run(again.chat.select(first_id))
     widgets = again.chat.view.messages()
     assert [w.role for w in widgets] == ["user", "assistant"] and widgets[0].text == "First topic"
     assert STATS.search(widgets[1].stats.text())
-    assert {c.id for c in again.store.list()} == {first_id, second_id}
+    assert {c.id for c in drive.run(again.store.list())} == {first_id, second_id}
 
 
 def test_a_corrupt_model_is_an_error_in_the_conversation_and_the_app_carries_on(make_desktop, drive, ui_env,
@@ -128,18 +131,18 @@ def test_a_corrupt_model_is_an_error_in_the_conversation_and_the_app_carries_on(
     folder.mkdir()
     (folder / "half.gguf").write_bytes(model_path.read_bytes()[:5_000_000])
     d = make_desktop(load_settings(environ={**ui_env, "JARVIS_GENERAL_MODELS_DIRS": str(folder)}))
-    conv = d.chat.new_conversation()
+    conv = drive.run(d.chat.new_conversation())
     d.chat.settings_panel.model.setCurrentIndex(d.chat.settings_panel.model.findData("half"))
-    assert d.store.get(conv).model == "half"
-    bad = d.chat.send("hi")
+    assert drive.run(d.store.get(conv)).model == "half"  # asked after the change: the store's thread keeps order
+    bad = drive.run(d.chat.send("hi"))
     drive.wait(bad.task.done)
     widget = d.chat.view.messages()[-1]
     assert widget.status == "error" and "half.gguf" in widget.text
-    assert _stored(d, conv)[-1].status == "error"
+    assert _stored(drive, d, conv)[-1].status == "error"
     d.chat.settings_panel.model.setCurrentIndex(0)  # back to the default model: it works
-    good = d.chat.send("Say hi.")
+    good = drive.run(d.chat.send("Say hi."))
     drive.wait(good.task.done)
-    stored = _stored(d, conv)
+    stored = _stored(drive, d, conv)
     assert stored[-1].status == "complete" and stored[-1].content.strip()
 
 
@@ -163,7 +166,7 @@ def test_closing_the_window_mid_answer_saves_it_stopped_and_exits_fast(make_desk
     from jarvis.config import load_settings
 
     d = make_desktop(load_settings(environ={**ui_env, "JARVIS_GENERATION_MAX_TOKENS": "400"}))
-    answer = d.chat.send("Write a long poem about the sea.")
+    answer = drive.run(d.chat.send("Write a long poem about the sea."))
     drive.wait(lambda: len(answer.text) > 5)
     d.window.close()
     assert not d.window.isVisible()  # gone at once; the runtime closes behind it

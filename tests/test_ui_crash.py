@@ -23,17 +23,17 @@ def test_the_monitor_shows_a_crash_and_the_next_message_reloads_the_model(make_d
 
     first.step_hook = hook
     crash_now.set()
-    failed = d.chat.send("Name a fruit.")
+    failed = drive.run(d.chat.send("Name a fruit."))
     drive.wait(failed.task.done)
     drive.wait(lambda: assistant.manager.engine_of(model) is None)
 
-    answered = d.chat.send("Name a fruit.")
+    answered = drive.run(d.chat.send("Name a fruit."))
     drive.wait(answered.task.done)
     d.window.tabs.setCurrentWidget(d.monitor)
     d.monitor.refresh()
     d.window.grab().save(str(tmp_path / "monitor-after-crash.png"))
 
-    errors = [m.content for m in d.chat.store.messages(failed.conversation_id) if m.status == "error"]
+    errors = [m.content for m in drive.run(d.chat.store.messages(failed.conversation_id)) if m.status == "error"]
     assert len(errors) == 1 and "crashed (RuntimeError: injected fault)" in errors[0]
     assert answered.text.strip()
     assert assistant.manager.engine_of(model) is not first

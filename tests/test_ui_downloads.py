@@ -96,3 +96,26 @@ def test_the_dialog_checks_the_curated_pin(make_desktop, drive, qtbot, hub, gguf
     row.refresh()
     assert "curated list" in row.status.text() and "105,454,432" in row.status.text()
     assert hub.gets() == [] and not (ui_settings.user_models_path / file).exists()
+
+
+def test_closing_the_window_mid_download_keeps_the_partial_file_and_the_next_start_resumes(
+        make_desktop, drive, qtbot, hub, gguf_file, ui_settings):
+    d = make_desktop()
+    half = len(gguf_file.data) // 2
+    dialog, row = _start_held(d, hub, qtbot, half)
+    drive.wait(lambda: row.job.pull.progress.done == half)
+    closing = drive.loop.create_task(d.shutdown())
+    drive.wait(lambda: row.job.pull.control.stopped)  # the close paused it…
+    hub.release()  # …and the pull sees that at its next bytes
+    drive.wait(closing.done, timeout_s=30)
+    closing.result()
+    assert not row.job.alive and row.job.state == "paused"  # its thread ended before the app went on
+    kept = [name for name in _leftovers(ui_settings) if name.endswith(".part")]
+    assert len(kept) == 1 and FILE.removesuffix(".gguf") in kept[0]  # the bytes so far, kept
+    assert not (ui_settings.user_models_path / FILE).exists()
+
+    again = make_desktop(ui_settings)
+    dialog, row = _start_held(again, hub, qtbot, None)
+    drive.wait(lambda: again.chat.settings_panel.model.findData(NAME) >= 0)
+    assert hub.gets()[-1][2] == f"bytes={half}-"  # resumed from the kept bytes, not from zero
+    assert (ui_settings.user_models_path / FILE).read_bytes() == gguf_file.data

@@ -25,7 +25,7 @@ def test_charts_gain_points_after_requests(make_desktop, drive):
     d.monitor.refresh()
     latency = d.monitor.charts.chart("latency_p50_ms")
     before = points(latency.curves["latency_p50_ms"])
-    answer = d.chat.send("Name a fruit.")
+    answer = drive.run(d.chat.send("Name a fruit."))
     drive.wait(answer.task.done)
     drive.run(asyncio.to_thread(hub.tick))
     d.monitor.refresh()
@@ -78,9 +78,9 @@ def test_gpu_memory_is_charted_with_nvml_faked(make_desktop, drive):
 def test_unload_button_and_clear_cache(make_desktop, drive):
     d = make_desktop()
     _show_monitor(d)
-    answer = d.chat.send("Say yes.")
+    answer = drive.run(d.chat.send("Say yes."))
     drive.wait(answer.task.done)
-    again = d.chat.send("Say yes.")  # a second conversation turn: not a cache hit, that is fine
+    again = drive.run(d.chat.send("Say yes."))  # a second conversation turn: not a cache hit, that is fine
     drive.wait(again.task.done)
     d.monitor.refresh()
     d.monitor.models.table.cellWidget(0, len(MODEL_COLUMNS) - 1).click()  # the last column: Unload
@@ -115,8 +115,8 @@ def test_the_loop_keeps_ticking_while_four_answers_stream(make_desktop, drive, u
 
     ticking = drive.loop.create_task(ticker())
     for i, topic in enumerate(["the sea", "a forest", "the moon", "a city"]):
-        d.chat.new_conversation()
-        answers.append(d.chat.send(f"Write a short poem about {topic}."))
+        drive.run(d.chat.new_conversation())
+        answers.append(drive.run(d.chat.send(f"Write a short poem about {topic}.")))
     assert len(d.chat.answers) == 4
     drive.wait(lambda: all(a.task.done() for a in answers))
     stop.set()
@@ -150,11 +150,28 @@ def test_the_endpoint_address_is_in_the_status_bar(make_desktop):
     assert d.window.server.text() == f"API {d.runtime.server.url}"
 
 
-def test_an_unopenable_database_falls_back_to_memory_with_a_warning(make_desktop, ui_env, tmp_path):
+def test_an_unopenable_database_falls_back_to_memory_with_a_warning(make_desktop, drive, ui_env, tmp_path):
     from jarvis.config import load_settings
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     d = make_desktop(load_settings(environ={**ui_env, "JARVIS_CONVERSATIONS_DATABASE": str(blocker / "c.db")}))
     assert d.chat.sidebar.warning.isVisible() and "memory" in d.chat.sidebar.warning.text()
-    assert d.chat.new_conversation() > 0
+    assert drive.run(d.chat.new_conversation()) > 0
+
+
+def test_a_long_range_is_drawn_as_bucket_peaks_that_keep_spikes_and_gaps():
+    import numpy as np
+
+    from ui.monitor.charts import peaks
+
+    x = np.arange(7 * 24 * 60, dtype=float)  # 7 days of minutes
+    y = np.ones_like(x)
+    y[5000] = 90.0  # one bad minute
+    y[100:400] = np.nan  # the app was closed for five hours
+    xs, ys = peaks(x, y, 500)
+    assert len(xs) == 1000 and np.all(np.diff(xs) >= 0)  # a pair per bucket, in time order
+    assert np.nanmax(ys) == 90.0 and np.nanmin(ys) == 1.0  # the spike is still drawn
+    assert np.isnan(ys).any()  # and the gap is still a gap
+    short = np.arange(30.0)
+    assert peaks(short, short, 500)[1] is short  # a short range is drawn as it is

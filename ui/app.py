@@ -1,8 +1,10 @@
 """The desktop application: one QApplication whose event loop is asyncio (qasync), one Runtime.
 
-`Desktop` owns the runtime, the conversation store and the window; `main(settings)` runs it.
-Closing the window: cancel running answers (each is saved as 'stopped'), close the runtime (which
-unloads the models and stops the HTTP endpoint), then leave the loop.
+`Desktop` owns the runtime, the conversation store (on a thread of its own) and the window;
+`main(settings)` runs it. Closing the window: cancel running answers (each is saved as 'stopped'),
+pause downloads (their partial files stay for resume), close the runtime (which unloads the
+models and stops the HTTP endpoint) and the store, then leave the loop. Nothing of it blocks
+the loop: every wait is an await on another thread's work.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import traceback
 
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from jarvis.conversations import ConversationStore
+from jarvis.conversations_async import AsyncConversationStore
 from jarvis.runtime import Runtime
 
 from ui.chat.chat_view import ChatView
@@ -32,15 +34,13 @@ class Desktop:
 
         self.settings = settings
         self.runtime = runtime or Runtime(settings, registrars=[openai_routes])
-        self.store, warning = ConversationStore.open_or_memory(settings.database_path)
-        self.chat = ChatView(self.runtime.assistant, self.store, store_warning=warning)
+        self.store = AsyncConversationStore(settings.database_path)  # opens on its own thread
+        self.chat = ChatView(self.runtime.assistant, self.store)
         self.monitor = MonitorView(self.runtime)
         self.window = MainWindow(self.chat, self.monitor, self.runtime, on_close=self._close_requested)
         self.heartbeat = UiHeartbeat(self.runtime, parent=self.window)  # the UI stall, measured
         self.get_models = None  # the "Get models" dialog, made on first use
         self.chat.settings_panel.get_models_requested.connect(self.open_get_models)
-        if warning:
-            self.window.show_message(warning, error=True)
         self.closed = asyncio.Event()
         self._closing: asyncio.Task | None = None
         self.shutdown_ms: dict[str, float] = {}
@@ -49,8 +49,12 @@ class Desktop:
         warm = bool(self.settings.models.warmup) if warmup is None else warmup
         if self.settings.telemetry.heartbeat_ms:
             self.heartbeat.start()
+        listing = self.chat.tasks.spawn(self.chat.load(), name="chat-load")  # the list while the runtime starts
         await self.runtime.start(http=http, warmup=warm)
         self.chat.refresh_models()  # the first scan is done: the picker shows what it found
+        warning = await listing
+        if warning:
+            self.window.show_message(warning, error=True)
         if not self.monitor.isVisible():  # the first switch to the monitor: no relayout then
             self.monitor.prepare(self.window.tabs.currentWidget().geometry())
         self.window.update_state()
@@ -80,16 +84,12 @@ class Desktop:
         self.chat.tasks.spawn(rescan_then_show(), name="catalog-rescan")
 
     async def _stop_downloads(self) -> None:
-        """Pause downloads (their partial files resume next time); a stalled one is left behind:
-        its thread is a daemon and sees the stop at its read timeout."""
+        """Stop every download, keeping its partial file for a resume next time, and await the
+        threads' ends off the loop (a stalled one sees the stop at its read timeout)."""
         if self.get_models is None:
             return
-        self.get_models.stop_all()
         self.get_models.timer.stop()
-        for _ in range(40):
-            if not self.get_models.running():
-                return
-            await asyncio.sleep(0.05)
+        await self.get_models.stop_all()
 
     def _close_requested(self) -> bool:
         """closeEvent asks: True lets the window close (shutdown done), False defers it."""
@@ -111,7 +111,7 @@ class Desktop:
         await self.monitor.tasks.cancel_all()
         saved = time.perf_counter()
         await self.runtime.close()       # unloads models, stops the endpoint and the sampler
-        self.store.close()
+        await self.store.close()
         done = time.perf_counter()
         self.shutdown_ms = {"answers_saved": (saved - started) * 1000, "runtime_closed": (done - started) * 1000}
         log.info("shutdown: answers saved in %.0f ms, runtime closed in %.0f ms", *self.shutdown_ms.values())

@@ -46,16 +46,16 @@ async def scenario(out: Path, data_dir: str) -> list[Path]:
         for round_ in range(3):
             answers = []
             for prompt in prompts[round_:] + prompts[:round_]:
-                chat.new_conversation()
-                answers.append(chat.send(prompt))
+                await chat.new_conversation()
+                answers.append(await chat.send(prompt))
             await _wait(lambda: all(a.task.done() for a in answers))
             await asyncio.sleep(1.5)
         # The conversation on screen: one finished answer, the next one caught while it streams.
-        conv = chat.new_conversation()
-        chat.rename(conv, "Reversing strings in Python")
-        first = chat.send("Write a Python function that reverses a string. Use a code block.")
+        conv = await chat.new_conversation()
+        await chat.rename(conv, "Reversing strings in Python")
+        first = await chat.send("Write a Python function that reverses a string. Use a code block.")
         await _wait(first.task.done)
-        second = chat.send("Now explain in a short bulleted list how it works.")
+        second = await chat.send("Now explain in a short bulleted list how it works.")
         await _wait(lambda: len(second.text) > 120 or second.task.done())  # a short answer ends first
         window.tabs.setCurrentWidget(chat)
         await asyncio.sleep(0.1)  # let the throttled render and the layout catch up

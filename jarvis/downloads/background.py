@@ -5,6 +5,7 @@ has stalled."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import threading
 
@@ -21,6 +22,8 @@ class BackgroundPull:
         self.error: BaseException | None = None
         self.result = None
         self._thread: threading.Thread | None = None
+        self._ended: concurrent.futures.Future = concurrent.futures.Future()
+        self._ended.set_result(None)  # no thread runs yet
         self._id = next(_ids)
 
     @property
@@ -40,6 +43,7 @@ class BackgroundPull:
         self.pull.control = Control()
         self.error = None
         self.pull.state, self.pull.error = "starting", None
+        self._ended = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._work, name=f"jarvis-download-{self._id}", daemon=True)
         self._thread.start()
 
@@ -48,6 +52,13 @@ class BackgroundPull:
             self.result = self.pull.run(retries=self.retries)
         except BaseException as e:  # kept for whoever watches; the pull's state says which kind
             self.error = e
+        finally:
+            self._ended.set_result(None)
+
+    def ended(self) -> concurrent.futures.Future:
+        """Done once the pull's thread has stopped (at once when none runs): an event loop awaits
+        it with asyncio.wrap_future instead of joining the thread."""
+        return self._ended
 
     def pause(self) -> None:
         self.pull.control.pause()

@@ -8,11 +8,15 @@ deleted as each new one is written, so the file stays bounded (about 10 000 rows
 Threads: `observe` (subscribe it to the RecordBus) only appends under a lock, on whichever thread
 emitted. `on_point` is called by TelemetryHub.tick, which runs on the hub's own thread, never on
 the loop; that is where a finished minute is written. Reading (`rows`) is blocking: from the loop,
-call it through `asyncio.to_thread`.
+call it through `asyncio.to_thread`. Opening the file runs on a short thread of its own, started by
+the constructor (which may run on the loop); every use of the database waits for it there. A file
+that cannot be opened (an unwritable data folder) logs one warning and turns the history off.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
 import math
 import sqlite3
 import threading
@@ -24,6 +28,7 @@ from jarvis.telemetry.fold import facts
 from jarvis.telemetry.records import RequestRecord
 from jarvis.telemetry.window import percentile
 
+log = logging.getLogger("jarvis.telemetry.rollups")
 WEEK_S = 7 * 86400
 FIELDS = ["minute", "requests", "errors", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "ttft_p50_ms",
           "ttft_p95_ms", "prompt_tokens", "completion_tokens", "cache_hits", "cache_misses", "cpu_percent",
@@ -109,13 +114,36 @@ class RollupStore:
         self._lock = threading.Lock()  # the minute being filled
         self._db_lock = threading.Lock()  # the connection
         self._minute: _Minute | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(SCHEMA)
+        self._db: sqlite3.Connection | None = None
+        self.error: str | None = None  # why the history is off, when the file could not be opened
         self.written = 0
         self.pruned = 0
+        self.opened: concurrent.futures.Future = concurrent.futures.Future()
+        threading.Thread(target=self._open, name="jarvis-rollups-open", daemon=True).start()
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute(SCHEMA)
+            except sqlite3.Error:
+                db.close()
+                raise
+            self._db = db
+        except (OSError, sqlite3.Error) as e:  # e.g. an unwritable data folder: the app still runs
+            self.error = str(e)
+            log.warning("Per-minute telemetry history is off: %s cannot be opened (%s).", self.path, e)
+        finally:
+            self.opened.set_result(self.error is None)
+
+    def _connection(self) -> sqlite3.Connection | None:
+        """The open database (waiting for the opening thread, which takes no lock), or None when
+        the history is off or closed. Called under `_db_lock`."""
+        self.opened.result()
+        return self._db
 
     # ---- writing ------------------------------------------------------------------------
     def _current(self, now: float) -> _Minute:
@@ -171,18 +199,21 @@ class RollupStore:
         counts add up; percentiles and stalls keep the worse of the two; means are averaged."""
         horizon = self._clock() - self.retention_s
         with self._db_lock:
-            self._db.execute("BEGIN")
+            db = self._connection()
+            if db is None:
+                return
+            db.execute("BEGIN")
             try:
-                old = self._db.execute(f"SELECT {', '.join(FIELDS)} FROM minute_rollups WHERE minute = ?",
-                                       (row["minute"],)).fetchone()
+                old = db.execute(f"SELECT {', '.join(FIELDS)} FROM minute_rollups WHERE minute = ?",
+                                 (row["minute"],)).fetchone()
                 if old is not None:
                     row = _merge(dict(zip(FIELDS, old)), row)
-                self._db.execute(f"INSERT OR REPLACE INTO minute_rollups ({', '.join(FIELDS)}) "
-                                 f"VALUES ({', '.join('?' for _ in FIELDS)})", [row.get(f) for f in FIELDS])
-                pruned = self._db.execute("DELETE FROM minute_rollups WHERE minute < ?", (horizon,)).rowcount
-                self._db.execute("COMMIT")
+                db.execute(f"INSERT OR REPLACE INTO minute_rollups ({', '.join(FIELDS)}) "
+                           f"VALUES ({', '.join('?' for _ in FIELDS)})", [row.get(f) for f in FIELDS])
+                pruned = db.execute("DELETE FROM minute_rollups WHERE minute < ?", (horizon,)).rowcount
+                db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
         self.written += 1
         self.pruned += max(0, pruned)
@@ -198,14 +229,26 @@ class RollupStore:
     def rows(self, since: float | None = None) -> list[dict]:
         """Rows from `since` (unix time) on, oldest first. Blocking."""
         with self._db_lock:
-            cursor = self._db.execute(f"SELECT {', '.join(FIELDS)} FROM minute_rollups WHERE minute >= ? "
-                                      "ORDER BY minute", (-math.inf if since is None else since,))
+            db = self._connection()
+            if db is None:
+                return []
+            cursor = db.execute(f"SELECT {', '.join(FIELDS)} FROM minute_rollups WHERE minute >= ? "
+                                "ORDER BY minute", (-math.inf if since is None else since,))
             return [dict(zip(FIELDS, values)) for values in cursor.fetchall()]
 
     def count(self) -> int:
         with self._db_lock:
-            return self._db.execute("SELECT COUNT(*) FROM minute_rollups").fetchone()[0]
+            db = self._connection()
+            return 0 if db is None else db.execute("SELECT COUNT(*) FROM minute_rollups").fetchone()[0]
 
     def close(self) -> None:
+        """Blocking (it waits for the opener): from the loop, through asyncio.to_thread."""
         with self._db_lock:
-            self._db.close()
+            db, self._db = self._connection(), None
+            if db is not None:
+                db.close()
+
+    def flush_and_close(self) -> None:
+        """At shutdown, on a thread: the minute in progress is written, then the file closed."""
+        self.flush()
+        self.close()

@@ -1,8 +1,12 @@
-"""The Chat tab: it owns the conversation store and turns user actions into Assistant streams.
+"""The Chat tab: it turns user actions into store calls and Assistant streams.
 
-Every finished message is committed at once; an answer that is stopped (Stop, closing the window)
-is saved as far as it got with status 'stopped'; an error is saved with status 'error' and shown
-in the conversation with what to do. Several conversations may stream at once, one answer each.
+The store runs on a thread of its own (AsyncConversationStore): every user action here is a task
+that awaits it, so the window never waits on SQLite. Actions that change what is on screen run
+one at a time, in the order the user made them (`_actions`, an asyncio lock that nothing holds
+across a stream). Every finished message is committed at once; an answer that is stopped (Stop,
+closing the window) is saved as far as it got with status 'stopped'; an error is saved with
+status 'error' and shown in the conversation with what to do. Several conversations may stream
+at once, one answer each. The place in line while an answer waits comes with its stream's chunks.
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Awaitable
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QSplitter, QVBoxLayout, QWidget
 
-from jarvis.conversations import ConversationStore
+from jarvis.conversations import PAGE, SEARCH_LIMIT
+from jarvis.conversations_async import AsyncConversationStore
 from jarvis.errors import CatalogNotReady, JarvisError
 
 from ui.async_bridge import TaskSet
@@ -27,14 +33,14 @@ from ui.chat.sidebar import Sidebar
 
 log = logging.getLogger("ui.chat")
 NEW_TITLE = "New conversation"
+SHOWN_MESSAGES = 30  # a conversation opens with its latest messages; the earlier ones come on request
 
 
 class ChatView(QWidget):
     status_message = Signal(str)
     answering_changed = Signal()
 
-    def __init__(self, assistant, store: ConversationStore, *, store_warning: str | None = None,
-                 parent=None) -> None:
+    def __init__(self, assistant, store: AsyncConversationStore, parent=None) -> None:
         super().__init__(parent)
         self.assistant = assistant
         self.store = store
@@ -42,7 +48,14 @@ class ChatView(QWidget):
         self.answers: dict[int, Answer] = {}
         self.current_id: int | None = None
         self._editing: tuple[int, int] | None = None  # (conversation id, message id)
+        self._actions = asyncio.Lock()
         self._search = ""
+        self._listed = 0  # conversations shown from the top (list mode)
+        self._last_listed = None  # the last of them: where the next page starts
+        self._list_generation = 0  # bumped by every refill, so a late page is not appended to a new list
+        self._paging = False
+        self._cold: set[Answer] = set()  # answers sent while their model was not loaded yet
+        self._earlier: list = []  # the open conversation's messages not shown yet (StoredMessage)
 
         self.sidebar = Sidebar()
         self.view = ConversationView()
@@ -64,38 +77,79 @@ class ChatView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
 
-        self.sidebar.selected.connect(self.select)
-        self.sidebar.new_requested.connect(self.new_conversation)
-        # Deferred: the list is rebuilt after a rename, which must not happen inside the edited
-        # item's own itemChanged signal.
-        self.sidebar.rename_requested.connect(lambda cid, title: QTimer.singleShot(0, lambda: self.rename(cid, title)))
-        self.sidebar.delete_requested.connect(self.delete)
-        self.sidebar.search_changed.connect(self._search_changed)
-        self.composer.send_requested.connect(self.send)
+        # A task per action: the list is rebuilt after a rename on a later loop turn, never inside
+        # the edited item's own itemChanged signal.
+        self.sidebar.selected.connect(lambda cid: self._spawn(self.select(cid), "select"))
+        self.sidebar.new_requested.connect(lambda: self._spawn(self.new_conversation(), "new-conversation"))
+        self.sidebar.rename_requested.connect(lambda cid, title: self._spawn(self.rename(cid, title), "rename"))
+        self.sidebar.delete_requested.connect(lambda cid: self._spawn(self.delete(cid), "delete"))
+        self.sidebar.search_changed.connect(lambda text: self._spawn(self.search(text), "search"))
+        self.sidebar.more_requested.connect(self._more)
+        self.view.earlier_requested.connect(self.show_earlier)
+        self.composer.send_requested.connect(lambda text: self._spawn(self.send(text), "send"))
         self.composer.stop_requested.connect(self.stop)
-        self.composer.regenerate_requested.connect(self.regenerate)
-        self.composer.edit_requested.connect(self.edit_last)
-        self.settings_panel.changed.connect(self._settings_changed)
+        self.composer.regenerate_requested.connect(lambda: self._spawn(self.regenerate(), "regenerate"))
+        self.composer.edit_requested.connect(lambda: self._spawn(self.edit_last(), "edit"))
+        self.settings_panel.changed.connect(lambda fields: self._spawn(self._settings_changed(fields), "settings"))
         self.settings_panel.refresh_requested.connect(self.rescan_models)
-        if store_warning:
-            self.sidebar.show_warning(store_warning)
-
-        self._waiting_timer = QTimer(self)  # "loading model…" / "waiting in queue" before the first token
-        self._waiting_timer.setInterval(250)
-        self._waiting_timer.timeout.connect(self._update_waiting)
         self.refresh_models()
-        self.refresh_sidebar()
-        conversations = self.store.list()
-        if conversations:
-            self.select(conversations[0].id)
+
+    def _spawn(self, coro, name: str) -> asyncio.Task:
+        return self.tasks.spawn(coro, name=name)
+
+    async def load(self) -> str | None:
+        """The first page of conversations and the latest one opened; the store's warning, if any."""
+        warning = await self.store.opened()
+        if warning:
+            self.sidebar.show_warning(warning)
+        async with self._actions:
+            await self._refresh_sidebar()
+            first = self.sidebar.ids()[:1]
+            if first:
+                await self._select(first[0])
+        return warning
 
     # ---- conversations -------------------------------------------------------------------------
-    def refresh_sidebar(self) -> None:
-        self.sidebar.set_conversations(self.store.list(self._search or None), self.current_id)
+    async def _refresh_sidebar(self) -> None:
+        """The list again from the top (as many as were shown), or the search's hits."""
+        search = self._search
+        if search:
+            hits = await self._guard(self.store.search(search))
+            if hits is not None and search == self._search:
+                self._list_generation += 1
+                self.sidebar.set_results(hits, self.current_id, limit=SEARCH_LIMIT)
+            return
+        wanted = max(PAGE, self._listed)
+        rows = await self._guard(self.store.page(None, wanted + 1))  # one more says whether there is more
+        if rows is None or self._search:
+            return
+        self._list_generation += 1
+        shown = rows[:wanted]
+        self._listed, self._last_listed = len(shown), (shown[-1] if shown else None)
+        self.sidebar.set_conversations(shown, self.current_id, has_more=len(rows) > wanted)
 
-    def _search_changed(self, text: str) -> None:
+    def _more(self) -> None:
+        if not self._paging and not self._search and self._last_listed is not None:
+            self._paging = True
+            self._spawn(self._load_more(), "sidebar-page")
+
+    async def _load_more(self) -> None:
+        try:
+            generation, after = self._list_generation, self._last_listed
+            rows = await self._guard(self.store.page(after, PAGE + 1))
+            if rows is None or generation != self._list_generation:
+                return  # the list was filled again meanwhile
+            page = rows[:PAGE]
+            if page:
+                self._listed += len(page)
+                self._last_listed = page[-1]
+            self.sidebar.append_conversations(page, self.current_id, has_more=len(rows) > PAGE)
+        finally:
+            self._paging = False
+
+    async def search(self, text: str) -> None:
         self._search = text.strip()
-        self.refresh_sidebar()
+        await self._refresh_sidebar()
 
     def refresh_models(self) -> None:
         """The model list from the catalog snapshot: no disk, no lock, on the loop."""
@@ -115,111 +169,153 @@ class ChatView(QWidget):
             self.refresh_models()
         self.tasks.spawn(run(), name="rescan-models")
 
-    def new_conversation(self) -> int:
-        conv = self.store.create(NEW_TITLE)
-        self.select(conv.id)
+    async def new_conversation(self) -> int | None:
+        async with self._actions:
+            return await self._new()
+
+    async def _new(self) -> int | None:
+        conv = await self._guard(self.store.create(NEW_TITLE))
+        if conv is None:
+            return None
+        await self._refresh_sidebar()
+        await self._select(conv.id)
         self.composer.input.setFocus()
         return conv.id
 
-    def select(self, conversation_id: int) -> None:
+    async def select(self, conversation_id: int) -> None:
+        async with self._actions:
+            await self._select(conversation_id)
+
+    async def _select(self, conversation_id: int) -> None:
+        loaded = await self._guard(self.store.run(lambda s: (s.get(conversation_id), s.messages(conversation_id))))
+        if loaded is None:  # deleted meanwhile
+            return
+        conv, messages = loaded
         for answer in self.answers.values():
             answer.widget = None  # the view is about to drop every widget
         self._editing = None
         self.composer.set_editing(None)
         self.current_id = conversation_id
-        conv = self.store.get(conversation_id)
         self.view.clear()
-        for m in self.store.messages(conversation_id):
-            self.view.add(MessageWidget(m.role, m.content, status=m.status, stats=m.meta.get("stats", ""),
-                                        message_id=m.id))
+        self._earlier = messages[:-SHOWN_MESSAGES]
+        for m in messages[-SHOWN_MESSAGES:]:
+            self.view.add(_message_widget(m))
+        self.view.set_earlier(len(self._earlier))
         answer = self.answers.get(conversation_id)
         if answer is not None:
             answer.widget = self.view.add(MessageWidget("assistant", answer.text, status="streaming"))
+            if not answer.first_token:
+                answer.widget.set_state(self._waiting_state(answer))
         self.settings_panel.load(conv, self.assistant.settings.generation)
         self.composer.set_answering(answer is not None)
-        self.refresh_sidebar()
+        self.sidebar.select_id(conversation_id)
 
-    def rename(self, conversation_id: int, title: str) -> None:
-        self._guard(lambda: self.store.rename(conversation_id, title))
-        self.refresh_sidebar()
+    def show_earlier(self) -> None:
+        """The messages the open conversation's first screen left out (already read with it)."""
+        earlier, self._earlier = self._earlier, []
+        self.view.set_earlier(0)
+        self.view.prepend([_message_widget(m) for m in earlier])
 
-    def delete(self, conversation_id: int) -> None:
-        answer = self.answers.get(conversation_id)
-        if answer is not None and answer.task is not None:
-            answer.task.cancel()
-            self.answers.pop(conversation_id, None)
-        self._guard(lambda: self.store.delete(conversation_id))
-        if conversation_id == self.current_id:
-            self.current_id = None
-            self.view.clear()
-            self.composer.set_answering(False)
-            rest = self.store.list()
-            if rest:
-                self.select(rest[0].id)
-        self.refresh_sidebar()
+    async def rename(self, conversation_id: int, title: str) -> None:
+        async with self._actions:
+            await self._guard(self.store.rename(conversation_id, title))
+            await self._refresh_sidebar()
 
-    def _settings_changed(self, fields: dict) -> None:
-        if self.current_id is not None:
-            self._guard(lambda: self.store.update_settings(self.current_id, **fields))
+    async def delete(self, conversation_id: int) -> None:
+        async with self._actions:
+            answer = self.answers.pop(conversation_id, None)
+            if answer is not None and answer.task is not None:
+                answer.task.cancel()
+            await self._guard(self.store.delete(conversation_id))
+            if conversation_id == self.current_id:
+                self.current_id = None
+                self._earlier = []
+                self.view.clear()
+                self.composer.set_answering(False)
+            await self._refresh_sidebar()
+            if self.current_id is None and self.sidebar.ids():
+                await self._select(self.sidebar.ids()[0])
+
+    async def _settings_changed(self, fields: dict) -> None:
+        async with self._actions:
+            if self.current_id is not None:
+                await self._guard(self.store.update_settings(self.current_id, **fields))
 
     # ---- asking --------------------------------------------------------------------------------
-    def send(self, text: str) -> Answer | None:
+    async def send(self, text: str) -> Answer | None:
         text = text.strip()
         if not text:
             return None
-        if self.current_id is None:
-            self.new_conversation()
-        conv_id = self.current_id
-        if conv_id in self.answers:
-            self.status_message.emit("This conversation is still answering: stop it first.")
-            return None
-        if self._editing and self._editing[0] == conv_id:
-            _, message_id = self._editing
-            self._editing = None
-            self.composer.set_editing(None)
-            if self._guard(lambda: (self.store.replace_message(message_id, text),
-                                    self.store.delete_messages_after(message_id))) is None:
+        async with self._actions:
+            if self.current_id is None and await self._new() is None:
                 return None
-            self.select(conv_id)
-        else:
-            conv = self.store.get(conv_id)
-            if conv.title == NEW_TITLE and not self.store.messages(conv_id):
-                self._guard(lambda: self.store.rename(conv_id, _title_from(text)))
-            message = self._guard(lambda: self.store.add_message(conv_id, "user", text))
-            if message is None:
+            conv_id = self.current_id
+            if conv_id in self.answers:
+                self.status_message.emit("This conversation is still answering: stop it first.")
                 return None
-            self.view.add(MessageWidget("user", text, message_id=message.id))
-            self.refresh_sidebar()
-        return self._start(conv_id, use_cache=True)
+            if self._editing and self._editing[0] == conv_id:
+                _, message_id = self._editing
+                self._editing = None
+                self.composer.set_editing(None)
+
+                def edit(s):
+                    s.replace_message(message_id, text)
+                    return s.delete_messages_after(message_id)
+                if await self._guard(self.store.run(edit)) is None:
+                    return None
+                await self._select(conv_id)
+            else:
+                def ask(s):
+                    conv = s.get(conv_id)
+                    if conv.title == NEW_TITLE and not s.messages(conv_id):
+                        s.rename(conv_id, _title_from(text))
+                    return s.add_message(conv_id, "user", text)
+                message = await self._guard(self.store.run(ask))
+                if message is None:
+                    return None
+                self.view.add(MessageWidget("user", text, message_id=message.id))
+                await self._refresh_sidebar()
+            return await self._start(conv_id, use_cache=True)
 
     def stop(self) -> None:
         answer = self.answers.get(self.current_id)
         if answer is not None and answer.task is not None:
             answer.task.cancel()
 
-    def regenerate(self) -> Answer | None:
-        conv_id = self.current_id
-        if conv_id is None or conv_id in self.answers:
-            return None
-        users = [m for m in self.store.messages(conv_id) if m.role == "user"]
-        if not users:
-            return None
-        self._guard(lambda: self.store.delete_messages_after(users[-1].id))
-        self.select(conv_id)
-        return self._start(conv_id, use_cache=False)
+    async def regenerate(self) -> Answer | None:
+        async with self._actions:
+            conv_id = self.current_id
+            if conv_id is None or conv_id in self.answers:
+                return None
 
-    def edit_last(self) -> None:
-        conv_id = self.current_id
-        if conv_id is None or conv_id in self.answers:
-            return
-        users = [m for m in self.store.messages(conv_id) if m.role == "user"]
-        if users:
-            self._editing = (conv_id, users[-1].id)
-            self.composer.set_editing(users[-1].content)
+            def drop_last_answer(s) -> bool:
+                users = [m for m in s.messages(conv_id) if m.role == "user"]
+                if users:
+                    s.delete_messages_after(users[-1].id)
+                return bool(users)
+            if not await self._guard(self.store.run(drop_last_answer)):
+                return None
+            await self._select(conv_id)
+            return await self._start(conv_id, use_cache=False)
 
-    def _start(self, conv_id: int, *, use_cache: bool) -> Answer | None:
-        conv = self.store.get(conv_id)
-        history = [m.message for m in self.store.messages(conv_id)
+    async def edit_last(self) -> None:
+        async with self._actions:
+            conv_id = self.current_id
+            if conv_id is None or conv_id in self.answers:
+                return
+            messages = await self._guard(self.store.messages(conv_id)) or []
+            users = [m for m in messages if m.role == "user"]
+            if users:
+                self._editing = (conv_id, users[-1].id)
+                self.composer.set_editing(users[-1].content)
+
+    async def _start(self, conv_id: int, *, use_cache: bool) -> Answer | None:
+        """Called under `_actions`: reads the conversation, then starts its answer's stream."""
+        loaded = await self._guard(self.store.run(lambda s: (s.get(conv_id), s.messages(conv_id))))
+        if loaded is None:
+            return None
+        conv, messages = loaded
+        history = [m.message for m in messages
                    if m.status != "error" and m.role in ("user", "assistant") and m.content.strip()]
         widget = self.view.add(MessageWidget("assistant", "", status="streaming"))
         try:
@@ -233,11 +329,13 @@ class ChatView(QWidget):
             return None
         model = conv.model or self._default_model()  # "" before the first scan: the record names it
         answer = Answer(conv_id, request, model, widget=widget)
-        widget.set_state("thinking…")
+        # Said once, from what the manager already knows; later the stream's chunks say where it waits.
+        if model not in {m["name"] for m in self.assistant.manager.loaded()}:
+            self._cold.add(answer)
+        widget.set_state(self._waiting_state(answer))
         self.answers[conv_id] = answer
         answer.task = self.tasks.spawn(self._run(answer), name=f"answer-{conv_id}")
         self.composer.set_answering(True)
-        self._waiting_timer.start()
         self.answering_changed.emit()
         return answer
 
@@ -248,7 +346,7 @@ class ChatView(QWidget):
                     answer.queue, answer.queue_since = chunk.queue, time.monotonic()
                     answer.queue_positions.append(chunk.queue.position)
                     if answer.widget is not None:
-                        answer.widget.set_state(waiting_line(answer.queue, answer.queue_since))
+                        answer.widget.set_state(self._waiting_state(answer))
                 if chunk.text:
                     if not answer.first_token:
                         answer.first_token = True
@@ -263,63 +361,59 @@ class ChatView(QWidget):
                     answer.record = chunk.record
                     answer.model = answer.model or (chunk.record.model if chunk.record else "")
         except asyncio.CancelledError:
-            self._finish(answer, "stopped")
+            await self._finish(answer, "stopped")
             raise
         except JarvisError as e:
-            self._finish(answer, "error", error=str(e))
+            await self._finish(answer, "error", error=str(e))
         except Exception as e:
-            self._finish(answer, "error", error=f"Unexpected error: {e}")
+            await self._finish(answer, "error", error=f"Unexpected error: {e}")
             raise
         else:
-            self._finish(answer, "complete")
+            await self._finish(answer, "complete")
 
-    def _finish(self, answer: Answer, status: str, error: str = "") -> None:
-        if self.answers.get(answer.conversation_id) is answer:
-            del self.answers[answer.conversation_id]
+    async def _finish(self, answer: Answer, status: str, error: str = "") -> None:
+        """Saves the answer, then lets it go: a conversation opened meanwhile reads it stored, or
+        still finds it among `answers` and shows it streaming; never neither."""
         stats = "" if status == "error" else stats_line(answer.record, answer.model, status)
         content = error if status == "error" else answer.text
         meta = {"stats": stats, "model": answer.model,
                 "record": answer.record.figures() if answer.record else None}
         try:
-            self.store.add_message(answer.conversation_id, "assistant", content, status, meta)
+            await self.store.add_message(answer.conversation_id, "assistant", content, status, meta)
         except JarvisError as e:  # a deleted conversation, a database gone read-only
             if status != "stopped":
                 self.status_message.emit(str(e))
+        if self.answers.get(answer.conversation_id) is answer:
+            del self.answers[answer.conversation_id]
+        self._cold.discard(answer)
         if answer.widget is not None:
             answer.widget.set_text(content)
             answer.widget.finish(status=status, stats=stats)
         if answer.conversation_id == self.current_id:
             self.composer.set_answering(False)
-        if not self.answers:
-            self._waiting_timer.stop()
         self.answering_changed.emit()
-
-    def _update_waiting(self) -> None:
-        manager = self.assistant.manager
-        loading = set(manager.loading())
-        for answer in self.answers.values():
-            if answer.first_token or answer.widget is None:
-                continue
-            engine = manager.engine_of(answer.model)
-            if answer.model in loading:
-                answer.widget.set_state("loading model…")
-            elif answer.queue is not None:  # its place in line, from the engine's queue
-                answer.widget.set_state(waiting_line(answer.queue, answer.queue_since))
-            elif engine is not None and engine.queue_depth > 0 and engine.active_slots >= engine.config.batch_size:
-                answer.widget.set_state("waiting in queue")
-            else:
-                answer.widget.set_state("thinking…")
 
     async def stop_all(self) -> None:
         """Closing: cancel every answer; each saves what it had as 'stopped'."""
         await self.tasks.cancel_all()
 
-    def _guard(self, action):
+    def _waiting_state(self, answer: Answer) -> str:
+        """What an answer without its first token says: its place in line (from its stream), else
+        whether its model was still to load when it was sent."""
+        if answer.queue is not None:
+            return waiting_line(answer.queue, answer.queue_since)
+        return "loading model…" if answer in self._cold else "thinking…"
+
+    async def _guard(self, action: Awaitable):
         try:
-            return action()
+            return await action
         except JarvisError as e:
             self.status_message.emit(str(e))
             return None
+
+
+def _message_widget(m) -> MessageWidget:
+    return MessageWidget(m.role, m.content, status=m.status, stats=m.meta.get("stats", ""), message_id=m.id)
 
 
 def _title_from(text: str) -> str:

@@ -1,14 +1,18 @@
 """The messages of one conversation in a scroll area. Adding a message adds one widget; streaming
-touches only the streaming message's widget. The view follows the bottom while the user is there."""
+touches only the streaming message's widget. The view follows the bottom while the user is there.
+A long conversation opens with its latest messages; a button at the top brings the earlier ones."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QLayout, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from ui.chat.message_widget import MessageWidget
 
 
 class ConversationView(QScrollArea):
+    earlier_requested = Signal()
+
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
@@ -18,6 +22,17 @@ class ConversationView(QScrollArea):
         self._layout = QVBoxLayout(self._content)
         self._layout.setContentsMargins(12, 12, 12, 12)
         self._layout.setSpacing(10)
+        # No minimum height from the layout: Qt computes it at the narrowest width, where every
+        # message wraps most, and the scroll area kept a long conversation that tall (1,400 px of
+        # blank below 30 messages). With a token minimum the scroll area sizes it by height-for-width.
+        self._layout.setSizeConstraint(QLayout.SetNoConstraint)
+        self._content.setMinimumHeight(1)
+        self.earlier = QPushButton()
+        self.earlier.setFlat(True)
+        self.earlier.setStyleSheet("color: #2563eb;")
+        self.earlier.clicked.connect(self.earlier_requested)
+        self.earlier.hide()
+        self._layout.addWidget(self.earlier)
         self.placeholder = QLabel("Start a conversation: type below and press Enter.")
         self.placeholder.setStyleSheet("color: #9ca3af; font-size: 14px;")
         self._layout.addWidget(self.placeholder)
@@ -38,6 +53,18 @@ class ConversationView(QScrollArea):
         self._follow = True
         return widget
 
+    def set_earlier(self, count: int) -> None:
+        """How many earlier messages are not shown (0: none, the button hides)."""
+        self.earlier.setText(f"Show {count} earlier message{'s' if count != 1 else ''}")
+        self.earlier.setVisible(count > 0)
+
+    def prepend(self, widgets: list[MessageWidget]) -> None:
+        """Earlier messages, above those shown, in order; the view stays where the user was."""
+        first = self._layout.indexOf(self.placeholder) + 1
+        for i, widget in enumerate(widgets):
+            self._layout.insertWidget(first + i, widget)
+        self._follow = False
+
     def remove(self, widget: MessageWidget) -> None:
         self._layout.removeWidget(widget)
         widget.deleteLater()
@@ -47,6 +74,7 @@ class ConversationView(QScrollArea):
         for widget in self.messages():
             self._layout.removeWidget(widget)
             widget.deleteLater()
+        self.set_earlier(0)
         self.placeholder.show()
 
     def _scrolled(self, value: int) -> None:

@@ -7,6 +7,7 @@ A finished download emits `models_changed`, and the chat's model list is rebuilt
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -23,6 +24,7 @@ from jarvis.errors import JarvisError
 from ui.downloads.download_row import DownloadRow, human_bytes
 
 log = logging.getLogger("ui.downloads")
+STOP_WAIT_S = 2.0  # at exit: how long paused downloads get to close their files before the app goes on
 CURATED_COLUMNS = ["Model", "Kind", "Size", "Memory", "Context", "Licence", "This computer"]
 
 
@@ -184,11 +186,15 @@ class GetModelsDialog(QDialog):
         self.refresh_mine()
         self.models_changed.emit()
 
-    def stop_all(self) -> None:
-        """Pause every running download (the partial files stay for the next time)."""
-        for row in self.rows:
-            if row.job.alive:
-                row.job.pause()
+    async def stop_all(self, wait_s: float = STOP_WAIT_S) -> None:
+        """Pause every running download (the partial files stay for the next time) and await their
+        threads' ends, at most `wait_s`: a stalled one sees the stop at its read timeout and,
+        a daemon, does not hold the exit."""
+        running = [row.job for row in self.rows if row.job.alive]
+        for job in running:
+            job.pause()
+        if running:
+            await asyncio.wait([asyncio.wrap_future(job.ended()) for job in running], timeout=wait_s)
 
     def running(self) -> bool:
         return any(row.job.alive for row in self.rows)

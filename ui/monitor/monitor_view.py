@@ -14,8 +14,8 @@ import time
 from collections import deque
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QTabWidget, QVBoxLayout, QWidget
 
 from jarvis.errors import JarvisError
 
@@ -55,6 +55,7 @@ class MonitorView(QWidget):
         self.range_bar.range_changed.connect(self.set_range)
         self.range_bar.export_csv_requested.connect(self._ask_csv)
         self.range_bar.export_png_requested.connect(self._ask_pngs)
+        self.export_dialog: QFileDialog | None = None  # the open Export dialog, if any
         # Below the charts, one page at a time: the tables, the request explorer.
         self.details = QTabWidget()
         overview = QWidget()
@@ -165,8 +166,13 @@ class MonitorView(QWidget):
             self.rollup_rows = rows
             system = self.runtime.hub.latest_system()
             self.charts.show_range(rollup_points(rows), seconds, bool(system and system.gpu_available))
-            self.range_bar.note.setText(f"{len(rows)} minutes stored" if rollups is not None
-                                        else "Rollups are off (telemetry.rollup_days = 0)")
+            if rollups is None:
+                note = "Rollups are off (telemetry.rollup_days = 0)"
+            elif rollups.error:
+                note = f"Rollups are off: {rollups.path} cannot be opened ({rollups.error})"
+            else:
+                note = f"{len(rows)} minutes stored"
+            self.range_bar.note.setText(note)
         return self.tasks.spawn(load(), name="monitor-rollups")
 
     def export_rows(self) -> list[dict]:
@@ -192,17 +198,48 @@ class MonitorView(QWidget):
             written.append(path)
         return written
 
-    def _ask_csv(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-        name, _ = QFileDialog.getSaveFileName(self, "Export the history as CSV", "jarvis-history.csv", "CSV (*.csv)")
-        if name:
-            self.status_message.emit(f"History written to {self.export_csv(name)}.")
+    # Not QFileDialog.getSave…/getExisting…: those run a nested event loop, which re-enters the qasync
+    # loop (qasync #59). A dialog instance shown with open() answers through its signal instead.
+    def _ask_csv(self) -> QFileDialog:
+        dialog = self._file_dialog("Export the history as CSV", QFileDialog.AnyFile)
+        dialog.setAcceptMode(QFileDialog.AcceptSave)
+        dialog.setNameFilter("CSV (*.csv)")
+        dialog.setDefaultSuffix("csv")
+        dialog.selectFile("jarvis-history.csv")
+        dialog.fileSelected.connect(self._csv_chosen)
+        dialog.open()
+        return dialog
 
-    def _ask_pngs(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-        folder = QFileDialog.getExistingDirectory(self, "Export each chart as PNG into…")
+    def _ask_pngs(self) -> QFileDialog:
+        dialog = self._file_dialog("Export each chart as PNG into…", QFileDialog.Directory)
+        dialog.setOption(QFileDialog.ShowDirsOnly)
+        dialog.fileSelected.connect(self._pngs_chosen)
+        dialog.open()
+        return dialog
+
+    def _file_dialog(self, title: str, mode) -> QFileDialog:
+        if self.export_dialog is not None:  # one at a time: a second click brings it back
+            self.export_dialog.close()
+            self.export_dialog.deleteLater()
+        dialog = QFileDialog(self, title)
+        dialog.setFileMode(mode)
+        dialog.setWindowModality(Qt.WindowModal)  # blocks input to the window, not the event loop
+        self.export_dialog = dialog
+        return dialog
+
+    def _csv_chosen(self, name: str) -> None:
+        if name:
+            try:
+                self.status_message.emit(f"History written to {self.export_csv(name)}.")
+            except OSError as e:
+                self.status_message.emit(f"Could not write {name}: {e.strerror or e}. Pick another folder.")
+
+    def _pngs_chosen(self, folder: str) -> None:
         if folder:
-            self.status_message.emit(f"{len(self.export_pngs(folder))} charts written to {folder}.")
+            try:
+                self.status_message.emit(f"{len(self.export_pngs(folder))} charts written to {folder}.")
+            except OSError as e:
+                self.status_message.emit(f"Could not write into {folder}: {e.strerror or e}. Pick another folder.")
 
     def show_requests_of(self, start: float, end: float) -> None:
         """A chart point was clicked: the explorer, with the requests of that second selected."""
