@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from typing import AsyncIterator
 
-from jarvis.cache import ResponseCache, SharedGeneration, cache_key, replay
+from jarvis.cache import CacheLevels, SharedGeneration, cache_key, replay
 from jarvis.catalog import Catalog, ModelInfo
 from jarvis.config import Settings, apply_process_environment, load_settings
 from jarvis.errors import JarvisError, RequestCancelled
@@ -30,7 +30,7 @@ log = logging.getLogger("jarvis.assistant")
 class Assistant:
     def __init__(self, settings: Settings | None = None, *, catalog: Catalog | None = None,
                  bus: RecordBus | None = None, manager: ModelManager | None = None,
-                 cache: ResponseCache | None = None):
+                 cache: CacheLevels | None = None):
         self.settings = settings or load_settings()
         apply_process_environment(self.settings)
         self.bus = bus or RecordBus()
@@ -39,7 +39,8 @@ class Assistant:
             # Start-up, before anything is served: later scans run on the catalog's own thread.
             self.catalog.rescan()
         self.manager = manager or ModelManager.from_settings(self.settings, self.catalog, self.bus)
-        self.cache = cache or ResponseCache.from_settings(self.settings)
+        # CACHE LEVELS (issue 26): L1 memory, L2 disk, semantic; the manager embeds for the last.
+        self.cache = cache or CacheLevels.from_settings(self.settings, self.catalog, self.manager)
         self.remotes = None  # remote OpenAI-compatible servers (jarvis.remote), when settings name any
         if self.settings.remotes:
             from jarvis.remote.registry import Remotes
@@ -79,6 +80,7 @@ class Assistant:
                 await task
         if self.remotes is not None:
             await self.remotes.close()
+        await self.cache.close()  # CACHE LEVELS: pending disk writes land, the disk thread ends
         self.catalog.close()
         await self.manager.close()
 
@@ -131,14 +133,15 @@ class Assistant:
             # From the snapshot; a name it lacks makes the catalog rescan once, on its own thread.
             info = await self.catalog.lookup(request.model, self.settings.general.default_model)
             name = info.name
+            # ---- CACHE LEVELS (issue 26): the one lookup; a hit says its level (hit/disk/semantic)
             key = cache_key(request, info.identity)
+            hit = None
             if key is not None and request.use_cache and self.cache.enabled:
-                hit = self.cache.get(key)
-                cache = "miss" if hit is None else "hit"  # the one count of hits and misses: this record's
-            else:
-                hit = None
+                hit = await self.cache.lookup(request, key, info)
+                cache = "miss" if hit is None else hit.level  # the one count of hits and misses: this record's
             if hit is not None:
-                source = replay(hit)
+                source = replay(hit.reply)  # its record carries the level, similarity and match id
+            # ---- end CACHE LEVELS
             elif key is not None and request.use_cache and key in self._inflight:
                 source = self._join(self._inflight[key], coalesced=True)
             elif key is not None:
@@ -193,7 +196,7 @@ class Assistant:
                 async for chunk in self._generate(request, info, started):
                     parts.append(chunk.text)
                     if chunk.done and chunk.record is not None:
-                        self.cache.put(key, Reply("".join(parts), chunk.record))
+                        self.cache.store(key, request, info, Reply("".join(parts), chunk.record))  # CACHE LEVELS
                     shared.publish(chunk)
                 shared.close()
             except asyncio.CancelledError:

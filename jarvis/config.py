@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jarvis.errors import ConfigError
 from jarvis.remote.settings import RemoteSettings, validate_remote
@@ -88,10 +88,34 @@ class ModelsSettings(_Section):
     warmup: list[str] = ["default"]
 
 
+class CacheTTLSettings(_Section):
+    """Seconds a cached reply stays valid, by kind; 0 = `default`."""
+
+    default: float = Field(86400, gt=0)
+    chat: float = Field(0, ge=0)
+    completion: float = Field(0, ge=0)
+    embeddings: float = Field(0, ge=0)
+    structured: float = Field(0, ge=0)
+
+
 class CacheSettings(_Section):
     enabled: bool = True
     max_size: int = Field(200, ge=1, le=1_000_000)
-    ttl_seconds: float = Field(300, gt=0)
+    ttl_s: CacheTTLSettings = CacheTTLSettings()
+    disk_max_mb: float = Field(256, gt=0)
+    semantic: bool = False
+    semantic_model: str = ""
+    semantic_threshold: float = Field(0.95, gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ttl_seconds_is_ttl_s_default(cls, data: Any) -> Any:
+        """`ttl_seconds` (the single TTL of earlier versions) still works: it is ttl_s.default."""
+        if isinstance(data, dict) and "ttl_seconds" in data:
+            data = dict(data)
+            ttl = data.pop("ttl_seconds")
+            data["ttl_s"] = {"default": ttl, **(data.get("ttl_s") or {})}
+        return data
 
 
 class TelemetrySettings(_Section):

@@ -1,0 +1,237 @@
+"""The cache levels (jarvis/cache/): L2 on disk across restarts, the model file's identity, a
+corrupt file set aside, the size cap, TTL by kind, and nothing written when the cache is off.
+Real SQLite files, the real bundled model; a clock injected where time matters."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
+
+from support.settings import make_settings, tune
+
+from jarvis.cache import CacheLevels, cache_key, cache_path
+from jarvis.config import CacheTTLSettings
+from jarvis.request import ChatRequest, Message, Reply, RequestRecord, SamplingParams
+from jarvis.request_options import Grammar, RequestOptions
+from jarvis.runtime import Runtime
+from jarvis.telemetry import ModelRecord, StepRecord
+
+
+def runtime_settings(data_dir: Path, models: Path, **cache):
+    s = make_settings(data_dir, JARVIS_ENGINE_CONTEXT_LENGTH="512", JARVIS_SERVER_ENABLED="false",
+                      JARVIS_TELEMETRY_ROLLUP_DAYS="0")
+    s = tune(s, general={"models_dirs": [str(models)], "default_model": "a"}, cache=cache)
+    return s
+
+
+async def ask_once(settings, text: str = "Name a fruit.", **kw):
+    """One Runtime start, one request, one close: (reply, engine steps, model loads) of that run."""
+    rt = Runtime(settings)
+    steps, loads = [], []
+    rt.bus.subscribe(lambda r: steps.append(r) if isinstance(r, StepRecord) else
+                     loads.append(r) if isinstance(r, ModelRecord) and r.event == "loaded" else None)
+    await rt.start(http=False, warmup=False)
+    try:
+        reply = await rt.assistant.chat(rt.assistant.request(text, model="a", temperature=0, max_tokens=6, **kw))
+        return reply, len(steps), len(loads)
+    finally:
+        await rt.close()
+
+
+def test_an_answer_survives_a_restart_and_comes_from_disk_without_an_engine_step(tmp_path, model_copy):
+    model_copy("a")
+    settings = runtime_settings(tmp_path / "data", tmp_path / "models")
+    first, first_steps, _ = asyncio.run(ask_once(settings))
+    again, steps, loads = asyncio.run(ask_once(settings))  # a new process's view: a new Runtime, empty L1
+    assert first.record.cache == "miss" and first_steps > 0
+    assert again.record.cache == "disk" and again.text == first.text
+    assert (steps, loads) == (0, 0)  # no engine step, not even a model load
+    assert again.record.cache_hit  # a replay: counted as a hit, not as generated tokens
+
+
+def test_a_replaced_model_file_never_serves_old_answers(tmp_path, model_copy):
+    """Same path, same size, same mtime, other header bytes: the L2 key (header hash) differs."""
+    path = model_copy("a")
+    settings = runtime_settings(tmp_path / "data", tmp_path / "models")
+    first, _, _ = asyncio.run(ask_once(settings))
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    at = data.index(b"SmolLM2")  # a metadata string in the header: the model still loads
+    data[at:at + 7] = b"SmolLM3"
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    again, steps, _ = asyncio.run(ask_once(settings))
+    assert first.record.cache == "miss" and again.record.cache == "miss" and steps > 0
+
+
+def test_a_corrupt_cache_file_is_set_aside_and_requests_still_succeed(tmp_path, model_copy, caplog):
+    model_copy("a")
+    data = tmp_path / "data"
+    settings = runtime_settings(data, tmp_path / "models")
+    file = cache_path(data)
+    file.parent.mkdir(parents=True)
+    file.write_bytes(b"this is not a database" * 100)
+    reply, _, _ = asyncio.run(ask_once(settings))
+    assert reply.record.status == "ok" and reply.text and reply.record.cache == "miss"
+    aside = list(file.parent.glob("replies.sqlite3.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not a database")
+    assert any("set aside" in r.getMessage() for r in caplog.records)
+    again, steps, _ = asyncio.run(ask_once(settings))  # the new file works
+    assert again.record.cache == "disk" and steps == 0
+
+
+def test_nothing_of_the_cache_is_written_when_it_is_off(tmp_path, model_copy):
+    model_copy("a")
+    data = tmp_path / "data"
+    settings = runtime_settings(data, tmp_path / "models", enabled=False)
+    replies = [asyncio.run(ask_once(settings)) for _ in range(2)]
+    assert [r.record.cache for r, _, _ in replies] == ["off", "off"]
+    assert not cache_path(data).parent.exists()
+
+
+# ---- the levels on their own (real SQLite, no model run) ---------------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def levels(tmp_path, model_path, clock=None, **cache) -> tuple[CacheLevels, SimpleNamespace]:
+    settings = make_settings(tmp_path / "data")
+    settings = tune(settings, cache=cache)
+    info = SimpleNamespace(name="m", identity=(str(model_path), model_path.stat().st_size,
+                                               model_path.stat().st_mtime_ns))
+    return CacheLevels(settings.cache, settings.data_path, clock=clock), info
+
+
+def request(text: str, **kw) -> ChatRequest:
+    return ChatRequest(messages=(Message("user", text),), sampling=SamplingParams(temperature=0, max_tokens=8), **kw)
+
+
+def answer(text: str) -> Reply:
+    return Reply(text, RequestRecord(request_id="r", model="m", finish_reason="stop"))
+
+
+async def drain(cache: CacheLevels) -> None:
+    await asyncio.wrap_future(cache.refresh_disk_figures())  # the disk thread is FIFO: earlier writes are done
+
+
+def test_the_size_cap_holds_under_a_write_storm(tmp_path, model_path):
+    async def body():
+        cache, info = levels(tmp_path, model_path, disk_max_mb=0.05)  # 52 KB
+        try:
+            for i in range(400):  # ~2 KB each: 800 KB offered
+                req = request(f"question {i}")
+                cache.store(cache_key(req, info.identity), req, info, answer(f"answer {i} " + "x" * 2000))
+            await drain(cache)
+            figures = cache.stats().levels["disk"]
+            newest = request("question 399")
+            cache.memory.clear()
+            hit = await cache.lookup(newest, cache_key(newest, info.identity), info)
+            oldest = request("question 0")
+            miss = await cache.lookup(oldest, cache_key(oldest, info.identity), info)
+            return figures, hit, miss
+        finally:
+            await cache.close()
+
+    figures, hit, miss = asyncio.run(body())
+    assert 0 < figures["bytes"] <= 0.05 * 2**20 and figures["evictions"] > 300
+    assert 0 < figures["entries"] < 30
+    assert hit is not None and hit.level == "disk" and miss is None
+    db = sqlite3.connect(cache_path(tmp_path / "data"))
+    try:  # the counted bytes are what the file holds
+        assert db.execute("SELECT SUM(bytes) FROM replies").fetchone()[0] == figures["bytes"]
+    finally:
+        db.close()
+    assert cache_path(tmp_path / "data").stat().st_size < 0.05 * 2**20 * 4
+
+
+def test_ttl_expires_by_kind_in_memory_and_on_disk(tmp_path, model_path):
+    clock = Clock()
+    ttl = CacheTTLSettings(default=1000, chat=10, completion=50, structured=100)
+    grammar = RequestOptions(grammar=Grammar('root ::= "{}"', "JSON"))
+    kinds = {"chat": request("hello"),
+             "completion": ChatRequest(prompt="Once upon a time", sampling=SamplingParams(temperature=0)),
+             "structured": request("hello", options=grammar)}
+
+    async def alive(cache, info, memory: bool) -> dict:
+        if not memory:
+            cache.memory.clear()
+        out = {}
+        for kind, req in kinds.items():
+            hit = await cache.lookup(req, cache_key(req, info.identity), info)
+            out[kind] = hit.level if hit else None
+        return out
+
+    async def body():
+        cache, info = levels(tmp_path, model_path, clock=clock, ttl_s=ttl)
+        try:
+            for kind, req in kinds.items():
+                cache.store(cache_key(req, info.identity), req, info, answer(kind))
+            await drain(cache)
+            seen = []
+            for now in (5, 11, 51, 101):
+                clock.now = 1_000_000.0 + now
+                seen.append((await alive(cache, info, memory=True), await alive(cache, info, memory=False)))
+            return seen
+        finally:
+            await cache.close()
+
+    at5, at11, at51, at101 = asyncio.run(body())
+    assert at5 == ({"chat": "hit", "completion": "hit", "structured": "hit"},
+                   {"chat": "disk", "completion": "disk", "structured": "disk"})
+    assert at11[1] == {"chat": None, "completion": "disk", "structured": "disk"}
+    assert at51[1] == {"chat": None, "completion": None, "structured": "disk"}
+    assert at101[1] == {"chat": None, "completion": None, "structured": None}
+    # The L1 keeps the same lifetimes (an entry promoted from disk gets its kind's TTL again).
+    assert at11[0]["chat"] is None and at101[0] == {"chat": None, "completion": None, "structured": None}
+
+
+def test_clear_by_model_and_a_locked_file_is_a_miss_not_an_error(tmp_path, model_path):
+    async def body():
+        cache, info = levels(tmp_path, model_path)
+        other = SimpleNamespace(name="other", identity=info.identity[:2] + (1,))
+        try:
+            for who in (info, other):
+                req = request("same question")
+                cache.store(cache_key(req, who.identity), req, who, answer(who.name))
+            await asyncio.wrap_future(cache.clear(model="m"))
+            await drain(cache)
+            req = request("same question")
+            mine = await cache.lookup(req, cache_key(req, info.identity), info)
+            theirs = await cache.lookup(req, cache_key(req, other.identity), other)
+            locker = sqlite3.connect(cache_path(tmp_path / "data"), timeout=0)
+            locker.execute("BEGIN EXCLUSIVE")
+            try:
+                cache.memory.clear()
+                await cache._on_disk(cache.disk._db.execute, "PRAGMA busy_timeout = 50")
+                locked = await cache.lookup(req, cache_key(req, other.identity), other)
+            finally:
+                locker.rollback()
+                locker.close()
+            return mine, theirs, locked
+        finally:
+            await cache.close()
+
+    mine, theirs, locked = asyncio.run(body())
+    assert mine is None and theirs is not None and theirs.reply.text == "other"
+    assert locked is None
+
+
+def test_a_copy_of_the_model_has_the_same_identity_only_when_its_bytes_match(tmp_path, model_path):
+    from jarvis.cache.identity import FileIdentities
+
+    copy = tmp_path / "copy.gguf"
+    shutil.copyfile(model_path, copy)
+    ids = FileIdentities()
+    same = ids.of((str(copy), 1, 1)) == ids.of((str(model_path), 2, 2))
+    assert same and ids.reads == 2
+    ids.of((str(copy), 1, 1))
+    assert ids.reads == 2  # hashed once per (path, size, mtime)
