@@ -286,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--server", metavar="URL")
     st.set_defaults(func=cmd_stats)
 
+    from jarvis.cache import commands as cache_commands  # `jarvis cache stats|clear`
+    cache_commands.add_parser(sub)
     b = sub.add_parser("bench", help="run the benchmarks")
     b.add_argument("--quick", action="store_true")
     b.add_argument("--json", action="store_true")

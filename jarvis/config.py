@@ -88,20 +88,14 @@ class ModelsSettings(_Section):
     warmup: list[str] = ["default"]
 
 
-class CacheTTLSettings(_Section):
-    """Seconds a cached reply stays valid, by kind; 0 = `default`."""
-
-    default: float = Field(86400, gt=0)
-    chat: float = Field(0, ge=0)
-    completion: float = Field(0, ge=0)
-    embeddings: float = Field(0, ge=0)
-    structured: float = Field(0, ge=0)
-
-
 class CacheSettings(_Section):
     enabled: bool = True
     max_size: int = Field(200, ge=1, le=1_000_000)
-    ttl_s: CacheTTLSettings = CacheTTLSettings()
+    ttl_s: float = Field(86400, gt=0)  # the default lifetime; per kind below, 0 = this
+    ttl_chat_s: float = Field(0, ge=0)
+    ttl_completion_s: float = Field(0, ge=0)
+    ttl_embeddings_s: float = Field(0, ge=0)
+    ttl_structured_s: float = Field(0, ge=0)
     disk_max_mb: float = Field(256, gt=0)
     semantic: bool = False
     semantic_model: str = ""
@@ -109,13 +103,17 @@ class CacheSettings(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _ttl_seconds_is_ttl_s_default(cls, data: Any) -> Any:
-        """`ttl_seconds` (the single TTL of earlier versions) still works: it is ttl_s.default."""
+    def _ttl_seconds_is_ttl_s(cls, data: Any) -> Any:
+        """`ttl_seconds` (the single TTL of earlier versions) still works: it is ttl_s."""
         if isinstance(data, dict) and "ttl_seconds" in data:
             data = dict(data)
-            ttl = data.pop("ttl_seconds")
-            data["ttl_s"] = {"default": ttl, **(data.get("ttl_s") or {})}
+            data.setdefault("ttl_s", data.pop("ttl_seconds"))
+            data.pop("ttl_seconds", None)
         return data
+
+    def ttl_for(self, kind: str) -> float:
+        """Seconds a reply of this kind (chat, completion, embeddings, structured) stays valid."""
+        return getattr(self, f"ttl_{kind}_s", 0) or self.ttl_s
 
 
 class TelemetrySettings(_Section):

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 from support.settings import make_settings, tune
 
 from jarvis.cache import CacheLevels, cache_key, cache_path
-from jarvis.config import CacheTTLSettings
 from jarvis.request import ChatRequest, Message, Reply, RequestRecord, SamplingParams
 from jarvis.request_options import Grammar, RequestOptions
 from jarvis.runtime import Runtime
@@ -60,8 +59,8 @@ def test_a_replaced_model_file_never_serves_old_answers(tmp_path, model_copy):
     first, _, _ = asyncio.run(ask_once(settings))
     st = path.stat()
     data = bytearray(path.read_bytes())
-    at = data.index(b"SmolLM2")  # a metadata string in the header: the model still loads
-    data[at:at + 7] = b"SmolLM3"
+    at = data.index(b"Smollm2 135M")  # general.name, a string in the header: the model still loads
+    data[at:at + 7] = b"Smollm3"
     path.write_bytes(bytes(data))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
@@ -155,7 +154,7 @@ def test_the_size_cap_holds_under_a_write_storm(tmp_path, model_path):
 
 def test_ttl_expires_by_kind_in_memory_and_on_disk(tmp_path, model_path):
     clock = Clock()
-    ttl = CacheTTLSettings(default=1000, chat=10, completion=50, structured=100)
+    ttl = {"ttl_s": 1000, "ttl_chat_s": 10, "ttl_completion_s": 50, "ttl_structured_s": 100}
     grammar = RequestOptions(grammar=Grammar('root ::= "{}"', "JSON"))
     kinds = {"chat": request("hello"),
              "completion": ChatRequest(prompt="Once upon a time", sampling=SamplingParams(temperature=0)),
@@ -171,7 +170,7 @@ def test_ttl_expires_by_kind_in_memory_and_on_disk(tmp_path, model_path):
         return out
 
     async def body():
-        cache, info = levels(tmp_path, model_path, clock=clock, ttl_s=ttl)
+        cache, info = levels(tmp_path, model_path, clock=clock, **ttl)
         try:
             for kind, req in kinds.items():
                 cache.store(cache_key(req, info.identity), req, info, answer(kind))

@@ -41,7 +41,10 @@ def _words(text: str) -> list[str]:
 
 
 def _plain(word: str) -> str:
-    return word.lower().replace("'", "").replace("’", "")
+    word = word.lower().replace("’", "'")
+    if word.endswith("'s"):  # Canada's capital names Canada
+        word = word[:-2]
+    return word.replace("'", "")
 
 
 def numbers(text: str) -> Counter:

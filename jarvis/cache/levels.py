@@ -56,7 +56,7 @@ class CacheLevels:
         monotonic clock and the L2's wall clock (tests)."""
         self.settings = settings
         self.enabled = settings.enabled
-        self.memory = ResponseCache(settings.enabled, settings.max_size, settings.ttl_s.default,
+        self.memory = ResponseCache(settings.enabled, settings.max_size, settings.ttl_s,
                                     clock=clock or time.monotonic)
         self.disk = DiskLevel(cache_path(data_path), int(settings.disk_max_mb * 2**20), clock=clock or time.time)
         self.semantic = SemanticIndex(self.disk)
@@ -94,7 +94,7 @@ class CacheLevels:
         return await asyncio.wrap_future(self._thread().submit(fn, *args))
 
     def _ttl(self, kind: str) -> float:
-        return getattr(self.settings.ttl_s, kind) or self.settings.ttl_s.default
+        return self.settings.ttl_for(kind)
 
     @property
     def coalesced(self) -> int:
