@@ -234,3 +234,46 @@ def test_a_copy_of_the_model_has_the_same_identity_only_when_its_bytes_match(tmp
     assert same and ids.reads == 2
     ids.of((str(copy), 1, 1))
     assert ids.reads == 2  # hashed once per (path, size, mtime)
+
+
+def test_jarvis_cache_stats_and_clear_by_model(tmp_path, monkeypatch, capsys):
+    import json
+
+    from jarvis.cache.disk import DiskLevel
+    from jarvis.cli import main
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("JARVIS_GENERAL_DATA_DIR", str(data))
+    disk = DiskLevel(cache_path(data), 2**20)
+    for i, model in enumerate(("m1", "m1", "m2")):
+        disk.put(f"k{i}", model, "chat", 60, answer(f"reply {i}"))
+    disk.close()
+    assert main(["cache", "stats", "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert main(["cache", "clear", "--model", "m1"]) == 0
+    said = capsys.readouterr().out
+    assert main(["cache", "stats", "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert before["entries"] == 3 and {m: c for m, (c, _) in before["by_model"].items()} == {"m1": 2, "m2": 1}
+    assert "Deleted 2 cached replies of m1" in said
+    assert after["entries"] == 1 and list(after["by_model"]) == ["m2"] and 0 < after["bytes"] < before["bytes"]
+
+
+def test_metrics_carry_each_level_and_the_level_that_answered():
+    from jarvis.http.metrics import PrometheusMetrics
+
+    levels = {"memory": {"entries": 2, "bytes": 1000, "hits": 5, "misses": 3, "evictions": 1},
+              "disk": {"entries": 7, "bytes": 9000, "hits": 2, "misses": 1, "evictions": 4},
+              "semantic": {"entries": 3, "bytes": 0, "hits": 1, "misses": 2, "evictions": 0}}
+    source = SimpleNamespace(models_stats=lambda: {}, system_metrics=lambda: {},
+                             cache_stats=lambda: {"levels": levels})
+    m = PrometheusMetrics()
+    for level in ("hit", "disk", "disk", "semantic", "miss"):
+        m.observe(RequestRecord(request_id="r", model="m", cache=level, finish_reason="stop"))
+    m.update_at_scrape(source)
+    text = m.render().decode()
+    assert 'jarvis_cache_level_entries{level="disk"} 7.0' in text
+    assert 'jarvis_cache_level_evictions_total{level="disk"} 4.0' in text
+    assert 'jarvis_cache_level_hits_total{level="semantic"} 1.0' in text
+    assert 'jarvis_cache_answers_total{level="disk"} 2.0' in text
+    assert "jarvis_cache_hits_total 4.0" in text and "jarvis_cache_misses_total 1.0" in text
