@@ -277,3 +277,23 @@ def test_metrics_carry_each_level_and_the_level_that_answered():
     assert 'jarvis_cache_level_hits_total{level="semantic"} 1.0' in text
     assert 'jarvis_cache_answers_total{level="disk"} 2.0' in text
     assert "jarvis_cache_hits_total 4.0" in text and "jarvis_cache_misses_total 1.0" in text
+
+
+def test_what_the_memory_level_evicts_is_served_from_disk(tmp_path, model_path):
+    async def body():
+        cache, info = levels(tmp_path, model_path, max_size=1)
+        try:
+            first, second = request("first question"), request("second question")
+            for req in (first, second):  # the second pushes the first out of memory
+                cache.store(cache_key(req, info.identity), req, info, answer(req.messages[-1].content))
+            evicted = cache.memory.stats().evictions
+            hit = await cache.lookup(first, cache_key(first, info.identity), info)
+            again = await cache.lookup(first, cache_key(first, info.identity), info)
+            return evicted, hit, again
+        finally:
+            await cache.close()
+
+    evicted, hit, again = asyncio.run(body())
+    assert evicted == 1
+    assert hit.level == "disk" and hit.reply.text == "first question"
+    assert again.level == "hit"  # promoted back into memory
