@@ -77,9 +77,10 @@ async def _chat(settings, model: str, system: str | None, show_stats: bool) -> i
 
 
 def stats_line(t: RequestRecord) -> str:
+    from jarvis.cache import cached_words
     from jarvis.remote.figures import via
 
-    start = "cached" if t.cache_hit else ("warm" if t.warm_start else f"cold start (load {t.model_load_ms:.0f} ms)")
+    start = cached_words(t) if t.cache_hit else ("warm" if t.warm_start else f"cold start (load {t.model_load_ms:.0f} ms)")
     dropped = f" · {t.dropped_turns} oldest turns dropped to fit" if t.dropped_turns else ""
     return (f"[{t.model}] time to first token {t.ttft_ms:.0f} ms · {t.decode_tokens_per_s:.1f} tokens/s · "
             f"{t.prompt_tokens} prompt ({t.cached_prompt_tokens} reused) + {t.completion_tokens} completion tokens"

@@ -11,6 +11,13 @@ from jarvis.request import Chunk, Reply
 REPLAYED = ("hit", "disk", "semantic")  # RequestRecord.cache values of a reply served from a level
 
 
+def cached_words(record) -> str:
+    """What a stats line says about a replayed reply: which level answered it."""
+    if record.cache == "semantic":
+        return f"cached (similar prompt, {record.cache_similarity:.2f})"
+    return "cached (disk)" if record.cache == "disk" else "cached"
+
+
 async def replay(reply: Reply, chunk_chars: int = 64) -> AsyncIterator[Chunk]:
     """A cached reply as stream chunks, so front ends need no second code path."""
     text = reply.text

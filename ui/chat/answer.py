@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from jarvis.cache import cached_words
 from jarvis.request import ChatRequest, QueuePosition, RequestRecord
 
 from ui.chat.message_widget import MessageWidget
@@ -15,7 +16,7 @@ def stats_line(model: str, t: RequestRecord | None, status: str = "complete") ->
     """model · N tokens · X tok/s · TTFT Y ms · cached | warm | cold start (load N ms) [· JSON | tool call]."""
     if t is None:
         return f"{model} · stopped before the first token" if status == "stopped" else model
-    start = "cached" if t.cache_hit else "warm" if t.warm_start else f"cold start (load {t.model_load_ms:.0f} ms)"
+    start = cached_words(t) if t.cache_hit else "warm" if t.warm_start else f"cold start (load {t.model_load_ms:.0f} ms)"
     parts = [model or t.model, f"{t.completion_tokens} tokens", f"{t.decode_tokens_per_s:.1f} tok/s",
              f"TTFT {t.ttft_ms:.0f} ms", start]
     if t.constrained:  # the output was held to a grammar
