@@ -39,8 +39,9 @@ def held_pairs() -> list[tuple[str, str, str]]:
 
 
 def _assistant(data_dir: str) -> Assistant:
-    env = {"JARVIS_MODELS_WARMUP": "", "JARVIS_ENGINE_CONTEXT_LENGTH": "1024", "JARVIS_GPU_USE_GPU": "false",
-           "JARVIS_GENERAL_DATA_DIR": data_dir}
+    env = {k: v for k, v in os.environ.items() if k.startswith("JARVIS_ENGINE_")}  # e.g. N_THREADS
+    env.update({"JARVIS_MODELS_WARMUP": "", "JARVIS_ENGINE_CONTEXT_LENGTH": "1024", "JARVIS_GPU_USE_GPU": "false",
+                "JARVIS_GENERAL_DATA_DIR": data_dir})
     return Assistant(load_settings(environ=env))
 
 
