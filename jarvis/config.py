@@ -99,7 +99,7 @@ class CacheSettings(_Section):
     disk_max_mb: float = Field(256, gt=0)
     semantic: bool = False
     semantic_model: str = ""
-    semantic_threshold: float = Field(0.95, gt=0, le=1)
+    semantic_threshold: float = Field(0.90, gt=0, le=1)
 
     @model_validator(mode="before")
     @classmethod
