@@ -137,7 +137,7 @@ class RollupStore:
             if not record.cache_hit:
                 m.prompt_tokens += record.prompt_tokens
                 m.completion_tokens += record.completion_tokens
-            m.cache_hits += record.cache == "hit"
+            m.cache_hits += record.cache_hit  # any level
             m.cache_misses += record.cache == "miss"
 
     def on_point(self, point) -> None:
