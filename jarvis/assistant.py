@@ -56,6 +56,7 @@ class Assistant:
         """Begin watching the models folders and loading the warm-up models in the background;
         returns at once."""
         self._spawn(self.catalog.watch())  # a .gguf dropped in later shows up without a restart
+        self.cache.start()  # CACHE LEVELS: the disk file's entries counted on the cache's thread
         if self.remotes is not None:
             self.remotes.start()  # probe now and every health_interval_s; read /metrics at 1 Hz
         if not warmup:

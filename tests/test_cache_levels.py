@@ -297,3 +297,24 @@ def test_what_the_memory_level_evicts_is_served_from_disk(tmp_path, model_path):
     assert evicted == 1
     assert hit.level == "disk" and hit.reply.text == "first question"
     assert again.level == "hit"  # promoted back into memory
+
+
+def test_a_restarted_runtime_shows_what_the_disk_holds_before_any_request(tmp_path, model_copy):
+    model_copy("a")
+    settings = runtime_settings(tmp_path / "data", tmp_path / "models")
+    asyncio.run(ask_once(settings))
+
+    async def body():
+        rt = Runtime(settings)
+        await rt.start(http=False, warmup=False)
+        try:
+            for _ in range(500):  # counted on the cache's thread: wait for it, not for a time
+                if rt.cache_stats()["levels"]["disk"]["entries"]:
+                    break
+                await asyncio.sleep(0.01)
+            return rt.cache_stats()["levels"]
+        finally:
+            await rt.close()
+
+    levels = asyncio.run(body())
+    assert levels["disk"]["entries"] == 1 and levels["disk"]["bytes"] > 0 and levels["memory"]["entries"] == 0

@@ -138,6 +138,11 @@ class CacheLevels:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def start(self) -> None:
+        """Count what the disk file holds (on the disk thread), so stats show it before any lookup."""
+        if self.enabled:
+            self.refresh_disk_figures()
+
     def clear(self, model: str | None = None) -> concurrent.futures.Future:
         """Empty every level (or one model's entries): the L1 now, the file on the disk thread."""
         self.memory.clear(model)
