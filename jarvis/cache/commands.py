@@ -46,6 +46,10 @@ def _clear(disk: DiskLevel, model: str | None) -> int:
     return 0
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**20:.2f} MB" if n >= 2**20 else f"{n / 1024:.1f} KB"
+
+
 def _stats(disk: DiskLevel, as_json: bool) -> int:
     if not disk.path.exists():
         figures = {"path": str(disk.path), "entries": 0, "prompts": 0, "bytes": 0, "max_bytes": disk.max_bytes,
@@ -56,13 +60,12 @@ def _stats(disk: DiskLevel, as_json: bool) -> int:
     if as_json:
         print(json.dumps(figures))
         return 0
-    mb = figures["bytes"] / 2**20
     print(f"disk cache  {figures['path']}")
     print(f"  {figures['entries']} replies, {figures['prompts']} semantic prompts, "
-          f"{mb:.2f} MB of {figures['max_bytes'] / 2**20:.0f} MB")
+          f"{_size(figures['bytes'])} of {figures['max_bytes'] / 2**20:.0f} MB")
     for title, key in (("by model", "by_model"), ("by kind", "by_kind")):
         for name, (count, size) in sorted(figures[key].items()):
-            print(f"  {title:<9} {name:<40} {count:>6} replies {size / 2**20:>8.2f} MB")
+            print(f"  {title:<9} {name:<40} {count:>6} replies {_size(size):>10}")
     return 0
 
 
