@@ -67,6 +67,7 @@ class CacheLevels:
         self._vectors: cachetools.LRUCache = cachetools.LRUCache(256)  # key -> (scope, text, vector) of misses
         self._tasks: set[asyncio.Task] = set()
         self._disk_figures: dict = {}  # the L2's counts as of its last write (stats never touch the file)
+        self._closed = False
 
     @classmethod
     def from_settings(cls, settings, catalog=None, manager=None, **kw) -> "CacheLevels":
@@ -86,6 +87,8 @@ class CacheLevels:
 
     # ---- the disk thread --------------------------------------------------------------------
     def _thread(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._closed:
+            raise RuntimeError("the cache is closed")
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jarvis-cache-disk")
         return self._pool
@@ -107,11 +110,19 @@ class CacheLevels:
     # ---- the interface ----------------------------------------------------------------------
     async def lookup(self, request: ChatRequest, key: str, info) -> CacheHit | None:
         """The first level that has an answer, or None. Never raises for a cache problem."""
-        if not self.enabled:
+        if not self.enabled or self._closed:
             return None
         reply = self.memory.get(key)
         if reply is not None:
             return self._hit(reply, "hit")
+        try:
+            return await self._lookup_behind_memory(request, key, info)
+        except RuntimeError:
+            if self._closed:  # shutting down while it looked: a miss, not a failed request
+                return None
+            raise
+
+    async def _lookup_behind_memory(self, request: ChatRequest, key: str, info) -> CacheHit | None:
         found, file_id = await self._on_disk(self._disk_get, key, info.identity)
         if found is not None:
             reply, left_s = found
@@ -121,7 +132,7 @@ class CacheLevels:
 
     def store(self, key: str | None, request: ChatRequest, info, reply: Reply) -> None:
         """Keep a generated reply in every level (the disk and the semantic index on the disk thread)."""
-        if not self.enabled or key is None or reply.record.finish_reason not in ("stop", "length"):
+        if not self.enabled or self._closed or key is None or reply.record.finish_reason not in ("stop", "length"):
             return
         kind = kind_of(request)
         ttl = self._ttl(kind)
@@ -140,16 +151,21 @@ class CacheLevels:
 
     def start(self) -> None:
         """Count what the disk file holds (on the disk thread), so stats show it before any lookup."""
-        if self.enabled:
+        if self.enabled and not self._closed:
             self.refresh_disk_figures()
 
     def clear(self, model: str | None = None) -> concurrent.futures.Future:
         """Empty every level (or one model's entries): the L1 now, the file on the disk thread."""
         self.memory.clear(model)
         self._vectors.clear()
+        if self._closed:
+            done: concurrent.futures.Future = concurrent.futures.Future()
+            done.set_result(0)
+            return done
         return self._thread().submit(self._disk_clear, model)
 
     async def close(self) -> None:
+        """Let pending disk writes land, then end the disk thread; lookups and stores are no-ops after."""
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -157,6 +173,7 @@ class CacheLevels:
                 await task
             except BaseException:  # noqa: BLE001 - a cancelled background embedding
                 pass
+        self._closed = True
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.submit(self.disk.close)
