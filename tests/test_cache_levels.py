@@ -318,3 +318,24 @@ def test_a_restarted_runtime_shows_what_the_disk_holds_before_any_request(tmp_pa
 
     levels = asyncio.run(body())
     assert levels["disk"]["entries"] == 1 and levels["disk"]["bytes"] > 0 and levels["memory"]["entries"] == 0
+
+
+def test_a_large_semantic_scope_finds_the_exact_nearest_and_its_exact_similarity():
+    """Past SHORTLIST_FROM entries a lookup scans a projection first; on embedding-like vectors
+    (fixed seed) it still returns the row an exact scan finds, with the exact similarity."""
+    import numpy as np
+
+    from jarvis.bench.cache_bench import embedding_like
+    from jarvis.cache.semantic import SHORTLIST_FROM, VectorIndex
+
+    vectors = embedding_like(SHORTLIST_FROM + 2000, 64 * 3)
+    index = VectorIndex(vectors[:100])
+    for row in vectors[100:]:  # grown one by one across the point where the projection starts
+        index.add(row)
+    rng = np.random.default_rng(7)
+    for i in rng.integers(0, len(vectors), 50):
+        q = vectors[i] + rng.standard_normal(vectors.shape[1]).astype(np.float32) * 0.01
+        q /= np.linalg.norm(q)
+        row, similarity = index.nearest(q)
+        scores = vectors @ q
+        assert row == int(np.argmax(scores)) and abs(similarity - float(scores[row])) < 1e-4
