@@ -19,7 +19,7 @@ from jarvis.cache.guards import veto
 MAX_SCOPES_IN_MEMORY = 64  # scopes whose vectors stay in memory (LRU); the rest are read again when asked
 
 
-SHORTLIST_FROM = 8192  # entries from which a lookup scans a 64-d projection first
+SHORTLIST_FROM = 32768  # entries from which a lookup scans a projection first (below, one exact scan is cheaper)
 PROJECTED_DIMS = 128
 SHORTLIST = 1024  # candidates re-scored exactly
 
