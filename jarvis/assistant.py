@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import AsyncIterator
 
 from jarvis.backends import BackendRegistry, Capability, require
-from jarvis.cache import ResponseCache, SharedGeneration, cache_key, replay
+from jarvis.cache import CacheHit, CacheLevels, SharedGeneration, cache_key, replay
 from jarvis.catalog import Catalog, ModelInfo
 from jarvis.config import Settings, apply_process_environment, load_settings
 from jarvis.errors import JarvisError, RequestCancelled
@@ -47,7 +47,7 @@ def needed_capabilities(request: ChatRequest) -> set[Capability]:
 class Assistant:
     def __init__(self, settings: Settings | None = None, *, catalog: Catalog | None = None,
                  bus: RecordBus | None = None, manager: ModelManager | None = None,
-                 cache: ResponseCache | None = None):
+                 cache: CacheLevels | None = None):
         self.settings = settings or load_settings()
         apply_process_environment(self.settings)
         self.bus = bus or RecordBus()
@@ -55,7 +55,8 @@ class Assistant:
         self.manager = manager or ModelManager.from_settings(self.settings, self.catalog, self.bus)
         # Every source of models: this computer's engines (the manager), then any configured server.
         self.backends = BackendRegistry.from_settings(self.settings, self.catalog, self.bus, local=self.manager)
-        self.cache = cache or ResponseCache.from_settings(self.settings)
+        # The response cache's levels: L1 memory, L2 disk, semantic (embedding through the manager).
+        self.cache = cache or CacheLevels.from_settings(self.settings, self.catalog, self.manager)
         self._inflight: dict[str, SharedGeneration] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -66,6 +67,7 @@ class Assistant:
         self.catalog.start()  # the first scan, on the catalog's thread: lookups await it, nothing else does
         self._spawn(self.catalog.watch())  # a .gguf dropped in later shows up without a restart
         self.backends.start()
+        self.cache.start()  # the disk level's entries counted on the cache's thread
         if not warmup:
             return
         for name in self.settings.models.warmup:
@@ -87,6 +89,7 @@ class Assistant:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        await self.cache.close()  # pending disk writes land, the disk thread ends
         await asyncio.to_thread(self.catalog.close)  # joins the scanner thread: never on the loop
         await self.backends.close()
 
@@ -135,6 +138,7 @@ class Assistant:
         text: list[str] = []
         status, error_kind, emitted = "ok", "", False
         cache, coalesced, served_by = "off", False, "local"
+        hit: CacheHit | None = None
         request.validate()
         name = request.model or self.settings.general.default_model or "(default)"  # until resolved
         try:
@@ -144,12 +148,11 @@ class Assistant:
             name, served_by = info.name, info.served_by
             key = cache_key(request, info.identity)
             if key is not None and request.use_cache and self.cache.enabled:
-                hit = self.cache.get(key)
-                cache = "miss" if hit is None else "hit"  # the one count of hits and misses: this record's
-            else:
-                hit = None
+                # The one lookup through every level; a hit says which (hit / disk / semantic).
+                hit = await self.cache.lookup(request, key, info)
+                cache = "miss" if hit is None else hit.level  # the one count of hits and misses: this record's
             if hit is not None:
-                source = replay(hit)
+                source = replay(hit.reply)
             elif key is not None and request.use_cache and key in self._inflight:
                 coalesced = True
                 source = self._join(self._inflight[key], coalesced=True)
@@ -166,7 +169,7 @@ class Assistant:
                     text.append(chunk.text)
                     if chunk.done:
                         chunk = replace(chunk, record=self._record(request, name, served_by, started, first_text_at,
-                                                                   chunk.timings, cache, coalesced, "ok", "", text))
+                                                                   chunk.timings, cache, coalesced, "ok", "", text, hit))
                         self.bus.emit(chunk.record)
                         emitted = True
                     yield chunk
@@ -186,12 +189,13 @@ class Assistant:
 
     def _record(self, request: ChatRequest, model: str, served_by: str, started: float, first_text_at: float,
                 timings: Timings | None, cache: str, coalesced: bool, status: str, error_kind: str,
-                text: list[str]) -> RequestRecord:
+                text: list[str], hit: CacheHit | None = None) -> RequestRecord:
         logged = self.settings.telemetry.log_prompts
         last = request.prompt if request.prompt is not None else (request.messages[-1].content if request.messages else "")
         return build_record(request_id=request.request_id, model=model, operation=request.operation,
                             source=request.source, served_by=served_by, started=started, first_text_at=first_text_at,
                             timings=timings, cache=cache, coalesced=coalesced, status=status, error_kind=error_kind,
+                            cache_similarity=hit.similarity if hit else 0.0, cache_match=hit.match_id if hit else "",
                             prompt=last if logged else None, reply="".join(text) if logged else None)
 
     async def _generate(self, request: ChatRequest, info: ModelInfo) -> AsyncIterator[Chunk]:
@@ -211,11 +215,16 @@ class Assistant:
 
         async def produce() -> None:
             parts: list[str] = []
+            begun = time.perf_counter()
             try:
                 async for chunk in self._generate(request, info):
                     parts.append(chunk.text)
                     if chunk.done and chunk.timings is not None:
-                        self.cache.put(key, "".join(parts), chunk.timings, chunk.tool_calls)
+                        # What the cache keeps of it: the text, and the record that counted it.
+                        stored = build_record(request_id=request.request_id, model=info.name,
+                                              operation=request.operation, source=request.source,
+                                              served_by=info.served_by, started=begun, timings=chunk.timings)
+                        self.cache.store(key, request, info, Reply("".join(parts), stored))
                     shared.publish(chunk)
                 shared.close()
             except asyncio.CancelledError:

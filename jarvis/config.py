@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jarvis.errors import ConfigError
 from jarvis.remote.settings import RemoteSettings, validate_remote
@@ -92,7 +92,29 @@ class ModelsSettings(_Section):
 class CacheSettings(_Section):
     enabled: bool = True
     max_size: int = Field(200, ge=1, le=1_000_000)
-    ttl_seconds: float = Field(300, gt=0)
+    ttl_s: float = Field(86400, gt=0)  # the default lifetime; per kind below, 0 = this
+    ttl_chat_s: float = Field(0, ge=0)
+    ttl_completion_s: float = Field(0, ge=0)
+    ttl_embeddings_s: float = Field(0, ge=0)
+    ttl_structured_s: float = Field(0, ge=0)
+    disk_max_mb: float = Field(256, gt=0)
+    semantic: bool = False
+    semantic_model: str = ""
+    semantic_threshold: float = Field(0.90, gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ttl_seconds_is_ttl_s(cls, data: Any) -> Any:
+        """`ttl_seconds` (the single TTL of earlier versions) still works: it is ttl_s."""
+        if isinstance(data, dict) and "ttl_seconds" in data:
+            data = dict(data)
+            data.setdefault("ttl_s", data.pop("ttl_seconds"))
+            data.pop("ttl_seconds", None)
+        return data
+
+    def ttl_for(self, kind: str) -> float:
+        """Seconds a reply of this kind (chat, completion, embeddings, structured) stays valid."""
+        return getattr(self, f"ttl_{kind}_s", 0) or self.ttl_s
 
 
 class TelemetrySettings(_Section):

@@ -20,7 +20,8 @@ NO_TIMINGS = Timings(finish_reason="")
 def build_record(*, request_id: str, model: str, operation: str, source: str, started: float,
                  served_by: str = "local", first_text_at: float = 0.0, timings: Timings | None = None,
                  cache: str = "off", coalesced: bool = False, status: str = "ok", error_kind: str = "",
-                 prompt: str | None = None, reply: str | None = None) -> RequestRecord:
+                 prompt: str | None = None, reply: str | None = None, cache_similarity: float = 0.0,
+                 cache_match: str = "") -> RequestRecord:
     """`started` and `first_text_at` are perf_counter instants taken where the request came in and
     where its first text went out; `timings` None = nothing was generated for it (a failure before
     any backend answered). A cache level's replay passes timings without instants: it generated
@@ -36,5 +37,6 @@ def build_record(*, request_id: str, model: str, operation: str, source: str, st
         decode_tokens_per_s=t.decode_tokens_per_s, inter_token_ms=t.inter_token_ms,
         prompt_tokens=t.prompt_tokens, cached_prompt_tokens=t.cached_prompt_tokens,
         completion_tokens=t.completion_tokens, dropped_turns=t.dropped_turns, constrained=t.constrained,
-        cache=cache, warm_start=t.warm_start, coalesced=coalesced, timestamp=time.time(),
+        cache=cache, cache_similarity=cache_similarity, cache_match=cache_match, warm_start=t.warm_start,
+        coalesced=coalesced, timestamp=time.time(),
         prompt=prompt, reply=reply, server_timings=t.server_timings)

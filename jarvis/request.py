@@ -86,6 +86,7 @@ class ChatRequest:
     sampling: SamplingParams = SamplingParams()
     priority: Priority = Priority.NORMAL
     use_cache: bool = True  # False: bypass the response cache and replace the stored entry
+    semantic: bool = True  # False: exact cache levels only, never a similar prompt's answer (`cache: "exact"`)
     truncate: bool | None = None  # None = the engine.truncate setting
     timeout_s: float | None = None  # see resolve_timeout: None = the setting, 0 = no limit
     request_id: str = field(default_factory=lambda: f"req-{next(_ids)}")

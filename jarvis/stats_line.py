@@ -27,8 +27,11 @@ def server_figures(timings: dict) -> str:
 
 
 def start_word(t: RequestRecord) -> str:
+    """How the answer started: from which cache level, or a warm or cold model."""
+    if t.cache == "semantic":
+        return f"cached (similar prompt, {t.cache_similarity:.2f})"
     if t.cache_hit:
-        return "cached"
+        return "cached (disk)" if t.cache == "disk" else "cached"
     return "warm" if t.warm_start else f"cold start (load {t.model_load_ms:.0f} ms)"
 
 

@@ -15,6 +15,9 @@ TARGETS = [  # key, description, passes(value)
     ("turn2_ttft_vs_cold_ratio", "chat turn 2 TTFT vs cold", lambda v: v <= 0.30, "<= 0.30"),
     ("loop_max_lag_ms", "event-loop max lateness, 4 streams (ms)", lambda v: v < 50, "< 50"),
     ("cache_hit_p99_ms", "cache hit end-to-end P99 (ms)", lambda v: v < 2, "< 2"),
+    # jarvis/bench/cache_bench.py: the cache levels
+    ("cache_l2_hit_p99_ms", "disk (L2) cache hit end-to-end P99 (ms)", lambda v: v < 5, "< 5"),
+    ("semantic_lookup_numpy_100k_p99_ms", "semantic lookup P99 at 100k entries (ms)", lambda v: v < 10, "< 10"),
     # jarvis/bench/remote_bench.py: through JARVIS vs the openai client straight to llama_cpp.server
     ("remote_vs_direct_tok_s_ratio", "remote: tok/s through JARVIS vs direct", lambda v: v >= 0.95, ">= 0.95"),
     ("remote_added_latency_ms", "remote: added latency per request (ms)", lambda v: v <= 5, "<= 5"),
@@ -30,14 +33,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="jarvis bench")
     p.add_argument("--quick", action="store_true", help="a shorter run, under a minute")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
+    p.add_argument("--cache", action="store_true", help="only the cache levels (jarvis/bench/cache_bench.py)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    from jarvis.bench import cache_bench
+
+    if args.cache:
+        cache = cache_bench.run(args.quick)
+        print(json.dumps(cache, default=float) if args.json else
+              cache_bench.format_table(cache) + "\n\n" + json.dumps(cache, default=float))
+        return 0
     from jarvis.bench.engine_bench import run_all
 
     results = asyncio.run(run_all(args.quick))
     from jarvis.bench import remote_bench
 
     results.update(remote_bench.run(args.quick))  # {} without llama-cpp-python's [server] extra
+    results.update(cache_bench.run(args.quick))
     if args.json:
         print(json.dumps(results, default=float))
         return 0
@@ -48,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         value = results[key]
         print(f"{label:<50} {value:>10.3f} {target:>8}  {'yes' if ok(value) else 'NO'}")
+    print("\nsemantic cache, held set (jarvis/bench/data/semantic_pairs.tsv):\n" + cache_bench.format_table(results))
     print()
     for key in ("raw_batch4_vs_1_ratio", "parallel4_ratio_vs_raw_ceiling", "parallel4_vs_serial_wall_tok_s_ratio", "single_tok_s", "raw_tok_s", "single_ttft_ms", "parallel4_tok_s", "serial4_tok_s",
                 "turn2_history_tokens", "turn2_cached_tokens", "turn2_ttft_ms", "cold_ttft_ms", "cache_hit_p50_ms",

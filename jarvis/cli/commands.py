@@ -6,7 +6,7 @@ exit code). Adding a command is that module plus one line in COMMANDS.
 
 from __future__ import annotations
 
-from jarvis.cli import ask, bench, chat, doctor, downloads, gui, models, serve, setup_cuda, stats
+from jarvis.cli import ask, bench, cache, chat, doctor, downloads, gui, models, serve, setup_cuda, stats
 
 COMMANDS = [
     gui,
@@ -18,5 +18,6 @@ COMMANDS = [
     serve,
     stats,
     bench,
+    cache,
     setup_cuda,
 ]

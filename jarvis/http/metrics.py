@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from jarvis.http.stats_source import StatsSource
 from jarvis.telemetry.fold import facts
@@ -19,6 +20,30 @@ DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 20)
 STALL_BUCKETS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.033, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1)
+
+
+class CacheLevelsCollector:
+    """Per cache level (memory, disk, semantic): hits, misses, evictions, entries and bytes, as the
+    cache itself counts them (read from the StatsSource at each scrape)."""
+
+    COUNTERS = (("hits", "Lookups this cache level answered."), ("misses", "Lookups this cache level could not answer."),
+                ("evictions", "Entries this cache level dropped (size cap, LRU or TTL)."))
+    GAUGES = (("entries", "Entries this cache level holds."), ("bytes", "Bytes this cache level holds."))
+
+    def __init__(self) -> None:
+        self.levels: dict[str, dict] = {}
+
+    def collect(self):
+        for key, help_text in self.COUNTERS:
+            family = CounterMetricFamily(f"jarvis_cache_level_{key}", help_text, labels=["level"])
+            for level, figures in self.levels.items():
+                family.add_metric([level], float(figures.get(key) or 0))
+            yield family
+        for key, help_text in self.GAUGES:
+            family = GaugeMetricFamily(f"jarvis_cache_level_{key}", help_text, labels=["level"])
+            for level, figures in self.levels.items():
+                family.add_metric([level], float(figures.get(key) or 0))
+            yield family
 
 
 class PrometheusMetrics:
@@ -36,6 +61,10 @@ class PrometheusMetrics:
         self.generation_tokens = Counter("jarvis_generation_tokens", "Tokens generated.", ["model", "backend"], registry=r)
         self.cache_hits = Counter("jarvis_cache_hits", "Requests answered from the response cache.", registry=r)
         self.cache_misses = Counter("jarvis_cache_misses", "Requests the cache could not answer.", registry=r)
+        self.cache_answers = Counter("jarvis_cache_answers", "Requests answered from the cache, by the level that "
+                                     "answered: hit (memory), disk, semantic.", ["level"], registry=r)
+        self.cache_levels = CacheLevelsCollector()
+        r.register(self.cache_levels)
         self.queue_rejections = Counter("jarvis_queue_rejections", "Requests refused: queue full.",
                                         ["model"], registry=r)
         self.queue_timeouts = Counter("jarvis_queue_timeouts", "Requests that timed out.", ["model"], registry=r)
@@ -84,11 +113,15 @@ class PrometheusMetrics:
             self.generation_tokens.labels(f.model, f.backend).inc(f.completion_tokens)
         if f.cache is not None:
             (self.cache_hits if f.cache == "hit" else self.cache_misses).inc()
+        if f.cache_level is not None:  # which level answered: hit (memory), disk, semantic
+            self.cache_answers.labels(f.cache_level).inc()
 
     def update_at_scrape(self, source: StatsSource) -> None:
         """Gauges that describe the present rather than events: read from the StatsSource."""
         loaded = source.models_stats().get("loaded", [])
         self.loaded_models.set(len(loaded) if isinstance(loaded, (list, tuple, set, dict)) else int(loaded))
+        cache_stats = getattr(source, "cache_stats", None)
+        self.cache_levels.levels = ((cache_stats() if cache_stats else {}).get("levels") or {}).copy()
         for gpu in source.system_metrics().get("gpus", ()):
             if gpu.get("memory_used_bytes") is not None:
                 self.gpu_memory_used.labels(str(gpu["index"])).set(gpu["memory_used_bytes"])

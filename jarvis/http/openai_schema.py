@@ -90,7 +90,7 @@ class _Body(BaseModel):
     min_p: float | None = None
     repeat_penalty: float | None = None
     priority: Literal["high", "normal", "low"] | None = None
-    cache: bool | None = None
+    cache: bool | Literal["exact"] | None = None  # false: bypass; "exact": no semantic match
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -126,7 +126,9 @@ class _Body(BaseModel):
         extra: dict[str, Any] = {"model": self.model or "", "sampling": sampling, "source": "api"}
         if self.priority:
             extra["priority"] = Priority.parse(self.priority)
-        if self.cache is not None:
+        if self.cache == "exact":
+            extra["semantic"] = False
+        elif self.cache is not None:
             extra["use_cache"] = self.cache
         return extra
 

@@ -56,6 +56,10 @@ class HubStatsSource:
             "responsiveness": self.hub.responsiveness.summary(),
         }
 
+    def cache_stats(self) -> dict[str, Any]:
+        """What the response cache holds, per level (memory, disk, semantic); cheap, never reads the file."""
+        return self._cache() if self._cache else {}
+
     def system_metrics(self) -> dict[str, Any]:
         snapshot = self.hub.latest_system()
         if snapshot is None:

@@ -29,6 +29,7 @@ class RequestFacts:
     decode_tokens_per_s: float | None
     inter_token_ms: tuple[float, ...]
     cache: str | None  # "hit" (any level) | "miss" | None (not looked up)
+    cache_level: str | None  # the level that answered a hit: "hit" (memory), "disk", "semantic"
     warm_start: bool | None  # None for a cache hit: nothing started
     prompt_tokens: int  # 0 for a cache hit: nothing was processed
     completion_tokens: int  # 0 for a cache hit: nothing was generated
@@ -50,6 +51,7 @@ def facts(r: RequestRecord) -> RequestFacts:
         decode_tokens_per_s=r.decode_tokens_per_s if ok and r.decode_tokens_per_s > 0 else None,
         inter_token_ms=r.inter_token_ms,
         cache=None if r.cache == "off" else ("hit" if r.cache_hit else "miss"),
+        cache_level=r.cache if r.cache_hit else None,
         warm_start=r.warm_start if generated else None,
         prompt_tokens=r.prompt_tokens if generated else 0,
         completion_tokens=r.completion_tokens if generated else 0,

@@ -40,7 +40,9 @@ class RequestRecord:
     completion_tokens: int = 0  # tokens generated (an end-of-generation token not counted)
     dropped_turns: int = 0  # oldest conversation turns dropped to fit the context
     constrained: str = ""  # the grammar's label ("JSON", "tool call") when a grammar shaped the output
-    cache: str = "off"  # response cache: hit | miss | off (not looked up: disabled, bypassed, not repeatable)
+    cache: str = "off"  # which cache level answered: hit (memory) | disk | semantic; miss | off (not looked up)
+    cache_similarity: float = 0.0  # cache "semantic": cosine similarity of the prompt to the one it matched
+    cache_match: str = ""  # cache "semantic": the id of the earlier prompt whose answer was replayed
     warm_start: bool = True  # the model was already loaded when the request came
     coalesced: bool = False  # shared an identical request's generation instead of running its own
     timestamp: float = field(default_factory=time.time)  # wall clock when the record was made
@@ -52,7 +54,7 @@ class RequestRecord:
 
     @property
     def cache_hit(self) -> bool:
-        return self.cache == "hit"
+        return self.cache in ("hit", "disk", "semantic")  # any level: a replay generated nothing
 
     def as_dict(self, texts: bool = False) -> dict:
         """The one serialised form, by the record's own field names (an API answer's `jarvis`

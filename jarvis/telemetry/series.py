@@ -123,7 +123,8 @@ class TelemetryHub:
     def _point(self, now: float, system: SystemSnapshot, tokens_per_s: float, requests_per_s: float) -> SeriesPoint:
         latency = self.perf.stats("request.latency")
         ttft = self.perf.stats("request.ttft")
-        hits, misses = self.perf.event_count("cache.hit"), self.perf.event_count("cache.miss")
+        hits = sum(self.perf.event_count(f"cache.{level}") for level in ("hit", "disk", "semantic"))  # any level
+        misses = self.perf.event_count("cache.miss")
         gauges = self.perf.gauges()
         stalls = self.responsiveness.take_second(now)
         ui, loop = stalls["ui"], stalls["loop"]

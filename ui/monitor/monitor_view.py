@@ -258,8 +258,16 @@ class MonitorView(QWidget):
         self.tasks.spawn(run(), name=f"unload-{name}")
 
     def clear_cache(self) -> None:
-        self.runtime.assistant.cache.clear()
-        self.status_message.emit("Response cache cleared.")
+        cache = self.runtime.assistant.cache
+        emptied = cache.clear()  # memory now; the disk file on the cache's own thread
+
+        async def run() -> None:
+            await asyncio.wrap_future(emptied)
+            self.status_message.emit("Response cache cleared (memory, disk and semantic).")
+            self.refresh()
+
+        self.status_message.emit("Response cache cleared from memory; emptying the disk file…")
+        self.tasks.spawn(run(), name="clear-cache")
         self.refresh()
 
     def stop(self) -> None:

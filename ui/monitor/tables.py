@@ -84,10 +84,17 @@ class ModelsTable(QGroupBox):
                 crash.setForeground(Qt.red if tip else self.table.palette().text())
 
 
+def _mb(n) -> str:
+    return f"{(n or 0) / 2**20:.2f} MB"
+
+
 class CacheTable(QGroupBox):
+    """The response cache: entries and MB per level (memory, disk, semantic), hits by level."""
+
     clear_requested = Signal()
-    FIELDS = [("size", "Entries"), ("hits", "Hits"), ("misses", "Misses"), ("hit_rate", "Hit rate"),
-              ("evictions", "Evictions"), ("coalesced", "Coalesced")]
+    FIELDS = [("size", "Memory (L1)"), ("disk", "Disk (L2)"), ("semantic", "Semantic"), ("hits", "Hits"),
+              ("by_level", "  by level"), ("misses", "Misses"), ("hit_rate", "Hit rate"), ("evictions", "Evictions"),
+              ("coalesced", "Coalesced")]
 
     def __init__(self, parent=None) -> None:
         super().__init__("Response cache", parent)
@@ -98,18 +105,29 @@ class CacheTable(QGroupBox):
             self.labels[key].setAlignment(Qt.AlignRight)
             form.addRow(title, self.labels[key])
         self.clear = QPushButton("Clear cache")
+        self.clear.setToolTip("Empty every level: memory, the disk file and the semantic index")
         self.clear.clicked.connect(self.clear_requested)
         form.addRow(self.clear)
 
     def update_from(self, stats, counters: dict) -> None:
-        """`stats`: what the cache holds (CacheStats); `counters`: PerfMonitor's, where hits and misses
-        are counted from the request records, as /api/performance/stats and /metrics count them."""
+        """`stats`: what the cache holds (CacheStats, `levels` per level); `counters`: PerfMonitor's,
+        where hits and misses are counted from the request records, as /metrics counts them."""
         hits, misses = counters.get("cache.hits", 0), counters.get("cache.misses", 0)
         rate = f"{hits / (hits + misses) * 100:.0f} %" if hits + misses else "—"
-        values = {"size": f"{stats.size} / {stats.max_size}", "hits": str(hits), "misses": str(misses),
-                  "hit_rate": rate, "evictions": str(stats.evictions), "coalesced": str(stats.coalesced)}
+        levels = stats.levels or {}
+        memory, disk, semantic = (levels.get(k, {}) for k in ("memory", "disk", "semantic"))
+        values = {"size": f"{stats.size} / {stats.max_size} · {_mb(memory.get('bytes'))}",
+                  "disk": f"{disk.get('entries', 0)} · {_mb(disk.get('bytes'))} of {_mb(disk.get('max_bytes'))}"
+                  if not disk.get("unavailable") else "off (see the log)",
+                  "semantic": f"{semantic.get('entries', 0)} prompts · {semantic.get('vetoes', 0)} vetoed"
+                  if semantic.get("status") == "on" else "off",
+                  "hits": str(hits), "misses": str(misses), "hit_rate": rate,
+                  "by_level": f"memory {memory.get('hits', 0)} · disk {disk.get('hits', 0)} · "
+                              f"semantic {semantic.get('hits', 0)}",
+                  "evictions": f"{stats.evictions} · disk {disk.get('evictions', 0)}",
+                  "coalesced": str(stats.coalesced)}
         if not stats.enabled:
-            values["size"] = "disabled"
+            values.update(size="disabled", disk="disabled", semantic="disabled")
         for key, value in values.items():
             self.labels[key].setText(value)
 
