@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
-from support.settings import make_settings, tune
+from bench.support.settings import make_settings, tune
 
 from jarvis.cache import CacheLevels, cache_key, cache_path
 from jarvis.request import ChatRequest, Message, Reply, RequestRecord, SamplingParams

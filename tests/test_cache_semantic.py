@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from support.settings import make_settings, tune
+from bench.support.settings import make_settings, tune
 
 from jarvis.assistant import Assistant
 from jarvis.cache import CacheLevels
