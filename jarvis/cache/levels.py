@@ -287,7 +287,7 @@ def model_embedder(name: str, catalog, manager) -> Embed:
     async def embed(text: str) -> np.ndarray:
         info = await catalog.lookup(name)
         async with manager.lease(info) as lease:
-            result = await asyncio.wrap_future(lease.engine.embedder().submit([text]))
+            result = await lease.backend.embed([text])
         return result.vectors[0]
 
     return embed
