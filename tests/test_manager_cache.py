@@ -215,11 +215,11 @@ def test_identical_requests_in_flight_are_coalesced_and_one_leaving_does_not_sto
 
 def test_cache_evicts_least_recently_used_and_counts_it():
     from jarvis.cache import ResponseCache
-    from jarvis.request import Timings
+    from jarvis.request import Reply, RequestRecord
 
     cache = ResponseCache(max_size=2, ttl_seconds=60)
     for key in ("k1", "k2", "k3"):
-        cache.put(key, key, Timings(finish_reason="stop"))
+        cache.put(key, Reply(key, RequestRecord(request_id=key, model="m", finish_reason="stop")))
     assert cache.get("k1") is None and cache.get("k3").text == "k3"
     s = cache.stats()
     assert s.evictions == 1 and s.size == 2
