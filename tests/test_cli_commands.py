@@ -17,8 +17,8 @@ def test_every_command_module_is_listed():
     assert with_parser == {m.__name__ for m in COMMANDS}
 
 
-NAMES = ["gui", "models", "pull", "rm", "ask", "chat", "doctor", "serve", "stats", "bench", "setup-cuda"]
-REQUIRED = {"pull": ["OWNER/NAME"], "rm": ["NAME"]}  # their positional arguments
+NAMES = ["gui", "models", "pull", "rm", "ask", "chat", "doctor", "serve", "stats", "bench", "cache", "setup-cuda"]
+REQUIRED = {"pull": ["OWNER/NAME"], "rm": ["NAME"], "cache": ["stats"]}  # their positional arguments
 
 
 def test_the_commands_in_their_order_and_each_with_an_action():
