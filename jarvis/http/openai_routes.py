@@ -20,11 +20,13 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 
 from jarvis.errors import JarvisError
+from jarvis.http.anthropic.routes import messages_routes
 from jarvis.http.embeddings_routes import embeddings_route
 from jarvis.http.errors import error_type
 from jarvis.http.logprobs import chat_logprobs, completion_logprobs
 from jarvis.http.openai_schema import chat_request, completion_request, parse_json
 from jarvis.http.rate_limit import rate_limit_middleware
+from jarvis.http.responses.routes import responses_routes
 from jarvis.http.sse import ClientGone, EventStream
 from jarvis.http.tools import ContentFilter, ToolCall, ToolPlan
 from jarvis.request import ChatRequest, Chunk, RequestRecord
@@ -241,5 +243,7 @@ def openai_routes(runtime):
         app.router.add_post("/v1/chat/completions", api.chat_completions)
         app.router.add_post("/v1/completions", api.completions)
         app.router.add_post("/v1/embeddings", embeddings_route(runtime))
+        messages_routes(runtime)(app)
+        responses_routes(runtime)(app)
 
     return register
