@@ -28,11 +28,10 @@ from jarvis.http.openai_schema import chat_request, completion_request, parse_js
 from jarvis.http.rate_limit import rate_limit_middleware
 from jarvis.http.responses.routes import responses_routes
 from jarvis.http.sse import ClientGone, EventStream
-from jarvis.http.tools import ContentFilter, ToolCall, ToolPlan
+from jarvis.http.answer import NO_TOOLS, AnswerParser
+from jarvis.http.tools import ToolCall, ToolPlan
 from jarvis.request import ChatRequest, Chunk, RequestRecord
 from jarvis.request_options import TokenLogprob
-
-NO_TOOLS = ToolPlan((), "none", False)
 
 OWNER = "jarvis"
 FINGERPRINT = "jarvis"
@@ -87,8 +86,14 @@ class _Shape:
 
     def whole(self, text: str, t: RequestRecord, logprobs: tuple[TokenLogprob, ...] = ()) -> dict[str, Any]:
         if self.chat:
-            content, calls = self.plan.parse(text)
-            message: dict[str, Any] = {"role": "assistant", "content": content}
+            parser = AnswerParser(self.plan)
+            parser.feed(text)
+            parser.finish()
+            calls = parser.calls
+            message: dict[str, Any] = {"role": "assistant",
+                                       "content": None if calls and not parser.content_text else parser.content_text}
+            if parser.reasoning_text:  # both names clients read: llama-server's and vLLM's
+                message["reasoning_content"] = message["reasoning"] = parser.reasoning_text
             if calls:
                 message["tool_calls"] = [c.as_dict() for c in calls]
             choice = {"index": 0, "message": message, "logprobs": self._logprobs(logprobs),
@@ -99,7 +104,8 @@ class _Shape:
                 "usage": usage(t), "jarvis": jarvis_figures(t)}
 
     def piece(self, text: str | None, finish: str | None = None, role: bool = False,
-              logprobs: tuple[TokenLogprob, ...] | None = None, tool_calls: list[dict] | None = None) -> dict[str, Any]:
+              logprobs: tuple[TokenLogprob, ...] | None = None, tool_calls: list[dict] | None = None,
+              reasoning: str | None = None) -> dict[str, Any]:
         lp = self._logprobs(logprobs) if logprobs else None
         if self.chat:
             delta: dict[str, Any] = {}
@@ -107,6 +113,8 @@ class _Shape:
                 delta["role"] = "assistant"
             if text is not None:
                 delta["content"] = text
+            if reasoning is not None:
+                delta["reasoning_content"] = delta["reasoning"] = reasoning
             if tool_calls:
                 delta["tool_calls"] = tool_calls
             choice = {"index": 0, "delta": delta, "logprobs": lp, "finish_reason": finish}
@@ -188,7 +196,7 @@ class OpenAIApi:
             if shape.chat:  # OpenAI opens a chat stream with the role (content null when tools may answer)
                 await sse.send(shape.piece(None if shape.plan.active else "", role=True))
             record: RequestRecord | None = None
-            tools = ContentFilter(shape.plan) if shape.chat and shape.plan.active else None
+            parser = AnswerParser(shape.plan) if shape.chat else None
             try:
                 chunk = first
                 while chunk is not None:
@@ -196,9 +204,11 @@ class OpenAIApi:
                         eta = chunk.queue.eta_s
                         await sse.comment(f"queued position={chunk.queue.position}"
                                           + (f" eta_s={eta:.1f}" if eta is not None else ""))
-                    text = tools.feed(chunk.text) if tools else chunk.text
-                    if text or chunk.logprobs:
-                        await sse.send(shape.piece(text if text or not shape.chat else None, logprobs=chunk.logprobs))
+                    if parser is None:
+                        if chunk.text or chunk.logprobs:
+                            await sse.send(shape.piece(chunk.text, logprobs=chunk.logprobs))
+                    else:
+                        await _send_pieces(sse, shape, parser.feed(chunk.text), chunk.logprobs)
                     if chunk.done:
                         record = chunk.record
                         break
@@ -210,10 +220,9 @@ class OpenAIApi:
                 return sse.response
         t = record or RequestRecord(request_id=job.request_id, model=job.model)
         calls: list[ToolCall] = []
-        if tools is not None:
-            tail, calls = tools.finish()
-            if tail:
-                await sse.send(shape.piece(tail))
+        if parser is not None:
+            await _send_pieces(sse, shape, parser.finish(), None)
+            calls = parser.calls
             for index, call in enumerate(calls):  # OpenAI's shape: id and name first, then the arguments
                 await sse.send(shape.piece(None, tool_calls=[{"index": index, "id": call.id, "type": "function",
                                                                "function": {"name": call.name, "arguments": ""}}]))
@@ -226,6 +235,19 @@ class OpenAIApi:
             await sse.send(shape.usage_event(t))
         await sse.done()
         return sse.response
+
+
+async def _send_pieces(sse: EventStream, shape: _Shape, pieces: list, logprobs) -> None:
+    """A chat stream's deltas for what the AnswerParser released: thinking as reasoning_content
+    and reasoning, the answer as content; logprobs ride on the first (or on their own)."""
+    for kind, text in pieces:
+        if kind == "reasoning":
+            await sse.send(shape.piece(None, reasoning=text, logprobs=logprobs))
+        else:
+            await sse.send(shape.piece(text, logprobs=logprobs))
+        logprobs = None
+    if logprobs:
+        await sse.send(shape.piece(None, logprobs=logprobs))
 
 
 def openai_routes(runtime):

@@ -7,7 +7,7 @@ parts), prompt (completions), max_tokens / max_completion_tokens, temperature, t
 n (1 only), presence_penalty, frequency_penalty, stream, stream_options.include_usage;
 response_format (jarvis.http.structured), tools / tool_choice / parallel_tool_calls and tool
 messages (jarvis.http.tools), logprobs / top_logprobs (chat) and logprobs (completions).
-llama-server-style extensions: top_k, min_p, repeat_penalty; JARVIS's own: priority and
+llama-server-style extensions: top_k, min_p, repeat_penalty, grammar (GBNF); JARVIS's own: priority and
 cache (false bypasses the response cache).
 """
 
@@ -22,11 +22,12 @@ from jarvis.errors import InvalidRequest
 from jarvis.http.structured import ResponseFormat
 from jarvis.http.tools import ToolCallIn, ToolChoice, ToolPlan, ToolSpec
 from jarvis.request import ChatRequest, Message, Priority
-from jarvis.request_options import MAX_TOP_LOGPROBS, RequestOptions
+from jarvis.request_options import MAX_TOP_LOGPROBS, Grammar, RequestOptions
 from jarvis.sampling import SamplingParams
 
 # OpenAI's default max_tokens for the legacy completions endpoint; chat uses the settings' default.
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+GRAMMAR_LABEL = "grammar"
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "null"}
 
 
@@ -62,6 +63,12 @@ def _invalid(error: ValidationError) -> InvalidRequest:
     value = f" (got {first['input']!r:.60})" if first["type"] != "missing" else ""
     message = first["msg"].removeprefix("Value error, ")
     return InvalidRequest(f"{name}: {message}{value}.", field=name)
+
+
+def extension_grammar(gbnf: str | None) -> Grammar | None:
+    """The `grammar` extension (llama-server's): GBNF text, checked by llama.cpp when the request
+    starts (a grammar it cannot parse is a 400)."""
+    return Grammar(gbnf, GRAMMAR_LABEL) if gbnf else None
 
 
 class StreamOptions(BaseModel):
@@ -159,6 +166,7 @@ class ChatCompletionBody(_Body):
     parallel_tool_calls: bool | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    grammar: str | None = None  # llama-server's extension: a GBNF grammar the answer must follow
 
     def _max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
@@ -170,7 +178,7 @@ class ChatCompletionBody(_Body):
         if self.top_logprobs and not self.logprobs:
             raise InvalidRequest("top_logprobs needs logprobs: true.", field="top_logprobs")
         # Forced calls win over response_format; lazily-triggered calls only when no format is asked.
-        grammar = plan.grammar() if plan.forced else None
+        grammar = plan.grammar() if plan.forced else extension_grammar(self.grammar)
         if grammar is None and self.response_format is not None:
             grammar = self.response_format.grammar()
         if grammar is None and plan.active:

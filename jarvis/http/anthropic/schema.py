@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jarvis.errors import InvalidRequest
-from jarvis.http.openai_schema import ChatMessage, _invalid, _validated
+from jarvis.http.openai_schema import ChatMessage, _invalid, _validated, extension_grammar
 from jarvis.http.tools import FunctionCall, FunctionName, FunctionSpec, NamedToolChoice, ToolCallIn, ToolPlan, ToolSpec
 from jarvis.http.unsupported import runnable_tools
 from jarvis.request import ChatRequest
@@ -110,6 +110,7 @@ class MessagesBody(_Model):
     thinking: ThinkingConfig | None = None
     metadata: dict[str, Any] | None = None
     stream: bool | None = False
+    grammar: str | None = None  # JARVIS extension, as on chat completions: a GBNF grammar
 
     @classmethod
     def parse(cls, body: dict) -> "MessagesBody":
@@ -195,7 +196,7 @@ def chat_request(body: MessagesBody, generation: SamplingParams, unsupported_pol
                  operation: str = "anthropic.messages") -> tuple[ChatRequest, ToolPlan, list[str]]:
     """The adapter: a Messages body -> (the internal request, its tool plan, dropped tool types)."""
     plan, dropped = tool_plan(body, unsupported_policy)
-    options_grammar = plan.grammar()
+    options_grammar = extension_grammar(body.grammar) if not plan.forced and body.grammar else plan.grammar()
     sampling = generation.with_overrides(max_tokens=body.max_tokens, temperature=body.temperature,
                                          top_p=body.top_p, top_k=body.top_k, stop=body.stop_sequences)
     # stop_sequences: the logprobs' token texts show which stop string ended the reply (the engine

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jarvis.errors import InvalidRequest
-from jarvis.http.openai_schema import ChatMessage, _invalid, _validated
+from jarvis.http.openai_schema import ChatMessage, _invalid, _validated, extension_grammar
 from jarvis.http.structured import JsonSchemaSpec, ResponseFormat
 from jarvis.http.tools import FunctionCall, FunctionName, FunctionSpec, NamedToolChoice, ToolCallIn, ToolPlan, ToolSpec
 from jarvis.http.unsupported import runnable_tools
@@ -136,6 +136,7 @@ class ResponsesBody(_Model):
     store: bool | None = True
     stream: bool | None = False
     n: int | None = None
+    grammar: str | None = None  # JARVIS extension, as on chat completions: a GBNF grammar
 
     @model_validator(mode="before")
     @classmethod
@@ -217,7 +218,7 @@ def chat_request(body: ResponsesBody, history: list[Any], generation: SamplingPa
     """The adapter: a Responses body and the stored history before it -> (the internal request,
     its tool plan, dropped tool types)."""
     plan, dropped = tool_plan(body, unsupported_policy)
-    grammar = plan.grammar() if plan.forced else None
+    grammar = plan.grammar() if plan.forced else extension_grammar(body.grammar)
     fmt = body.text.format if body.text else None
     if grammar is None and fmt is not None:
         grammar = fmt.response_format().grammar()
