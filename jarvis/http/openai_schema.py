@@ -42,24 +42,27 @@ def parse_json(raw: bytes) -> dict:
     return body
 
 
-def field_path(loc: tuple) -> str:
-    """('messages', 0, 'content') -> 'messages[0].content'; union tags pydantic adds are dropped."""
+def field_path(loc: tuple, tags: frozenset[str] = frozenset()) -> str:
+    """('messages', 0, 'content') -> 'messages[0].content'; union tags pydantic adds are dropped,
+    and so are `tags` (a discriminated union's type names: ('input', 0, 'message', 'role'))."""
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
         elif "[" in part or part in _TYPE_TAGS or part.startswith(("function-", "literal")):
+            continue
+        elif part in tags and i > 0 and isinstance(loc[i - 1], int):
             continue
         else:
             out += f".{part}" if out else part
     return out or "body"
 
 
-def _invalid(error: ValidationError) -> InvalidRequest:
+def _invalid(error: ValidationError, tags: frozenset[str] = frozenset()) -> InvalidRequest:
     # The most specific complaint: for `content: [{"type": "image_url"}]` that is the part's type,
     # not "content should be a string".
     first = max(error.errors(), key=lambda e: len(e["loc"]))
-    name = field_path(first["loc"])
+    name = field_path(first["loc"], tags)
     value = f" (got {first['input']!r:.60})" if first["type"] != "missing" else ""
     message = first["msg"].removeprefix("Value error, ")
     return InvalidRequest(f"{name}: {message}{value}.", field=name)

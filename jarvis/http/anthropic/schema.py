@@ -24,6 +24,11 @@ from jarvis.request_options import RequestOptions
 from jarvis.sampling import SamplingParams
 
 
+# The discriminated union's type names, left out of the field an error names.
+BLOCK_TAGS = frozenset({"text", "image", "document", "search_result", "tool_use", "tool_result", "thinking",
+                        "redacted_thinking"})
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -117,7 +122,7 @@ class MessagesBody(_Model):
         try:
             return cls.model_validate(body)
         except ValidationError as e:
-            raise _invalid(e) from None
+            raise _invalid(e, BLOCK_TAGS) from None
 
 
 class CountTokensBody(MessagesBody):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -33,6 +35,7 @@ from jarvis.http.unsupported import DROPPED_HEADER
 from jarvis.request import RequestRecord
 
 CLIENT_CLOSED = 499
+log = logging.getLogger("jarvis.http")
 
 
 def _id(prefix: str) -> str:
@@ -304,9 +307,17 @@ def responses_routes(runtime):
         app.router.add_post("/v1/responses/{id}/cancel", api.cancel)
         app.router.add_get("/v1/responses/{id}/input_items", api.input_items)
 
+        async def open_store(_: web.Application) -> None:
+            try:
+                await api.store.open()
+            except (OSError, sqlite3.Error) as e:  # an unwritable data folder: serve, store nothing
+                log.warning("Stored responses are off: %s cannot be opened (%s).", api.store.path, e)
+                api.store.retention_s = 0
+
         async def close_store(_: web.Application) -> None:
             await api.store.close()
 
+        app.on_startup.append(open_store)
         app.on_cleanup.append(close_store)
 
     return register

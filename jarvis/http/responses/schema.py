@@ -26,6 +26,9 @@ from jarvis.request_options import RequestOptions
 from jarvis.sampling import SamplingParams
 
 MAX_INPUT_ITEMS = 10_000
+# The discriminated unions' type names, left out of the field an error names.
+ITEM_TAGS = frozenset({"message", "function_call", "function_call_output", "reasoning", "input_text", "output_text",
+                       "text", "input_image", "input_file", "input_audio", "refusal"})
 
 
 class _Model(BaseModel):
@@ -134,6 +137,7 @@ class ResponsesBody(_Model):
     reasoning: ReasoningConfig | None = None
     metadata: dict[str, str] | None = None
     store: bool | None = True
+    truncation: Literal["auto", "disabled"] | None = None  # None = engine.truncate; auto drops the oldest turns
     stream: bool | None = False
     n: int | None = None
     grammar: str | None = None  # JARVIS extension, as on chat completions: a GBNF grammar
@@ -154,7 +158,7 @@ class ResponsesBody(_Model):
         try:
             parsed = cls.model_validate(body)
         except ValidationError as e:
-            raise _invalid(e) from None
+            raise _invalid(e, ITEM_TAGS) from None
         if parsed.n not in (None, 1):
             raise InvalidRequest(f"n = {parsed.n}: only one answer per request is supported. Send separate "
                                  "requests for more.", field="n")
@@ -227,7 +231,8 @@ def chat_request(body: ResponsesBody, history: list[Any], generation: SamplingPa
     sampling = generation.with_overrides(max_tokens=body.max_output_tokens, temperature=body.temperature,
                                          top_p=body.top_p)
     messages = plan.render(chat_messages(body.instructions, history + body.items(), len(history)))
-    request = ChatRequest(messages=messages, model=body.model or "", sampling=sampling, source="api",
+    truncate = None if body.truncation is None else body.truncation == "auto"
+    request = ChatRequest(messages=messages, model=body.model or "", sampling=sampling, source="api", truncate=truncate,
                           operation="openai.responses", options=RequestOptions(grammar=grammar))
     return _validated(request), plan, dropped
 

@@ -45,6 +45,11 @@ class ResponseStore:
         return self.retention_s > 0
 
     # ---- async face (the loop) -----------------------------------------------------------
+    async def open(self) -> None:
+        """Open the file now (on the writer thread), so a bad data folder is said at start-up."""
+        if self.enabled:
+            await self._run(self._conn)
+
     async def put(self, response: dict, input_items: list[dict], history: list[dict]) -> None:
         await self._run(self._put, response, input_items, history)
 
