@@ -19,7 +19,7 @@ from jarvis.errors import InvalidRequest
 from jarvis.http.openai_schema import ChatMessage, _invalid, _validated, extension_grammar
 from jarvis.http.tools import FunctionCall, FunctionName, FunctionSpec, NamedToolChoice, ToolCallIn, ToolPlan, ToolSpec
 from jarvis.http.unsupported import runnable_tools
-from jarvis.request import ChatRequest
+from jarvis.request import ChatRequest, Priority
 from jarvis.request_options import RequestOptions
 from jarvis.sampling import SamplingParams
 
@@ -116,6 +116,8 @@ class MessagesBody(_Model):
     metadata: dict[str, Any] | None = None
     stream: bool | None = False
     grammar: str | None = None  # JARVIS extension, as on chat completions: a GBNF grammar
+    cache: bool | None = None  # JARVIS extension, as on chat completions: false bypasses the response cache
+    priority: Literal["high", "normal", "low"] | None = None  # JARVIS extension, as on chat completions
 
     @classmethod
     def parse(cls, body: dict) -> "MessagesBody":
@@ -208,5 +210,6 @@ def chat_request(body: MessagesBody, generation: SamplingParams, unsupported_pol
     # cuts it from the text) until the engine reports it itself.
     options = RequestOptions(grammar=options_grammar, logprobs=bool(body.stop_sequences))
     request = ChatRequest(messages=plan.render(chat_messages(body)), model=body.model or "", sampling=sampling,
-                          source="api", operation=operation, options=options)
+                          source="api", operation=operation, options=options, use_cache=body.cache is not False,
+                          priority=Priority.parse(body.priority or "normal"))
     return _validated(request), plan, dropped

@@ -21,7 +21,7 @@ from jarvis.http.openai_schema import ChatMessage, _invalid, _validated, extensi
 from jarvis.http.structured import JsonSchemaSpec, ResponseFormat
 from jarvis.http.tools import FunctionCall, FunctionName, FunctionSpec, NamedToolChoice, ToolCallIn, ToolPlan, ToolSpec
 from jarvis.http.unsupported import runnable_tools
-from jarvis.request import ChatRequest
+from jarvis.request import ChatRequest, Priority
 from jarvis.request_options import RequestOptions
 from jarvis.sampling import SamplingParams
 
@@ -141,6 +141,8 @@ class ResponsesBody(_Model):
     stream: bool | None = False
     n: int | None = None
     grammar: str | None = None  # JARVIS extension, as on chat completions: a GBNF grammar
+    cache: bool | None = None  # JARVIS extension, as on chat completions: false bypasses the response cache
+    priority: Literal["high", "normal", "low"] | None = None  # JARVIS extension, as on chat completions
 
     @model_validator(mode="before")
     @classmethod
@@ -233,7 +235,8 @@ def chat_request(body: ResponsesBody, history: list[Any], generation: SamplingPa
     messages = plan.render(chat_messages(body.instructions, history + body.items(), len(history)))
     truncate = None if body.truncation is None else body.truncation == "auto"
     request = ChatRequest(messages=messages, model=body.model or "", sampling=sampling, source="api", truncate=truncate,
-                          operation="openai.responses", options=RequestOptions(grammar=grammar))
+                          operation="openai.responses", options=RequestOptions(grammar=grammar),
+                          use_cache=body.cache is not False, priority=Priority.parse(body.priority or "normal"))
     return _validated(request), plan, dropped
 
 
