@@ -196,7 +196,8 @@ class ResponsesApi:
         running = self.running[turn.id] = _Running(asyncio.current_task())
         store = bool(body.store) and self.store.enabled
         if store:  # retrievable while it runs; not awaited: the first token need not wait for SQLite
-            started = asyncio.ensure_future(self.store.put(turn.response("in_progress"), input_items, history))
+            started = asyncio.ensure_future(self.store.put(turn.response("in_progress"), input_items,
+                                                                history + input_items))
         events: list[EventStream] = []
         try:
             status, error = await self._generate(request, turn, headers, events, running)
@@ -213,6 +214,11 @@ class ResponsesApi:
             return turn.sse.response
         except ClientGone:
             return events[0].response if events else web.Response(status=CLIENT_CLOSED)
+        except JarvisError:  # refused before it started (queue full, bad grammar, ...): nothing to keep
+            if store:
+                await started
+                await self.store.delete(turn.id)
+            raise
         finally:
             running.finished.set()
             self.running.pop(turn.id, None)

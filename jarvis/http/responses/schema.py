@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from jarvis.errors import InvalidRequest
 from jarvis.http.openai_schema import ChatMessage, _invalid, _validated, extension_grammar
@@ -248,9 +248,12 @@ def item_dict(item: Any) -> dict[str, Any]:
     return d
 
 
+_STORED_ITEMS = TypeAdapter(list[Item])
+
+
 def parse_items(raw: list[dict]) -> list[Any]:
-    """Stored items (JSON) back into models."""
-    return ResponsesBody.model_validate({"input": raw}).items()
+    """Stored items (JSON, written by this server) back into models; no limit on how many."""
+    return _STORED_ITEMS.validate_python(raw)
 
 
 def function_call_item(call, item_id: str) -> dict[str, Any]:
