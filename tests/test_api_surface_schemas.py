@@ -36,8 +36,10 @@ ITEM = st.one_of(
            "name": st.just("f"), "arguments": st.sampled_from(["{}", "{oops", '{"city": "Paris"}']),
            "output": st.just("done")}),
     JSON)
-TOOL = st.one_of(typed(["function", "web_search", "mcp"], {"name": st.sampled_from(["f", "bad name!"]),
-                                                            "parameters": SCHEMA}), JSON)
+TOOL = st.one_of(st.fixed_dictionaries({"type": st.just("function"), "name": st.sampled_from(["f", "bad name!"])},
+                                       optional={"parameters": SCHEMA}),
+                 typed(["function", "web_search", "mcp"], {"name": st.sampled_from(["f", "bad name!"]),
+                                                           "parameters": SCHEMA}), JSON)
 RESPONSES = st.fixed_dictionaries({}, optional={
     "input": st.one_of(st.just("Hi"), st.lists(ITEM, max_size=4), JSON), "instructions": st.one_of(st.just("Be"), JSON),
     "tools": st.one_of(st.lists(TOOL, max_size=2), JSON),
@@ -57,7 +59,8 @@ MESSAGE = st.one_of(st.fixed_dictionaries({"role": st.sampled_from(["user", "ass
 MESSAGES = st.fixed_dictionaries({}, optional={
     "max_tokens": st.one_of(st.integers(-1, 5), JSON), "messages": st.one_of(st.lists(MESSAGE, max_size=4), JSON),
     "system": st.one_of(st.just("Be"), st.lists(BLOCK_TEXT, max_size=2), JSON),
-    "tools": st.one_of(st.lists(st.one_of(st.fixed_dictionaries({"name": st.just("f"), "input_schema": SCHEMA}),
+    "tools": st.one_of(st.lists(st.one_of(st.fixed_dictionaries({"name": st.sampled_from(["f", "bad name!"]),
+                                                                 "input_schema": SCHEMA}),
                                           typed(["web_search_20250305", "custom"], {"name": st.just("g")}), JSON),
                                 max_size=2), JSON),
     "tool_choice": st.one_of(typed(["auto", "any", "tool", "none", "maybe"], {"name": st.sampled_from(["f", "z"])}),

@@ -177,6 +177,8 @@ HOSTILE = [
     ({"max_tokens": "many", "messages": ASK}, "max_tokens"),
     ({"max_tokens": 5, "messages": ASK, "stop_sequences": "x"}, "stop_sequences"),
     ({"max_tokens": 5, "messages": ASK, "tools": [{"description": "no name"}]}, "tools[0].name"),
+    ({"max_tokens": 5, "messages": ASK, "tools": [{"name": "bad name!", "input_schema": {}}]}, "tools[0].name"),
+    ({"max_tokens": 5, "messages": ASK, "tools": [WEATHER, WEATHER]}, "tools[1].name"),
     ({"max_tokens": 5, "messages": ASK, "tools": [{"type": "web_search_20250305", "name": "web_search"}]},
      "web_search_20250305"),
     ({"max_tokens": 5, "messages": ASK, "tools": [WEATHER], "tool_choice": {"type": "tool"}}, "tool_choice.name"),
@@ -201,7 +203,7 @@ def test_hostile_sizes_and_syntax_are_never_a_500(server):
     huge = {**WEATHER, "input_schema": {"type": "object", "description": "x" * 1_000_000,
                                         "properties": {"city": {"type": "string"}}}}
     status, body = post(server, {"max_tokens": 5, "messages": ASK, "tools": [huge]})
-    assert_anthropic_error(status, body, 400, "64 KiB")  # a clear limit, not a crash
+    assert_anthropic_error(status, body, 400, "tools[0].input_schema is larger than 64 KiB")  # a limit, not a crash
     blocks = [{"type": "text", "text": "hi "}] * 10_000  # 10,000 blocks: more than the context holds, said clearly
     status, body = post(server, {"max_tokens": 5, "messages": [{"role": "user", "content": blocks}]})
     assert_anthropic_error(status, body, 400, "context")

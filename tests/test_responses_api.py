@@ -197,6 +197,8 @@ HOSTILE = [
     ({"input": 42}, "input", "input"),
     ({"input": "hi", "tools": [{"type": "web_search"}]}, "web_search", "tools[0].type"),
     ({"input": "hi", "tools": [{"type": "function"}]}, "name", "tools[0].name"),
+    ({"input": "hi", "tools": [{"type": "function", "name": "bad name!"}]}, "must be 1-64", "tools[0].name"),
+    ({"input": "hi", "tools": [WEATHER, WEATHER]}, "used twice", "tools[1].name"),
     ({"input": "hi", "tools": [WEATHER], "tool_choice": {"type": "function", "name": "nope"}}, "nope", "tool_choice"),
     ({"input": "hi", "tool_choice": "sometimes"}, "tool_choice", "tool_choice"),
     ({"input": "hi", "text": {"format": {"type": "yaml"}}}, "format", "text.format.type"),

@@ -24,7 +24,7 @@ from jarvis.http.answer import AnswerParser
 from jarvis.http.openai_schema import parse_json
 from jarvis.http.sse import ClientGone, EventStream
 from jarvis.http.tools import ToolCall
-from jarvis.http.unsupported import DROPPED_HEADER
+from jarvis.http.surface_tools import DROPPED_HEADER
 from jarvis.request import ChatRequest, RequestRecord
 
 CLIENT_CLOSED = 499

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jarvis.errors import InvalidRequest
 from jarvis.http.openai_schema import ChatMessage, _invalid, _validated, extension_grammar
-from jarvis.http.tools import FunctionCall, FunctionName, FunctionSpec, NamedToolChoice, ToolCallIn, ToolPlan, ToolSpec
-from jarvis.http.unsupported import runnable_tools
+from jarvis.http.tools import FunctionCall, FunctionName, NamedToolChoice, ToolCallIn, ToolPlan
+from jarvis.http.surface_tools import client_fields, runnable_tools, tool_spec
 from jarvis.request import ChatRequest, Priority
 from jarvis.request_options import RequestOptions
 from jarvis.sampling import SamplingParams
@@ -182,8 +182,7 @@ def chat_messages(body: MessagesBody) -> list[ChatMessage]:
 
 def tool_plan(body: MessagesBody, unsupported_policy: str) -> tuple[ToolPlan, list[str]]:
     tools, dropped = runnable_tools(body.tools or [], lambda t: t.is_client_tool, lambda t: t.type, unsupported_policy)
-    specs = [ToolSpec(function=FunctionSpec(name=t.name, description=t.description, parameters=t.input_schema))
-             for t in tools]
+    specs = [tool_spec(i, t.name, t.description, t.input_schema) for i, t in tools]
     choice = body.tool_choice
     parallel = None if choice is None or choice.disable_parallel_tool_use is None else not choice.disable_parallel_tool_use
     if choice is None or choice.type == "auto":
@@ -196,14 +195,20 @@ def tool_plan(body: MessagesBody, unsupported_policy: str) -> tuple[ToolPlan, li
         if not choice.name:
             raise InvalidRequest("tool_choice.name is required when tool_choice.type is \"tool\".", field="tool_choice.name")
         picked = NamedToolChoice(function=FunctionName(name=choice.name))
-    return ToolPlan.of(specs, picked, parallel), dropped
+    try:
+        return ToolPlan.of(specs, picked, parallel), dropped
+    except InvalidRequest as e:
+        raise client_fields(e, [i for i, _ in tools], "input_schema") from None
 
 
 def chat_request(body: MessagesBody, generation: SamplingParams, unsupported_policy: str,
                  operation: str = "anthropic.messages") -> tuple[ChatRequest, ToolPlan, list[str]]:
     """The adapter: a Messages body -> (the internal request, its tool plan, dropped tool types)."""
     plan, dropped = tool_plan(body, unsupported_policy)
-    options_grammar = extension_grammar(body.grammar) if not plan.forced and body.grammar else plan.grammar()
+    try:
+        options_grammar = extension_grammar(body.grammar) if not plan.forced and body.grammar else plan.grammar()
+    except InvalidRequest as e:
+        raise client_fields(e, [i for i, t in enumerate(body.tools or []) if t.is_client_tool], "input_schema") from None
     sampling = generation.with_overrides(max_tokens=body.max_tokens, temperature=body.temperature,
                                          top_p=body.top_p, top_k=body.top_k, stop=body.stop_sequences)
     # stop_sequences: the logprobs' token texts show which stop string ended the reply (the engine

@@ -31,7 +31,7 @@ from jarvis.http.openai_schema import parse_json
 from jarvis.http.responses.schema import ResponsesBody, chat_request, function_call_item, item_dict, parse_items
 from jarvis.http.responses.store import ResponseStore, Stored
 from jarvis.http.sse import ClientGone, EventStream
-from jarvis.http.unsupported import DROPPED_HEADER
+from jarvis.http.surface_tools import DROPPED_HEADER
 from jarvis.request import RequestRecord
 
 CLIENT_CLOSED = 499

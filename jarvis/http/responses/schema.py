@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from jarvis.errors import InvalidRequest
 from jarvis.http.openai_schema import ChatMessage, _invalid, _validated, extension_grammar
 from jarvis.http.structured import JsonSchemaSpec, ResponseFormat
-from jarvis.http.tools import FunctionCall, FunctionName, FunctionSpec, NamedToolChoice, ToolCallIn, ToolPlan, ToolSpec
-from jarvis.http.unsupported import runnable_tools
+from jarvis.http.tools import FunctionCall, FunctionName, NamedToolChoice, ToolCallIn, ToolPlan
+from jarvis.http.surface_tools import client_fields, runnable_tools, tool_spec
 from jarvis.request import ChatRequest, Priority
 from jarvis.request_options import RequestOptions
 from jarvis.sampling import SamplingParams
@@ -204,32 +204,35 @@ def chat_messages(instructions: str | None, items: list[Any], first_index: int =
     return out
 
 
-def tool_plan(body: ResponsesBody, unsupported_policy: str) -> tuple[ToolPlan, list[str]]:
+def tool_plan(body: ResponsesBody, unsupported_policy: str) -> tuple[ToolPlan, list[int], list[str]]:
+    """(the plan, the request index of each tool in it, the dropped tool types)."""
     tools, dropped = runnable_tools(body.tools or [], lambda t: t.type == "function", lambda t: t.type,
                                     unsupported_policy)
-    specs = []
-    for i, t in enumerate(tools):
-        if not t.name:
-            raise InvalidRequest(f"tools[{i}].name is required for a function tool.", field=f"tools[{i}].name")
-        specs.append(ToolSpec(function=FunctionSpec(name=t.name, description=t.description, parameters=t.parameters,
-                                                    strict=t.strict)))
+    specs = [tool_spec(i, t.name, t.description, t.parameters, t.strict) for i, t in tools]
     choice: Any = body.tool_choice
     if isinstance(choice, NamedFunction):
         choice = NamedToolChoice(function=FunctionName(name=choice.name))
-    return ToolPlan.of(specs, choice, body.parallel_tool_calls), dropped
+    indexes = [i for i, _ in tools]
+    try:
+        return ToolPlan.of(specs, choice, body.parallel_tool_calls), indexes, dropped
+    except InvalidRequest as e:
+        raise client_fields(e, indexes, "parameters") from None
 
 
 def chat_request(body: ResponsesBody, history: list[Any], generation: SamplingParams, unsupported_policy: str
                  ) -> tuple[ChatRequest, ToolPlan, list[str]]:
     """The adapter: a Responses body and the stored history before it -> (the internal request,
     its tool plan, dropped tool types)."""
-    plan, dropped = tool_plan(body, unsupported_policy)
-    grammar = plan.grammar() if plan.forced else extension_grammar(body.grammar)
-    fmt = body.text.format if body.text else None
-    if grammar is None and fmt is not None:
-        grammar = fmt.response_format().grammar()
-    if grammar is None and plan.active:
-        grammar = plan.grammar()
+    plan, indexes, dropped = tool_plan(body, unsupported_policy)
+    try:
+        grammar = plan.grammar() if plan.forced else extension_grammar(body.grammar)
+        fmt = body.text.format if body.text else None
+        if grammar is None and fmt is not None:
+            grammar = fmt.response_format().grammar()
+        if grammar is None and plan.active:
+            grammar = plan.grammar()
+    except InvalidRequest as e:
+        raise client_fields(e, indexes, "parameters") from None
     sampling = generation.with_overrides(max_tokens=body.max_output_tokens, temperature=body.temperature,
                                          top_p=body.top_p)
     messages = plan.render(chat_messages(body.instructions, history + body.items(), len(history)))
