@@ -30,10 +30,10 @@ test-under-load: $(STAMP)
 	for i in $$(seq $(RUNS)); do echo "== run $$i of $(RUNS), one core busy =="; $(MAKE) --no-print-directory test || exit 1; done
 
 bench: $(STAMP)
-	$(PY) -m jarvis.bench $(ARGS)
+	$(VENV)/bin/jarvis bench $(ARGS)
 
 bench-quick: $(STAMP)
-	$(PY) -m jarvis.bench --quick $(ARGS)
+	$(VENV)/bin/jarvis bench --quick $(ARGS)
 
 # llama-server from the llama.cpp that the pinned llama-cpp-python (0.3.36) vendors, for
 # `jarvis bench --peer`. CPU, Release, only the server target, niced; ~10 minutes on 2 cores.

@@ -104,7 +104,6 @@ def synthetic_cases(rng: random.Random) -> dict[str, tuple[bytes, str]]:
 def truncation_offsets(model: Path, n_random: int, rng: random.Random) -> list[int]:
     """The header's own boundaries plus `n_random` offsets spread log-uniformly over the file."""
     h = read_header(model)
-    size = model.stat().st_size
     edges = {1, 4, 8, 16, 23, 24, 25, 32, h.tensors_offset - 1, h.tensors_offset, h.tensors_offset + 1,
              h.data_offset - 1, h.data_offset, h.data_offset + 1, (h.data_offset + h.data_end) // 2,
              h.data_end - 1}

@@ -1,10 +1,12 @@
 """The one async facade every front end uses (CLI, HTTP API, desktop).
 
-`stream(request)` yields text Chunks, the last one carrying the request's RequestRecord (the
-engine's, enriched here with load, cache and request facts); `chat(request)` returns the whole
-Reply. That same record is what goes on the RecordBus to every telemetry consumer. Nothing here
-blocks the event loop: loads run in the manager's executor, decoding in each model's worker
-thread. Works on any running asyncio loop (plain asyncio or qasync).
+`stream(request)` yields text Chunks, the last one carrying the request's RequestRecord (built
+here, once, from the backend's timings and what the caller saw); `chat(request)` returns the whole
+Reply. That same record is what goes on the RecordBus to every telemetry consumer. Models are
+served through the backend registry (jarvis.backends): this facade never asks what kind a model
+is. Nothing here blocks the event loop: loads run in the manager's executor, decoding in each
+model's worker thread, remote calls are async I/O. Works on any running asyncio loop (plain
+asyncio or qasync).
 """
 
 from __future__ import annotations
@@ -16,15 +18,30 @@ import time
 from dataclasses import replace
 from typing import AsyncIterator
 
+from jarvis.backends import BackendRegistry, Capability, require
 from jarvis.cache import ResponseCache, SharedGeneration, cache_key, replay
 from jarvis.catalog import Catalog, ModelInfo
 from jarvis.config import Settings, apply_process_environment, load_settings
 from jarvis.errors import JarvisError, RequestCancelled
 from jarvis.manager import ModelManager
-from jarvis.request import ChatRequest, Chunk, Message, Reply, RequestRecord, resolve_timeout
+from jarvis.record_builder import build_record
+from jarvis.request import ChatRequest, Chunk, Message, Reply, RequestRecord, Timings, resolve_timeout
 from jarvis.telemetry import RecordBus
 
 log = logging.getLogger("jarvis.assistant")
+
+
+def needed_capabilities(request: ChatRequest) -> set[Capability]:
+    """What a request asks of the backend that serves it."""
+    options = request.options
+    needs = {Capability.COMPLETION if request.prompt is not None else Capability.CHAT}
+    if options.grammar is not None or (options.response_format is not None and options.response_format.type != "text"):
+        needs.add(Capability.GRAMMAR)
+    if options.tools is not None and options.tools.active:
+        needs.add(Capability.TOOLS)
+    if options.logprobs:
+        needs.add(Capability.LOGPROBS)
+    return needs
 
 
 class Assistant:
@@ -34,40 +51,33 @@ class Assistant:
         self.settings = settings or load_settings()
         apply_process_environment(self.settings)
         self.bus = bus or RecordBus()
-        self.catalog = catalog or Catalog.from_settings(self.settings)
-        if not self.catalog.snapshot().scanned:
-            # Start-up, before anything is served: later scans run on the catalog's own thread.
-            self.catalog.rescan()
+        self.catalog = catalog or Catalog.from_settings(self.settings)  # scanned on its own thread, from start()
         self.manager = manager or ModelManager.from_settings(self.settings, self.catalog, self.bus)
+        # Every source of models: this computer's engines (the manager), then any configured server.
+        self.backends = BackendRegistry.from_settings(self.settings, self.catalog, self.bus, local=self.manager)
         self.cache = cache or ResponseCache.from_settings(self.settings)
-        self.remotes = None  # remote OpenAI-compatible servers (jarvis.remote), when settings name any
-        if self.settings.remotes:
-            from jarvis.remote.registry import Remotes
-
-            self.remotes = Remotes.from_settings(self.settings, self.catalog, self.bus)
-            self.manager.remotes = self.remotes
-            self.remotes.publish()  # an allow-list is known before the first probe
         self._inflight: dict[str, SharedGeneration] = {}
         self._tasks: set[asyncio.Task] = set()
 
     # ---- life cycle ------------------------------------------------------------------------
     async def start(self, warmup: bool = True) -> None:
-        """Begin watching the models folders and loading the warm-up models in the background;
-        returns at once."""
+        """Begin watching the models folders, start every backend source's background work (a
+        remote's probes) and load the warm-up models in the background; returns at once."""
+        self.catalog.start()  # the first scan, on the catalog's thread: lookups await it, nothing else does
         self._spawn(self.catalog.watch())  # a .gguf dropped in later shows up without a restart
-        if self.remotes is not None:
-            self.remotes.start()  # probe now and every health_interval_s; read /metrics at 1 Hz
+        self.backends.start()
         if not warmup:
             return
         for name in self.settings.models.warmup:
-            target = self.default_model() if name == "default" else name
-            self._spawn(self._warm(target))
+            self._spawn(self._warm(name))
 
     async def _warm(self, name: str) -> None:
-        if self.remotes is not None and self.remotes.match(name):
-            return  # a remote model loads nothing here; its first probe is its warm-up
+        if name == "default":
+            await self.catalog.ready()  # which model is the default is known after the first scan
+            name = self.default_model()
         try:
-            await self.manager.load(name)
+            await self.backends.prepare(name)
+            await self.backends.warm(await self.catalog.lookup(name))
         except JarvisError as e:
             log.warning("warm-up of %s failed: %s", name, e)
 
@@ -77,10 +87,8 @@ class Assistant:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
-        if self.remotes is not None:
-            await self.remotes.close()
-        self.catalog.close()
-        await self.manager.close()
+        await asyncio.to_thread(self.catalog.close)  # joins the scanner thread: never on the loop
+        await self.backends.close()
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -118,19 +126,22 @@ class Assistant:
         return Reply("".join(parts), record)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        """Stream a reply. Abandoning the iterator cancels the request (unless others share it)."""
+        """Stream a reply. Abandoning the iterator cancels the request (unless others share it).
+
+        Whatever answers (a backend, the cache, an identical request already running), the last
+        chunk carries the one RequestRecord, built here (jarvis.record_builder) and put on the bus."""
         started = time.perf_counter()
+        first_text_at = 0.0
         text: list[str] = []
-        status, error_kind, final = "ok", "", None
-        cache = "off"
+        status, error_kind, emitted = "ok", "", False
+        cache, coalesced, served_by = "off", False, "local"
         request.validate()
         name = request.model or self.settings.general.default_model or "(default)"  # until resolved
         try:
-            if self.remotes is not None:  # NAME/...: the remote's first probe done; down -> 503 at once
-                await self.remotes.prepare(request.model or self.settings.general.default_model)
+            await self.backends.prepare(name)  # a remote's first probe done; a server that is down: 503 at once
             # From the snapshot; a name it lacks makes the catalog rescan once, on its own thread.
             info = await self.catalog.lookup(request.model, self.settings.general.default_model)
-            name = info.name
+            name, served_by = info.name, info.served_by
             key = cache_key(request, info.identity)
             if key is not None and request.use_cache and self.cache.enabled:
                 hit = self.cache.get(key)
@@ -140,21 +151,24 @@ class Assistant:
             if hit is not None:
                 source = replay(hit)
             elif key is not None and request.use_cache and key in self._inflight:
+                coalesced = True
                 source = self._join(self._inflight[key], coalesced=True)
             elif key is not None:
-                source = self._join(self._start_shared(key, request, info, started), coalesced=False)
+                source = self._join(self._start_shared(key, request, info), coalesced=False)
             else:
-                source = self._generate(request, info, started)
+                source = self._generate(request, info)
             # aclosing: leaving early closes the source at once, which cancels the generation now
             # rather than whenever the garbage collector finalises the generator.
             async with contextlib.aclosing(source):
                 async for chunk in source:
+                    if chunk.text and not first_text_at:
+                        first_text_at = time.perf_counter()
                     text.append(chunk.text)
-                    if chunk.done and chunk.record is not None:
-                        final = replace(chunk.record, request_id=request.request_id, operation=request.operation,
-                                        source=request.source, cache=cache, timestamp=time.time(),
-                                        total_ms=(time.perf_counter() - started) * 1000)
-                        chunk = replace(chunk, record=final)
+                    if chunk.done:
+                        chunk = replace(chunk, record=self._record(request, name, served_by, started, first_text_at,
+                                                                   chunk.timings, cache, coalesced, "ok", "", text))
+                        self.bus.emit(chunk.record)
+                        emitted = True
                     yield chunk
         except (asyncio.CancelledError, GeneratorExit, RequestCancelled):
             status, error_kind = "cancelled", "RequestCancelled"
@@ -162,38 +176,46 @@ class Assistant:
         except JarvisError as e:
             status, error_kind = "error", type(e).__name__
             raise
+        except BaseException:
+            status, error_kind = "error", "InternalError"
+            raise
         finally:
-            if final is None:  # it never finished: a record of how far it got
-                final = RequestRecord(request_id=request.request_id, model=name, operation=request.operation,
-                                      source=request.source, status=status, error_kind=error_kind, cache=cache,
-                                      total_ms=(time.perf_counter() - started) * 1000)
-            self._emit(request, final, "".join(text))
+            if not emitted:  # it never finished: a record of how far it got
+                self.bus.emit(self._record(request, name, served_by, started, first_text_at, None, cache, coalesced,
+                                           status, error_kind, text))
 
-    async def _generate(self, request: ChatRequest, info: ModelInfo, started: float) -> AsyncIterator[Chunk]:
+    def _record(self, request: ChatRequest, model: str, served_by: str, started: float, first_text_at: float,
+                timings: Timings | None, cache: str, coalesced: bool, status: str, error_kind: str,
+                text: list[str]) -> RequestRecord:
+        logged = self.settings.telemetry.log_prompts
+        last = request.prompt if request.prompt is not None else (request.messages[-1].content if request.messages else "")
+        return build_record(request_id=request.request_id, model=model, operation=request.operation,
+                            source=request.source, served_by=served_by, started=started, first_text_at=first_text_at,
+                            timings=timings, cache=cache, coalesced=coalesced, status=status, error_kind=error_kind,
+                            prompt=last if logged else None, reply="".join(text) if logged else None)
+
+    async def _generate(self, request: ChatRequest, info: ModelInfo) -> AsyncIterator[Chunk]:
         timeout = resolve_timeout(request.timeout_s, self.settings.engine.request_timeout_s)
-        async with self.manager.lease(info, timeout) as lease:
-            seq = lease.engine.submit(request)
-            async for chunk in lease.engine.stream(seq):
-                if chunk.done and chunk.record is not None:
-                    r = chunk.record
-                    pre_submit_ms = (seq.submitted_at - started) * 1000
-                    chunk = replace(chunk, record=replace(  # the last tokens' logprobs ride along
-                        r, model_load_ms=lease.load_ms, warm_start=lease.warm_start,
-                        queue_position=seq.queue_position,
-                        ttft_ms=r.ttft_ms + pre_submit_ms))  # what the user waited, a model load included
+        async with self.backends.lease(info, timeout) as lease:
+            require(lease.backend, needed_capabilities(request), info.name)
+            handle = lease.backend.submit(request)
+            async for chunk in lease.backend.stream(handle):
+                if chunk.done and chunk.timings is not None:  # the load this request waited for rides along
+                    chunk = replace(chunk, timings=replace(chunk.timings, load_ms=lease.load_ms,
+                                                           warm_start=lease.warm_start))
                 yield chunk
 
-    def _start_shared(self, key: str, request: ChatRequest, info: ModelInfo, started: float) -> SharedGeneration:
+    def _start_shared(self, key: str, request: ChatRequest, info: ModelInfo) -> SharedGeneration:
         shared = SharedGeneration()
         self._inflight[key] = shared
 
         async def produce() -> None:
             parts: list[str] = []
             try:
-                async for chunk in self._generate(request, info, started):
+                async for chunk in self._generate(request, info):
                     parts.append(chunk.text)
-                    if chunk.done and chunk.record is not None:
-                        self.cache.put(key, Reply("".join(parts), chunk.record))
+                    if chunk.done and chunk.timings is not None:
+                        self.cache.put(key, "".join(parts), chunk.timings, chunk.tool_calls)
                     shared.publish(chunk)
                 shared.close()
             except asyncio.CancelledError:
@@ -214,31 +236,19 @@ class Assistant:
             self.cache.coalesced += 1
         try:
             async for chunk in shared.listen():
-                if chunk.done and chunk.record is not None and coalesced:
-                    chunk = replace(chunk, record=replace(chunk.record, coalesced=True))
                 yield chunk
         finally:
             shared.listeners -= 1
             if shared.listeners == 0 and not shared.done and shared.task is not None:
                 shared.task.cancel()  # the last listener left: stop generating
 
-    def _emit(self, request: ChatRequest, record: RequestRecord, reply_text: str) -> None:
-        if self.settings.telemetry.log_prompts:
-            last = request.messages[-1].content if request.messages else ""
-            record = replace(record, prompt=request.prompt if request.prompt is not None else last, reply=reply_text)
-        self.bus.emit(record)
-
     # ---- what front ends show --------------------------------------------------------------
     def models(self) -> list[dict]:
         loaded = {m["name"]: m for m in self.manager.loaded()}
-        loading = set(self.manager.loading())
         out = []
         for info in self.catalog.snapshot().models:
             d = info.summary()
-            d["state"] = "loaded" if info.name in loaded else "loading" if info.name in loading else \
-                "unreadable" if not info.ok else "not loaded"
-            if info.remote and self.remotes is not None:
-                d["state"] = "remote" if self.remotes.backends[info.remote].reachable else "unreachable"
+            d["state"] = self.backends.state(info)
             d["loaded"] = loaded.get(info.name)
             out.append(d)
         return out

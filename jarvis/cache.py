@@ -11,12 +11,24 @@ import asyncio
 import hashlib
 import json
 import threading
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import AsyncIterator
 
 import cachetools
 
-from jarvis.request import ChatRequest, Chunk, Reply
+from jarvis.request import ChatRequest, Chunk, Timings
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    """A stored answer: its text and what generating it counted (tokens, how it ended)."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    constrained: str = ""
+    tool_calls: tuple = ()
 
 
 def cache_key(request: ChatRequest, model_identity: tuple) -> str | None:
@@ -33,6 +45,9 @@ def cache_key(request: ChatRequest, model_identity: tuple) -> str | None:
         "sampling": sp.model_dump(),
         "truncate": request.truncate,
         "grammar": asdict(request.options.grammar) if request.options.grammar else None,
+        "tools": request.options.tools.wire() if request.options.tools is not None else None,
+        "response_format": request.options.response_format.wire() if request.options.response_format else None,
+        "calls": [[m.tool_call_id, [c.as_dict() for c in m.tool_calls]] for m in request.messages],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
 
@@ -81,15 +96,18 @@ class ResponseCache:
         c = settings.cache
         return cls(c.enabled, c.max_size, c.ttl_seconds)
 
-    def get(self, key: str | None) -> Reply | None:
+    def get(self, key: str | None) -> CachedReply | None:
         if not self.enabled or key is None:
             return None
         with self._lock:
             return self._entries.get(key)
 
-    def put(self, key: str | None, reply: Reply) -> None:
-        if not self.enabled or key is None or reply.record.finish_reason not in ("stop", "length"):
+    def put(self, key: str | None, text: str, timings: Timings, tool_calls: tuple = ()) -> None:
+        """Store a finished answer (one that stopped or ran to its length; never a failed one)."""
+        if not self.enabled or key is None or timings.finish_reason not in ("stop", "length"):
             return
+        reply = CachedReply(text, timings.finish_reason, timings.prompt_tokens, timings.completion_tokens,
+                            timings.constrained, tuple(tool_calls))
         with self._lock:
             self._entries[key] = reply
 
@@ -104,16 +122,16 @@ class ResponseCache:
                               self._entries.expirations, self.coalesced, float(self._entries.ttl))
 
 
-async def replay(reply: Reply, chunk_chars: int = 64) -> AsyncIterator[Chunk]:
-    """A cached reply as stream chunks, so front ends need no second code path."""
+async def replay(reply: CachedReply, chunk_chars: int = 64) -> AsyncIterator[Chunk]:
+    """A cached reply as stream chunks, so front ends need no second code path. It generated
+    nothing: its timings carry the tokens counted once, and no instants (no queue, load or decode)."""
     text = reply.text
     pieces = [text[i:i + chunk_chars] for i in range(0, len(text), chunk_chars)] or [""]
     for piece in pieces[:-1]:
         yield Chunk(piece)
-    # A replayed reply generated nothing: no queue, no load, no token gaps.
-    record = replace(reply.record, cache="hit", queue_ms=0.0, model_load_ms=0.0, warm_start=True, coalesced=False,
-                     inter_token_ms=())
-    yield Chunk(pieces[-1], done=True, record=record)
+    timings = Timings(finish_reason=reply.finish_reason, prompt_tokens=reply.prompt_tokens,
+                      completion_tokens=reply.completion_tokens, constrained=reply.constrained)
+    yield Chunk(pieces[-1], done=True, timings=timings, tool_calls=reply.tool_calls)
 
 
 class SharedGeneration:

@@ -69,6 +69,7 @@ class EngineSettings(_Section):
     request_timeout_s: float = Field(300, ge=0)
     truncate: bool = True
     lookup_draft: int = Field(8, ge=0, le=64)
+    weight_repacking: Literal["auto", "on", "off"] = "auto"
 
 
 # [generation] is the sampling parameters' one definition: the defaults of every request.

@@ -33,7 +33,7 @@ def report(settings) -> str:
     wants_gpu = settings.gpu.use_gpu and settings.gpu.gpu_layers != 0
     if wants_gpu and not offload:
         lines.append("                 gpu.gpu_layers asks for GPU layers, so JARVIS runs on the CPU and says so;"
-                     " `python setup_cuda.py --check` tells what a CUDA build needs.")
+                     " `jarvis setup-cuda --check` tells what a CUDA build needs.")
     probe = GpuProbe()
     gpus = probe.snapshot()
     if gpus:

@@ -1,34 +1,35 @@
-"""Embeddings through a leased model: the catalog lookup, the lease (the model cannot be evicted
-while its embedder works), the work on the embedder's own thread, and one request record."""
+"""Embeddings through a leased model, whatever serves it: the catalog lookup, the lease (a local
+model cannot be evicted while its embedder works), the backend's `embed`, and one request record
+(jarvis.record_builder)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
-from jarvis.engine.embedder import Embeddings
-from jarvis.errors import InvalidRequest, JarvisError
-from jarvis.request import resolve_timeout
-from jarvis.telemetry import RequestRecord
+from jarvis.backends import Capability, require
+from jarvis.backends.base import Embeddings
+from jarvis.errors import JarvisError
+from jarvis.record_builder import build_record
+from jarvis.request import Timings, resolve_timeout
 
-_ids = iter(range(1, 2**62))
+_ids = itertools.count(1)
 
 
-async def embed(assistant, model: str, inputs: list[str | list[int]], dimensions: int | None = None) -> tuple[str, Embeddings]:
+async def embed(assistant, model: str, inputs: list[str | list[int]], dimensions: int | None = None,
+                source: str = "") -> tuple[str, Embeddings]:
     """(the model's catalog name, the embeddings). `assistant` is a jarvis.assistant.Assistant."""
     started = time.perf_counter()
-    name, status, error_kind, tokens = model or "(default)", "ok", "", 0
+    name, served_by, status, error_kind, tokens = model or "(default)", "local", "ok", "", 0
     try:
+        await assistant.backends.prepare(name)
         info = await assistant.catalog.lookup(model, assistant.settings.general.default_model)
-        name = info.name
+        name, served_by = info.name, info.served_by
         timeout = resolve_timeout(None, assistant.settings.engine.request_timeout_s)
-        async with assistant.manager.lease(info, timeout) as lease:
-            embedder = lease.engine.embedder()
-            if dimensions is not None and dimensions != embedder.dimensions:
-                raise InvalidRequest(f"dimensions = {dimensions}: {name} gives {embedder.dimensions}-dimensional "
-                                     f"embeddings and cannot shorten them. Leave dimensions out or send "
-                                     f"{embedder.dimensions}.", field="dimensions")
-            result = await asyncio.wrap_future(embedder.submit(inputs))
+        async with assistant.backends.lease(info, timeout) as lease:
+            require(lease.backend, {Capability.EMBEDDINGS}, name)
+            result = await lease.backend.embed(inputs, dimensions)
             tokens = result.prompt_tokens
             return name, result
     except asyncio.CancelledError:
@@ -38,6 +39,6 @@ async def embed(assistant, model: str, inputs: list[str | list[int]], dimensions
         status, error_kind = "error", type(e).__name__
         raise
     finally:
-        assistant.bus.emit(RequestRecord(request_id=f"emb-{next(_ids)}", model=name, operation="embeddings",
-                                         status=status, error_kind=error_kind,
-                                         total_ms=(time.perf_counter() - started) * 1000, prompt_tokens=tokens))
+        assistant.bus.emit(build_record(request_id=f"emb-{next(_ids)}", model=name, operation="embeddings",
+                                        source=source, served_by=served_by, started=started, status=status,
+                                        error_kind=error_kind, timings=Timings(finish_reason="", prompt_tokens=tokens)))

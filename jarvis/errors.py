@@ -32,6 +32,17 @@ class ModelNotFound(JarvisError):
         super().__init__(f"No model named {name!r}. Available models: {listing}.")
 
 
+class CatalogNotReady(JarvisError):
+    """Asked of the catalog before its first scan finished. Requests never see it: they await the
+    scan (Catalog.lookup); it stops a synchronous reader from saying "no such model" too early."""
+
+    http_status = 503
+    code = "catalog_not_ready"
+
+    def __init__(self) -> None:
+        super().__init__("JARVIS is still reading the model folders (it just started). Try again in a moment.")
+
+
 class ModelLoadError(JarvisError):
     """A corrupt, truncated or unsupported model file. Names the file and the reason."""
 

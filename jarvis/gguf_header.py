@@ -4,6 +4,11 @@ Every model file passes through here before llama.cpp's own parser sees it, so a
 truncated file (absurd counts, string lengths past the end, tensors past the end) is refused
 with a reason instead of reaching C code. Array contents are skipped, not materialised, which
 keeps a scan of a 100 MB model to milliseconds (the `gguf` package's reader takes seconds).
+
+Two depths: the engine's check before llama.cpp loads a file (`read_header(path)`) also refuses a
+vocabulary that repeats a token, which would abort the process inside llama.cpp; the catalog's
+listing (`read_header(path, check_vocab=False)`) walks past the token strings without looking at
+them, since a 150k-token vocabulary is most of a header's parse time.
 """
 
 from __future__ import annotations
@@ -94,23 +99,51 @@ _VOCAB = "tokenizer.ggml.tokens"
 _PER_TOKEN = ("tokenizer.ggml.scores", "tokenizer.ggml.token_type")
 
 
+_LENGTH = struct.Struct("<Q")  # a GGUF string's length prefix
+
+
+def _walk_strings(cur: _Cursor, count: int, key: str, collect: set | None = None) -> None:
+    """Move past `count` length-prefixed strings without decoding them (one unpack each, no
+    per-item objects), adding each string's bytes to `collect` when given. Bounds-checked: every
+    string must end inside the file."""
+    unpack, buf, pos = _LENGTH.unpack_from, cur.buf, cur.pos
+    try:
+        if collect is None:
+            for _ in range(count):
+                pos += 8 + unpack(buf, pos)[0]
+        else:
+            add = collect.add
+            for _ in range(count):
+                start = pos + 8
+                pos = start + unpack(buf, pos)[0]
+                add(buf[start:pos])  # an mmap slice past the end is short; the check below refuses it
+    except (struct.error, OverflowError):  # a length prefix past the end of the file (or of any file)
+        pos = cur.size + 1
+    if pos > cur.size:
+        raise GGUFError(f"truncated: the {count} strings of {key!r} run past the end of the file "
+                        f"({cur.size} bytes)")
+    cur.pos = pos
+
+
 def _check_vocab(cur: _Cursor, count: int) -> None:
     """llama.cpp aborts the whole process (GGML_ASSERT in llama-vocab.cpp) on a vocabulary with a
     repeated token, which one flipped byte makes: refuse it here instead."""
-    seen: set[bytes] = set()
+    start, tokens = cur.pos, set()
+    _walk_strings(cur, count, _VOCAB, tokens)
+    if len(tokens) == count:
+        return
+    seen: set[bytes] = set()  # a repeat exists: walk again to name it
     for i in range(count):
-        n = cur.unpack("Q", f"token {i} of {_VOCAB!r} length")
-        if n > MAX_STRING:
-            raise GGUFError(f"token {i} of {_VOCAB!r} claims a {n}-byte string, which no real model has")
-        cur.need(n, f"token {i} of {_VOCAB!r}")
-        token = bytes(cur.buf[cur.pos:cur.pos + n])
-        cur.pos += n
+        n = _LENGTH.unpack_from(cur.buf, start)[0]
+        token = bytes(cur.buf[start + 8:start + 8 + n])
+        start += 8 + n
         if token in seen:
             raise GGUFError(f"the vocabulary repeats token {token[:40]!r} (entry {i}): the file is corrupt")
         seen.add(token)
 
 
-def _value(cur: _Cursor, vtype: int, key: str, keep: bool, arrays: dict[str, int] | None = None):
+def _value(cur: _Cursor, vtype: int, key: str, keep: bool, arrays: dict[str, int] | None = None,
+           check_vocab: bool = True):
     if vtype in _SCALARS:
         return cur.unpack(_SCALARS[vtype], f"value of {key!r}")
     if vtype == _STRING:
@@ -123,11 +156,10 @@ def _value(cur: _Cursor, vtype: int, key: str, keep: bool, arrays: dict[str, int
         elif item_type == _STRING:
             if count > cur.size // 8:  # each string needs at least its 8-byte length
                 raise GGUFError(f"array {key!r} claims {count} strings, more than the file can hold")
-            if key == _VOCAB:
+            if key == _VOCAB and check_vocab:
                 _check_vocab(cur, count)
-            else:
-                for _ in range(count):
-                    cur.string(f"an item of {key!r}", keep=False)
+            else:  # token strings, merges, ...: nothing we keep
+                _walk_strings(cur, count, key)
         else:
             raise GGUFError(f"array {key!r} has unsupported item type {item_type}")
         if arrays is not None and key.startswith("tokenizer.ggml."):
@@ -136,8 +168,11 @@ def _value(cur: _Cursor, vtype: int, key: str, keep: bool, arrays: dict[str, int
     raise GGUFError(f"metadata key {key!r} has unknown value type {vtype}")
 
 
-def read_header(path: str | Path) -> GGUFHeader:
-    """Parse and validate a GGUF file's header. Raises GGUFError (or OSError for I/O)."""
+def read_header(path: str | Path, *, check_vocab: bool = True) -> GGUFHeader:
+    """Parse and validate a GGUF file's header. Raises GGUFError (or OSError for I/O).
+
+    `check_vocab=False` (a listing, not a load) skips the repeated-token check of the vocabulary:
+    its strings are walked past, not read. Everything else is checked the same."""
     path = Path(path)
     if path.is_dir():
         raise GGUFError("is a directory, not a file")
@@ -151,10 +186,10 @@ def read_header(path: str | Path) -> GGUFHeader:
         if size < 24:
             raise GGUFError(f"file is {size} bytes, too small to be a GGUF model (empty or truncated)")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            return _parse(_Cursor(buf, size))
+            return _parse(_Cursor(buf, size), check_vocab)
 
 
-def _parse(cur: _Cursor) -> GGUFHeader:
+def _parse(cur: _Cursor, check_vocab: bool = True) -> GGUFHeader:
     magic = bytes(cur.buf[0:4])
     if magic != MAGIC:
         raise GGUFError(f"not a GGUF file (magic bytes {magic!r}, expected b'GGUF')")
@@ -173,7 +208,7 @@ def _parse(cur: _Cursor) -> GGUFHeader:
         key = cur.string("a metadata key")
         vtype = cur.unpack("I", f"type of {key!r}")
         keep = key.startswith(_WANTED_PREFIXES) or key.endswith(_WANTED_SUFFIXES)
-        value = _value(cur, vtype, key, keep, arrays)
+        value = _value(cur, vtype, key, keep, arrays, check_vocab)
         if keep and value is not None:
             header.metadata[key] = value
     if _VOCAB in arrays:

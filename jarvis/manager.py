@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from jarvis.catalog import Catalog, ModelInfo
+from jarvis.backends.base import Lease
+from jarvis.backends.local import LocalBackend
+from jarvis.catalog import Catalog, LocalModel
 from jarvis.engine import Engine, EngineConfig, backend
 from jarvis.errors import EngineCrashed, InvalidRequest, JarvisError, ModelBusy, ModelLoadError
 from jarvis.telemetry import ModelRecord, RecordBus
@@ -33,7 +35,7 @@ MEMORY_MARGIN = 0.8  # of what psutil says is available, when no budget is set
 
 @dataclass(eq=False)
 class LoadedModel:
-    info: ModelInfo
+    info: LocalModel
     engine: Engine
     loaded_at: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.monotonic)
@@ -67,14 +69,12 @@ class CrashCount:
     last_crash_at: float  # time.time()
 
 
-@dataclass(frozen=True)
-class Lease:
-    engine: Engine
-    warm_start: bool
-    load_ms: float  # this request's wait for a load (0 when warm)
-
-
 class ModelManager:
+    """This computer's models: the backend source of every catalog model with served_by "local"
+    (jarvis.backends.ModelSource)."""
+
+    served_by = "local"
+
     def __init__(self, catalog: Catalog, config: EngineConfig, bus: RecordBus, *, max_loaded: int = 2,
                  keep_alive_s: float = 1800, memory_budget_bytes: int = 0, gpu: GpuProbe | None = None):
         self.catalog = catalog
@@ -89,9 +89,9 @@ class ModelManager:
         self._changed: asyncio.Condition | None = None
         self._tasks: set[asyncio.Task] = set()  # strong references: the loop keeps only weak ones
         self._crashes: dict[str, CrashCount] = {}
+        self._stuck: dict[str, LoadedModel] = {}  # unloaded, but their worker never stopped: memory still held
         # Loads and unloads run here, one at a time: two loads at once would only fight for memory.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jarvis-loader")
-        self.remotes = None  # jarvis.remote.Remotes, set by the Assistant when settings name remotes
 
     @classmethod
     def from_settings(cls, settings, catalog: Catalog, bus: RecordBus) -> "ModelManager":
@@ -104,22 +104,38 @@ class ModelManager:
             self._changed = asyncio.Condition()
         return self._changed
 
+    # ---- the backend source face (jarvis.backends.ModelSource) ---------------------------
+    async def prepare(self, name: str) -> None:
+        """Nothing to do before a catalog lookup: the catalog scans files itself."""
+
+    async def warm(self, info: LocalModel) -> None:
+        await self.load(info.name)
+
+    def state(self, info: LocalModel) -> str:
+        if info.name in self._loaded:
+            return "loaded"
+        if info.name in self._loading:
+            return "loading"
+        return "not loaded" if info.ok else "unreadable"
+
+    def start(self) -> None:
+        """Nothing runs in the background until a model is loaded."""
+
+    def status(self) -> list[dict]:
+        return []
+
     # ---- what the Assistant uses ----------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def lease(self, info: ModelInfo, timeout_s: float | None = None):
+    async def lease(self, info: LocalModel, timeout_s: float | None = None):
         """Hold a loaded model for one request; it cannot be evicted meanwhile. `info` comes from
-        the catalog lookup the caller already made (ModelNotFound / ModelLoadError come from it).
-        A remote model's lease hands out its remote backend: nothing to load, nothing to evict."""
-        if info.remote:
-            yield Lease(self.remotes.model_backend(info), True, 0.0)
-            return
+        the catalog lookup the caller already made (ModelNotFound / ModelLoadError come from it)."""
         t0 = time.perf_counter()
         loaded, warm = await asyncio.wait_for(self._ensure_loaded(info), timeout_s) if timeout_s else \
             await self._ensure_loaded(info)
         loaded.leases += 1
         self._cancel_unload(loaded)
         try:
-            yield Lease(loaded.engine, warm, 0.0 if warm else (time.perf_counter() - t0) * 1000)
+            yield Lease(LocalBackend(loaded.engine), warm, 0.0 if warm else (time.perf_counter() - t0) * 1000)
         finally:
             loaded.leases -= 1
             loaded.last_used = time.monotonic()
@@ -131,8 +147,9 @@ class ModelManager:
     async def load(self, name: str) -> LoadedModel:
         """Load without running anything (warm-up); returns the loaded model."""
         info = await self.catalog.lookup(name)  # the snapshot; a rescan, if any, runs off the loop
-        if info.remote:
-            raise InvalidRequest(f"{name!r} is served by remote {info.remote!r}: there is nothing to load here.",
+        if info.served_by != self.served_by:  # not one of this source's models
+            raise InvalidRequest(f"{name!r} is served by {info.served_by!r} ({info.source}): there is nothing to load "
+                                 "on this computer.",
                                  field="model")
         loaded, _ = await self._ensure_loaded(info)
         self._schedule_unload(loaded)
@@ -152,7 +169,9 @@ class ModelManager:
         for m in self._loaded.values():
             crash = self._crashes.get(m.info.name)
             out.append({**m.summary(self.keep_alive_s), "crashes": crash.crashes if crash else 0,
-                        "last_crash": crash.last_error if crash else None})
+                        "last_crash": crash.last_error if crash else None, "stuck": False})
+        for m in self._stuck.values():
+            out.append({**m.summary(self.keep_alive_s), "crashes": 0, "last_crash": None, "stuck": True})
         return out
 
     def crashes(self) -> dict[str, dict]:
@@ -168,14 +187,17 @@ class ModelManager:
         return m.engine if m else None
 
     async def close(self) -> None:
+        for task in list(self._tasks):  # unloads the keep-alive or a crash started
+            with contextlib.suppress(asyncio.CancelledError, JarvisError):
+                await task
         for loaded in list(self._loaded.values()):
             await self._unload(loaded, "shutdown")
         if self._gpu is not None:  # NVML's shutdown too runs off the loop
             await asyncio.get_running_loop().run_in_executor(self._executor, self._gpu.close)
-        self._executor.shutdown(wait=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True)  # a join: never on the loop
 
     # ---- loading and eviction --------------------------------------------------------------
-    async def _ensure_loaded(self, info: ModelInfo) -> tuple[LoadedModel, bool]:
+    async def _ensure_loaded(self, info: LocalModel) -> tuple[LoadedModel, bool]:
         """(the loaded model, warm): warm is False when this request waited for a load, its own or
         one another request started."""
         waited = False
@@ -214,7 +236,7 @@ class ModelManager:
             finally:
                 del self._loading[info.name]
 
-    async def _load(self, info: ModelInfo) -> LoadedModel:
+    async def _load(self, info: LocalModel) -> LoadedModel:
         loop = asyncio.get_running_loop()
 
         def crashed(error: EngineCrashed) -> None:  # on the dying worker thread
@@ -285,7 +307,7 @@ class ModelManager:
             return None
         return sum(d.memory_total_bytes - (d.memory_used_bytes or 0) for d in devices)
 
-    async def _needs_room(self, info: ModelInfo) -> bool:
+    async def _needs_room(self, info: LocalModel) -> bool:
         if len(self._loaded) >= self.max_loaded:
             return True
         if not self._loaded:
@@ -294,7 +316,7 @@ class ModelManager:
         budget = await asyncio.get_running_loop().run_in_executor(self._executor, self._memory_budget, used)
         return used + info.size_bytes > budget
 
-    async def _make_room(self, info: ModelInfo) -> None:
+    async def _make_room(self, info: LocalModel) -> None:
         cond = self._condition()
         while await self._needs_room(info):
             idle = [m for m in self._loaded.values() if not m.busy]
@@ -316,7 +338,13 @@ class ModelManager:
             return
         del self._loaded[loaded.info.name]
         self._cancel_unload(loaded)
-        await asyncio.get_running_loop().run_in_executor(self._executor, loaded.engine.close)
+        if not await asyncio.get_running_loop().run_in_executor(self._executor, loaded.engine.close):
+            # Its worker is stuck inside llama.cpp: the memory stays allocated, so say "stuck",
+            # never "unloaded" (the budget keeps counting it; a restart is what frees it).
+            self._stuck[loaded.info.name] = loaded
+            self.bus.emit(ModelRecord(loaded.info.name, "stuck", memory_bytes=loaded.engine.memory_bytes,
+                                      reason=f"its worker did not stop ({reason}); restart JARVIS to free its memory"))
+            return
         self.bus.emit(ModelRecord(loaded.info.name, "unloaded", reason=reason))
         log.info("unloaded %s (%s)", loaded.info.name, reason)
 

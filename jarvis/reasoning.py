@@ -84,7 +84,7 @@ class ReasoningSplitter:
     def finish(self) -> list[Piece]:
         """The reply ended: release what was held (an unclosed think block is all reasoning)."""
         held, self._held = self._held, ""
-        if not held.strip() and (self._strip or self._state == "thinking"):
+        if not held or not held.strip() and (self._strip or self._state == "thinking"):
             return []
         if self._state == "thinking":
             return [("reasoning", held)]

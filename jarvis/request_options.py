@@ -1,12 +1,23 @@
-"""What a request may ask for besides sampling: a grammar that constrains its output, and the
-log-probabilities of the tokens it generates. Plain data, attached to ChatRequest.options; a
-request that asks for none of it costs the engine nothing extra."""
+"""What a request may ask for besides sampling: its tools, a response format (structured
+output), a grammar that constrains its output, and the log-probabilities of the tokens it
+generates. Plain data, attached to ChatRequest.options; a request that asks for none of it costs
+the engine nothing extra.
+
+Tools and the response format are declarative, so each backend serves them its own way: the local
+llama.cpp backend compiles them to a grammar (jarvis.backends.local); a remote server gets them as
+they are. `grammar` is for callers that hold a GBNF grammar themselves.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from jarvis.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from jarvis.structured import ResponseFormat
+    from jarvis.tools.plan import ToolPlan
 
 MAX_TOP_LOGPROBS = 20
 
@@ -27,6 +38,14 @@ class RequestOptions:
     grammar: Grammar | None = None
     logprobs: bool = False
     top_logprobs: int = 0  # alternatives reported per token, 0-20
+    tools: "ToolPlan | None" = None  # the request's tools and what the model may or must do with them
+    response_format: "ResponseFormat | None" = None  # JSON object / JSON schema the answer must follow
+
+    @property
+    def structured(self) -> bool:
+        """The answer is held to a shape (a grammar, a JSON format or forced tool calls)."""
+        return self.grammar is not None or (self.response_format is not None and self.response_format.type != "text") \
+            or (self.tools is not None and self.tools.active)
 
     def validate(self) -> None:
         if not 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS:

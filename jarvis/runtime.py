@@ -60,7 +60,7 @@ class Runtime:
                 "catalog": [m.summary() for m in self.assistant.catalog.snapshot().models],
                 "crashed_models": self.assistant.manager.crashes(),
                 "keep_alive_s": self.assistant.manager.keep_alive_s,
-                "remotes": self.assistant.remotes.status() if self.assistant.remotes is not None else []}
+                "servers": self.assistant.backends.status()}
 
     def cache_stats(self) -> dict:
         return asdict(self.assistant.cache.stats())
@@ -80,6 +80,9 @@ class Runtime:
         await self.assistant.start(warmup=warmup)
         if http if http is not None else self.settings.server.enabled:
             await self.start_http(host, port)
+        # Listening already (/health answers): only then wait for the first scan of the models
+        # folders, on the catalog's thread, so whoever started us finds the catalog filled in.
+        await self.assistant.catalog.ready()
 
     async def start_http(self, host: str | None = None, port: int | None = None) -> None:
         host = host or self.settings.server.host

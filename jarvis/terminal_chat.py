@@ -8,7 +8,7 @@ import signal
 import sys
 
 from jarvis.errors import JarvisError
-from jarvis.request import RequestRecord
+from jarvis.stats_line import stats_line
 from jarvis.request import Message
 
 HELP = "Type a message and press Enter. /exit or Ctrl-D quits, Ctrl-C stops an answer, /reset starts over."
@@ -31,6 +31,7 @@ async def _chat(settings, model: str, system: str | None, show_stats: bool) -> i
 
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows, nor off the main thread
         loop.add_signal_handler(signal.SIGINT, on_sigint)
+    await assistant.catalog.ready()  # the default model's name, from the first scan (on the catalog's thread)
     print(f"JARVIS on {model or assistant.default_model()}. {HELP}", flush=True)
     try:
         while True:
@@ -58,7 +59,7 @@ async def _chat(settings, model: str, system: str | None, show_stats: bool) -> i
                     sys.stdout.write(chunk.text)
                     sys.stdout.flush()
                     if chunk.done and chunk.record and show_stats:
-                        print(f"\n{stats_line(chunk.record)}", file=sys.stderr, flush=True)
+                        print(f"\n{stats_line(chunk.record, detail=True)}", file=sys.stderr, flush=True)
 
             current = loop.create_task(answer())
             try:
@@ -74,16 +75,6 @@ async def _chat(settings, model: str, system: str | None, show_stats: bool) -> i
             history += [Message("user", line), Message("assistant", "".join(parts))]
     finally:
         await assistant.close()
-
-
-def stats_line(t: RequestRecord) -> str:
-    from jarvis.remote.figures import via
-
-    start = "cached" if t.cache_hit else ("warm" if t.warm_start else f"cold start (load {t.model_load_ms:.0f} ms)")
-    dropped = f" · {t.dropped_turns} oldest turns dropped to fit" if t.dropped_turns else ""
-    return (f"[{t.model}] time to first token {t.ttft_ms:.0f} ms · {t.decode_tokens_per_s:.1f} tokens/s · "
-            f"{t.prompt_tokens} prompt ({t.cached_prompt_tokens} reused) + {t.completion_tokens} completion tokens"
-            f" · {t.finish_reason} · {start}{dropped}{via(t)}")
 
 
 def _read_line() -> str:

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-ROOT = Path(__file__).resolve().parent.parent
 
 from jarvis.catalog import bundled_model_path  # noqa: E402
 from jarvis.config import load_settings  # noqa: E402
+from tests.support.process import ROOT  # noqa: E402
 
 OUR_THREADS = ("engine:", "jarvis-")
 
@@ -77,8 +75,3 @@ def model_copy(tmp_path, model_path):
         shutil.copyfile(model_path, target)
         return target
     return make
-
-
-def run_jarvis(args: list[str], env: dict[str, str], input: str | None = None, timeout: float = 240):
-    return subprocess.run([sys.executable, "-m", "jarvis", *args], env=env, input=input, text=True,
-                          capture_output=True, timeout=timeout, cwd=ROOT)

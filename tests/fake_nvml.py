@@ -24,6 +24,12 @@ class FakeNvml:
     def nvmlShutdown(self):
         self.shutdowns += 1
 
+    def nvmlSystemGetDriverVersion(self):
+        return b"550.54.15"  # older pynvml returns bytes
+
+    def nvmlSystemGetCudaDriverVersion(self):
+        return 12040  # CUDA 12.4
+
     def nvmlDeviceGetCount(self):
         return 2
 

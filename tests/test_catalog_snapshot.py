@@ -15,10 +15,12 @@ import aiohttp
 import pytest
 
 import jarvis.catalog
+import jarvis.catalog.scanner
 from jarvis.catalog import Catalog, CatalogSnapshot
+from jarvis.errors import CatalogNotReady, ModelNotFound
 
-from support.server import ServerThread
-from support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
 
 
 class LoopRefusingLock:
@@ -46,13 +48,13 @@ class LoopRefusingLock:
 def parses(monkeypatch):
     """The thread of every GGUF header parse the catalog makes."""
     threads: list[threading.Thread] = []
-    real = jarvis.catalog.read_gguf_info
+    real = jarvis.catalog.scanner.read_gguf_info
 
     def recording(*args, **kwargs):
         threads.append(threading.current_thread())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(jarvis.catalog, "read_gguf_info", recording)
+    monkeypatch.setattr(jarvis.catalog.scanner, "read_gguf_info", recording)
     return threads
 
 
@@ -172,13 +174,18 @@ def test_lookup_rescans_once_for_a_name_it_lacks(tmp_path, model_copy, parses):
     assert found == "one" and scans == 1 and new == "new"
 
 
-def test_an_unscanned_snapshot_has_no_default_and_says_so():
-    with pytest.raises(jarvis.catalog.ModelNotFound):
+def test_an_unscanned_snapshot_says_it_is_still_reading_not_that_no_model_exists():
+    with pytest.raises(CatalogNotReady, match="still reading the model folders"):
         CatalogSnapshot().default_name()
+    with pytest.raises(CatalogNotReady):
+        CatalogSnapshot().get("anything")
+    assert CatalogSnapshot().default_name("configured") == "configured"
+    with pytest.raises(ModelNotFound):
+        CatalogSnapshot(scanned=True).default_name()
 
 
 def test_many_new_files_are_read_in_a_child_process(tmp_path, model_path, parses):
-    """More new files than IN_THREAD_MAX: the headers are read by `python -m jarvis.catalog_reader`
+    """More new files than IN_THREAD_MAX: the headers are read by `python -m jarvis.catalog.reader`
     (no parse in this process), with the same answers, broken files included."""
     models = tmp_path / "models"
     models.mkdir()

@@ -7,7 +7,7 @@ import asyncio
 
 import numpy as np
 import pyqtgraph as pg
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.config import load_settings
 from jarvis.telemetry.records import RequestRecord

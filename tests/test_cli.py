@@ -1,13 +1,13 @@
 """The `jarvis` command, run as a user would: a subprocess against the real bundled model."""
 
-from conftest import run_jarvis
+from tests.support.process import run_jarvis
 
 
 def test_ask_answers_and_prints_stats(env):
     r = run_jarvis(["ask", "What is the capital of France?", "--max-tokens", "24", "--temperature", "0", "--stats"], env)
     assert r.returncode == 0, r.stderr
     assert "Paris" in r.stdout
-    assert "time to first token" in r.stderr and "tokens/s" in r.stderr
+    assert "TTFT" in r.stderr and "tok/s" in r.stderr
 
 
 def test_ask_with_seed_and_temperature_zero_is_reproducible(env):

@@ -12,8 +12,8 @@ from jarvis.config import load_settings
 from jarvis.errors import ConfigError
 from jarvis.telemetry import RequestRecord, StepRecord
 
-from support.server import ServerThread
-from support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
 
 CHAT = {"model": "", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 2, "temperature": 0}
 EVIL = "http://evil.example"

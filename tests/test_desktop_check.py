@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from tests.support.process import ROOT
 from jarvis.desktop_check import PACKAGES, DesktopCheck, check_desktop, chosen_platform, missing_libraries, plugins_dir
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Qt's platform plugins are .so files")

@@ -5,12 +5,12 @@ still queued. Before, each waiting handler woke 50 times a second to look at its
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 
-from support.server import ServerThread
-from support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
+from tests.support.until import until
 
 LONG = {"model": "", "prompt": "1, 2, 3, 4, 5,", "max_tokens": 400, "temperature": 0, "cache": False}
 
@@ -19,13 +19,6 @@ def polling_timers(loop: asyncio.AbstractEventLoop) -> int:
     """Live timers of asyncio.wait / wait_for timeouts on the loop (what a polling handler keeps)."""
     return sum(1 for h in loop._scheduled  # noqa: SLF001 - the loop's own timer heap, read only
                if not h.cancelled() and getattr(h._callback, "__name__", "") == "_release_waiter")
-
-
-def wait_until(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 def test_queued_requests_wait_without_polling_and_leaving_cancels_them(tmp_path):
@@ -38,23 +31,23 @@ def test_queued_requests_wait_without_polling_and_leaving_cancels_them(tmp_path)
         async def scenario():
             async with aiohttp.ClientSession() as running_session, aiohttp.ClientSession() as waiting_session:
                 running = asyncio.ensure_future(running_session.post(s.base_url + "/completions", json=LONG))
-                await asyncio.to_thread(wait_until, lambda: engine.active_slots == 1)
+                await asyncio.to_thread(until, lambda: engine.active_slots == 1)
                 waiting = [asyncio.ensure_future(waiting_session.post(s.base_url + "/completions",
                                                                       json={**LONG, "prompt": f"{i}, {i + 1},"}))
                            for i in range(3)]
-                await asyncio.to_thread(wait_until, lambda: engine.queue_depth == 3)
+                await asyncio.to_thread(until, lambda: engine.queue_depth == 3)
                 timers = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_count(s.loop), s.loop))
                 for task in waiting:  # the three clients give up while still queued
                     task.cancel()
                 await waiting_session.close()
-                await asyncio.to_thread(wait_until, lambda: engine.queue_depth == 0)
+                await asyncio.to_thread(until, lambda: engine.queue_depth == 0)
                 still_running = engine.active_slots
                 running.cancel()
                 return timers, still_running
 
         timers, still_running = asyncio.run(scenario())
-        wait_until(lambda: engine.active_slots == 0)  # the first client left too: its slot is free
-        wait_until(lambda: perf.counters().get("requests.cancelled", 0) == cancelled + 4)
+        until(lambda: engine.active_slots == 0)  # the first client left too: its slot is free
+        until(lambda: perf.counters().get("requests.cancelled", 0) == cancelled + 4)
     assert timers == 0  # three handlers waiting, not one timer between them
     assert still_running == 1  # leaving the queue did not disturb the request being decoded
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 from dataclasses import replace
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from jarvis.assistant import Assistant
 from jarvis.errors import ContextOverflow, QueueFull
 from jarvis.request import Message, Priority
+from tests.support.until import until_async
 
 PROMPTS = ["Count from 1 to 5.", "Name two fruits.", "What is 2 + 2?", "Say hello in French."]
 
@@ -24,6 +25,7 @@ async def with_assistant(settings, body, **overrides):
         settings = settings.model_copy(update={"engine": settings.engine.model_copy(update=overrides)})
     a = Assistant(settings)
     try:
+        await a.catalog.ready()  # the first scan: bodies ask for the default model by name
         return await body(a)
     finally:
         await a.close()
@@ -68,32 +70,24 @@ def test_fifth_request_waits_and_completes_and_full_queue_refuses_at_once(settin
         await asyncio.sleep(0)
         # Let every task reach the engine: 4 in slots, 2 queued (max_queue = 2).
         engine = await wait_for_engine(a)
-        await until(lambda: engine.active_slots + engine.queue_depth == 6)
-        t0 = time.perf_counter()
+        await until_async(lambda: engine.active_slots + engine.queue_depth == 6)
         with pytest.raises(QueueFull) as e:
             await a.chat(greedy(a, "One more."))
-        refused_in = time.perf_counter() - t0
+        # At once: refused before any of the six (24 tokens each) finished and made room.
+        finished_before_refusal = sum(t.done() for t in tasks)
         replies = await asyncio.gather(*tasks)
-        return replies, refused_in, str(e.value)
+        return replies, finished_before_refusal, str(e.value)
 
-    replies, refused_in, message = run(with_assistant(settings, body, max_queue=2))
+    replies, finished_before_refusal, message = run(with_assistant(settings, body, max_queue=2))
     assert all(r.text for r in replies) and len(replies) == 6
     assert replies[4].record.queue_ms > 0
-    assert refused_in < 1.0
+    assert finished_before_refusal == 0
     assert "queue is full" in message and "max_queue" in message
-
-
-async def until(condition, timeout=60.0):
-    """Wait for a condition without a fixed sleep; fail clearly instead of hanging."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
 
 
 async def wait_for_engine(a, name=None):
     name = name or a.default_model()
-    await until(lambda: a.manager.engine_of(name) is not None)
+    await until_async(lambda: a.manager.engine_of(name) is not None)
     return a.manager.engine_of(name)
 
 
@@ -109,10 +103,10 @@ def test_high_priority_starts_before_queued_low_ones(settings):
         # batch_size 1: one slot, so the queue order decides who runs next.
         first = asyncio.ensure_future(tracked("first", greedy(a, "Count from 1 to 20.", max_tokens=40)))
         engine = await wait_for_engine(a)
-        await until(lambda: engine.active_slots == 1)
+        await until_async(lambda: engine.active_slots == 1)
         lows = [asyncio.ensure_future(tracked(f"low{i}", greedy(a, f"Say {i}.", max_tokens=4, priority=Priority.LOW)))
                 for i in range(3)]
-        await until(lambda: engine.queue_depth == 3)
+        await until_async(lambda: engine.queue_depth == 3)
         high = asyncio.ensure_future(tracked("high", greedy(a, "Say yes.", max_tokens=4, priority=Priority.HIGH)))
         await asyncio.gather(first, high, *lows)
         return order
@@ -122,9 +116,15 @@ def test_high_priority_starts_before_queued_low_ones(settings):
 
 
 def test_cancelling_one_stream_leaves_the_others_correct_and_frees_its_slot(settings):
+    """Freed, not left to run out: the tokens decoded from the victim's start until the engine is
+    idle stay under the victim's own max_tokens (the three others decode at most 32 each)."""
+    from jarvis.telemetry import StepRecord
+
     async def body(a):
         alone = [(await a.chat(greedy(a, p))).text for p in PROMPTS[:3]]
         victim_req = greedy(a, "Write a long story about a dragon.", max_tokens=200)
+        decoded = []
+        a.bus.subscribe(lambda r: decoded.append(r.decode_tokens) if isinstance(r, StepRecord) else None)
 
         async def consume_then_abandon():
             got = 0
@@ -137,14 +137,14 @@ def test_cancelling_one_stream_leaves_the_others_correct_and_frees_its_slot(sett
         await consume_then_abandon()
         results = await asyncio.gather(*others)
         engine = a.manager.engine_of(a.default_model())
-        await until(lambda: engine.active_slots == 0, timeout=5)
-        active_after = engine.active_slots
+        await until_async(lambda: engine.active_slots == 0)
+        decoded_meanwhile = sum(decoded)
         again = await a.chat(greedy(a, PROMPTS[3]))
-        return alone, [r.text for r in results], active_after, again
+        return alone, [r.text for r in results], decoded_meanwhile, again
 
-    alone, results, active_after, again = run(with_assistant(settings, body))
+    alone, results, decoded_meanwhile, again = run(with_assistant(settings, body))
     assert results == alone
-    assert active_after == 0
+    assert decoded_meanwhile < 200, decoded_meanwhile
     assert again.text
 
 
@@ -261,27 +261,36 @@ def test_prompt_longer_than_context_truncates_oldest_turns_or_fails(settings):
 
 
 def test_event_loop_keeps_ticking_while_four_streams_generate(settings):
+    """The loop never runs a decode step: every step runs on the engine's worker thread (the step
+    hook says which thread), and the loop's ticks interleave with the four streams' chunks. Proven
+    by construction, not by a lag limit in milliseconds: how late a tick is depends on the machine
+    and its load (the engine bench, jarvis/bench/engine_bench.py, measures the ticker's lateness)."""
     async def body(a):
-        await a.manager.load(a.default_model())
-        lags = []
+        loaded = await a.manager.load(a.default_model())
+        step_threads: set[int] = set()
+        loaded.engine.step_hook = lambda engine: step_threads.add(threading.get_ident())
+        chunks = 0
+        chunks_at_ticks: list[int] = []
         stop = asyncio.Event()
 
         async def ticker():
             while not stop.is_set():
-                t0 = time.perf_counter()
                 await asyncio.sleep(0.01)
-                lags.append(time.perf_counter() - t0 - 0.01)
+                chunks_at_ticks.append(chunks)
+
+        async def consume(prompt):
+            nonlocal chunks
+            async for _ in a.stream(greedy(a, prompt, max_tokens=48)):
+                chunks += 1
 
         tick = asyncio.ensure_future(ticker())
-        await asyncio.gather(*(a.chat(greedy(a, p, max_tokens=48)) for p in PROMPTS))
+        await asyncio.gather(*(consume(p) for p in PROMPTS))
         stop.set()
         await tick
-        return lags
+        return step_threads, threading.get_ident(), chunks_at_ticks, chunks
 
-    lags = sorted(run(with_assistant(settings, body)))
-    assert len(lags) > 20
-    # If the loop ever ran a decode step, nearly every tick would be late by a whole step (10-30 ms
-    # here), so the median catches it. The max only guards against long stalls: on a shared 2-core
-    # machine the OS scheduler alone can delay one tick by a few hundred ms. bench/ measures the max.
-    assert lags[len(lags) // 2] < 0.010
-    assert lags[-1] < 1.0
+    step_threads, loop_thread, chunks_at_ticks, total = run(with_assistant(settings, body))
+    assert step_threads and loop_thread not in step_threads
+    assert total > len(PROMPTS)  # they streamed, more than one chunk each
+    # Ticks ran mid-stream: after some chunks had arrived and before the last one did.
+    assert any(0 < seen < total for seen in chunks_at_ticks), (chunks_at_ticks[:20], total)

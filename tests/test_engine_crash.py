@@ -15,8 +15,9 @@ from jarvis.catalog import Catalog
 from jarvis.errors import EngineCrashed
 from jarvis.telemetry import ModelRecord
 
-from support.server import ServerThread
-from support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
+from tests.support.until import until_async
 
 LONG = {"prompt": "1, 2, 3, 4, 5,", "max_tokens": 300, "temperature": 0, "cache": False}
 
@@ -35,13 +36,6 @@ def arm_fault(engine) -> threading.Event:
 
     engine.step_hook = hook
     return armed
-
-
-async def until(condition, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 def test_a_crash_fails_running_and_queued_requests_at_once_and_the_model_reloads(settings, tmp_path, model_copy):
@@ -64,11 +58,11 @@ def test_a_crash_fails_running_and_queued_requests_at_once_and_the_model_reloads
             requests = [a.request(f"Count to {n}.", model="a", temperature=0, max_tokens=300, use_cache=False)
                         for n in range(4)]
             tasks = [asyncio.ensure_future(a.chat(r)) for r in requests]
-            await until(lambda: first.active_slots == 2 and first.queue_depth == 2)
+            await until_async(lambda: first.active_slots == 2 and first.queue_depth == 2)
             armed.set()
             results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
             assert first.queue_depth == 0 and first.active_slots == 0 and not first.busy
-            await until(lambda: a.manager.engine_of("a") is None)  # unloaded, not left loaded and dead
+            await until_async(lambda: a.manager.engine_of("a") is None)  # unloaded, not left loaded and dead
             # Another model still gets the only place (max_loaded_models = 1): nothing waits on the dead one.
             other = await asyncio.wait_for(a.chat(a.request("Hi", model="b", temperature=0, max_tokens=2)), 60)
             again = await asyncio.wait_for(a.chat(a.request("Hi", model="a", temperature=0, max_tokens=2)), 60)
@@ -92,6 +86,7 @@ def test_a_crashed_engine_refuses_new_work_with_the_reason(settings):
     async def body():
         a = Assistant(settings)
         try:
+            await a.catalog.ready()  # the first scan (Assistant() no longer scans)
             engine = (await a.manager.load(a.default_model())).engine
             armed = arm_fault(engine)
             armed.set()
@@ -123,7 +118,7 @@ def test_the_crash_shows_in_models_stats_metrics_and_http_errors(tmp_path):
                     async with session.post(s.base_url + "/completions", json={**LONG, "prompt": f"{i}, {i + 1},"}) as r:
                         return r.status, await r.json()
                 tasks = [asyncio.ensure_future(one(i)) for i in range(4)]
-                await until(lambda: first.active_slots == 2 and first.queue_depth == 2)
+                await until_async(lambda: first.active_slots == 2 and first.queue_depth == 2)
                 armed.set()
                 return await asyncio.gather(*tasks)
 
@@ -131,7 +126,7 @@ def test_the_crash_shows_in_models_stats_metrics_and_http_errors(tmp_path):
 
         async def read_stats():
             async with aiohttp.ClientSession(s.url) as session:
-                await until(lambda: s.runtime.assistant.manager.engine_of(s.model) is None)
+                await until_async(lambda: s.runtime.assistant.manager.engine_of(s.model) is None)
                 async with session.get("/api/models/stats") as r:
                     stats = await r.json()
                 async with session.get("/metrics") as r:
@@ -152,3 +147,36 @@ def test_the_crash_shows_in_models_stats_metrics_and_http_errors(tmp_path):
     [sample] = [x for x in families["jarvis_engine_crashes"].samples if x.name == "jarvis_engine_crashes_total"]
     assert sample.labels == {"model": s.model} and sample.value == 1
     assert after == 200 and second is not None and second is not first
+
+
+def test_an_engine_whose_worker_does_not_stop_is_stuck_not_unloaded(model_path):
+    """A worker held inside a step (a deterministic hook) when close() gives up: the engine says so
+    and keeps its llama.cpp handles (freeing a context a thread still uses would crash the process);
+    once the worker comes out, close() finishes the job."""
+    from jarvis.engine import Engine, EngineConfig
+    from jarvis.request import ChatRequest, Message
+    from jarvis.sampling import SamplingParams
+
+    engine = Engine("smol", model_path, config=EngineConfig(batch_size=1, context_length=256, n_threads=1))
+    engine.load()
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(_engine) -> None:
+        inside.set()
+        release.wait(60)
+
+    engine.step_hook = hold
+
+    async def body() -> bool:
+        seq = engine.submit(ChatRequest(messages=(Message("user", "Count to ten."),),
+                                        sampling=SamplingParams(max_tokens=50, temperature=0)))
+        await asyncio.get_running_loop().run_in_executor(None, inside.wait, 60)
+        stopped = engine.close(timeout=0.05)  # the worker is inside the hook: it cannot stop
+        held = engine.memory_bytes > 0
+        release.set()
+        engine.cancel(seq)
+        return stopped, held
+
+    stopped, held = asyncio.run(body())
+    assert (stopped, held) == (False, True)
+    assert engine.close(timeout=60) is True and engine.memory_bytes == 0

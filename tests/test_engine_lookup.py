@@ -103,6 +103,7 @@ def test_verify_keeps_the_argmax_prefix_and_rejected_drafts_leave_no_cells(setti
     async def run():
         a = Assistant(settings)
         try:
+            await a.catalog.ready()  # the first scan: the body asks for the default model by name
             return await body(a)
         finally:
             await a.close()

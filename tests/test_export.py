@@ -7,8 +7,8 @@ import asyncio
 import csv
 import io
 
-from test_http_stats import feed_requests, run, serve
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.test_http_stats import feed_requests, run, serve
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.telemetry.export import to_csv
 

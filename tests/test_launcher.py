@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from conftest import ROOT
+from tests.support.process import ROOT
 
 
 def test_no_display_falls_back_to_the_terminal_chat(env):

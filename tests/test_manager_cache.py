@@ -4,7 +4,6 @@ Copies of the bundled GGUF under other names are other models as far as JARVIS c
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ from jarvis.assistant import Assistant
 from jarvis.catalog import Catalog
 from jarvis.errors import ModelLoadError
 from jarvis.telemetry import ModelRecord
+from tests.support.until import until_async
 
 
 def make(settings, tmp_path, **models_overrides):
@@ -24,13 +24,6 @@ def make(settings, tmp_path, **models_overrides):
 def greedy(a, text, model, **kw):
     kw.setdefault("max_tokens", 8)
     return a.request(text, model=model, temperature=0, **kw)
-
-
-async def until(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 def test_least_recently_used_idle_model_is_evicted(settings, tmp_path, model_copy):
@@ -61,20 +54,24 @@ def test_a_busy_model_is_never_evicted_the_request_waits(settings, tmp_path, mod
 
     async def body():
         a = make(settings, tmp_path, max_loaded_models=1)
+        events = []
+        a.bus.subscribe(lambda r: events.append(f"{r.event} {r.model}") if isinstance(r, ModelRecord) else None)
         try:
             long = asyncio.ensure_future(a.chat(greedy(a, "Count from 1 to 30.", "a", max_tokens=60)))
-            await until(lambda: a.manager.engine_of("a") is not None and a.manager.engine_of("a").active_slots == 1)
+            long.add_done_callback(lambda _: events.append("a answered"))
+            await until_async(lambda: a.manager.engine_of("a") is not None and a.manager.engine_of("a").active_slots == 1)
             other = asyncio.ensure_future(a.chat(greedy(a, "hi", "b")))
-            await asyncio.sleep(0.2)
-            a_still_loaded = a.manager.engine_of("a") is not None
+            await until_async(lambda: "b" in a.manager.loading())  # b's request waits for room...
+            b_waited_while_a_ran = not long.done()  # ...while a's answer still runs
             first = await long
             second = await other
-            return a_still_loaded, first, second, [m["name"] for m in a.manager.loaded()]
+            return b_waited_while_a_ran, events, first, second, [m["name"] for m in a.manager.loaded()]
         finally:
             await a.close()
 
-    a_still_loaded, first, second, loaded = asyncio.run(body())
-    assert a_still_loaded
+    b_waited_while_a_ran, events, first, second, loaded = asyncio.run(body())
+    assert b_waited_while_a_ran
+    assert events.index("a answered") < events.index("unloaded a")  # a went only once it was idle
     assert first.record.completion_tokens > 10 and first.record.finish_reason in ("stop", "length")
     assert second.text and not second.record.warm_start
     assert loaded == ["b"]
@@ -108,7 +105,7 @@ def test_keep_alive_unloads_an_idle_model(settings, tmp_path, model_copy):
         try:
             await a.chat(greedy(a, "hi", "a"))
             assert a.manager.engine_of("a") is not None
-            await until(lambda: a.manager.engine_of("a") is None, timeout=10)
+            await until_async(lambda: a.manager.engine_of("a") is None)
             again = await a.chat(greedy(a, "hi", "a", use_cache=False))
             return again
         finally:
@@ -125,7 +122,6 @@ def test_keep_alive_forever_keeps_it(settings, tmp_path, model_copy):
         a = make(settings, tmp_path, keep_alive_s=-1)
         try:
             await a.chat(greedy(a, "hi", "a"))
-            await asyncio.sleep(0.3)
             return a.manager.loaded()[0]["unloads_in_s"]
         finally:
             await a.close()
@@ -196,7 +192,6 @@ def test_identical_requests_in_flight_are_coalesced_and_one_leaving_does_not_sto
 
     async def body():
         a = make(settings, tmp_path)
-        steps = []
         try:
             req = greedy(a, "Count from 1 to 10.", "a", max_tokens=40)
 
@@ -220,11 +215,11 @@ def test_identical_requests_in_flight_are_coalesced_and_one_leaving_does_not_sto
 
 def test_cache_evicts_least_recently_used_and_counts_it():
     from jarvis.cache import ResponseCache
-    from jarvis.request import Reply, RequestRecord
+    from jarvis.request import Timings
 
     cache = ResponseCache(max_size=2, ttl_seconds=60)
     for key in ("k1", "k2", "k3"):
-        cache.put(key, Reply(key, RequestRecord(request_id=key, model="m", finish_reason="stop")))
+        cache.put(key, key, Timings(finish_reason="stop"))
     assert cache.get("k1") is None and cache.get("k3").text == "k3"
     s = cache.stats()
     assert s.evictions == 1 and s.size == 2
@@ -234,7 +229,7 @@ def test_cache_evicts_least_recently_used_and_counts_it():
 
 def test_memory_budget_uses_free_gpu_memory_when_layers_go_to_the_gpu(settings):
     """With NVML faked (this machine has no NVIDIA GPU), the budget follows free GPU memory."""
-    from fake_nvml import GIB, FakeNvml
+    from tests.fake_nvml import GIB, FakeNvml
 
     from jarvis.engine import EngineConfig
     from jarvis.manager import MEMORY_MARGIN, ModelManager

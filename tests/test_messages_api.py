@@ -15,8 +15,8 @@ import aiohttp
 import anthropic
 import pytest
 
-from support.server import ServerThread
-from support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
 
 GREEDY = {"temperature": 0}
 THINK = {"temperature": 0, "grammar": 'root ::= "<think>\\nThe user wants a greeting.\\n</think>\\n\\nHello there!"'}
@@ -203,7 +203,7 @@ def test_hostile_sizes_and_syntax_are_never_a_500(server):
     huge = {**WEATHER, "input_schema": {"type": "object", "description": "x" * 1_000_000,
                                         "properties": {"city": {"type": "string"}}}}
     status, body = post(server, {"max_tokens": 5, "messages": ASK, "tools": [huge]})
-    assert_anthropic_error(status, body, 400, "tools[0].input_schema is larger than 64 KiB")  # a limit, not a crash
+    assert_anthropic_error(status, body, 400, "larger than 64 KiB")  # a clear limit, not a crash
     blocks = [{"type": "text", "text": "hi "}] * 10_000  # 10,000 blocks: more than the context holds, said clearly
     status, body = post(server, {"max_tokens": 5, "messages": [{"role": "user", "content": blocks}]})
     assert_anthropic_error(status, body, 400, "context")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_jarvis
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.support.process import run_jarvis
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.config import load_settings
 

@@ -9,12 +9,12 @@ import threading
 
 import pytest
 
-from fake_nvml import FakeNvml
-
 from jarvis.catalog import Catalog
 from jarvis.engine import EngineConfig
 from jarvis.manager import ModelManager
 from jarvis.telemetry import GpuProbe, PerfMonitor, RecordBus, SystemSampler, TelemetryHub
+from tests.fake_nvml import FakeNvml
+from tests.support.until import until_async
 
 
 class ThreadRecordingNvml(FakeNvml):
@@ -58,8 +58,7 @@ def test_the_sampler_shuts_nvml_down_on_its_own_thread():
 
     async def body():
         task = asyncio.get_running_loop().create_task(hub.run(interval=0.01))
-        while len(hub.series.points()) < 2:
-            await asyncio.sleep(0.01)
+        await until_async(lambda: len(hub.series.points()) >= 2)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 import aiohttp
 import openai
@@ -18,8 +17,9 @@ import pytest
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from support.server import ServerThread
-from support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
+from tests.support.until import until
 
 NO_CACHE = {"cache": False}
 
@@ -40,16 +40,6 @@ def ask(client, text: str, **kw):
     kw.setdefault("max_tokens", 16)
     kw.setdefault("temperature", 0)
     return client.chat.completions.create(model="", messages=[{"role": "user", "content": text}], **kw)
-
-
-def wait_until(condition, timeout: float = 5.0, interval: float = 0.01) -> float:
-    """Seconds it took for `condition()` to hold; fails the test after `timeout`."""
-    started = time.perf_counter()
-    while not condition():
-        if time.perf_counter() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-    return time.perf_counter() - started
 
 
 # ---- the happy paths -----------------------------------------------------------------------
@@ -214,9 +204,9 @@ def test_disconnect_mid_stream_frees_the_slot(server):
     perf = server.runtime.hub.perf
     cancelled = perf.counters().get("requests.cancelled", 0)
     assert asyncio.run(read_two_events_then_leave()) == 1
-    wait_until(lambda: engine.active_slots == 0, timeout=2)  # ~45 ms here: a 20 ms poll + a step or two
+    until(lambda: engine.active_slots == 0)
     # It was cancelled, not left to run its 400 tokens out in the background.
-    wait_until(lambda: perf.counters().get("requests.cancelled", 0) == cancelled + 1, timeout=3)
+    until(lambda: perf.counters().get("requests.cancelled", 0) == cancelled + 1)
 
 
 def test_disconnect_while_waiting_for_a_whole_reply_frees_the_slot(server):
@@ -237,8 +227,8 @@ def test_disconnect_while_waiting_for_a_whole_reply_frees_the_slot(server):
     perf = server.runtime.hub.perf
     cancelled = perf.counters().get("requests.cancelled", 0)
     asyncio.run(give_up_once_it_runs())
-    wait_until(lambda: engine.active_slots == 0, timeout=3)
-    wait_until(lambda: perf.counters().get("requests.cancelled", 0) == cancelled + 1, timeout=3)
+    until(lambda: engine.active_slots == 0)
+    until(lambda: perf.counters().get("requests.cancelled", 0) == cancelled + 1)
 
 
 # ---- errors in OpenAI's shape --------------------------------------------------------------
@@ -331,7 +321,7 @@ def test_an_error_after_the_stream_started_is_an_error_event(tmp_path):
                 received += chunk.choices[0].text if chunk.choices else ""
         assert "request_timeout_s" in e.value.message
         assert received
-        wait_until(lambda: s.engine().active_slots == 0, timeout=10)
+        until(lambda: s.engine().active_slots == 0)
 
 
 def test_bad_token_is_401(tmp_path):
@@ -395,13 +385,13 @@ def test_rate_limit_is_429_with_retry_after_and_counted(tmp_path):
 
 # ---- jarvis ask --server -------------------------------------------------------------------
 def test_jarvis_ask_through_a_running_server(server, env, client):
-    from conftest import run_jarvis
+    from tests.support.process import run_jarvis
 
     expected = ask(client, "What is 2+2?", max_tokens=12).choices[0].message.content
     out = run_jarvis(["ask", "--server", server.url, "--max-tokens", "12", "--temperature", "0", "--stats",
                       "What is 2+2?"], env, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == expected.strip() and "completion tokens" in out.stderr
+    assert out.stdout.strip() == expected.strip() and "tok/s" in out.stderr and "via http" in out.stderr
     out = run_jarvis(["ask", "--server", server.url, "--model", "nope", "hi"], env, timeout=120)
     assert out.returncode != 0 and "404" in out.stderr and "nope" in out.stderr
 

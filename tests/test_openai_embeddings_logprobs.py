@@ -8,9 +8,10 @@ import math
 import numpy as np
 import openai
 import pytest
+from llama_cpp import Llama
 
-from support.server import ServerThread
-from support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
 
 NO_CACHE = {"cache": False}
 GREEDY = {"temperature": 0, "extra_body": {"repeat_penalty": 1.0, "cache": False}}  # greedy on the raw logits
@@ -70,9 +71,13 @@ def test_base64_decodes_to_the_same_floats(client):
     assert np.array_equal(vectors(client.embeddings.create(model="", input=TEXTS[:2])), floats)
 
 
-def test_token_arrays_and_dimensions(client, server):
-    # The loaded model's own vocabulary (tokenizing is read-only: safe beside the worker).
-    ids = server.engine()._model.tokenize("The cat sat on the mat.", add_special=False, parse_special=False)
+def test_token_arrays_and_dimensions(client, server, model_path):
+    # The served model's vocabulary, read by llama-cpp-python itself (vocabulary only, no weights).
+    vocab = Llama(str(model_path), vocab_only=True, verbose=False)
+    try:
+        ids = vocab.tokenize(b"The cat sat on the mat.", add_bos=False)
+    finally:
+        vocab.close()
     by_ids = client.embeddings.create(model="", input=[ids])
     assert len(by_ids.data[0].embedding) == 576 and by_ids.usage.prompt_tokens == len(ids)
     assert len(client.embeddings.create(model="", input=ids, dimensions=576).data) == 1  # one flat array

@@ -8,7 +8,7 @@ import asyncio
 from jarvis.bench.peer_bench import EDIT_PROMPTS, PROMPTS, compare, run_load
 from jarvis.cli import build_parser
 
-from support.server import ServerThread
+from bench.support.server import ServerThread
 
 
 def test_compare_two_servers_counts_tokens_and_texts(settings):

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jarvis.http.answer import AnswerParser
-from jarvis.http.tools import FunctionSpec, ToolPlan, ToolSpec
 from jarvis.reasoning import ReasoningSplitter, split
+from jarvis.request import Chunk, ToolCall
 
 REPLIES = ["<think>\nThe user greets me.\n</think>\n\nHello there!", "  Plain answer, no thinking.",
            "Say <think> in the middle", "<think>never closed", "<thi", "\n<think></think>Only the answer",
@@ -42,10 +42,12 @@ def test_any_chunking_streams_what_the_whole_reply_gives(reply, cuts):
     assert streamed(reply, cuts) == (reasoning or "", content)
 
 
-def test_tool_calls_after_thinking_are_parsed_from_the_answer_only():
-    plan = ToolPlan.of([ToolSpec(function=FunctionSpec(name="f", parameters={"type": "object"}))], "auto", None)
-    parser = AnswerParser(plan)
-    text = '<think>I need f.</think>\n<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>'
-    pieces = [p for i in range(0, len(text), 5) for p in parser.feed(text[i:i + 5])] + parser.finish()
-    assert "".join(t for k, t in pieces if k == "reasoning") == "I need f."
-    assert parser.content_text == "" and [(c.name, c.arguments) for c in parser.calls] == [("f", '{"x": 1}')]
+def test_the_parser_takes_thinking_split_upstream_and_the_calls_of_the_last_chunk():
+    parser = AnswerParser()
+    call = ToolCall("call_1", "f", '{"x": 1}')
+    pieces = parser.feed(Chunk("", reasoning="Thought by a remote server."))  # already split upstream
+    pieces += parser.feed(Chunk("<think>And here.</think>\nThe answer."))
+    pieces += parser.feed(Chunk("", done=True, tool_calls=(call,))) + parser.finish()
+    assert pieces == [("reasoning", "Thought by a remote server."), ("reasoning", "And here."), ("content", "The answer.")]
+    assert parser.reasoning_text == "Thought by a remote server.And here." and parser.content_text == "The answer."
+    assert parser.calls == (call,)

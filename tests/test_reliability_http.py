@@ -1,5 +1,5 @@
 """HTTP against a real Runtime on 127.0.0.1:0. Hypothesis draws methods, paths, Host and
-Authorization values, Content-Length lies and bodies; the oracle (support/http_oracle.py: its own
+Authorization values, Content-Length lies and bodies; the oracle (bench/support/http_oracle.py: its own
 written-out allow-list, none of the server's code) judges each reply: no 5xx but 503, no hang, a
 2xx only for an allowed Host, the right token and a body within the limit, and no 403 for an
 allowed Host. Every Host on the oracle's lists also goes to the server, and /v1/chat/completions
@@ -14,11 +14,11 @@ import string
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from support.http_fuzz import case_request, healthy, http_fuzz_cases, send_case
-from support.http_oracle import check_response
-from support.raw_http import build_request, raw_request
-from support.server import ServerThread
-from support.settings import make_settings, tune
+from bench.support.http_fuzz import case_request, healthy, http_fuzz_cases, send_case
+from bench.support.http_oracle import check_response
+from bench.support.raw_http import build_request, raw_request
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings, tune
 
 TOKEN = "s3cret-token"
 MAX_BODY = 64 * 1024
@@ -255,7 +255,7 @@ def test_the_oracle_does_not_borrow_the_servers_parsing():
     """A Host-parsing bug in jarvis.http must not pass its own judge: the oracle imports no jarvis code."""
     import ast
 
-    import support.http_oracle as oracle
+    import bench.support.http_oracle as oracle
     from pathlib import Path
 
     tree = ast.parse(Path(oracle.__file__).read_text())

@@ -7,7 +7,6 @@ import asyncio
 import os
 import random
 import shutil
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
@@ -41,11 +40,10 @@ def test_every_hostile_file_is_listed_unreadable_with_a_reason(tmp_path, model_p
 
 
 def test_a_fifo_does_not_hang_the_catalog(tmp_path):
-    """Defect fixed: open() of a named pipe blocks until a writer comes; the scan hung for good."""
+    """Defect fixed: open() of a named pipe blocks until a writer comes; the scan hung for good.
+    No writer ever comes here, so the scan returning at all proves it never opened the pipe."""
     os.mkfifo(tmp_path / "pipe.gguf")
-    t0 = time.perf_counter()
     [info] = Catalog(models_dirs=[tmp_path], include_bundled=False).rescan().models
-    assert time.perf_counter() - t0 < 5
     assert "not a regular file" in info.error
 
 
@@ -91,12 +89,11 @@ def test_mutated_headers_parse_or_raise_ggufer_and_never_hang(mutant, edits):
         data[where] = value
     with open(path, "r+b") as f:
         f.write(data)
-    t0 = time.perf_counter()
+    # Parses or refuses: any other exception fails the example; a hang ends at the test's timeout.
     try:
         read_header(path)
     except GGUFError:
         pass
-    assert time.perf_counter() - t0 < 10
 
 
 def test_header_mutations_short_run(tmp_path):
@@ -107,7 +104,9 @@ def test_header_mutations_short_run(tmp_path):
 def test_a_repeated_vocabulary_token_is_refused_instead_of_aborting_llama_cpp(tmp_path, model_path):
     """Defect found by the mutation run: one flipped byte in a token string (two tokens equal)
     passed the header check, and llama.cpp's GGML_ASSERT in llama-vocab.cpp then aborted the
-    whole process (SIGABRT) on load. The header check now refuses a repeated token."""
+    whole process (SIGABRT) on load. The header check before a load now refuses a repeated token.
+    The catalog's listing walks past the token strings unread (most of a header's parse time), so
+    the file is listed, and refused with the reason when it is loaded."""
     import re
 
     path = tmp_path / "dup.gguf"
@@ -122,13 +121,17 @@ def test_a_repeated_vocabulary_token_is_refused_instead_of_aborting_llama_cpp(tm
     with pytest.raises(GGUFError, match="repeats token"):
         read_header(path)
     [info] = Catalog(models_dirs=[tmp_path], include_bundled=False).rescan().models
-    assert not info.ok
+    assert info.ok and read_header(path, check_vocab=False).architecture == "llama"
+    engine = Engine("dup", path, config=EngineConfig(context_length=512))
+    with pytest.raises(ModelLoadError, match="repeats token"):
+        engine.load()
+    engine.close()
 
 
 def test_per_token_arrays_must_match_the_vocabulary(tmp_path):
     import struct
 
-    from bench.hostile import ARCH, ONE_TENSOR, STRING, U32, gguf, _s
+    from bench.hostile import ARCH, ONE_TENSOR, STRING, gguf, _s
 
     tokens = _s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, STRING, 2) + _s("a") + _s("b")
     scores = _s("tokenizer.ggml.scores") + struct.pack("<IIQ", 9, 6, 1) + struct.pack("<f", 0.0)

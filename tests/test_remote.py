@@ -8,28 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 import aiohttp
 import openai
 import pytest
 
 from jarvis.errors import QueueFull, RemoteError
-from jarvis.request import Priority
+from jarvis.request import Priority, RequestRecord
+from jarvis.telemetry import StepRecord
 from tests.support.remote_servers import CountingProxy, LlamaCppServer, read_two_events_then_leave, with_remote
-from tests.support.server import ServerThread
-from tests.support.settings import make_settings, tune
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings, tune
+from tests.support.until import until
 
 KEY = "sekret-4711"
 SAMPLING = {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1}  # JARVIS's defaults, sent to the server as they are
 GREEDY = {"temperature": 0, "extra_body": {**SAMPLING, "cache": False}}  # cache: JARVIS's own, off: no replays
-
-
-def wait_until(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +49,7 @@ def jarvis(tmp_path, proxy):
     """A JARVIS whose remote `lc` is the llama_cpp.server (through the proxy)."""
     settings = with_remote(make_settings(tmp_path), "lc", proxy.base_url, health_interval_s=3600)
     with ServerThread(settings, preload=False) as server:
-        remotes = server.runtime.assistant.remotes
-        server.call(remotes.ensure_probed(remotes.backends["lc"]))
+        server.call(server.runtime.assistant.backends.get("lc").ensure_probed())
         proxy.reset()
         yield server
 
@@ -99,14 +92,18 @@ def test_stop_strings_reach_the_server(jarvis, llama_server):
 def test_remote_requests_are_in_the_stats_and_metrics_with_their_backend(jarvis):
     c = client(jarvis)
     c.completions.create(model="lc/smol", prompt="1, 2, 3,", max_tokens=4, temperature=0)
-    records = []
-    jarvis.runtime.bus.subscribe(records.append)
+    records, steps = [], []
+    jarvis.runtime.bus.subscribe(lambda r: records.append(r) if isinstance(r, RequestRecord) else None)
+    jarvis.runtime.bus.subscribe(lambda r: steps.append(r) if isinstance(r, StepRecord) else None)
     c.chat.completions.create(model="lc/smol", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
-    wait_until(lambda: records)
+    until(lambda: records)
     r = records[-1]
     assert (r.backend, r.model, r.status, r.completion_tokens > 0, r.ttft_ms > 0) == ("lc", "lc/smol", "ok", True, True)
+    # The remote's occupancy reaches the "Queue and batch" chart as a local engine's steps do:
+    # one request upstream, then none.
+    assert [(s.model, s.active_slots, s.queue_depth) for s in steps if s.model == "lc"][-2:] == [("lc", 1, 0), ("lc", 0, 0)]
     log = jarvis.settings.request_log_path  # the request log, written on its own thread
-    wait_until(lambda: log.is_file() and log.read_text().count('"backend": "lc"') == 2)
+    until(lambda: log.is_file() and log.read_text().count('"backend": "lc"') == 2)
     perf = jarvis.runtime.hub.perf  # percentiles per backend beside the totals
     assert perf.stats("backend.lc.ttft")["count"] == 2 and perf.counters()["requests.backend.lc"] == 2
 
@@ -117,7 +114,7 @@ def test_remote_requests_are_in_the_stats_and_metrics_with_their_backend(jarvis)
     metrics = asyncio.run(get("/metrics"))
     assert 'jarvis_requests_total{backend="lc",model="lc/smol",status="ok"} 2.0' in metrics
     stats = asyncio.run(get("/api/models/stats"))
-    assert '"remotes"' in stats and '"reachable": true' in stats.replace('":true', '": true')
+    assert '"servers"' in stats and '"reachable": true' in stats.replace('":true', '": true')
 
 
 def test_cancel_closes_the_upstream_stream(jarvis, proxy):
@@ -125,7 +122,7 @@ def test_cancel_closes_the_upstream_stream(jarvis, proxy):
     relays far fewer events than the 300 tokens asked for, and never finishes."""
 
     read_two_events_then_leave(jarvis.base_url, "lc/smol", 300)
-    wait_until(lambda: proxy.counts.requests and proxy.counts.requests[-1].client_left)
+    until(lambda: proxy.counts.requests and proxy.counts.requests[-1].client_left)
     entry = proxy.counts.requests[-1]
     assert not entry.finished and entry.events < 300
 
@@ -195,7 +192,7 @@ def test_a_remote_model_as_the_default(tmp_path, proxy):
         await a.start(warmup=True)
         try:
             reply = await asyncio.wait_for(a.chat(a.request("Hi", max_tokens=3, temperature=0, use_cache=False)), 60)
-            with pytest.raises(InvalidRequest, match="remote 'lc'"):
+            with pytest.raises(InvalidRequest, match="served by 'lc'"):
                 await a.manager.load("lc/smol")
             return reply, a.manager.loaded()
         finally:
@@ -203,12 +200,6 @@ def test_a_remote_model_as_the_default(tmp_path, proxy):
 
     reply, loaded = asyncio.run(run())
     assert reply.record.backend == "lc" and reply.record.model == "lc/smol" and loaded == []
-
-
-def test_embeddings_of_a_remote_model_are_refused_clearly(jarvis):
-    with pytest.raises(openai.BadRequestError) as e:
-        client(jarvis).embeddings.create(model="lc/smol", input="hello")
-    assert "remote 'lc'" in str(e.value) and "local models only" in str(e.value)
 
 
 def test_a_remote_that_wants_a_key(tmp_path, keyed_server, monkeypatch):
@@ -220,7 +211,7 @@ def test_a_remote_that_wants_a_key(tmp_path, keyed_server, monkeypatch):
         a = Assistant(settings)
         try:
             return await a.chat(a.request("Hi", model="k/smol", max_tokens=3, temperature=0, use_cache=False)), \
-                a.remotes.status()
+                a.backends.status()
         finally:
             await a.close()
 

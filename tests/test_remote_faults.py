@@ -16,17 +16,11 @@ import pytest
 from jarvis.errors import RemoteError, RemoteTimeout, RemoteUnavailable
 from tests.support.remote_servers import (JarvisServe, SlowServer, VllmMetricsServer, closed_port,
                                           read_two_events_then_leave, with_remote)
-from tests.support.server import ServerThread
-from tests.support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
+from tests.support.until import until, until_async
 
 LONG_PROMPT = "Write a very long story about a dragon who learns to count to one thousand."
-
-
-def wait_until(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def counter(url: str, name: str, **labels) -> float:
@@ -50,7 +44,7 @@ def test_an_unreachable_remote_fails_fast_naming_itself(tmp_path, capsys, monkey
     port = closed_port()
     settings = with_remote(make_settings(tmp_path), "dead", f"http://127.0.0.1:{port}/v1", health_interval_s=3600)
     with ServerThread(settings, preload=False) as server:
-        backend = server.runtime.assistant.remotes.backends["dead"]
+        backend = server.runtime.assistant.backends.get("dead").backend
 
         async def ask():
             async with aiohttp.ClientSession() as s:
@@ -88,13 +82,9 @@ def test_an_unreachable_remote_comes_back_when_a_probe_succeeds(tmp_path):
             with pytest.raises(RemoteUnavailable):
                 await a.chat(a.request("hi", model="late/big-70b", max_tokens=2))
             with VllmMetricsServer(port=port):  # the server starts on that port
-                for _ in range(200):
-                    if a.remotes.backends["late"].reachable:
-                        break
-                    await asyncio.sleep(0.05)
-                assert a.remotes.backends["late"].reachable
+                await until_async(lambda: a.backends.get("late").backend.reachable)
                 assert "late/big-70b" in [m.name for m in a.catalog.snapshot().models]
-                await a.remotes.prepare("late/big-70b")  # no longer refused
+                await a.backends.prepare("late/big-70b")  # no longer refused
         finally:
             await a.close()
 
@@ -131,7 +121,7 @@ def test_two_replicas_one_killed_mid_reply(tmp_path, upstream):
             from jarvis.assistant import Assistant
 
             a = Assistant(settings)
-            backend = a.remotes.backends["pair"]
+            backend = a.backends.get("pair").backend
             model = f"pair/{(await _first_model(a))}"
             try:
                 stream = a.stream(a.request(LONG_PROMPT, model=model, max_tokens=400, temperature=0,
@@ -162,9 +152,9 @@ def test_two_replicas_one_killed_mid_reply(tmp_path, upstream):
 
 
 async def _first_model(assistant) -> str:
-    backend = next(iter(assistant.remotes.backends.values()))
-    await assistant.remotes.ensure_probed(backend)
-    return backend.replicas[0].model_ids[0]
+    source = next(s for s in assistant.backends.sources() if s.served_by != "local")
+    await source.ensure_probed()
+    return source.backend.replicas[0].model_ids[0]
 
 
 def test_a_client_that_leaves_cancels_the_request_upstream(tmp_path, upstream):
@@ -172,19 +162,19 @@ def test_a_client_that_leaves_cancels_the_request_upstream(tmp_path, upstream):
     upstream JARVIS counts that request as cancelled (it stopped generating), not finished."""
     settings = with_remote(make_settings(tmp_path), "up", upstream.base_url, health_interval_s=3600)
     with ServerThread(settings, preload=False) as server:
-        remotes = server.runtime.assistant.remotes
-        server.call(remotes.ensure_probed(remotes.backends["up"]))
-        model = "up/" + remotes.backends["up"].replicas[0].model_ids[0]
+        source = server.runtime.assistant.backends.get("up")
+        server.call(source.ensure_probed())
+        model = "up/" + source.backend.replicas[0].model_ids[0]
         before = counter(upstream.url, "jarvis_requests_total", status="cancelled")
         ok_before = counter(upstream.url, "jarvis_requests_total", status="ok")
 
         read_two_events_then_leave(server.base_url, model, 400)
-        wait_until(lambda: counter(upstream.url, "jarvis_requests_total", status="cancelled") == before + 1)
+        until(lambda: counter(upstream.url, "jarvis_requests_total", status="cancelled") == before + 1)
         assert counter(upstream.url, "jarvis_requests_total", status="ok") == ok_before
 
         # The upstream JARVIS serves Prometheus text: its own figures are read (1 Hz) and mapped.
-        replica = remotes.backends["up"].replicas[0]
+        replica = source.backend.replicas[0]
         after = time.time()  # the upstream has decoded (steps set its queue and slot gauges) by now
-        wait_until(lambda: replica.metrics is not None and replica.metrics.read_at > after)
+        until(lambda: replica.metrics is not None and replica.metrics.read_at > after)
         m = replica.metrics
         assert (m.kind, m.running is not None, m.waiting is not None, m.kv_cache_usage) == ("jarvis", True, True, None)

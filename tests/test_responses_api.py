@@ -18,8 +18,8 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from support.server import ServerThread
-from support.settings import make_settings
+from bench.support.server import ServerThread
+from bench.support.settings import make_settings
 
 THINK_GBNF = 'root ::= "<think>\\nThe user wants a greeting.\\n</think>\\n\\nHello there!"'
 THINK = {"grammar": THINK_GBNF}
@@ -192,8 +192,9 @@ HOSTILE = [
     ({"input": [{"role": "robot", "content": "hi"}]}, "role", "input[0].role"),
     ({"input": [{"type": "function_call", "name": "f"}]}, "call_id", "input[0].call_id"),
     ({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "must follow", None),
-    ({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{oops"}]}, "not valid JSON",
-     None),
+    ({"input": [{"role": "user", "content": "hi"},
+                {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{oops"},
+                {"type": "function_call_output", "call_id": "c", "output": "x"}]}, "not valid JSON", None),
     ({"input": 42}, "input", "input"),
     ({"input": "hi", "tools": [{"type": "web_search"}]}, "web_search", "tools[0].type"),
     ({"input": "hi", "tools": [{"type": "function"}]}, "name", "tools[0].name"),

@@ -3,16 +3,16 @@ JSON, and the desktop's own Qt heartbeat catching a deliberate block of the UI t
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.http.metrics import PrometheusMetrics
 from jarvis.telemetry import StallRecord
 from jarvis.telemetry.responsiveness import HeartbeatMeter, Responsiveness
+from tests.support.until import until_async
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 
 class Clock:
@@ -94,16 +94,14 @@ def test_a_blocked_ui_thread_shows_as_a_stall_in_the_monitor(make_desktop, drive
 
 
 def test_the_loop_heartbeat_reaches_the_stats_json_of_a_server(settings):
-    from support.server import ServerThread
+    from bench.support.server import ServerThread
 
     with ServerThread(settings, preload=False) as server:
         async def beats():
-            for _ in range(600):
-                loop = server.runtime.stats.performance_stats()["responsiveness"].get("loop")
-                if loop and loop["beats"] > 0:
-                    return loop
-                await asyncio.sleep(0.05)
-            raise AssertionError("no loop heartbeat reached the stats")
+            def loop_stats():
+                return server.runtime.stats.performance_stats()["responsiveness"].get("loop")
+            await until_async(lambda: (loop_stats() or {}).get("beats", 0) > 0)  # a loop heartbeat reached the stats
+            return loop_stats()
 
         loop = server.call(beats())
         assert loop["interval_ms"] == 8 and "ui" not in server.runtime.stats.performance_stats()["responsiveness"]

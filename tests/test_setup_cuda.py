@@ -1,5 +1,6 @@
-"""setup_cuda.py: the decision against faked probes (this machine has no GPU), the parsers, and
-one real `--check` run that must change nothing."""
+"""`jarvis setup-cuda` (jarvis/setup_cuda.py; setup_cuda.py in a checkout calls it): the decision
+against faked probes (this machine has no GPU), the parsers, and real `--check` runs that must
+change nothing."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from tests.fake_nvml import FakeNvml as TwoGpuNvml
 
-import setup_cuda
-from setup_cuda import (DriverInfo, Gpu, LlamaBuildInfo, Probes, ToolkitInfo, main, parse_nvcc_version,
-                        parse_nvidia_smi_csv, plan, probe_driver, probe_toolkit)
+from jarvis import setup_cuda
+from jarvis.setup_cuda import (DriverInfo, Gpu, LlamaBuildInfo, Probes, ToolkitInfo, main, parse_nvcc_version,
+                               parse_nvidia_smi_csv, plan, probe_driver, probe_toolkit)
+from jarvis.telemetry.gpu import GpuProbe, nvml_library_present
 
 REQUIREMENT = "llama-cpp-python==0.3.36"
 REPO = Path(__file__).resolve().parent.parent
@@ -161,6 +164,14 @@ def test_the_requirement_comes_from_pyproject():
     assert setup_cuda.pinned_requirement() == REQUIREMENT
 
 
+def test_an_installed_jarvis_reads_the_pin_from_its_metadata(monkeypatch, tmp_path):
+    """No pyproject.toml beside an installed package: the same pin, from the wheel's metadata."""
+    monkeypatch.setattr(setup_cuda, "CHECKOUT_PYPROJECT", tmp_path / "absent.toml")
+    monkeypatch.setattr(setup_cuda.metadata, "requires",
+                        lambda dist: ["gguf==0.19.0", f"{REQUIREMENT}", "pytest==9.2.0; extra == 'test'"])
+    assert setup_cuda.pinned_requirement() == REQUIREMENT
+
+
 # ---- parsers and probes --------------------------------------------------------------------------
 
 def test_parse_nvcc_version():
@@ -175,60 +186,45 @@ def test_parse_nvidia_smi_csv():
     assert parse_nvidia_smi_csv("") == (None, ())
 
 
-class FakeNvml:
-    def __init__(self):
-        self.shut_down = False
-
-    def nvmlInit(self):
-        pass
-
-    def nvmlShutdown(self):
-        self.shut_down = True
-
-    def nvmlSystemGetDriverVersion(self):
-        return b"550.54.15"  # older pynvml returns bytes
-
-    def nvmlSystemGetCudaDriverVersion(self):
-        return 12040
+class OneL4(TwoGpuNvml):
+    """The monitor's NVML fake (the calls GpuProbe makes), with one NVIDIA L4."""
 
     def nvmlDeviceGetCount(self):
         return 1
-
-    def nvmlDeviceGetHandleByIndex(self, index):
-        return index
 
     def nvmlDeviceGetName(self, handle):
         return "NVIDIA L4"
 
     def nvmlDeviceGetMemoryInfo(self, handle):
-        return SimpleNamespace(total=23034 * 2**20)
+        return SimpleNamespace(used=0, total=23034 * 2**20, free=23034 * 2**20)
 
 
-def test_probe_driver_reads_nvml():
-    nvml = FakeNvml()
-    info = probe_driver(load_nvml=lambda: nvml)
-    assert info == DRIVER and nvml.shut_down
+def test_probe_driver_reads_nvml_through_the_gpu_module_and_shuts_it_down():
+    nvml = OneL4()
+    info = probe_driver(GpuProbe(nvml=nvml), which=lambda name: pytest.fail("nvidia-smi asked although NVML answered"))
+    assert info == DRIVER and nvml.shutdowns == 1
+
+
+def test_probe_driver_says_why_nvml_did_not_start():
+    info = probe_driver(GpuProbe(nvml=TwoGpuNvml(fail_init=True)), which=lambda name: None)
+    assert info.version is None
+    assert "NVML did not start" in info.problem and "nvidia-smi is not on PATH" in info.problem
 
 
 def test_probe_driver_falls_back_to_nvidia_smi():
-    def no_nvml():
-        raise OSError("libnvidia-ml.so.1: cannot open shared object file")
-
     def run(argv, **kwargs):
         assert argv == ["/usr/bin/nvidia-smi", *setup_cuda.SMI_QUERY]
         return SimpleNamespace(returncode=0, stdout=SMI_OUTPUT, stderr="")
 
-    info = probe_driver(load_nvml=no_nvml, run=run, which=lambda name: "/usr/bin/nvidia-smi")
+    info = probe_driver(GpuProbe(nvml=TwoGpuNvml(fail_init=True)), run=run, which=lambda name: "/usr/bin/nvidia-smi")
     assert info.version == "550.54.14" and len(info.gpus) == 2 and info.source == "nvidia-smi"
 
 
+@pytest.mark.skipif(nvml_library_present(), reason="this machine has an NVIDIA driver")
 def test_probe_driver_without_either_says_why():
-    def no_nvml():
-        raise ImportError("No module named 'pynvml'")
-
-    info = probe_driver(load_nvml=no_nvml, which=lambda name: None)
+    info = probe_driver(which=lambda name: None)  # the real GpuProbe, on a machine without libnvidia-ml
     assert info.version is None
-    assert "pynvml" in info.problem and "nvidia-smi is not on PATH" in info.problem
+    assert "libnvidia-ml.so.1 was not found" in info.problem and "nvidia-smi is not on PATH" in info.problem
 
 
 def test_probe_toolkit_prefers_cuda_home(tmp_path):
@@ -251,7 +247,9 @@ def test_probe_toolkit_missing_lists_where_it_looked(tmp_path):
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None or Path("/proc/driver/nvidia").exists(),
                     reason="this machine has an NVIDIA driver")
-def test_check_on_this_machine_reports_the_missing_driver_and_changes_nothing(tmp_path):
+@pytest.mark.parametrize("entry", [[str(REPO / "setup_cuda.py")], ["-m", "jarvis", "setup-cuda"]],
+                         ids=["setup_cuda.py", "jarvis setup-cuda"])
+def test_check_on_this_machine_reports_the_missing_driver_and_changes_nothing(tmp_path, entry):
     # A tripwire: a `pip` package first on the child's path, so any `python -m pip` would leave a mark.
     tripwire = tmp_path / "tripwire" / "pip"
     tripwire.mkdir(parents=True)
@@ -260,7 +258,7 @@ def test_check_on_this_machine_reports_the_missing_driver_and_changes_nothing(tm
     (tripwire / "__main__.py").write_text(f"open({str(mark)!r}, 'w').close()\nraise SystemExit(3)\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tripwire.parent), str(REPO)])}
 
-    result = subprocess.run([sys.executable, str(REPO / "setup_cuda.py"), "--check"], capture_output=True,
+    result = subprocess.run([sys.executable, *entry, "--check"], capture_output=True,
                             text=True, env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "No NVIDIA driver found" in result.stdout and "Install the NVIDIA driver" in result.stdout

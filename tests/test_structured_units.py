@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from jarvis.catalog import read_gguf_info
 from jarvis.errors import InvalidRequest
 from jarvis.http.openai_schema import ChatMessage
-from jarvis.http.tools import ContentFilter, ToolPlan, ToolSpec
+from jarvis.tools.plan import ContentFilter, ToolPlan, ToolSpec
 from jarvis.json_grammar import schema_grammar, tool_call_grammar
 from jarvis.request import RequestRecord
-from ui.chat.answer import stats_line
+from jarvis.stats_line import stats_line
 
 TOOLS = [ToolSpec.model_validate({"type": "function", "function": {
     "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
@@ -49,22 +49,22 @@ def test_supported_schemas_become_grammars_with_a_root():
 
 def test_tool_history_renders_into_plain_turns_with_the_tools_section():
     plan = ToolPlan.of(TOOLS, "auto", None)
-    messages = [ChatMessage.model_validate(m) for m in [
+    messages = [ChatMessage.model_validate(m).to_message() for m in [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Weather in Oslo?"},
         {"role": "assistant", "content": None, "tool_calls": [
             {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "Snow"},
         {"role": "tool", "tool_call_id": "call_2", "content": "Wind"}]]
-    out = plan.render(messages)
+    out = plan.render(tuple(messages))
     assert [m.role for m in out] == ["system", "user", "assistant", "user"]
     assert out[0].content.startswith("Be brief.\n\n# Tools") and '"get_weather"' in out[0].content
     assert out[2].content == '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
     assert out[3].content == "<tool_response>\nSnow\n</tool_response>\n<tool_response>\nWind\n</tool_response>"
     bad = ChatMessage.model_validate({"role": "assistant", "tool_calls": [
-        {"id": "c", "type": "function", "function": {"name": "get_weather", "arguments": "{oops"}}]})
+        {"id": "c", "type": "function", "function": {"name": "get_weather", "arguments": "{oops"}}]}).to_message()
     with pytest.raises(InvalidRequest) as e:
-        plan.render([messages[1], bad])
+        plan.render((messages[1], bad))
     assert e.value.field == "messages[1].tool_calls[0].function.arguments"
 
 
@@ -119,8 +119,8 @@ def test_embedding_models_are_recognised_by_their_gguf_metadata(tmp_path, model_
 
 def test_the_stats_line_says_when_an_answer_was_constrained():
     t = RequestRecord("req-1", "smol", completion_tokens=12, decode_tokens_per_s=40.0, ttft_ms=80, constrained="JSON")
-    assert stats_line("smol", t).endswith("· warm · JSON")
-    assert stats_line("smol", RequestRecord("req-2", "smol", constrained="")).endswith("· warm")
+    assert stats_line(t, "smol").endswith("· warm · JSON")
+    assert stats_line(RequestRecord("req-2", "smol", constrained=""), "smol").endswith("· warm")
 
 
 def test_json_strings_exclude_raw_control_characters():

@@ -1,11 +1,15 @@
 import json
 import logging
 
+import pytest
+
 from jarvis.telemetry import RecordBus, RequestLog, RequestRecord, StepRecord
 
-FIELDS = {"timestamp", "request_id", "model", "operation", "status", "latency_ms", "queue_ms", "ttft_ms",
-          "model_load_ms", "model_warm_start", "prompt_tokens", "completion_tokens", "tokens_per_s",
-          "cache_hit", "error_kind", "backend"}
+# The record's own field names (RequestRecord.as_dict, the one serialiser), plus an ISO time.
+FIELDS = {"time", "timestamp", "request_id", "model", "operation", "source", "backend", "status", "error_kind",
+          "finish_reason", "total_ms", "queue_ms", "queue_position", "model_load_ms", "prefill_ms", "ttft_ms",
+          "decode_tokens_per_s", "prompt_tokens", "cached_prompt_tokens", "completion_tokens", "dropped_turns",
+          "constrained", "cache", "cache_hit", "warm_start", "coalesced", "server_timings"}
 
 
 def record(i: int = 1, **kw) -> RequestRecord:
@@ -30,9 +34,11 @@ def test_one_json_line_per_request_without_text(tmp_path):
     log.close()
     first, second = read_lines(path)
     assert set(first) == FIELDS
-    assert first["timestamp"] == "2023-11-14T22:13:20.250+00:00"
-    assert first["request_id"] == "req-1" and first["latency_ms"] == 123.457 and first["tokens_per_s"] == 81.25
-    assert first["model_warm_start"] is True and first["cache_hit"] is False
+    assert first["time"] == "2023-11-14T22:13:20.250+00:00" and first["timestamp"] == 1_700_000_000.25
+    # approx: both are computed (a rounding to microseconds, a ratio) and went through JSON
+    assert first["request_id"] == "req-1" and first["total_ms"] == pytest.approx(123.457)
+    assert first["decode_tokens_per_s"] == pytest.approx(81.25)
+    assert first["warm_start"] is True and first["cache_hit"] is False
     assert second["status"] == "error" and second["error_kind"] == "QueueFull"
     assert "secret" not in path.read_text()
 

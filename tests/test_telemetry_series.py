@@ -6,7 +6,8 @@ import pytest
 from jarvis.telemetry import ModelRecord, PerfMonitor, RequestRecord, StepRecord, TelemetryHub
 from jarvis.telemetry.gpu import GpuProbe
 from jarvis.telemetry.system import SystemSampler
-from fake_nvml import GIB, FakeNvml
+from tests.fake_nvml import GIB, FakeNvml
+from tests.support.until import until_async
 
 
 class FakeClock:
@@ -26,7 +27,7 @@ def test_tick_summarises_one_second():
     clock = FakeClock()
     hub = make_hub(clock)
     first = hub.tick()
-    assert first.tokens_per_s == 0.0 and first.latency_p50_ms is None and first.cache_hit_rate is None
+    assert first.tokens_per_s == pytest.approx(0.0) and first.latency_p50_ms is None and first.cache_hit_rate is None
     for i in range(4):
         hub.perf.observe(RequestRecord(request_id=str(i), model="m", total_ms=100.0 * (i + 1), ttft_ms=10,
                                        completion_tokens=50, cache="hit" if i == 0 else "miss"))
@@ -76,8 +77,7 @@ def test_run_samples_off_the_loop_until_cancelled():
 
     async def main():
         task = asyncio.create_task(hub.run(interval=0.01))
-        while len(hub.history()) < 3:
-            await asyncio.sleep(0.005)
+        await until_async(lambda: len(hub.history()) >= 3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -5,7 +5,7 @@ from jarvis.telemetry import gpu as gpu_module
 from jarvis.telemetry.gpu import GpuProbe, nvml_library_present
 from jarvis.telemetry.system import SystemSampler
 
-from fake_nvml import GIB, FakeNvml
+from tests.fake_nvml import GIB, FakeNvml
 
 
 @pytest.mark.skipif(nvml_library_present(), reason="this machine has an NVIDIA driver")

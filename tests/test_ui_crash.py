@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from ui.monitor.tables import CRASHES_COLUMN
 

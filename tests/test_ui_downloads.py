@@ -5,20 +5,19 @@ test releases it, so every state is reached by construction, not by timing."""
 
 from __future__ import annotations
 
-import os
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from tests.hub_server import FILE, REPO, gguf_file, hub  # noqa: F401 (fixtures)
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 NAME = FILE.removesuffix(".gguf")
 
 
 def _leftovers(settings) -> list[str]:
+    """Partial files (the locks/ folder stays on purpose: deleting a lock file after release is a race)."""
     folder = settings.user_models_path.parent / "downloads"
-    return sorted(os.listdir(folder)) if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.exists() else []
 
 
 def _start_held(d, hub, qtbot, half):
@@ -73,10 +72,27 @@ def test_delete_asks_first_and_updates_the_picker(make_desktop, drive, qtbot, mo
     dialog = d.open_get_models()
     dialog.mine.setCurrentRow(0)
     qtbot.mouseClick(dialog.delete_button, Qt.LeftButton)
-    box = dialog._confirm
-    assert box.isVisible() and "Delete mine" in box.text()
+    [box] = [b for b in dialog.findChildren(QMessageBox) if b.isVisible()]  # the dialog's own question
+    assert "Delete mine" in box.text()
     box.button(QMessageBox.Yes).click()
     drive.wait(lambda: not (ui_settings.user_models_path / "mine.gguf").exists())
     # The picker follows once the catalog's thread has rescanned.
     drive.wait(lambda: d.chat.settings_panel.model.findData("mine") == -1)
     assert dialog.mine.count() == 0
+
+
+def test_the_dialog_checks_the_curated_pin(make_desktop, drive, qtbot, hub, gguf_file, ui_settings):
+    """The curated list pins SmolLM2-135M Q4_K_M at 105,454,432 bytes; a hub that serves other bytes
+    under that name is refused before a byte is fetched, and the row says why."""
+    repo, file = "bartowski/SmolLM2-135M-Instruct-GGUF", "SmolLM2-135M-Instruct-Q4_K_M.gguf"
+    hub.repos[repo] = {file: gguf_file}
+    d = make_desktop()
+    dialog = d.open_get_models()
+    row_index = next(i for i, m in enumerate(dialog.curated) if (m.repo, m.file) == (repo, file))
+    dialog.table.selectRow(row_index)
+    qtbot.mouseClick(dialog.download_curated, Qt.LeftButton)
+    row = dialog.rows[-1]
+    drive.wait(lambda: row.settled and row.job.state == "failed")
+    row.refresh()
+    assert "curated list" in row.status.text() and "105,454,432" in row.status.text()
+    assert hub.gets() == [] and not (ui_settings.user_models_path / file).exists()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import ROOT
+from tests.support.process import ROOT
 
 SCRIPT = """
 import asyncio, os, threading

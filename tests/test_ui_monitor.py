@@ -6,8 +6,8 @@ import asyncio
 import math
 import socket
 
-from fake_nvml import GIB, FakeNvml
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.fake_nvml import GIB, FakeNvml
+from tests.ui_support import drive, make_desktop, points, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.telemetry.gpu import GpuProbe
 from ui.monitor.tables import MODEL_COLUMNS
@@ -24,12 +24,12 @@ def test_charts_gain_points_after_requests(make_desktop, drive):
     drive.run(asyncio.to_thread(hub.tick))
     d.monitor.refresh()
     latency = d.monitor.charts.chart("latency_p50_ms")
-    before = latency.point_count("latency_p50_ms")
+    before = points(latency.curves["latency_p50_ms"])
     answer = d.chat.send("Name a fruit.")
     drive.wait(answer.task.done)
     drive.run(asyncio.to_thread(hub.tick))
     d.monitor.refresh()
-    assert latency.point_count("latency_p50_ms") > before
+    assert points(latency.curves["latency_p50_ms"]) > before
     _, y = latency.curves["latency_p95_ms"].getData()
     assert math.isfinite(y[-1]) and y[-1] > 0
     _, requests = d.monitor.charts.chart("requests_per_s").curves["requests_per_s"].getData()
@@ -44,8 +44,8 @@ def test_the_monitor_refreshes_itself_once_a_second(make_desktop, drive):
     d = make_desktop()
     _show_monitor(d)
     start = d.monitor.refreshes
-    drive.wait(lambda: d.monitor.refreshes >= start + 2, timeout_s=10)
-    drive.wait(lambda: d.monitor.charts.chart("cpu_percent").point_count("cpu_percent") >= 1, timeout_s=10)
+    drive.wait(lambda: d.monitor.refreshes >= start + 2)
+    drive.wait(lambda: points(d.monitor.charts.chart("cpu_percent").curves["cpu_percent"]) >= 1)
 
 
 def test_no_gpu_panel_on_this_machine(make_desktop, drive):

@@ -3,7 +3,7 @@ vLLM-shaped server reports at /metrics, and the model picker groups this compute
 
 from __future__ import annotations
 
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.ui_support import drive, make_desktop, points, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from tests.support.remote_servers import VllmMetricsServer, with_remote
 
@@ -11,7 +11,7 @@ from tests.support.remote_servers import VllmMetricsServer, with_remote
 def test_remote_engines_section_and_grouped_picker(make_desktop, drive, ui_settings):
     with VllmMetricsServer() as vllm:
         d = make_desktop(with_remote(ui_settings, "gpu", vllm.base_url, health_interval_s=3600))
-        replica = d.runtime.assistant.remotes.backends["gpu"].replicas[0]
+        replica = d.runtime.assistant.backends.get("gpu").backend.replicas[0]
         # the 1 Hz scrape and the first probe (which publishes the models) run side by side: wait for both
         drive.wait(lambda: replica.metrics is not None
                    and any(m["name"] == "gpu/big-70b" for m in d.runtime.assistant.models()), timeout_s=20)
@@ -24,7 +24,7 @@ def test_remote_engines_section_and_grouped_picker(make_desktop, drive, ui_setti
         assert row[:3] == ["gpu", vllm.base_url, "up"] and row[6:11] == ["—", "—", "3", "5", "42 %"]
         d.monitor.refresh()
         for field in ("waiting", "running", "kv_cache_usage"):
-            assert panel.point_count(field, "gpu") >= 2  # one per refresh (the 1 Hz timer adds its own)
+            assert points(panel.curves[(field, "gpu")]) >= 2  # one per refresh (the 1 Hz timer adds its own)
 
         combo = d.chat.settings_panel.model
         d.chat.settings_panel.set_models(d.runtime.assistant.models(), d.runtime.assistant.default_model())

@@ -43,6 +43,12 @@ class Driver:
         self.qtbot.waitUntil(condition, timeout=int(timeout_s * 1000))
 
 
+def points(curve) -> int:
+    """How many points a pyqtgraph curve shows (its public getData); 0 when it has none."""
+    x, _ = curve.getData()
+    return 0 if x is None else len(x)
+
+
 @pytest.fixture
 def drive(qtbot, qloop) -> Driver:
     return Driver(qtbot, qloop)

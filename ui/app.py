@@ -50,6 +50,7 @@ class Desktop:
         if self.settings.telemetry.heartbeat_ms:
             self.heartbeat.start()
         await self.runtime.start(http=http, warmup=warm)
+        self.chat.refresh_models()  # the first scan is done: the picker shows what it found
         if not self.monitor.isVisible():  # the first switch to the monitor: no relayout then
             self.monitor.prepare(self.window.tabs.currentWidget().geometry())
         self.window.update_state()

@@ -16,7 +16,7 @@ from bench.reliability.load import cancel_storm, overload, soak, unload_under_lo
 from bench.reliability.models import header_mutations, hostile_models, mutants_through_llama_cpp
 from bench.reliability.result import Result
 from bench.reliability.storage import kill9_conversations, unwritable_data_dir
-from tests.support.settings import make_settings
+from bench.support.settings import make_settings
 
 LONG = {"truncations": 200, "mutations": 500, "llama_mutants": 40, "overload": 200, "overload_queue": 64, "storm": 500, "storm_normal": 60,
         "unload_rounds": 3, "soak": 1000, "kill9": 20, "http": 1000}

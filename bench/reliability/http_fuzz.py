@@ -1,5 +1,5 @@
 """HTTP fuzz: plain-random requests against a real endpoint (with and without a token), each
-judged by the oracle in tests/support/http_oracle.py; the server must still answer afterwards."""
+judged by the oracle in bench/support/http_oracle.py; the server must still answer afterwards."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import random
 import socket
 
 from bench.reliability.result import Result
-from tests.support.http_fuzz import healthy, http_fuzz_cases, send_case
-from tests.support.http_oracle import check_response
-from tests.support.server import ServerThread
-from tests.support.settings import tune
+from bench.support.http_fuzz import healthy, http_fuzz_cases, send_case
+from bench.support.http_oracle import check_response
+from bench.support.server import ServerThread
+from bench.support.settings import tune
 
 
 def http_fuzz(settings, n: int = 300, seed: int = 0) -> Result:

@@ -14,8 +14,8 @@ import psutil
 
 from bench.reliability.models import bundled_model
 from bench.reliability.result import Result
-from tests.support.chat import bounded, greedy
-from tests.support.settings import tune
+from bench.support.chat import bounded, greedy
+from bench.support.settings import tune
 
 PROMPTS = ["Count from 1 to 5.", "Name two fruits.", "What is 2 + 2?", "Say hello in French.",
            "Name a color.", "What is the capital of France?"]
@@ -29,6 +29,7 @@ async def overload(settings, n: int = 60, max_queue: int = 16, batch_size: int =
     r = Result(f"overload ({n} at once, queue {max_queue})")
     a = Assistant(tune(settings, engine={"max_queue": max_queue, "batch_size": batch_size}))
     try:
+        await a.catalog.ready()  # the first scan (Assistant() no longer scans)
         await a.manager.load(a.default_model())
 
         async def one(i: int):

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bench.reliability.result import Result
-from tests.support.chat import bounded, greedy
+from bench.support.chat import bounded, greedy
 
 ROOT = Path(__file__).resolve().parents[2]
 

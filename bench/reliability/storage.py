@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from bench.reliability.result import Result
-from tests.support.chat import bounded, greedy
-from tests.support.settings import tune
+from bench.support.chat import bounded, greedy
+from bench.support.settings import tune
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,1 +1,1 @@
-"""Benchmarks that ship with JARVIS: `jarvis bench` (engine tables), openai_bench, http_stats_bench."""
+"""Benchmarks that ship with JARVIS, every one reachable from `jarvis bench` (suites.py lists them)."""

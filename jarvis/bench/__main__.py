@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--json]`: the engine tables, with targets from the engine issue."""
+"""`jarvis bench [--quick] [--json]` (`--suite engine`, the default; also `python -m jarvis.bench`): the
+engine tables, with targets from the engine issue. Every other suite: jarvis/bench/suites.py."""
 
 from __future__ import annotations
 

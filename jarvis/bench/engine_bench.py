@@ -47,6 +47,7 @@ def greedy(a: Assistant, text: str, max_tokens: int, **kw):
 
 async def single_request(max_tokens: int, repeats: int) -> dict:
     a = make_assistant(batch_size=4)
+    await a.catalog.ready()  # the first scan (Assistant() no longer scans)
     await a.manager.load(a.default_model())
     ours = []
     try:
@@ -85,6 +86,7 @@ async def parallel(batch_size: int, n_requests: int, max_tokens: int) -> dict:
     from jarvis.telemetry import StepRecord
 
     a = make_assistant(batch_size=batch_size)
+    await a.catalog.ready()  # the first scan (Assistant() no longer scans)
     await a.manager.load(a.default_model())
     # Decode throughput from the engine's own steps: those that carried no prompt tokens.
     decode_steps: list[StepRecord] = []
@@ -117,6 +119,7 @@ async def turn_two(history_turns: int) -> dict:
         await a.close()
     b = make_assistant(batch_size=4, context_length=4096)
     try:
+        await b.catalog.ready()  # the first scan (Assistant() no longer scans)
         await b.manager.load(b.default_model())
         cold = await b.chat(greedy(b, "Thank you. Summarise.", 8, messages=history))
     finally:
@@ -128,6 +131,7 @@ async def turn_two(history_turns: int) -> dict:
 
 async def loop_lag(max_tokens: int) -> dict:
     a = make_assistant(batch_size=4)
+    await a.catalog.ready()  # the first scan (Assistant() no longer scans)
     await a.manager.load(a.default_model())
     lags: list[float] = []
     done = asyncio.Event()
@@ -150,6 +154,7 @@ async def loop_lag(max_tokens: int) -> dict:
 
 async def cache_hit(repeats: int) -> dict:
     a = make_assistant(batch_size=4)
+    await a.catalog.ready()  # the first scan (Assistant() no longer scans)
     await a.manager.load(a.default_model())
     try:
         cold = await a.chat(a.request("Name three rivers.", temperature=0, max_tokens=32))

@@ -137,18 +137,23 @@ async def bench(rate: float, duration: float) -> dict:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jarvis bench --suite http-stats", description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second per endpoint")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per endpoint")
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.serve:
         asyncio.run(serve())
-        return
+        return 0
 
     http = asyncio.run(bench(args.rate, args.duration))
     sampler = sampler_cost()
+    summary = {"bench": "http_stats", "rate": args.rate, "duration_s": args.duration, "http": http, "sampler": sampler}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
     baseline = http["/health"]["p99_ms"]
     print(f"HTTP at {args.rate:g} req/s for {args.duration:g} s per endpoint, loopback, "
           f"{PRELOADED_REQUESTS} requests in the window, {LIVE_RECORDS_PER_S} more recorded per second")
@@ -159,9 +164,9 @@ def main() -> None:
               f"{r['max_ms']:>9.2f}{r['p99_ms'] / baseline:>12.2f}{r['server_core_pct']:>11}{r['errors']:>8}")
     print(f"sampler: {sampler['cpu_ms_per_tick']} ms CPU per tick ({sampler['wall_ms_per_tick']} ms wall) "
           f"= {sampler['core_pct_at_1hz']} % of one core at 1 Hz")
-    print(json.dumps({"bench": "http_stats", "rate": args.rate, "duration_s": args.duration,
-                      "http": http, "sampler": sampler}))
+    print(json.dumps(summary))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -49,14 +49,16 @@ def child_env() -> dict[str, str]:
 class LlamaCppServer:
     """`python -m llama_cpp.server` on the bundled model, as model id `alias`."""
 
-    def __init__(self, model_path: Path, *, api_key: str | None = None, alias: str = "smol", n_ctx: int = 512):
+    def __init__(self, model_path: Path, *, api_key: str | None = None, alias: str = "smol", n_ctx: int = 512,
+                 embedding: bool = False):
         self.port = free_port()
         self.alias = alias
         self.api_key = api_key
-        self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", alias,
+        self.cmd = [sys.executable, "-m", "jarvis.bench.llama_cpp_server", "--model", str(model_path), "--model_alias", alias,
                     "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", "1",
                     "--verbose", "False",
-                    "--interrupt_requests", "False"] + (["--api_key", api_key] if api_key else [])
+                    "--interrupt_requests", "False"] + (["--api_key", api_key] if api_key else []) \
+            + (["--embedding", "True"] if embedding else [])
         # interrupt_requests False: concurrent requests wait their turn (by default a new one cuts the running one off)
         self.proc: subprocess.Popen | None = None
 

@@ -14,12 +14,10 @@ Greedy requests that skip the response cache: every figure is measured generatio
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import platform
 import statistics
 import time
-from pathlib import Path
 
 SUITE_VERSION = 1
 LONG_PROMPT = ("Summarise the following notes in one sentence. " +
@@ -91,30 +89,6 @@ async def run_model_bench(assistant, name: str, *, gpus: list[str] | None = None
         "llama_cpp": llama_build(),
         "settings": {"engine": settings.engine.model_dump(), "gpu": settings.gpu.model_dump()},
     }
-
-
-class BenchmarkStore:
-    """Saved results, one JSON object per line; the file only grows by whole lines."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-
-    def save(self, result: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(result, separators=(",", ":")) + "\n")
-
-    def load(self) -> list[dict]:
-        """Every saved result, oldest first; a line that does not parse is skipped."""
-        if not self.path.exists():
-            return []
-        results = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                results.append(json.loads(line))
-            except ValueError:
-                continue
-        return results
 
 
 TABLE = [("Model", lambda r: r["model"]), ("Quant", lambda r: r["quantization"]),

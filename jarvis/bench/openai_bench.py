@@ -182,15 +182,19 @@ def main(argv: list[str] | None = None) -> int:
             client_latency(url, int(rest[0]), int(rest[1]))
         print(json.dumps(asyncio.run(coro)))
         return 0
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="jarvis bench --suite openai", description=__doc__.splitlines()[0])
     p.add_argument("--streams", type=int, default=4)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--latency-n", type=int, default=20)
     p.add_argument("--latency-max-tokens", type=int, default=4)
     p.add_argument("--threads", type=int, default=0, help="engine.n_threads (0: all cores)")
+    p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
     result = asyncio.run(bench(args))
+    if args.json:
+        print(json.dumps(result))
+        return 0
     print(f"{'path':<12}{'agg tok/s (median)':>20}{'short request p50 ms':>24}")
     print(f"{'in-process':<12}{result['inprocess_tok_s']:>20.1f}{result['inprocess_ms_p50']:>24.2f}")
     print(f"{'HTTP /v1':<12}{result['http_tok_s']:>20.1f}{result['http_ms_p50']:>24.2f}")

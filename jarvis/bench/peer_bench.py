@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from jarvis.bench.openai_bench import sse_events
 
@@ -161,6 +160,10 @@ def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log) 
     port = free_port()
     cmd = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-np", str(parallel),
            "-c", str(ctx), "-t", str(threads or os.cpu_count() or 1)]
+    from jarvis.engine.backend import extra_buffers_allowed
+
+    if not extra_buffers_allowed():  # the same weights layout as JARVIS's (engine.weight_repacking auto)
+        cmd.append("--no-repack")
     proc = subprocess.Popen(cmd, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from jarvis.downloads.errors import DownloadError, HubUnreachable, UnsafeName
 from jarvis.downloads.names import check_repo_file
+from jarvis.errors import InvalidRequest
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -27,7 +28,7 @@ class RemoteFile:
     """A GGUF file as the hub lists it. `sha256` comes from its LFS pointer (None: not in LFS)."""
 
     path: str          # inside the repo, e.g. "Q4_K_M/model.gguf"
-    name: str          # the plain file name it installs as
+    name: str          # the plain file name it installs as ("Q4_K_M--model.gguf")
     size: int | None
     sha256: str | None
 
@@ -90,22 +91,30 @@ def _hub_errors(what: str):
     return translate()
 
 
-def list_gguf(repo: str, revision: str = "main") -> tuple[str | None, list[RemoteFile], list[str]]:
-    """(commit, GGUF files, refused names) of a repo. Names a hostile hub could use to climb out
-    of a folder are refused here, before anything is written."""
+class Ambiguous(InvalidRequest):
+    """Several files fit what was asked: the caller lists them and asks which one."""
+
+    def __init__(self, message: str, choices: list[RemoteFile]):
+        self.choices = choices
+        super().__init__(message)
+
+
+def list_gguf(repo: str, revision: str = "main") -> tuple[str | None, list[RemoteFile], dict[str, str]]:
+    """(commit, GGUF files, {refused name: why}) of a repo. Names a hostile hub could use to climb
+    out of a folder, or that a file system cannot hold, are refused here, before anything is written."""
     from huggingface_hub import HfApi
 
     check_repo(repo)
     with _hub_errors(repo):
         info = HfApi(endpoint=endpoint(), token=token()).model_info(repo, revision=revision, files_metadata=True)
-    files, refused = [], []
+    files, refused = [], {}
     for sibling in info.siblings or []:
         if not sibling.rfilename.lower().endswith(".gguf"):
             continue
         try:
             name = check_repo_file(sibling.rfilename)
-        except UnsafeName:
-            refused.append(sibling.rfilename)
+        except UnsafeName as e:
+            refused[sibling.rfilename] = getattr(e, "reason", str(e))
             continue
         lfs_sha = (sibling.lfs or {}).get("sha256") if sibling.lfs else None
         sha = lfs_sha.lower() if isinstance(lfs_sha, str) and _SHA256.match(lfs_sha.lower()) else None
@@ -114,26 +123,40 @@ def list_gguf(repo: str, revision: str = "main") -> tuple[str | None, list[Remot
     return info.sha, sorted(files, key=lambda f: f.path), refused
 
 
+def quant_tokens(path: str) -> list[str]:
+    """The quantisation-like tokens of a file name: the parts between `-`, `.` and `/`
+    (`_` joins a token: Q4_K_M, Q4_0_4_4 and Q6_K_L are each one token)."""
+    stem = path[:-5] if path.lower().endswith(".gguf") else path
+    return [t.lower() for t in re.split(r"[-./]", stem) if t]
+
+
 def choose(repo: str, files: list[RemoteFile], file: str | None, quant: str | None,
-           refused: list[str] = ()) -> RemoteFile:
-    """The file asked for, by exact path or name, or the one whose name carries the quantisation."""
+           refused: dict[str, str] | None = None) -> RemoteFile:
+    """The file asked for: by exact path, else by file name (asked back when two folders hold
+    it), else the one whose name carries the quantisation as a whole token, else the only one."""
+    refused = refused or {}
     if file in refused:
-        raise UnsafeName(f"{repo} lists the file {file!r}, which is a path out of the repository: refused.")
+        raise UnsafeName(f"{repo} lists the file {file!r}; refused: {refused[file]}.")
     listing = ", ".join(f.path for f in files) or "none"
     if not files:
         raise DownloadError(f"{repo} has no .gguf files. Pick a repository whose name ends in -GGUF.")
     if file:
-        match = [f for f in files if file in (f.path, f.name)]
+        match = ([f for f in files if f.path == file]
+                 or [f for f in files if file in (f.name, f.path.rsplit("/", 1)[-1])])
         if not match:
             raise DownloadError(f"{repo} has no file {file!r}. Its GGUF files: {listing}.")
+        if len(match) > 1:
+            raise Ambiguous(f"{repo} has {len(match)} files named {file!r}: "
+                            f"{', '.join(f.path for f in match)}. Name one by its path.", match)
         chosen = match[0]
     elif quant:
         want = quant.lower().replace("-", "_")
-        match = [f for f in files if want in f.name.lower().replace("-", "_")]
-        if len(match) != 1:
-            which = ", ".join(f.path for f in match) if match else "none"
-            raise DownloadError(f"{repo}: {len(match)} files match --quant {quant} ({which}). "
-                                f"Name one with FILE. Its GGUF files: {listing}.")
+        match = [f for f in files if want in quant_tokens(f.path)]
+        if not match:
+            raise DownloadError(f"{repo}: no file matches --quant {quant}. Its GGUF files: {listing}.")
+        if len(match) > 1:
+            raise Ambiguous(f"{repo}: {len(match)} files match --quant {quant}: "
+                            f"{', '.join(f.path for f in match)}. Name one with FILE.", match)
         chosen = match[0]
     elif len(files) == 1:
         chosen = files[0]

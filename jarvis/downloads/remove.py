@@ -11,7 +11,7 @@ from jarvis.downloads.names import check_plain_name, file_in_folder
 def removable_path(settings, name: str) -> Path:
     """The file `name` stands for in the user's models folder; refuses paths and outside links."""
     check_plain_name(name)
-    file = name if name.endswith(".gguf") else f"{name}.gguf"
+    file = name if name.lower().endswith(".gguf") else f"{name}.gguf"
     folder = settings.user_models_path
     path = file_in_folder(folder, file) if folder.is_dir() else folder / file
     if not (path.is_file() or path.is_symlink()):

@@ -47,7 +47,7 @@ def ensure_backend() -> None:
 
 
 CPU_ONLY_NOTE = ("GPU layers were requested but this llama.cpp build cannot offload; running on the CPU. "
-                 "`python setup_cuda.py --check` tells what a CUDA build needs.")
+                 "`jarvis setup-cuda --check` tells what a CUDA build needs.")
 _warned_cpu_only = False
 
 
@@ -58,13 +58,30 @@ def warn_cpu_only_once() -> None:
         logging.getLogger("jarvis.engine").warning("%s", CPU_ONLY_NOTE)
 
 
+def cpu_has_amx() -> bool:
+    """The CPU advertises Intel AMX (Linux: /proc/cpuinfo); False where that cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_int8" in line.split() or "amx_tile" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def extra_buffers_allowed(setting: str = "auto") -> bool:
+    """Whether llama.cpp may use its extra weight buffers (repacking, AMX): engine.weight_repacking.
+    "auto" turns them off on AMX CPUs, where llama.cpp 0.3.36's AMX matrix multiply segfaults in
+    the first llama_decode of a prompt (ggml_backend_amx_mul_mat)."""
+    if setting == "auto":
+        return not cpu_has_amx()
+    return setting == "on"
+
+
 def supports_gpu_offload() -> bool:
     return bool(ll.llama_supports_gpu_offload())
 
 
 def system_info() -> str:
     return ll.llama_print_system_info().decode("utf-8", errors="replace").strip()
-
-
-def llama_cpp_version() -> str:
-    return getattr(ll, "__version__", "unknown")

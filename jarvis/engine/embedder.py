@@ -12,11 +12,11 @@ from __future__ import annotations
 import ctypes
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import llama_cpp as ll
 import numpy as np
 
+from jarvis.backends.base import Embeddings
 from jarvis.engine.handles import Batch, LlamaModel
 from jarvis.errors import InvalidRequest, ModelLoadError
 
@@ -28,12 +28,6 @@ def model_meta(model: LlamaModel, key: str) -> str | None:
     buf = ctypes.create_string_buffer(256)
     n = ll.llama_model_meta_val_str(model.ptr, key.encode(), buf, len(buf))
     return buf.value.decode("utf-8", errors="replace") if n >= 0 else None
-
-
-@dataclass(frozen=True)
-class Embeddings:
-    vectors: list[np.ndarray]  # one float32 vector per input, unit length
-    prompt_tokens: int
 
 
 class Embedder:

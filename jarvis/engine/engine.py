@@ -2,10 +2,13 @@
 active slot together in one `llama_decode` per step (continuous batching, as llama-server's
 parallel slots do).
 
-Each step: cancelled or timed-out requests give their slot back; waiting requests take free
-slots (the one sharing the longest prefix with their prompt); then one batch carries the next
-token of every generating slot plus a chunk of any prompt being prefilled; then each slot that
-produced logits samples its next token and hands text back through its mailbox.
+This module is the thread owner: load and close, the async face (submit / stream / cancel), the
+crash policy, and the step loop. Each step: cancelled or timed-out requests give their slot back;
+waiting requests take free slots (the one sharing the longest prefix with their prompt); the
+scheduler's plan (scheduler.py) fills one batch with the next token of every generating slot
+plus a chunk of any prompt being prefilled; then each slot that produced logits samples its next
+token, verifying drafts (speculation.py), and hands text back through its mailbox. A finished
+request's neutral Timings come from its SeqState (sequence.py).
 """
 
 from __future__ import annotations
@@ -27,21 +30,20 @@ from jarvis.engine.embedder import Embedder
 from jarvis.engine.grammar import make_sampler
 from jarvis.engine.handles import Batch, LlamaContext, LlamaModel
 from jarvis.engine.logprobs import read_logprobs
-from jarvis.engine.lookup import draft as lookup_draft
 from jarvis.engine.mailbox import Mailbox
 from jarvis.engine.prompt import PromptBuilder
-from jarvis.engine.queue import PriorityRequestQueue
+from jarvis.request_queue import PriorityRequestQueue
+from jarvis.engine.scheduler import plan_step
 from jarvis.engine.sequence import SeqState, Slot, common_prefix
+from jarvis.engine.speculation import DraftPolicy
 from jarvis.engine.text import StreamingText
 from jarvis.gguf_header import GGUFError, read_header
 from jarvis.errors import EngineClosed, EngineCrashed, JarvisError, ModelLoadError, RequestCancelled, RequestTimeout
 from jarvis.request import ChatRequest, Chunk, QueuePosition, resolve_timeout
-from jarvis.telemetry import ModelRecord, QueueRecord, RecordBus, RequestRecord, StepRecord
+from jarvis.telemetry import ModelRecord, QueueRecord, RecordBus, StepRecord
 
 log = logging.getLogger("jarvis.engine")
 MAX_CTX_DEFAULT = 8192
-MIN_DRAFT = 2  # a one-token draft costs about a whole decode on a CPU: never worth it
-DRAFT_PAUSE = 4  # steps without drafts after a draft the model rejected outright
 
 
 _DEFAULTS = EngineSettings()  # the defaults are the settings' own, never a second copy
@@ -67,6 +69,7 @@ class EngineConfig:
     request_timeout_s: float = _DEFAULTS.request_timeout_s  # 0 = no limit (see resolve_timeout)
     truncate: bool = _DEFAULTS.truncate
     lookup_draft: int = _DEFAULTS.lookup_draft  # prompt-lookup speculation: most tokens drafted per step; 0 = off
+    weight_repacking: str = _DEFAULTS.weight_repacking  # llama.cpp's extra weight buffers: auto | on | off
     gpu_layers: int = 0  # what to ask llama.cpp for; -1 = all
 
     @classmethod
@@ -74,7 +77,7 @@ class EngineConfig:
         e, g = settings.engine, settings.gpu
         return cls(batch_size=e.batch_size, context_length=e.context_length, prefill_chunk=e.prefill_chunk,
                    n_threads=e.n_threads, max_queue=e.max_queue, request_timeout_s=e.request_timeout_s,
-                   truncate=e.truncate, lookup_draft=e.lookup_draft, gpu_layers=g.gpu_layers if g.use_gpu else 0)
+                   truncate=e.truncate, lookup_draft=e.lookup_draft, weight_repacking=e.weight_repacking, gpu_layers=g.gpu_layers if g.use_gpu else 0)
 
 
 class Engine:
@@ -105,14 +108,7 @@ class Engine:
         # Tests inject a deterministic fault here: called on the worker inside every step, between
         # llama_decode and sampling, with the engine. Whatever it raises crashes the worker.
         self.step_hook: Callable[["Engine"], None] | None = None
-        # Where the worker's time goes, in seconds since load (read by the bench; a few adds a step):
-        # prepare = reap + admit + filling the batch, decode = llama_decode, sample = sampling,
-        # detokenizing and handing text over.
-        self.phase_s = {"prepare": 0.0, "decode": 0.0, "sample": 0.0}
-        self.steps = 0
-        self.drafted_tokens = 0  # prompt-lookup drafts sent to llama_decode to be verified
-        self.accepted_tokens = 0  # of which the model agreed with (kept)
-        self._drafts_allowed = False  # set at load
+        self._drafts = DraftPolicy(config.lookup_draft, allowed=False)  # set at load
         self.threads = 1  # llama.cpp's threads for this context, set at load
 
     # ---- life cycle (call load() off the event loop: it takes a while) --------------------
@@ -130,7 +126,7 @@ class Engine:
             raise ModelLoadError(self.path, str(e)) from None
         backend.recent_problems.clear()
         try:
-            self._model = LlamaModel(self.path, gpu_layers)
+            self._model = LlamaModel(self.path, gpu_layers, backend.extra_buffers_allowed(cfg.weight_repacking))
         except ModelLoadError as e:
             said = "; ".join(list(backend.recent_problems)[-2:])
             raise ModelLoadError(self.path, e.reason + (f" (llama.cpp: {said})" if said else "")) from None
@@ -148,7 +144,7 @@ class Engine:
         self.n_ctx_seq = self._ctx.n_ctx_seq
         # A rejected draft's cells must go while the rest of the sequence stays: recurrent and
         # hybrid memories cannot drop part of a sequence, so they never draft.
-        self._drafts_allowed = cfg.lookup_draft > 0 and not self._model.recurrent
+        self._drafts = DraftPolicy(cfg.lookup_draft, allowed=not self._model.recurrent)
         self._batch = Batch(n_batch)
         self._prompts = PromptBuilder(self._model, self._chat_template)
         self._slots = [Slot(seq_id=i) for i in range(cfg.batch_size)]
@@ -156,16 +152,18 @@ class Engine:
         self._thread.start()
         self.load_ms = (time.perf_counter() - t0) * 1000
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop the worker, fail whatever is queued or running, free llama.cpp's memory."""
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop the worker, fail whatever is queued or running, free llama.cpp's memory. False
+        when the worker did not stop within `timeout` (stuck inside llama.cpp): its handles are
+        then kept, since freeing a context a thread still uses would crash the process."""
         with self._wake:
             self._stopping = True
             self._wake.notify()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                log.error("engine %s did not stop within %.1f s", self.name, timeout)
-                return
+                log.error("engine %s did not stop within %.1f s; its memory stays allocated", self.name, timeout)
+                return False
         for seq in self._queue.drain():
             seq.mailbox.fail(EngineClosed())
         if self._embedder is not None:
@@ -175,6 +173,17 @@ class Engine:
             if handle is not None:
                 handle.close()
         self._batch = self._ctx = self._model = None
+        return True
+
+    @property
+    def drafted_tokens(self) -> int:
+        """Prompt-lookup drafts sent to llama_decode to be verified, since load."""
+        return self._drafts.drafted_tokens
+
+    @property
+    def accepted_tokens(self) -> int:
+        """Of those, the ones the model agreed with (kept)."""
+        return self._drafts.accepted_tokens
 
     @property
     def memory_bytes(self) -> int:
@@ -223,10 +232,10 @@ class Engine:
         """Async iterator of Chunks for a submitted request. Abandoning it cancels the request."""
         try:
             while True:
-                text, record = await seq.mailbox.get()
+                text, timings = await seq.mailbox.get()
                 logprobs = seq.mailbox.logprobs if seq.request.options.logprobs else None
-                if record is not None:
-                    yield Chunk(text=text, done=True, record=record, logprobs=logprobs)
+                if timings is not None:
+                    yield Chunk(text=text, done=True, timings=timings, logprobs=logprobs)
                     return
                 if text:
                     yield Chunk(text=text, logprobs=logprobs)
@@ -302,79 +311,24 @@ class Engine:
                 log.exception("the crash handler of engine %s failed", self.name)
 
     def _step(self) -> None:
-        now = time.perf_counter()
-        self._reap(now)
+        self._reap(time.perf_counter())
         self._admit()
-        batch, ctx = self._batch, self._ctx
-        batch.clear()
-        wants_logits: list[tuple[Slot, int]] = []
-        decode_tokens = prefill_tokens = draft_tokens = 0
-
-        # The next token of every generating slot first: running answers never wait on prompts.
-        # With prompt-lookup speculation a greedy slot sends its pending token plus the tokens
-        # drafted after it, each with logits; _on_logits keeps the prefix the model agrees with.
-        # Only a slot decoding alone drafts: on a CPU a decode costs a fixed part plus a part per
-        # token (with logits) that grows about linearly; several slots already share the fixed
-        # part, so a draft there only adds per-token cost (README, Performance).
-        generating = sum(1 for s in self._slots if s.sequence is not None and s.sequence.pending_token is not None)
-        may_draft = self._drafts_allowed and generating == 1
-        for slot in self._slots:
-            seq = slot.sequence
-            if seq is not None and not seq.prefilling and seq.pending_token is not None:
-                pos = len(slot.tokens)
-                slot.tokens.append(seq.pending_token)
-                seq.pending_token = None
-                drafted = self._draft(slot, seq) if may_draft else []
-                if drafted:
-                    idx = batch.add_run([slot.tokens[-1], *drafted], pos, slot.seq_id, True, logits_all=True)
-                    idx -= len(drafted)
-                    slot.tokens.extend(drafted)
-                    seq.draft, seq.draft_pos = drafted, pos
-                    self.drafted_tokens += len(drafted)
-                else:
-                    idx = batch.add(slot.tokens[-1], pos, slot.seq_id, True)
-                wants_logits.append((slot, idx))
-                decode_tokens += 1
-                draft_tokens += len(drafted)
-        # Then prompt chunks, oldest admission first, within what is left of the batch.
-        budget = min(batch.capacity - len(batch), self.config.prefill_chunk)
-        for slot in sorted((s for s in self._slots if s.sequence and s.sequence.prefilling),
-                           key=lambda s: s.sequence.admitted_at):
-            if budget <= 0:
-                break
-            seq = slot.sequence
-            take = min(budget, len(seq.prompt) - seq.prefilled)
-            chunk = seq.prompt[seq.prefilled:seq.prefilled + take]
-            last = seq.prefilled + take == len(seq.prompt)
-            idx = batch.add_run(chunk, seq.prefilled, slot.seq_id, last)
-            if last:
-                wants_logits.append((slot, idx))
-            slot.tokens.extend(chunk)
-            seq.prefilled += take
-            budget -= take
-            prefill_tokens += take
+        batch = self._batch
+        plan = plan_step(self._slots, batch, self.config.prefill_chunk, self._drafts, self.n_ctx_seq)
         if len(batch) == 0:
             return
-
         t0 = time.perf_counter()
-        rc = ctx.decode(batch)
+        rc = self._ctx.decode(batch)
         if rc != 0:
             self._fail_all(rc)
             return
-        t1 = time.perf_counter()
         if self.step_hook is not None:
             self.step_hook(self)
-        for slot, idx in wants_logits:
+        for slot, idx in plan.wants_logits:
             self._on_logits(slot, idx)
-        t2 = time.perf_counter()
-        phase = self.phase_s
-        phase["prepare"] += t0 - now
-        phase["decode"] += t1 - t0
-        phase["sample"] += t2 - t1
-        self.steps += 1
-        step_ms = (t2 - t0) * 1000
-        self._bus.emit(StepRecord(self.name, self.active_slots, len(self._queue), len(batch),
-                                  decode_tokens, prefill_tokens, step_ms, draft_tokens=draft_tokens))
+        step_ms = (time.perf_counter() - t0) * 1000
+        self._bus.emit(StepRecord(self.name, self.active_slots, len(self._queue), len(batch), plan.decode_tokens,
+                                  plan.prefill_tokens, step_ms, draft_tokens=plan.draft_tokens))
 
     def _reap(self, now: float) -> None:
         """Free the slots of cancelled or timed-out requests; fail timed-out queued ones."""
@@ -447,19 +401,6 @@ class Engine:
                 self._release(slot, forget=True)
                 seq.mailbox.fail(EngineClosed(f"llama.cpp failed to decode (code {rc}); send the request again."))
 
-    def _draft(self, slot: Slot, seq: SeqState) -> list[int]:
-        """Tokens guessed from the prompt and answer so far, for a slot whose choice is the
-        argmax (greedy, no grammar, no logprobs), within its max_tokens and context."""
-        request = seq.request
-        if request.sampling.temperature > 0 or request.options.grammar is not None or request.options.logprobs:
-            return []
-        if seq.draft_pause > 0:
-            seq.draft_pause -= 1
-            return []
-        room = min(seq.draft_len, self.config.lookup_draft, request.sampling.max_tokens - seq.completion_tokens - 1,
-                   self.n_ctx_seq - len(slot.tokens) - 2)
-        return lookup_draft(slot.tokens, room) if room >= MIN_DRAFT else []
-
     def _on_logits(self, slot: Slot, idx: int) -> None:
         seq = slot.sequence
         drafted = seq.draft
@@ -483,15 +424,7 @@ class Engine:
                 agreed += 1
                 continue
             break
-        self.accepted_tokens += agreed
-        # The next draft's length: a copy that held gets longer, a miss halves it and pauses
-        # drafting a few steps. Drafts are right in long runs or not at all, and on a CPU each
-        # drafted position costs most of a decode (README, Performance): only likely ones pay.
-        if agreed == len(drafted):
-            seq.draft_len = min(self.config.lookup_draft, 2 * len(drafted))
-        elif agreed == 0:
-            seq.draft_len = max(MIN_DRAFT, len(drafted) // 2)
-            seq.draft_pause = DRAFT_PAUSE
+        self._drafts.verified(seq, len(drafted), agreed)
         keep = pos + 1 + agreed  # the pending token and the agreeing drafts; the rest never happened
         if len(slot.tokens) > keep:
             self._ctx.forget(slot.seq_id, keep)  # never fails here: memories that could refuse never draft
@@ -504,12 +437,7 @@ class Engine:
         token is then pending: decoded next step), else why it ends ("stop", "length"); the
         caller finishes it. `n_kv` is how many tokens the slot's KV cells hold before it."""
         model = self._model
-        now = time.perf_counter()
-        if seq.first_token_at == 0.0:
-            seq.first_token_at = now
-        else:
-            seq.token_gaps_ms.append((now - seq.last_token_at) * 1000)
-        seq.last_token_at = now
+        seq.token_at(time.perf_counter())
 
         if model.is_eog(token):
             return "stop"
@@ -531,27 +459,5 @@ class Engine:
         tail = seq.decoder.finish()
         if tail:
             seq.mailbox.put_text(tail)
-        end = time.perf_counter()
-        decode_s = seq.last_token_at - seq.first_token_at
-        request = seq.request
-        # The facts only the engine has; the Assistant adds load and cache facts with replace().
-        record = RequestRecord(
-            request_id=request.request_id,
-            model=self.name,
-            operation=request.operation,
-            source=request.source,
-            finish_reason=reason,
-            total_ms=(end - seq.submitted_at) * 1000,
-            queue_ms=(seq.admitted_at - seq.submitted_at) * 1000,
-            prefill_ms=(seq.first_token_at - seq.admitted_at) * 1000,
-            ttft_ms=(seq.first_token_at - seq.submitted_at) * 1000,
-            decode_tokens_per_s=(seq.completion_tokens - 1) / decode_s if decode_s > 0 and seq.completion_tokens > 1 else 0.0,
-            inter_token_ms=tuple(seq.token_gaps_ms),
-            prompt_tokens=len(seq.prompt),
-            cached_prompt_tokens=seq.cached_tokens,
-            completion_tokens=seq.completion_tokens,
-            dropped_turns=seq.dropped_turns,
-            constrained=request.options.grammar.label if request.options.grammar else "",
-        )
         self._release(slot, forget=False)  # keep the KV cells: the next turn may reuse them
-        seq.mailbox.finish(record)
+        seq.mailbox.finish(seq.timings(reason))

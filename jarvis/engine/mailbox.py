@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import TYPE_CHECKING
 
 from jarvis.request_options import TokenLogprob
-from jarvis.telemetry.records import RequestRecord
+
+if TYPE_CHECKING:
+    from jarvis.request import Timings
 
 
 class Mailbox:
@@ -20,7 +23,7 @@ class Mailbox:
         self._lock = threading.Lock()
         self._event = asyncio.Event()
         self._text: list[str] = []
-        self._record: RequestRecord | None = None
+        self._timings: Timings | None = None
         self._logprobs: list[TokenLogprob] = []
         self.logprobs: tuple[TokenLogprob, ...] = ()  # those taken with the text get() last returned
         self._error: BaseException | None = None
@@ -48,9 +51,9 @@ class Mailbox:
             self._queue = (position, eta_s)
             self._schedule_wake()
 
-    def finish(self, record: RequestRecord) -> None:
+    def finish(self, timings: Timings) -> None:
         with self._lock:
-            self._record = record
+            self._timings = timings
             self.closed = True
             self._schedule_wake()
 
@@ -76,8 +79,8 @@ class Mailbox:
         self._event.set()
 
     # ---- asyncio side ---------------------------------------------------------------------
-    async def get(self) -> tuple[str, RequestRecord | None]:
-        """Wait for news: (merged text, the finished-request record or None). Raises the request's error.
+    async def get(self) -> tuple[str, Timings | None]:
+        """Wait for news: (merged text, the finished request's timings or None). Raises the request's error.
         ("", None) with `self.queue` set: only the place in line changed (text makes it stale)."""
         while True:
             with self._lock:
@@ -88,13 +91,13 @@ class Mailbox:
                     self._logprobs.clear()
                 else:
                     self.logprobs = ()
-                record, error = self._record, self._error
-                self.queue, self._queue = (self._queue, None) if not text and record is None else (None, None)
+                timings, error = self._timings, self._error
+                self.queue, self._queue = (self._queue, None) if not text and timings is None else (None, None)
             if error is not None and not text:
                 raise error
-            if text or record is not None or self.queue is not None:
-                if record is not None:
-                    self._record = None
-                return text, record
+            if text or timings is not None or self.queue is not None:
+                if timings is not None:
+                    self._timings = None
+                return text, timings
             self._event.clear()
             await self._event.wait()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from jarvis.engine.mailbox import Mailbox
 from jarvis.engine.text import StreamingText
-from jarvis.request import ChatRequest
+from jarvis.request import ChatRequest, Timings
 
 
 @dataclass(eq=False)
@@ -44,6 +44,24 @@ class SeqState:
     @property
     def prefilling(self) -> bool:
         return self.prefilled < len(self.prompt)
+
+    def token_at(self, now: float) -> None:
+        """A token was sampled for it at `now` (perf_counter): first-token time and token gaps."""
+        if self.first_token_at == 0.0:
+            self.first_token_at = now
+        else:
+            self.token_gaps_ms.append((now - self.last_token_at) * 1000)
+        self.last_token_at = now
+
+    def timings(self, finish_reason: str) -> Timings:
+        """What the engine measured of this request, in the neutral terms every backend reports."""
+        grammar = self.request.options.grammar
+        return Timings(finish_reason=finish_reason, submitted_at=self.submitted_at, admitted_at=self.admitted_at,
+                       first_token_at=self.first_token_at, last_token_at=self.last_token_at,
+                       queue_position=self.queue_position, prompt_tokens=len(self.prompt),
+                       cached_prompt_tokens=self.cached_tokens, completion_tokens=self.completion_tokens,
+                       dropped_turns=self.dropped_turns, inter_token_ms=tuple(self.token_gaps_ms),
+                       constrained=grammar.label if grammar else "")
 
 
 @dataclass(eq=False)

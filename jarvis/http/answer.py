@@ -1,50 +1,41 @@
-"""What every API surface reads out of the chunk stream: thinking, answer text and tool calls.
+"""What every API surface reads out of the chunk stream: thinking apart from the answer.
 
-The one adapter between today's text-only `Chunk` and the surfaces (chat completions,
-Responses, Messages): reasoning is split by jarvis.reasoning, tool calls are held back and
-parsed by the request's ToolPlan. Streamed or not, a surface feeds every chunk's text and calls
-`finish()` at the end, so the two answers are the same by construction.
+Tool calls arrive whole on the last chunk (`Chunk.tool_calls`, parsed below any surface); thinking
+arrives either split already (`Chunk.reasoning`, from a remote server that splits it) or inside
+the text as `<think>…</think>`, which jarvis.reasoning splits here, once for every surface.
+Streamed or not, a surface feeds every chunk and calls `finish()` at the end, so the two answers
+are the same by construction.
 """
 
 from __future__ import annotations
 
-from jarvis.http.tools import ContentFilter, ToolCall, ToolPlan
 from jarvis.reasoning import Piece, ReasoningSplitter
-
-NO_TOOLS = ToolPlan((), "none", False)
+from jarvis.request import Chunk, ToolCall
 
 
 class AnswerParser:
-    def __init__(self, plan: ToolPlan = NO_TOOLS, thinking: bool = False) -> None:
+    def __init__(self, thinking: bool = False) -> None:
         self._reasoning = ReasoningSplitter(thinking)
-        self._tools = ContentFilter(plan) if plan.active else None
-        self.calls: list[ToolCall] = []
+        self.calls: tuple[ToolCall, ...] = ()
         self.reasoning_text = ""  # everything thought so far
         self.content_text = ""  # everything answered so far (tool calls not included)
 
-    def feed(self, text: str) -> list[Piece]:
-        return self._route(self._reasoning.feed(text)) if text else []
+    def feed(self, chunk: Chunk) -> list[Piece]:
+        pieces: list[Piece] = [("reasoning", chunk.reasoning)] if chunk.reasoning else []
+        if chunk.text:
+            pieces += self._reasoning.feed(chunk.text)
+        if chunk.done:
+            self.calls = chunk.tool_calls
+        return self._count(pieces)
 
     def finish(self) -> list[Piece]:
-        """The last pieces; the tool calls are in `calls` afterwards."""
-        out = self._route(self._reasoning.finish())
-        if self._tools is not None:
-            tail, self.calls = self._tools.finish()
-            if tail:
-                out.append(("content", tail))
-                self.content_text += tail
-        return out
+        """The last pieces (what the splitter held back)."""
+        return self._count(self._reasoning.finish())
 
-    def _route(self, pieces: list[Piece]) -> list[Piece]:
-        out: list[Piece] = []
+    def _count(self, pieces: list[Piece]) -> list[Piece]:
         for kind, text in pieces:
-            if kind == "content" and self._tools is not None:
-                text = self._tools.feed(text)
-            if not text:
-                continue
             if kind == "content":
                 self.content_text += text
             else:
                 self.reasoning_text += text
-            out.append((kind, text))
-        return out
+        return pieces

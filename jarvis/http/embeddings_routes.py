@@ -62,7 +62,7 @@ def embeddings_route(runtime):
         body = EmbeddingsBody.parse(parse_json(await request.read()))
         # A client that leaves cancels this handler (aiohttp's handler_cancellation), and with it
         # the wait for the embedder: nothing polls.
-        name, result = await embed(assistant, body.model or "", body.inputs(), body.dimensions)
+        name, result = await embed(assistant, body.model or "", body.inputs(), body.dimensions, source="api")
         data = [{"object": "embedding", "index": i, "embedding": encode(v, body.encoding_format)}
                 for i, v in enumerate(result.vectors)]
         return web.json_response({"object": "list", "data": data, "model": name,

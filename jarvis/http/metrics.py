@@ -11,6 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from jarvis.http.stats_source import StatsSource
+from jarvis.telemetry.fold import facts
 from jarvis.telemetry.records import ModelRecord, QueueRecord, RequestRecord, StallRecord, StepRecord
 
 # Local models: a cached reply takes milliseconds, a long answer minutes.
@@ -69,19 +70,20 @@ class PrometheusMetrics:
             self.engine_crashes.labels(record.model).inc()
 
     def _observe_request(self, r: RequestRecord) -> None:
+        f = facts(r)  # what the record adds, decided once (jarvis.telemetry.fold); the same as PerfMonitor's
         # backend: "local" (this computer's llama.cpp) or the remote's NAME
-        self.requests.labels(r.model, r.status, r.backend).inc()
-        self.request_duration.labels(r.model, r.backend).observe(r.total_ms / 1000.0)
-        if r.status == "ok" and r.ttft_ms > 0:
-            self.ttft.labels(r.model, r.backend).observe(r.ttft_ms / 1000.0)
-        itl = self.itl.labels(r.model, r.backend)
-        for gap_ms in r.inter_token_ms:  # the gaps the engine measured, observed once the request is done
+        self.requests.labels(f.model, f.status, f.backend).inc()
+        self.request_duration.labels(f.model, f.backend).observe(f.latency_ms / 1000.0)
+        if f.ttft_ms is not None:
+            self.ttft.labels(f.model, f.backend).observe(f.ttft_ms / 1000.0)
+        itl = self.itl.labels(f.model, f.backend)
+        for gap_ms in f.inter_token_ms:  # the gaps the backend measured, observed once the request is done
             itl.observe(gap_ms / 1000.0)
-        if not r.cache_hit:  # a replayed reply generated nothing
-            self.prompt_tokens.labels(r.model, r.backend).inc(r.prompt_tokens)
-            self.generation_tokens.labels(r.model, r.backend).inc(r.completion_tokens)
-        if r.cache != "off":  # the same count as PerfMonitor's: one per record that looked the cache up
-            (self.cache_hits if r.cache_hit else self.cache_misses).inc()
+        if f.prompt_tokens or f.completion_tokens:
+            self.prompt_tokens.labels(f.model, f.backend).inc(f.prompt_tokens)
+            self.generation_tokens.labels(f.model, f.backend).inc(f.completion_tokens)
+        if f.cache is not None:
+            (self.cache_hits if f.cache == "hit" else self.cache_misses).inc()
 
     def update_at_scrape(self, source: StatsSource) -> None:
         """Gauges that describe the present rather than events: read from the StatsSource."""

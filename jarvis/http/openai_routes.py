@@ -21,6 +21,7 @@ from aiohttp import web
 
 from jarvis.errors import JarvisError
 from jarvis.http.anthropic.routes import messages_routes
+from jarvis.http.answer import AnswerParser
 from jarvis.http.embeddings_routes import embeddings_route
 from jarvis.http.errors import error_type
 from jarvis.http.logprobs import chat_logprobs, completion_logprobs
@@ -28,9 +29,7 @@ from jarvis.http.openai_schema import chat_request, completion_request, parse_js
 from jarvis.http.rate_limit import rate_limit_middleware
 from jarvis.http.responses.routes import responses_routes
 from jarvis.http.sse import ClientGone, EventStream
-from jarvis.http.answer import NO_TOOLS, AnswerParser
-from jarvis.http.tools import ToolCall, ToolPlan
-from jarvis.request import ChatRequest, Chunk, RequestRecord
+from jarvis.request import ChatRequest, Chunk, RequestRecord, ToolCall
 from jarvis.request_options import TokenLogprob
 
 OWNER = "jarvis"
@@ -48,7 +47,7 @@ def jarvis_figures(t: RequestRecord) -> dict[str, Any]:
     return t.figures()
 
 
-def finish_reason(t: RequestRecord, calls: list[ToolCall] | None = None) -> str:
+def finish_reason(t: RequestRecord, calls: tuple[ToolCall, ...] = ()) -> str:
     if calls:
         return "tool_calls"
     return t.finish_reason if t.finish_reason in ("stop", "length") else "stop"
@@ -62,10 +61,10 @@ def error_event(e: JarvisError) -> dict[str, Any]:
 class _Shape:
     """The JSON OpenAI sends for one kind of completion."""
 
-    def __init__(self, chat: bool, model: str, plan: ToolPlan = NO_TOOLS, logprobs: bool = False) -> None:
+    def __init__(self, chat: bool, model: str, tools: bool = False, logprobs: bool = False) -> None:
         self.chat = chat
         self.model = model
-        self.plan = plan
+        self.tools = tools  # the model may answer with calls: a stream opens with null content
         self.logprobs = logprobs
         self._text_offset = 0  # completions' logprobs count offsets over the whole streamed text
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
@@ -84,14 +83,14 @@ class _Shape:
         self._text_offset += sum(len(e.token) for e in entries or ())
         return out
 
-    def whole(self, text: str, t: RequestRecord, logprobs: tuple[TokenLogprob, ...] = ()) -> dict[str, Any]:
+    def whole(self, text: str, t: RequestRecord, logprobs: tuple[TokenLogprob, ...] = (),
+              calls: tuple[ToolCall, ...] = (), reasoning: str = "") -> dict[str, Any]:
         if self.chat:
-            parser = AnswerParser(self.plan)
-            parser.feed(text)
+            parser = AnswerParser()
+            parser.feed(Chunk(text, reasoning=reasoning))
             parser.finish()
-            calls = parser.calls
-            message: dict[str, Any] = {"role": "assistant",
-                                       "content": None if calls and not parser.content_text else parser.content_text}
+            content = parser.content_text
+            message: dict[str, Any] = {"role": "assistant", "content": content if content or not calls else None}
             if parser.reasoning_text:  # both names clients read: llama-server's and vLLM's
                 message["reasoning_content"] = message["reasoning"] = parser.reasoning_text
             if calls:
@@ -135,11 +134,11 @@ class OpenAIApi:
 
     # ---- models ----------------------------------------------------------------------------
     def _model_entry(self, info) -> dict[str, Any]:
-        return {"id": info.name, "object": "model", "created": int(info.mtime_ns // 1_000_000_000),
-                "owned_by": info.remote or OWNER}  # a remote model: the remote's NAME
+        return {"id": info.name, "object": "model", "created": info.created,
+                "owned_by": info.owner}  # "jarvis", or a remote model's remote NAME
 
     async def list_models(self, request: web.Request) -> web.Response:
-        infos = self.assistant.catalog.snapshot().usable()
+        infos = (await self.assistant.catalog.ready()).usable()  # before the first scan: wait, never list none
         return web.json_response({"object": "list", "data": [self._model_entry(m) for m in infos]})
 
     async def get_model(self, request: web.Request) -> web.Response:
@@ -149,8 +148,9 @@ class OpenAIApi:
     # ---- completions -----------------------------------------------------------------------
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         parsed, job = chat_request(parse_json(await request.read()), self.generation)
+        tools = job.options.tools is not None and job.options.tools.active
         return await self._complete(request, job, chat=True, stream=bool(parsed.stream),
-                                    include_usage=parsed.include_usage, plan=parsed.tool_plan())
+                                    include_usage=parsed.include_usage, tools=tools)
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         parsed, job = completion_request(parse_json(await request.read()), self.generation)
@@ -158,12 +158,14 @@ class OpenAIApi:
                                     include_usage=parsed.include_usage)
 
     async def _complete(self, request: web.Request, job: ChatRequest, *, chat: bool, stream: bool,
-                        include_usage: bool, plan: ToolPlan = NO_TOOLS) -> web.StreamResponse:
+                        include_usage: bool, tools: bool = False) -> web.StreamResponse:
         # An unknown model (404) or an unreadable one (503) is raised by the assistant before the
         # first chunk, so before any header is sent, streaming or not.
+        if not job.model:  # which model is the default is known once the first scan is done
+            await self.assistant.catalog.ready()
         name = job.model or self.assistant.default_model()
-        job = replace(job, model=name)
-        shape = _Shape(chat, name, plan, job.options.logprobs)
+        job = replace(job, model=name, source="api")
+        shape = _Shape(chat, name, tools, job.options.logprobs)
         events: list[EventStream] = []  # the SSE response, once its headers are out
         work = self._stream(request, job, shape, include_usage, events) if stream else self._whole(job, shape)
         try:
@@ -173,15 +175,18 @@ class OpenAIApi:
 
     async def _whole(self, job: ChatRequest, shape: _Shape) -> web.Response:
         parts: list[str] = []
+        thought: list[str] = []  # reasoning a remote server split itself
         logprobs: list[TokenLogprob] = []
-        record = RequestRecord(request_id=job.request_id, model=job.model)
+        last: Chunk | None = None
         async with contextlib.aclosing(self.assistant.stream(job)) as chunks:
             async for chunk in chunks:
                 parts.append(chunk.text)
+                thought.append(chunk.reasoning)
                 logprobs.extend(chunk.logprobs or ())
-                if chunk.done and chunk.record is not None:
-                    record = chunk.record
-        return web.json_response(shape.whole("".join(parts), record, tuple(logprobs)))
+                last = chunk
+        assert last is not None and last.record is not None, "a stream that ends without an error ends with its record"
+        return web.json_response(shape.whole("".join(parts), last.record, tuple(logprobs), last.tool_calls,
+                                             "".join(thought)))
 
     async def _stream(self, request: web.Request, job: ChatRequest, shape: _Shape, include_usage: bool,
                       events: list[EventStream]) -> web.StreamResponse:
@@ -194,9 +199,9 @@ class OpenAIApi:
             await sse.start()
             events.append(sse)
             if shape.chat:  # OpenAI opens a chat stream with the role (content null when tools may answer)
-                await sse.send(shape.piece(None if shape.plan.active else "", role=True))
-            record: RequestRecord | None = None
-            parser = AnswerParser(shape.plan) if shape.chat else None
+                await sse.send(shape.piece(None if shape.tools else "", role=True))
+            last: Chunk | None = None
+            parser = AnswerParser() if shape.chat else None
             try:
                 chunk = first
                 while chunk is not None:
@@ -208,9 +213,9 @@ class OpenAIApi:
                         if chunk.text or chunk.logprobs:
                             await sse.send(shape.piece(chunk.text, logprobs=chunk.logprobs))
                     else:
-                        await _send_pieces(sse, shape, parser.feed(chunk.text), chunk.logprobs)
+                        await _send_pieces(sse, shape, parser.feed(chunk), chunk.logprobs)
                     if chunk.done:
-                        record = chunk.record
+                        last = chunk
                         break
                     chunk = await anext(iterator, None)
             except JarvisError as e:  # after the headers: the stream's own error event
@@ -218,11 +223,10 @@ class OpenAIApi:
                 with contextlib.suppress(ConnectionError):
                     await sse.response.write_eof()
                 return sse.response
-        t = record or RequestRecord(request_id=job.request_id, model=job.model)
-        calls: list[ToolCall] = []
+        assert last is not None and last.record is not None, "a stream that ends without an error ends with its record"
+        t, calls = last.record, last.tool_calls
         if parser is not None:
             await _send_pieces(sse, shape, parser.finish(), None)
-            calls = parser.calls
             for index, call in enumerate(calls):  # OpenAI's shape: id and name first, then the arguments
                 await sse.send(shape.piece(None, tool_calls=[{"index": index, "id": call.id, "type": "function",
                                                                "function": {"name": call.name, "arguments": ""}}]))

@@ -5,8 +5,10 @@ does; every error is an InvalidRequest whose message and `field` name the field 
 Honoured: model, messages (system/developer/user/assistant; content as text or a list of text
 parts), prompt (completions), max_tokens / max_completion_tokens, temperature, top_p, seed, stop,
 n (1 only), presence_penalty, frequency_penalty, stream, stream_options.include_usage;
-response_format (jarvis.http.structured), tools / tool_choice / parallel_tool_calls and tool
-messages (jarvis.http.tools), logprobs / top_logprobs (chat) and logprobs (completions).
+response_format (jarvis.structured), tools / tool_choice / parallel_tool_calls and tool
+messages (jarvis.tools), logprobs / top_logprobs (chat) and logprobs (completions). Tools and the
+response format go into the request as they are: the backend that serves the model decides how
+to honour them (a local model through a grammar, a remote server itself).
 llama-server-style extensions: top_k, min_p, repeat_penalty, grammar (GBNF); JARVIS's own: priority and
 cache (false bypasses the response cache).
 """
@@ -19,10 +21,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from jarvis.errors import InvalidRequest
-from jarvis.http.structured import ResponseFormat
-from jarvis.http.tools import ToolCallIn, ToolChoice, ToolPlan, ToolSpec
-from jarvis.request import ChatRequest, Message, Priority
+from jarvis.request import ChatRequest, Message, Priority, ToolCall
 from jarvis.request_options import MAX_TOP_LOGPROBS, Grammar, RequestOptions
+from jarvis.structured import ResponseFormat
+from jarvis.tools.plan import ToolCallIn, ToolChoice, ToolPlan, ToolSpec
 from jarvis.sampling import SamplingParams
 
 # OpenAI's default max_tokens for the legacy completions endpoint; chat uses the settings' default.
@@ -159,6 +161,12 @@ class ChatMessage(BaseModel):
             return self.content
         return "".join(part.text for part in self.content)
 
+    def to_message(self) -> Message:
+        """The domain's turn: OpenAI's "developer" is a system turn."""
+        calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in self.tool_calls or ())
+        return Message("system" if self.role == "developer" else self.role, self.text(), calls,
+                       self.tool_call_id or "")
+
 
 class ChatCompletionBody(_Body):
     messages: list[ChatMessage]
@@ -180,17 +188,15 @@ class ChatCompletionBody(_Body):
     def _options(self, plan: ToolPlan) -> RequestOptions:
         if self.top_logprobs and not self.logprobs:
             raise InvalidRequest("top_logprobs needs logprobs: true.", field="top_logprobs")
-        # Forced calls win over response_format; lazily-triggered calls only when no format is asked.
-        grammar = plan.grammar() if plan.forced else extension_grammar(self.grammar)
-        if grammar is None and self.response_format is not None:
-            grammar = self.response_format.grammar()
-        if grammar is None and plan.active:
-            grammar = plan.grammar()
-        return RequestOptions(grammar=grammar, logprobs=bool(self.logprobs), top_logprobs=self.top_logprobs or 0)
+        if self.response_format is not None:
+            self.response_format.check()
+        return RequestOptions(logprobs=bool(self.logprobs), top_logprobs=self.top_logprobs or 0,
+                              tools=plan if plan.tools else None, response_format=self.response_format,
+                              grammar=extension_grammar(self.grammar))
 
     def to_request(self, generation) -> ChatRequest:
         plan = self.tool_plan()
-        return ChatRequest(messages=plan.render(self.messages), operation="openai.chat",
+        return ChatRequest(messages=tuple(m.to_message() for m in self.messages), operation="openai.chat",
                            options=self._options(plan), **self._common(generation))
 
 

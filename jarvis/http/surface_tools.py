@@ -13,7 +13,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from jarvis.errors import InvalidRequest
-from jarvis.http.tools import FunctionSpec, ToolSpec
+from jarvis.tools.plan import FunctionSpec, ToolSpec
 
 log = logging.getLogger("jarvis.http")
 DROPPED_HEADER = "X-JARVIS-Dropped-Tools"

@@ -1,5 +1,6 @@
-"""A remote server with the engine's face: `submit`, `stream`, `cancel`, `queue_depth`, `busy`,
-and a RequestRecord on the bus for every request (through the Assistant, like a local one).
+"""A remote server: `submit`, `stream`, `cancel`, `queue_depth`, `busy` for its models, the
+last chunk of every reply carrying neutral Timings (the Assistant builds the record, like a local
+one's). `RemoteModelBackend` is one of its models as a jarvis.backends.Backend.
 
 One RemoteBackend per `[remotes.NAME]`: a bounded priority queue in front of `max_concurrency`
 requests in flight upstream (QueueFull past `engine.max_queue` waiting). A request goes to the
@@ -8,9 +9,11 @@ once on another replica; once text was handed on, a failure ends the reply with 
 (never a silent duplicate). Closing the stream (a client gone, a cancel) closes the upstream
 HTTP response at once, so the server stops generating.
 
-Every figure is measured here, on JARVIS's side: queue (waiting for a free upstream place), TTFT
-(submission to the first text), tokens/s and total. What the server says of itself (llama-server's
-`timings`, an upstream JARVIS's `jarvis` figures) rides along in `RequestRecord.server_timings`.
+Tools, response_format, logprobs and embeddings are passed through to the server (it runs them);
+a server that refuses one answers 400, said with the remote's name. Every figure is measured here,
+on JARVIS's side: queue (waiting for a free upstream place), first token, tokens/s. What the server
+says of itself (llama-server's `timings`, an upstream JARVIS's `jarvis` figures) rides along in
+`Timings.server_timings`.
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
-from jarvis.errors import (InvalidRequest, QueueFull, RemoteError, RemoteTimeout, RemoteUnavailable,
+import numpy as np
+
+from jarvis.backends.base import Capability, Embeddings
+from jarvis.errors import (QueueFull, RemoteError, RemoteTimeout, RemoteUnavailable,
                            RequestCancelled, RequestTimeout)
-from jarvis.engine.queue import PriorityRequestQueue
 from jarvis.remote.client import make_client
 from jarvis.remote.replicas import Replica, pick
 from jarvis.remote.settings import RemoteSettings
-from jarvis.request import ChatRequest, Chunk, Priority, QueuePosition, resolve_timeout
-from jarvis.telemetry import QueueRecord, RecordBus, RequestRecord
+from jarvis.remote.wire import ToolCallPieces, logprobs_of, reasoning_of, request_args
+from jarvis.request import ChatRequest, Chunk, Priority, QueuePosition, Timings, resolve_timeout
+from jarvis.request_queue import PriorityRequestQueue
+from jarvis.telemetry import QueueRecord, RecordBus, StepRecord
 
 log = logging.getLogger("jarvis.remote")
 SERVER_FIGURES = ("timings", "jarvis")  # llama-server's timings; another JARVIS's own record figures
@@ -74,7 +81,6 @@ class RemoteBackend:
         # it tells each waiting request its place and a wait estimate, as a local model's does.
         self._waiting: PriorityRequestQueue[RemoteSeq] = PriorityRequestQueue(max_queue, on_position=self._moved)
         self.in_flight = 0
-        self.max_in_flight_seen = 0  # the most requests ever upstream at once (tests, the monitor)
 
     # ---- the engine's face -------------------------------------------------------------
     @property
@@ -119,9 +125,6 @@ class RemoteBackend:
         """Queue a request. Raises RemoteUnavailable (every replica down) or QueueFull at once."""
         self.check_reachable()
         request.validate()
-        if request.options.grammar is not None or request.options.logprobs:
-            raise InvalidRequest(f"Structured output, tools and logprobs run on local models only; {model_name!r} "
-                                 f"is on remote {self.name!r}.", field="model")
         timeout = resolve_timeout(request.timeout_s, self.request_timeout_s)
         loop = asyncio.get_running_loop()
         seq = RemoteSeq(request, model_name, model_id, loop.create_future())
@@ -134,6 +137,7 @@ class RemoteBackend:
         except QueueFull:
             self.bus.emit(QueueRecord(model_name, "rejected", len(self._waiting)))
             raise
+        self._report()
         return seq
 
     def cancel(self, seq: RemoteSeq) -> None:
@@ -143,7 +147,7 @@ class RemoteBackend:
             seq.gate.cancel()
 
     async def stream(self, seq: RemoteSeq) -> AsyncIterator[Chunk]:
-        """Chunks of the reply, the last with its RequestRecord. Leaving early closes the upstream."""
+        """Chunks of the reply, the last with its Timings. Leaving early closes the upstream."""
         try:
             while not seq.gate.done():
                 if seq.place is not None:  # where it stands, before it waits on
@@ -194,8 +198,8 @@ class RemoteBackend:
 
     def _admit(self, seq: RemoteSeq) -> None:
         self.in_flight += 1
-        self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
         seq.gate.set_result(None)
+        self._report()
 
     def _release(self) -> None:
         self.in_flight -= 1
@@ -204,6 +208,13 @@ class RemoteBackend:
             if seq.cancelled or seq.gate.done():
                 continue
             self._admit(seq)
+        self._report()
+
+    def _report(self) -> None:
+        """Requests upstream and waiting, as a local engine's steps report its slots and queue:
+        the monitor's "Queue and batch" chart and the gauges see remote servers too."""
+        self.bus.emit(StepRecord(self.name, self.in_flight, len(self._waiting), batch_tokens=0, decode_tokens=0,
+                                 prefill_tokens=0, step_ms=0.0))
 
     def _forget(self, seq: RemoteSeq) -> None:
         self._waiting.remove(seq)
@@ -232,33 +243,20 @@ class RemoteBackend:
         import httpx2 as httpx
         import openai
 
-        request, sp = seq.request, seq.request.sampling
-        args: dict[str, Any] = dict(model=seq.model_id, max_tokens=sp.max_tokens, temperature=sp.temperature,
-                                    top_p=sp.top_p, stream=True, stream_options={"include_usage": True},
-                                    extra_body={"top_k": sp.top_k, "min_p": sp.min_p,
-                                                "repeat_penalty": sp.repeat_penalty})
-        if sp.stop:
-            args["stop"] = list(sp.stop)
-        if sp.seed >= 0:
-            args["seed"] = sp.seed
-        if sp.presence_penalty:
-            args["presence_penalty"] = sp.presence_penalty
-        if sp.frequency_penalty:
-            args["frequency_penalty"] = sp.frequency_penalty
+        request = seq.request
+        args = request_args(request, seq.model_id, self.settings.json_schema_as)
         client = self.client(replica)
         replica.outstanding += 1
         replica.started += 1
-        sent = 0  # text events handed on: after the first, a failure is never retried
+        sent = 0  # pieces handed on: after the first, a failure is never retried
         first = last = 0.0
         gaps: list[float] = []
         finish, usage, server = "", None, {}
+        calls = ToolCallPieces()
         try:
             try:
-                if request.prompt is not None:
-                    stream = await client.completions.create(prompt=request.prompt, **args)
-                else:
-                    stream = await client.chat.completions.create(
-                        messages=[{"role": m.role, "content": m.content} for m in request.messages], **args)
+                create = client.completions.create if request.prompt is not None else client.chat.completions.create
+                stream = await create(**args)
                 async with stream:
                     async for event in stream:
                         extra = event.model_extra or {}
@@ -267,21 +265,30 @@ class RemoteBackend:
                                 server = _numbers(extra[key])
                         if event.usage is not None:
                             usage = event.usage
-                        text = ""
+                        text, thought, logprobs = "", "", ()
                         for choice in event.choices:
-                            piece = choice.delta.content if hasattr(choice, "delta") else choice.text
-                            text += piece or ""
+                            delta = getattr(choice, "delta", None)
+                            if delta is not None:
+                                text += delta.content or ""
+                                thought += reasoning_of(delta)
+                                calls.feed(delta.tool_calls)
+                                produced = bool(delta.content or delta.tool_calls or thought)
+                            else:
+                                text += choice.text or ""
+                                produced = bool(choice.text)
+                            logprobs += logprobs_of(choice)
                             finish = choice.finish_reason or finish
-                        if not text:
-                            continue
-                        now = time.perf_counter()
-                        if sent == 0:
-                            first = now
-                        else:
-                            gaps.append((now - last) * 1000)
-                        last = now
-                        sent += 1
-                        yield Chunk(text)
+                            if not produced and not logprobs:
+                                continue
+                            now = time.perf_counter()
+                            if sent == 0:
+                                first = now
+                            else:
+                                gaps.append((now - last) * 1000)
+                            last = now
+                            sent += 1
+                        if text or thought or logprobs:
+                            yield Chunk(text, reasoning=thought, logprobs=logprobs or None)
                         if seq.deadline is not None and time.perf_counter() > seq.deadline:
                             raise RequestTimeout(resolve_timeout(request.timeout_s, self.request_timeout_s))
                 if not finish:
@@ -297,19 +304,36 @@ class RemoteBackend:
         finally:
             replica.outstanding -= 1
         replica.succeeded()
-        end = time.perf_counter()
         completion = usage.completion_tokens if usage is not None and usage.completion_tokens else sent
-        decode_s = last - first
-        record = RequestRecord(
-            request_id=request.request_id, model=seq.model_name, operation=request.operation, source=request.source,
-            backend=self.name, finish_reason="length" if finish == "length" else "stop",
-            total_ms=(end - seq.submitted_at) * 1000, queue_ms=(seq.admitted_at - seq.submitted_at) * 1000,
-            prefill_ms=(first - seq.admitted_at) * 1000 if sent else 0.0,
-            ttft_ms=(first - seq.submitted_at) * 1000 if sent else 0.0,
-            decode_tokens_per_s=(completion - 1) / decode_s if decode_s > 0 and completion > 1 else 0.0,
-            inter_token_ms=tuple(gaps), prompt_tokens=usage.prompt_tokens if usage is not None else 0,
-            completion_tokens=completion, server_timings=server)
-        yield Chunk("", done=True, record=record)
+        cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None) or 0
+        timings = Timings(
+            finish_reason="length" if finish == "length" else "stop", submitted_at=seq.submitted_at,
+            admitted_at=seq.admitted_at, first_token_at=first, last_token_at=last, queue_position=seq.queue_position,
+            prompt_tokens=usage.prompt_tokens if usage is not None else 0, cached_prompt_tokens=cached,
+            completion_tokens=completion, inter_token_ms=tuple(gaps), server_timings=server)
+        yield Chunk("", done=True, timings=timings, tool_calls=calls.calls())
+
+    async def embed(self, model_id: str, inputs: list[str | list[int]], dimensions: int | None) -> Embeddings:
+        """Embeddings from the server (its /v1/embeddings), unit length like a local model's."""
+        import openai
+
+        self.check_reachable()
+        replica = pick(self.replicas, [])
+        if replica is None:
+            raise RemoteUnavailable(self.name, self.last_error())
+        extra = {"dimensions": dimensions} if dimensions is not None else {}
+        try:
+            page = await self.client(replica).embeddings.create(model=model_id, input=inputs, **extra)
+        except openai.APIStatusError as e:
+            raise self._status_failure(replica, e, 0).error from None
+        except openai.APIError as e:
+            raise self._transport_failure(replica, e, 0).error from None
+        vectors = []
+        for item in sorted(page.data, key=lambda d: d.index):
+            v = np.asarray(item.embedding, dtype=np.float32)
+            norm = float(np.linalg.norm(v))
+            vectors.append(v / norm if norm > 0 else v)
+        return Embeddings(vectors, page.usage.prompt_tokens if page.usage is not None else 0)
 
     def _status_failure(self, replica: Replica, e, sent: int) -> _Failure:
         status = e.status_code
@@ -365,32 +389,33 @@ def _message(e) -> str:
     return str(getattr(e, "message", e))
 
 
-@dataclass(eq=False)
-class ModelBackend:
-    """One remote model, as a lease hands it out: the engine's calls with the model filled in."""
+class RemoteModelBackend:
+    """One model of a remote server as a jarvis.backends.Backend (what a lease hands out)."""
 
-    backend: RemoteBackend
-    model_name: str
-    model_id: str
-    name: str = ""
+    capabilities = frozenset(Capability) - {Capability.SPECULATION}  # passed through; the server says no itself
 
-    def submit(self, request: ChatRequest, loop=None) -> RemoteSeq:
-        return self.backend.submit(request, self.model_name, self.model_id)
+    def __init__(self, server: RemoteBackend, model_name: str, model_id: str) -> None:
+        self.server = server
+        self.served_by = server.name
+        self.model_name = model_name
+        self.model_id = model_id
+
+    def submit(self, request: ChatRequest) -> RemoteSeq:
+        return self.server.submit(request, self.model_name, self.model_id)
 
     def stream(self, seq: RemoteSeq) -> AsyncIterator[Chunk]:
-        return self.backend.stream(seq)
+        return self.server.stream(seq)
 
     def cancel(self, seq: RemoteSeq) -> None:
-        self.backend.cancel(seq)
+        self.server.cancel(seq)
 
-    def embedder(self):
-        raise InvalidRequest(f"{self.model_name!r} is a model of remote {self.backend.name!r}: JARVIS computes "
-                             "embeddings with local models only.", field="model")
+    async def embed(self, inputs: list[str | list[int]], dimensions: int | None = None) -> Embeddings:
+        return await self.server.embed(self.model_id, inputs, dimensions)
 
     @property
     def queue_depth(self) -> int:
-        return self.backend.queue_depth
+        return self.server.queue_depth
 
     @property
     def busy(self) -> bool:
-        return self.backend.busy
+        return self.server.busy

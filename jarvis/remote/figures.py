@@ -1,32 +1,9 @@
-"""Words for what remotes report: the server's own timings beside JARVIS's, and a one-shot check
-of every configured remote (`jarvis models`, `jarvis doctor`)."""
+"""A one-shot check of every configured remote (`jarvis models`, `jarvis doctor`), and its words.
+(The server's own figures on a stats line: jarvis.stats_line.server_figures.)"""
 
 from __future__ import annotations
 
 import asyncio
-
-# The server's own figures worth a place on a stats line, by the names servers use.
-_SHOWN = (
-    ("predicted_per_second", "{:.1f} tokens/s"),  # llama-server timings
-    ("prompt_ms", "prompt {:.0f} ms"),
-    ("decode_tokens_per_s", "{:.1f} tokens/s"),  # another JARVIS
-    ("ttft_ms", "TTFT {:.0f} ms"),
-    ("queue_ms", "queue {:.0f} ms"),
-)
-
-
-def server_figures(timings: dict) -> str:
-    """'server: 61.2 tokens/s · prompt 12 ms', or '' when the server reported nothing we know."""
-    parts = [fmt.format(timings[key]) for key, fmt in _SHOWN if isinstance(timings.get(key), (int, float))]
-    return ("server: " + " · ".join(parts)) if parts else ""
-
-
-def via(record) -> str:
-    """' · via NAME (server: ...)' for a remote request's stats line; '' for a local one."""
-    if record.backend == "local":
-        return ""
-    own = server_figures(record.server_timings)
-    return f" · via {record.backend}" + (f" ({own})" if own else "")
 
 
 def check_remotes(settings) -> list[dict]:
@@ -36,18 +13,17 @@ def check_remotes(settings) -> list[dict]:
 
     async def run() -> list[dict]:
         from jarvis.catalog import Catalog
-        from jarvis.remote.registry import Remotes
+        from jarvis.remote.source import sources_from_settings
         from jarvis.telemetry import RecordBus
 
-        remotes = Remotes.from_settings(settings, Catalog(include_bundled=False), RecordBus())
+        sources = sources_from_settings(settings, Catalog(include_bundled=False), RecordBus())
         try:
-            for backend in remotes.backends.values():
-                await remotes.ensure_probed(backend)
-            return [
-                {**b.status(), "models": [m.name for m in remotes.model_infos() if m.remote == name]}
-                for name, b in remotes.backends.items()]
+            for source in sources:
+                await source.ensure_probed()
+            return [entry for source in sources for entry in source.status()]
         finally:
-            await remotes.close()
+            for source in sources:
+                await source.close()
 
     return asyncio.run(run())
 

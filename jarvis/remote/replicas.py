@@ -8,7 +8,6 @@ when a request could not connect to it; a probe that succeeds brings it back up.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +61,3 @@ def pick(replicas: list[Replica], exclude: list[Replica] = ()) -> Replica | None
     """The healthy replica with the fewest requests outstanding, not one of `exclude`."""
     candidates = [(r.outstanding, i, r) for i, r in enumerate(replicas) if r.healthy and r not in exclude]
     return min(candidates, key=lambda c: (c[0], c[1]))[2] if candidates else None
-
-
-def stamp() -> float:
-    return time.time()

@@ -8,6 +8,7 @@ variable that holds it, so settings files, logs and stats never carry it.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -34,6 +35,9 @@ class RemoteSettings(BaseModel):
     timeout_s: float = Field(60, gt=0, le=86400)  # connect / read timeout of one upstream call
     replicas: list[str] = []  # more base URLs serving the same models
     health_interval_s: float = Field(30, gt=0, le=86400)  # seconds between health probes
+    # How the server takes a JSON schema for structured output: OpenAI's `json_schema` (vLLM,
+    # llama-server, LM Studio, Ollama, JARVIS) or `json_object` with a `schema` (llama-cpp-python's server).
+    json_schema_as: Literal["json_schema", "json_object"] = "json_schema"
 
     @field_validator("base_url")
     @classmethod

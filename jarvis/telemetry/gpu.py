@@ -40,6 +40,14 @@ class GpuDevice:
     process_memory_bytes: int
 
 
+@dataclass(frozen=True)
+class GpuDriver:
+    """The NVIDIA driver, as NVML reports it."""
+
+    version: str  # "550.54.15"
+    cuda_version: str | None  # the newest CUDA this driver runs ("12.4"); None when NVML cannot say
+
+
 def nvml_library_present() -> bool:
     if ctypes.util.find_library("nvidia-ml"):
         return True
@@ -50,14 +58,19 @@ def nvml_library_present() -> bool:
     return True
 
 
-def _load_pynvml() -> ModuleType | None:
+def _load_pynvml() -> tuple[ModuleType | None, str]:
+    """pynvml, or None and why not."""
     if not nvml_library_present():
-        return None
+        return None, f"{NVML_LIBRARY} was not found: no NVIDIA driver is installed"
     try:
         import pynvml
-    except ImportError:
-        return None
-    return pynvml
+    except ImportError as e:
+        return None, f"pynvml cannot be imported ({e})"
+    return pynvml, ""
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)  # older pynvml: bytes
 
 
 def _warn_if_on_loop() -> None:
@@ -86,10 +99,17 @@ class GpuProbe:
         self._inject = nvml is not None
         self._initialised = False
         self._tried = False
+        self._problem = ""
 
     @property
     def available(self) -> bool:
         return self._ensure_init()
+
+    @property
+    def problem(self) -> str:
+        """Why NVML is not available ("" when it is, or before the first question)."""
+        self._ensure_init()
+        return self._problem
 
     def _ensure_init(self) -> bool:
         with self._lock:
@@ -97,14 +117,27 @@ class GpuProbe:
                 _warn_if_on_loop()
                 self._tried = True
                 if not self._inject:
-                    self._nvml = _load_pynvml()
+                    self._nvml, self._problem = _load_pynvml()
                 if self._nvml is not None:
                     try:
                         self._nvml.nvmlInit()
                         self._initialised = True
+                        self._problem = ""
                     except Exception as e:
+                        self._problem = f"NVML did not start: {e or type(e).__name__}"
                         log.info("NVML is present but did not start (%s): no GPU statistics.", e)
             return self._initialised
+
+    def driver(self) -> GpuDriver | None:
+        """The driver's version and the newest CUDA it runs; None without NVML."""
+        if not self._ensure_init():
+            return None
+        _warn_if_on_loop()
+        version = _call(self._nvml.nvmlSystemGetDriverVersion)
+        if version is None:
+            return None
+        cuda = _call(self._nvml.nvmlSystemGetCudaDriverVersion)  # 12040 for CUDA 12.4
+        return GpuDriver(_text(version), f"{cuda // 1000}.{cuda % 1000 // 10}" if isinstance(cuda, int) else None)
 
     def snapshot(self) -> list[GpuDevice]:
         if not self._ensure_init():
@@ -122,15 +155,13 @@ class GpuProbe:
 
     def _read_device(self, nvml: Any, index: int, handle: Any) -> GpuDevice:
         name = _call(nvml.nvmlDeviceGetName, handle, default="GPU")
-        if isinstance(name, bytes):  # older pynvml returns bytes
-            name = name.decode(errors="replace")
         util = _call(nvml.nvmlDeviceGetUtilizationRates, handle)
         memory = _call(nvml.nvmlDeviceGetMemoryInfo, handle)
         sensor = getattr(nvml, "NVML_TEMPERATURE_GPU", 0)
         temperature = _call(nvml.nvmlDeviceGetTemperature, handle, sensor)
         return GpuDevice(
             index=index,
-            name=str(name),
+            name=_text(name),
             utilization_pct=_call(lambda: float(util.gpu)) if util is not None else None,
             memory_used_bytes=_call(lambda: int(memory.used)) if memory is not None else None,
             memory_total_bytes=_call(lambda: int(memory.total)) if memory is not None else None,

@@ -14,6 +14,7 @@ import time
 from collections import Counter, deque
 from typing import Any, Callable
 
+from jarvis.telemetry.fold import facts
 from jarvis.telemetry.records import ModelRecord, QueueRecord, RequestRecord, StepRecord
 from jarvis.telemetry.window import SlidingWindow
 
@@ -105,10 +106,6 @@ class PerfMonitor:
         with self._lock:
             self._counters[counter] += n
 
-    def set_gauge(self, name: str, value: float) -> None:
-        with self._lock:
-            self._set_gauge(name, value)
-
     def _set_gauge(self, name: str, value: float) -> None:
         self._gauges[name] = value
         peak = f"{name}.max"
@@ -131,11 +128,6 @@ class PerfMonitor:
                 return SlidingWindow(self.window_s, 1, unit).summary()
             window.prune(now)
             return window.summary()
-
-    def all_stats(self) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            names = list(self._windows)
-        return {name: self.stats(name) for name in names}
 
     def event_count(self, name: str, seconds: float | None = None) -> int:
         """Sum of `event(name, n)` over the last `seconds` (default: the whole window)."""
@@ -205,38 +197,37 @@ class PerfMonitor:
                 self.record("model.load", record.load_ms)
 
     def _observe_request(self, r: RequestRecord) -> None:
-        ok = r.status == "ok"
-        self.record("request.latency", r.total_ms, ok=ok)
-        if ok and r.ttft_ms > 0:
-            self.record("request.ttft", r.ttft_ms)
-        if not r.cache_hit:
-            self.record("request.queue", r.queue_ms, ok=ok)
-        if r.prefill_ms > 0:
-            self.record("request.prefill", r.prefill_ms, ok=ok)
-        if r.model_load_ms > 0:
-            self.record("request.model_load", r.model_load_ms, ok=ok)
-        if ok and r.decode_tokens_per_s > 0:
-            self.record("request.decode_tokens_per_s", r.decode_tokens_per_s, unit="tokens_per_s")
-        if r.cache != "off":  # a request that never looked the cache up is neither a hit nor a miss
-            self.event(f"cache.{r.cache}")
-        if r.backend != "local":  # a remote's own series beside the totals: backend.NAME.latency / .ttft / ...
-            prefix = f"backend.{r.backend}"
-            self.record(f"{prefix}.latency", r.total_ms, ok=ok)
-            if ok and r.ttft_ms > 0:
-                self.record(f"{prefix}.ttft", r.ttft_ms)
-            if ok and r.decode_tokens_per_s > 0:
-                self.record(f"{prefix}.decode_tokens_per_s", r.decode_tokens_per_s, unit="tokens_per_s")
+        f = facts(r)  # what the record adds, decided once (jarvis.telemetry.fold)
+        self.record("request.latency", f.latency_ms, ok=f.ok)
+        if f.ttft_ms is not None:
+            self.record("request.ttft", f.ttft_ms)
+        if f.queue_ms is not None:
+            self.record("request.queue", f.queue_ms, ok=f.ok)
+        if f.prefill_ms is not None:
+            self.record("request.prefill", f.prefill_ms, ok=f.ok)
+        if f.load_ms is not None:
+            self.record("request.model_load", f.load_ms, ok=f.ok)
+        if f.decode_tokens_per_s is not None:
+            self.record("request.decode_tokens_per_s", f.decode_tokens_per_s, unit="tokens_per_s")
+        if f.cache is not None:
+            self.event(f"cache.{f.cache}")
+        # Each backend's own series beside the totals: backend.NAME.latency / .ttft / ... ("local" too).
+        prefix = f"backend.{f.backend}"
+        self.record(f"{prefix}.latency", f.latency_ms, ok=f.ok)
+        if f.ttft_ms is not None:
+            self.record(f"{prefix}.ttft", f.ttft_ms)
+        if f.decode_tokens_per_s is not None:
+            self.record(f"{prefix}.decode_tokens_per_s", f.decode_tokens_per_s, unit="tokens_per_s")
         with self._lock:
             c = self._counters
             c["requests.total"] += 1
-            c[f"requests.{r.status}"] += 1
-            if r.cache != "off":
-                c["cache.hits" if r.cache_hit else "cache.misses"] += 1
-            if not r.cache_hit:  # a replayed reply generated nothing: it counts as a hit, not as tokens
-                c["starts.warm" if r.warm_start else "starts.cold"] += 1
-                c["tokens.prompt"] += r.prompt_tokens
-                c["tokens.completion"] += r.completion_tokens
-            if r.error_kind:
-                c[f"errors.{r.error_kind}"] += 1
-            if r.backend != "local":
-                c[f"requests.backend.{r.backend}"] += 1
+            c[f"requests.{f.status}"] += 1
+            if f.cache is not None:
+                c["cache.hits" if f.cache == "hit" else "cache.misses"] += 1
+            if f.warm_start is not None:
+                c["starts.warm" if f.warm_start else "starts.cold"] += 1
+            c["tokens.prompt"] += f.prompt_tokens
+            c["tokens.completion"] += f.completion_tokens
+            if f.error_kind:
+                c[f"errors.{f.error_kind}"] += 1
+            c[f"requests.backend.{f.backend}"] += 1

@@ -18,24 +18,10 @@ COLUMNS = ["timestamp", "request_id", "model", "backend", "source", "operation",
 
 
 def row_of(r: RequestRecord, log_prompts: bool = False) -> dict:
-    row = {
-        "timestamp": round(r.timestamp, 3),
-        "request_id": r.request_id,
-        "model": r.model,
-        "backend": r.backend,
-        "source": r.source or "—",
-        "operation": r.operation,
-        "prompt_tokens": r.prompt_tokens,
-        "completion_tokens": r.completion_tokens,
-        "queue_position": r.queue_position,
-        "queue_ms": round(r.queue_ms, 3),
-        "ttft_ms": round(r.ttft_ms, 3),
-        "decode_tokens_per_s": round(r.decode_tokens_per_s, 3),
-        "total_ms": round(r.total_ms, 3),
-        "cache": r.cache,
-        "status": r.status,
-        "error_kind": r.error_kind,
-    }
+    """The explorer's columns of the record's one serialised form (RequestRecord.as_dict)."""
+    d = r.as_dict(texts=log_prompts)
+    row = {k: d[k] for k in COLUMNS}
+    row["source"] = row["source"] or "—"
     if log_prompts:
         row["prompt"] = r.prompt
     return row
@@ -66,8 +52,3 @@ class RecentRequests:
 
     def rows(self, limit: int | None = None) -> list[dict]:
         return [row_of(r, self.log_prompts) for r in self.records(limit)]
-
-    def between(self, start: float, end: float) -> list[RequestRecord]:
-        """Those that finished in (start, end]: what a 1 Hz history point at `end` counted when the
-        one before it was at `start`. Newest first."""
-        return [r for r in self.records() if start < r.timestamp <= end]

@@ -6,18 +6,17 @@ Nothing that emits a record knows who listens (vLLM v1's stat-logger shape).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 
 @dataclass(frozen=True)
 class RequestRecord:
     """One finished request: completed, failed, cancelled or served from the cache.
 
-    Made once where the facts are (the engine, when a reply ends), then enriched by the Assistant
-    with `dataclasses.replace` (load and cache facts, the request's own id and total time); every
-    consumer (the reply's last chunk, the HTTP `jarvis` figures, the desktop's stats line,
-    PerfMonitor, /metrics, the JSONL log, the System Monitor) reads this one record. Times are
-    milliseconds, measured from the request's submission to the Assistant.
+    Built once, by jarvis.record_builder, from what the backend measured (its neutral Timings) and
+    what the Assistant saw; every consumer (the reply's last chunk, the HTTP `jarvis` figures, the
+    stats line, PerfMonitor, /metrics, the JSONL log, the System Monitor) reads this one record.
+    Times are milliseconds; ttft_ms and total_ms run from the request's arrival at the Assistant.
     """
 
     request_id: str  # the ChatRequest's id ("req-N")
@@ -33,7 +32,7 @@ class RequestRecord:
     queue_position: int = 0  # place in line at submission (1 = next); 0 = a slot was free for it
     model_load_ms: float = 0.0  # the model load this request waited for; 0 when it was loaded (warm)
     prefill_ms: float = 0.0  # admission to the first token: the prompt's prefill
-    ttft_ms: float = 0.0  # submission to the first token, a model load included
+    ttft_ms: float = 0.0  # arrival to the first text handed on, a model load included (a cache hit: its replay)
     decode_tokens_per_s: float = 0.0  # tokens after the first, per second of decoding
     inter_token_ms: tuple[float, ...] = field(default=(), repr=False)  # gaps between tokens (ITL histogram)
     prompt_tokens: int = 0  # the prompt as the model saw it (template applied, after truncation)
@@ -55,18 +54,33 @@ class RequestRecord:
     def cache_hit(self) -> bool:
         return self.cache == "hit"
 
-    def figures(self) -> dict:
-        """The record without the per-token gaps and the texts: what an API answer carries."""
+    def as_dict(self, texts: bool = False) -> dict:
+        """The one serialised form, by the record's own field names (an API answer's `jarvis`
+        figures, a JSONL log line, a request-explorer row): floats to the microsecond, without the
+        per-token gaps, with the prompt and reply only when `texts` (telemetry.log_prompts)."""
         d = asdict(self)
-        for private in ("inter_token_ms", "prompt", "reply"):
-            d.pop(private)
+        d.pop("inter_token_ms")
+        if not texts:
+            d.pop("prompt")
+            d.pop("reply")
         d["cache_hit"] = self.cache_hit
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
+
+    @classmethod
+    def from_figures(cls, figures: dict) -> "RequestRecord":
+        """A record back from its serialised form (another JARVIS's `jarvis` figures); unknown keys are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in figures.items() if k in known})
+
+    def figures(self) -> dict:
+        """What an API answer carries: the record without the per-token gaps and the texts."""
+        return self.as_dict()
 
 
 @dataclass(frozen=True)
 class StepRecord:
-    """One engine step (one llama_decode over every active slot)."""
+    """One engine step (one llama_decode over every active slot), or a remote server's occupancy
+    changing (requests upstream as `active_slots`, waiting as `queue_depth`, no tokens)."""
 
     model: str
     active_slots: int

@@ -25,30 +25,10 @@ log = logging.getLogger("jarvis.telemetry.request_log")
 
 
 def request_log_entry(r: RequestRecord, log_prompts: bool = False) -> dict:
-    entry = {
-        "timestamp": datetime.fromtimestamp(r.timestamp, timezone.utc).isoformat(timespec="milliseconds"),
-        "request_id": r.request_id,
-        "model": r.model,
-        "operation": r.operation,
-        "status": r.status,
-        "latency_ms": round(r.total_ms, 3),
-        "queue_ms": round(r.queue_ms, 3),
-        "ttft_ms": round(r.ttft_ms, 3),
-        "model_load_ms": round(r.model_load_ms, 3),
-        "model_warm_start": r.warm_start,
-        "prompt_tokens": r.prompt_tokens,
-        "completion_tokens": r.completion_tokens,
-        "tokens_per_s": round(r.decode_tokens_per_s, 3),
-        "cache_hit": r.cache_hit,
-        "error_kind": r.error_kind,
-        "backend": r.backend,  # "local", or the remote's NAME
-    }
-    if r.server_timings:  # a remote server's own figures for this request
-        entry["server_timings"] = r.server_timings
-    if log_prompts:
-        entry["prompt"] = r.prompt
-        entry["reply"] = r.reply
-    return entry
+    """One JSON line: the record as it serialises everywhere (RequestRecord.as_dict), with the wall
+    clock also written out in ISO 8601 for people reading the file."""
+    return {"time": datetime.fromtimestamp(r.timestamp, timezone.utc).isoformat(timespec="milliseconds"),
+            **r.as_dict(texts=log_prompts)}
 
 
 class _JsonLines(logging.Formatter):

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jarvis.telemetry.fold import facts
 from jarvis.telemetry.records import RequestRecord
 from jarvis.telemetry.window import percentile
 
@@ -127,18 +128,18 @@ class RollupStore:
     def observe(self, record: object) -> None:
         if not isinstance(record, RequestRecord):
             return
+        f = facts(record)  # what the record adds, decided once (jarvis.telemetry.fold)
         with self._lock:
             m = self._current(self._clock())
             m.requests += 1
-            m.errors += record.status == "error"
-            m.latencies.append(record.total_ms)
-            if record.status == "ok" and record.ttft_ms > 0:
-                m.ttfts.append(record.ttft_ms)
-            if not record.cache_hit:
-                m.prompt_tokens += record.prompt_tokens
-                m.completion_tokens += record.completion_tokens
-            m.cache_hits += record.cache == "hit"
-            m.cache_misses += record.cache == "miss"
+            m.errors += f.status == "error"
+            m.latencies.append(f.latency_ms)
+            if f.ttft_ms is not None:
+                m.ttfts.append(f.ttft_ms)
+            m.prompt_tokens += f.prompt_tokens
+            m.completion_tokens += f.completion_tokens
+            m.cache_hits += f.cache == "hit"
+            m.cache_misses += f.cache == "miss"
 
     def on_point(self, point) -> None:
         """One 1 Hz SeriesPoint (from the hub's tick, on its thread): folds it into its minute and

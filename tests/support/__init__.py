@@ -1,5 +1,6 @@
-"""Helpers shared by the tests and the reliability bench (`python -m bench.reliability`).
+"""Helpers only the tests use: the real third-party servers of the remote tests, `until`, the
+`jarvis` subprocess runner. What the tests share with the reliability soaks lives in bench/support/.
 
-Tests import them as `support.<module>` (pytest puts tests/ on sys.path); the bench, run from the
-repository root, as `tests.support.<module>`.
+Everything imports them by one name, `tests.support.<module>` (tests/ is a package, and pytest puts
+the repository root on sys.path): a second name for the same file would load it twice.
 """

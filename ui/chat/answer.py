@@ -7,28 +7,9 @@ import time
 from dataclasses import dataclass, field
 
 from jarvis.request import ChatRequest, QueuePosition, RequestRecord
+from jarvis.stats_line import stats_line  # noqa: F401  (the chat view's import)
 
 from ui.chat.message_widget import MessageWidget
-
-
-def stats_line(model: str, t: RequestRecord | None, status: str = "complete") -> str:
-    """model · N tokens · X tok/s · TTFT Y ms · cached | warm | cold start (load N ms) [· JSON | tool call]."""
-    if t is None:
-        return f"{model} · stopped before the first token" if status == "stopped" else model
-    start = "cached" if t.cache_hit else "warm" if t.warm_start else f"cold start (load {t.model_load_ms:.0f} ms)"
-    parts = [model or t.model, f"{t.completion_tokens} tokens", f"{t.decode_tokens_per_s:.1f} tok/s",
-             f"TTFT {t.ttft_ms:.0f} ms", start]
-    if t.constrained:  # the output was held to a grammar
-        parts.append(t.constrained)
-    if t.backend != "local":  # a remote model: which remote, and the server's own figures when it sent any
-        from jarvis.remote.figures import server_figures
-
-        parts.append(f"via {t.backend}")
-        if own := server_figures(t.server_timings):
-            parts.append(own)
-    if status == "stopped":
-        parts.append("stopped")
-    return " · ".join(parts)
 
 
 def ordinal(n: int) -> str:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QSplitter, QVBoxLayout, QWidget
 
 from jarvis.conversations import ConversationStore
-from jarvis.errors import JarvisError
+from jarvis.errors import CatalogNotReady, JarvisError
 
 from ui.async_bridge import TaskSet
 from ui.chat.answer import Answer, stats_line, waiting_line
@@ -99,7 +99,14 @@ class ChatView(QWidget):
 
     def refresh_models(self) -> None:
         """The model list from the catalog snapshot: no disk, no lock, on the loop."""
-        self.settings_panel.set_models(self.assistant.models(), self.assistant.default_model())
+        self.settings_panel.set_models(self.assistant.models(), self._default_model() or "reading the models folders…")
+
+    def _default_model(self) -> str:
+        """The default model's name; "" while the first scan of the models folders still runs."""
+        try:
+            return self.assistant.default_model()
+        except CatalogNotReady:
+            return ""
 
     def rescan_models(self) -> None:
         """The Refresh button: read the models folders again (on the catalog's thread), then show."""
@@ -224,7 +231,7 @@ class ChatView(QWidget):
             widget.set_text(str(e))
             widget.finish(status="error")
             return None
-        model = conv.model or self.assistant.default_model()
+        model = conv.model or self._default_model()  # "" before the first scan: the record names it
         answer = Answer(conv_id, request, model, widget=widget)
         widget.set_state("thinking…")
         self.answers[conv_id] = answer
@@ -254,6 +261,7 @@ class ChatView(QWidget):
                         answer.widget.append(chunk.text)
                 if chunk.done:
                     answer.record = chunk.record
+                    answer.model = answer.model or (chunk.record.model if chunk.record else "")
         except asyncio.CancelledError:
             self._finish(answer, "stopped")
             raise
@@ -268,7 +276,7 @@ class ChatView(QWidget):
     def _finish(self, answer: Answer, status: str, error: str = "") -> None:
         if self.answers.get(answer.conversation_id) is answer:
             del self.answers[answer.conversation_id]
-        stats = "" if status == "error" else stats_line(answer.model, answer.record, status)
+        stats = "" if status == "error" else stats_line(answer.record, answer.model, status)
         content = error if status == "error" else answer.text
         meta = {"stats": stats, "model": answer.model,
                 "record": answer.record.figures() if answer.record else None}

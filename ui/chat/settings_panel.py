@@ -28,10 +28,11 @@ def _size(n: int | None) -> str:
 
 
 def model_label(m: dict) -> str:
-    if m.get("remote"):  # a remote server's model: no file, no size here
-        return f"{m['name']} — {m.get('state', '')}"
-    quant = m.get("quantization") or "?"
-    return f"{m['name']} — {_size(m.get('size_bytes'))} · {quant} · {m.get('state', '')}"
+    """'name — 98 MB · Q4_1 · loaded'; what a model's summary lacks (a server's model has no file
+    size or quantisation here) is left out."""
+    facts = [_size(m["size_bytes"])] if "size_bytes" in m else []
+    facts += [m["quantization"] or "?"] if "quantization" in m else []
+    return f"{m['name']} — {' · '.join([*facts, m.get('state', '')])}"
 
 
 class SettingsPanel(QWidget):
@@ -104,12 +105,12 @@ class SettingsPanel(QWidget):
         try:
             self.model.clear()
             self.model.addItem(f"Default ({default})", "")
-            remotes = list(dict.fromkeys(m["remote"] for m in models if m.get("remote")))
-            for group in ["", *remotes]:  # grouped only when there are remotes: this computer, then each remote
-                if remotes:
-                    self.model.addItem("This computer" if not group else f"Remote {group}", None)
+            groups = list(dict.fromkeys(m["group"] for m in models))  # as the catalog lists them: this computer first
+            for group in groups:  # headings only when there is more than one group
+                if len(groups) > 1:
+                    self.model.addItem(group, None)
                     self.model.model().item(self.model.count() - 1).setEnabled(False)  # a heading, not a choice
-                for m in (m for m in models if (m.get("remote") or "") == group):
+                for m in (m for m in models if m["group"] == group):
                     self.model.addItem(model_label(m), m["name"])
                     if m.get("state") == "unreadable":
                         self.model.setItemData(self.model.count() - 1, m.get("error") or "unreadable", 3)  # tooltip

@@ -96,6 +96,7 @@ class GetModelsDialog(QDialog):
         holder.setLayout(self.rows_box)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # rows wrap to the panel's width
         scroll.setWidget(holder)
         dl.addWidget(scroll)
         self.no_downloads = QLabel("Nothing downloading.")
@@ -147,7 +148,7 @@ class GetModelsDialog(QDialog):
             self.show_message("Select a model in the list first.", error=True)
             return
         m = self.curated[rows[0].row()]
-        self.start(m.repo, m.file, expected_sha256=m.sha256)
+        self.start(m.repo, m.file, expected_sha256=m.sha256, expected_size=m.size_bytes)  # the list's pins
 
     def download_typed(self) -> None:
         try:
@@ -158,8 +159,10 @@ class GetModelsDialog(QDialog):
         self.start(repo, file)
 
     # ---- downloads ----------------------------------------------------------------------------
-    def start(self, repo: str, file: str | None, *, expected_sha256: str | None = None) -> DownloadRow:
-        job = BackgroundPull(Pull(self.settings, repo, file, expected_sha256=expected_sha256))
+    def start(self, repo: str, file: str | None, *, expected_sha256: str | None = None,
+              expected_size: int | None = None) -> DownloadRow:
+        job = BackgroundPull(Pull(self.settings, repo, file, expected_sha256=expected_sha256,
+                                  expected_size=expected_size))
         row = DownloadRow(job)
         row.finished.connect(self._installed)
         self.rows.append(row)
@@ -194,14 +197,15 @@ class GetModelsDialog(QDialog):
     def refresh_mine(self) -> None:
         self.mine.clear()
         folder = self.settings.user_models_path
-        files = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".gguf") if folder.is_dir() else []
         for path in files:
             try:
                 size = path.stat().st_size
             except OSError:
                 size = 0
-            item = QListWidgetItem(f"{path.name.removesuffix('.gguf')}  ({human_bytes(size)})")
-            item.setData(Qt.UserRole, path.name.removesuffix(".gguf"))
+            name = path.name.removesuffix(".gguf")  # as the catalog names it
+            item = QListWidgetItem(f"{name}  ({human_bytes(size)})")
+            item.setData(Qt.UserRole, name)
             self.mine.addItem(item)
         self.delete_button.setEnabled(bool(files))
 

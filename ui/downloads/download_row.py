@@ -22,6 +22,12 @@ def human_bytes(n: float) -> str:
     return ""
 
 
+def breakable(text: str) -> str:
+    """Let a word-wrapped label break REPO/PATH after each slash (a zero-width space): a long path
+    otherwise keeps the label wider than the panel and its lines are cut off."""
+    return text.replace("/", "/\u200b")
+
+
 def human_eta(s: float | None) -> str:
     if s is None:
         return "—"
@@ -38,7 +44,8 @@ class DownloadRow(QWidget):
         self._reported = False
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 4, 4, 4)
-        self.title = QLabel(job.pull.label)
+        self.title = QLabel(breakable(job.pull.label))
+        self.title.setWordWrap(True)
         self.title.setStyleSheet("font-weight: 600;")
         grid.addWidget(self.title, 0, 0, 1, 3)
         self.bar = QProgressBar()
@@ -72,7 +79,7 @@ class DownloadRow(QWidget):
 
     def refresh(self) -> None:
         pull, p = self.job.pull, self.job.pull.progress
-        self.title.setText(pull.label)
+        self.title.setText(breakable(pull.label))
         state = pull.state
         if state == "cancelled":
             self.bar.setValue(0)  # its bytes are gone
@@ -87,7 +94,7 @@ class DownloadRow(QWidget):
             text = STATE_TEXT.get(state, state) + (f" · {sizes}" if sizes and state not in ("done", "cancelled") else "")
         if state == "done":
             text = f"installed: {pull.plan.target.name if pull.plan else ''} — pick it in the chat's model list"
-        self.status.setText(text)
+        self.status.setText(breakable(text))
         self.status.setStyleSheet("color: #b91c1c;" if state == "failed" else
                                   "color: #047857;" if state == "done" else "color: #4b5563;")
         running = self.job.alive

@@ -11,8 +11,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from jarvis.bench.model_bench import TABLE, BenchmarkStore, run_model_bench
+from jarvis.bench.model_bench import TABLE, run_model_bench
 from jarvis.errors import JarvisError
+from jarvis.telemetry.benchmarks import BenchmarkStore
 
 from ui.async_bridge import TaskSet
 

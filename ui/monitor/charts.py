@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QGraphicsItem, QGridLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QGridLayout, QLabel, QStackedWidget, QWidget
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#374151")
 GIB = 2**30
@@ -99,10 +99,6 @@ class Chart(pg.PlotWidget):
             over = y > target
         marks.setData(x[over], y[over])
         return int(over.sum())
-
-    def point_count(self, field: str) -> int:
-        x, _ = self.curves[field].getData()
-        return 0 if x is None else len(x)
 
 
 # (title, units, [(field, legend)], y range or None)
@@ -380,10 +376,6 @@ class Charts(QWidget):
         for chart in self._hidden:
             _set_blank(chart, False)
         self._hidden = []
-
-    @property
-    def revealing(self) -> bool:
-        return bool(self._hidden)
 
     def _draw_next(self) -> None:
         if not self._pending:

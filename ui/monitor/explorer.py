@@ -19,6 +19,7 @@ from jarvis.telemetry.records import RequestRecord
 
 SORT_ROLE = Qt.UserRole + 1
 TIMESTAMP_ROLE = Qt.UserRole + 2
+REQUEST_ID_ROLE = Qt.UserRole + 3
 
 # (title, how the record shows, the sort key)
 COLUMNS = [
@@ -125,7 +126,7 @@ class RequestExplorer(QWidget):
         overflow = self.model.rowCount() - self.recent.capacity
         if overflow > 0:  # the oldest are at the bottom of the model
             for row in range(self.model.rowCount() - overflow, self.model.rowCount()):
-                self._seen.discard(self.model.item(row, 0).data(Qt.UserRole + 3))
+                self._seen.discard(self.model.item(row, 0).data(REQUEST_ID_ROLE))
             self.model.removeRows(self.model.rowCount() - overflow, overflow)
         self._update_summary()
 
@@ -136,7 +137,7 @@ class RequestExplorer(QWidget):
             item.setData(key(r), SORT_ROLE)
             item.setData(r.timestamp, TIMESTAMP_ROLE)
             items.append(item)
-        items[0].setData(r.request_id, Qt.UserRole + 3)
+        items[0].setData(r.request_id, REQUEST_ID_ROLE)
         items[0].setToolTip(f"{r.request_id} · {r.operation}" + (f"\n{r.prompt}" if r.prompt else ""))
         if r.status != "ok":
             items[STATUS_COLUMN].setForeground(QColor("#b91c1c"))
@@ -164,7 +165,3 @@ class RequestExplorer(QWidget):
         if first is not None:
             self.table.scrollTo(first)
         return count
-
-    def selected_request_ids(self) -> list[str]:
-        rows = self.table.selectionModel().selectedRows(0)
-        return [self.proxy.data(index, Qt.UserRole + 3) for index in rows]

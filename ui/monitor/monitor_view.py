@@ -73,7 +73,7 @@ class MonitorView(QWidget):
         self.details.addTab(self.benchmarks, "Benchmarks")
         self.benchmarks.status_message.connect(self.status_message)
         self.remotes = RemotesPanel(runtime, self)  # "Remote engines": a page only when remotes are configured
-        if runtime.assistant.remotes is not None:
+        if self.remotes.has_servers:
             self.details.addTab(self.remotes, "Remote engines")
         layout.addWidget(self.details, 2)
         self.charts.second_clicked.connect(self.show_requests_of)

@@ -4,7 +4,7 @@ themselves at /metrics (vLLM, llama-server, another JARVIS): their queue, runnin
 KV-cache use, charted over the last ten minutes. A server without /metrics, or with metric names
 JARVIS does not know, simply has no curve. Hidden when no remote is configured.
 
-It paints from `Remotes.status()` (plain dicts the 1 Hz scraper and the probes keep up to date);
+It paints from the backend registry's `status()` (plain dicts the 1 Hz scraper and the probes keep up to date);
 it never asks a server anything itself.
 """
 
@@ -61,16 +61,20 @@ class RemotesPanel(QGroupBox):
         layout.addLayout(row)
         self.curves: dict[tuple[str, str], pg.PlotCurveItem] = {}  # (field, remote) -> curve
         self.history: dict[str, deque] = {}  # remote -> (time, {field: value})
-        self.setVisible(self.remotes is not None)
+        self.setVisible(self.has_servers)
 
     @property
-    def remotes(self):
-        return self.runtime.assistant.remotes
+    def has_servers(self) -> bool:
+        """Any backend source reports a server (a remote's replicas): the page is worth showing."""
+        return bool(self.servers())
+
+    def servers(self) -> list[dict]:
+        return [st for st in self.runtime.assistant.backends.status() if st.get("kind") == "server"]
 
     def refresh(self) -> None:
-        if self.remotes is None:
+        statuses = self.servers()
+        if not statuses:
             return
-        statuses = self.remotes.status()
         perf = self.runtime.hub.perf
         rows = [(st, r) for st in statuses for r in st["replicas"]]
         if self.table.rowCount() != len(rows):
@@ -115,10 +119,3 @@ class RemotesPanel(QGroupBox):
                 xs = [t - now for t, _ in history]
                 ys = [p.get(field, math.nan) for _, p in history]
                 curve.setData(xs, ys)
-
-    def point_count(self, field: str, remote: str) -> int:
-        curve = self.curves.get((field, remote))
-        if curve is None:
-            return 0
-        x, _ = curve.getData()
-        return 0 if x is None else len(x)

@@ -23,14 +23,13 @@ from jarvis.http.anthropic.schema import CountTokensBody, MessagesBody, chat_req
 from jarvis.http.answer import AnswerParser
 from jarvis.http.openai_schema import parse_json
 from jarvis.http.sse import ClientGone, EventStream
-from jarvis.http.tools import ToolCall
 from jarvis.http.surface_tools import DROPPED_HEADER
-from jarvis.request import ChatRequest, RequestRecord
+from jarvis.request import ChatRequest, RequestRecord, ToolCall
 
 CLIENT_CLOSED = 499
 
 
-def stop_reason(record: RequestRecord, calls: list[ToolCall], stop: str | None) -> str:
+def stop_reason(record: RequestRecord, calls: tuple[ToolCall, ...], stop: str | None) -> str:
     if calls:
         return "tool_use"
     if record.finish_reason == "length":
@@ -75,7 +74,7 @@ class _Reply:
             self.generated += entry.bytes
         if chunk.done and chunk.record is not None:
             self.record = chunk.record
-        return self.parser.feed(chunk.text)
+        return self.parser.feed(chunk)
 
     def stop(self) -> tuple[str, str | None]:
         matched = which_stop(self.body.stop_sequences, bytes(self.generated), "".join(self.released))
@@ -109,8 +108,8 @@ class MessagesApi:
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         body = MessagesBody.parse(parse_json(await request.read()))
-        job, plan, headers = self._job(body)
-        reply = _Reply(body, job, AnswerParser(plan))
+        job, _, headers = self._job(body)
+        reply = _Reply(body, job, AnswerParser())
         if not body.stream:
             return await self._whole(reply, headers)
         events: list[EventStream] = []

@@ -16,10 +16,10 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jarvis.errors import InvalidRequest
-from jarvis.http.openai_schema import ChatMessage, _invalid, _validated, extension_grammar
-from jarvis.http.tools import FunctionCall, FunctionName, NamedToolChoice, ToolCallIn, ToolPlan
+from jarvis.http.openai_schema import _invalid, _validated, extension_grammar
+from jarvis.tools.plan import FunctionName, NamedToolChoice, ToolPlan
 from jarvis.http.surface_tools import client_fields, runnable_tools, tool_spec
-from jarvis.request import ChatRequest, Priority
+from jarvis.request import ChatRequest, Message, Priority, ToolCall
 from jarvis.request_options import RequestOptions
 from jarvis.sampling import SamplingParams
 
@@ -142,19 +142,19 @@ def _refuse_media(block: MediaBlock, where: str) -> InvalidRequest:
                           "Send the content as text blocks.", field=f"{where}.type")
 
 
-def chat_messages(body: MessagesBody) -> list[ChatMessage]:
-    """Anthropic turns -> OpenAI-style chat messages, the form ToolPlan.render writes into a prompt.
-    (Until the request carries tool calls itself: then these become Messages directly.)"""
-    out: list[ChatMessage] = []
+def chat_messages(body: MessagesBody) -> list[Message]:
+    """Anthropic turns -> the domain's turns (tool_use blocks as an assistant's calls,
+    tool_result blocks as "tool" turns)."""
+    out: list[Message] = []
     system = _system_text(body.system)
     if system:
-        out.append(ChatMessage(role="system", content=system))
+        out.append(Message("system", system))
     for i, m in enumerate(body.messages):
         if isinstance(m.content, str):
-            out.append(ChatMessage(role=m.role, content=m.content))
+            out.append(Message(m.role, m.content))
             continue
         texts: list[str] = []
-        calls: list[ToolCallIn] = []
+        calls: list[ToolCall] = []
         for j, block in enumerate(m.content):
             where = f"messages[{i}].content[{j}]"
             if isinstance(block, MediaBlock):
@@ -164,8 +164,7 @@ def chat_messages(body: MessagesBody) -> list[ChatMessage]:
             elif isinstance(block, ToolUseBlock):
                 if m.role != "assistant":
                     raise InvalidRequest(f"{where}: tool_use blocks belong in assistant messages.", field=f"{where}.type")
-                calls.append(ToolCallIn(id=block.id, function=FunctionCall(
-                    name=block.name, arguments=json.dumps(block.input, ensure_ascii=False))))
+                calls.append(ToolCall(block.id, block.name, json.dumps(block.input, ensure_ascii=False)))
             elif isinstance(block, ToolResultBlock):
                 if m.role != "user":
                     raise InvalidRequest(f"{where}: tool_result blocks belong in user messages.", field=f"{where}.type")
@@ -173,10 +172,10 @@ def chat_messages(body: MessagesBody) -> list[ChatMessage]:
                     if isinstance(part, MediaBlock):
                         raise _refuse_media(part, f"{where}.content[{k}]")
                 result = block.text()
-                out.append(ChatMessage(role="tool", tool_call_id=block.tool_use_id,
-                                       content=f"Error: {result}" if block.is_error else result))
+                out.append(Message("tool", f"Error: {result}" if block.is_error else result,
+                                   tool_call_id=block.tool_use_id))
         if texts or calls or not m.content:
-            out.append(ChatMessage(role=m.role, content="".join(texts), tool_calls=calls or None))
+            out.append(Message(m.role, "".join(texts), tuple(calls)))
     return out
 
 
@@ -205,16 +204,13 @@ def chat_request(body: MessagesBody, generation: SamplingParams, unsupported_pol
                  operation: str = "anthropic.messages") -> tuple[ChatRequest, ToolPlan, list[str]]:
     """The adapter: a Messages body -> (the internal request, its tool plan, dropped tool types)."""
     plan, dropped = tool_plan(body, unsupported_policy)
-    try:
-        options_grammar = extension_grammar(body.grammar) if not plan.forced and body.grammar else plan.grammar()
-    except InvalidRequest as e:
-        raise client_fields(e, [i for i, t in enumerate(body.tools or []) if t.is_client_tool], "input_schema") from None
     sampling = generation.with_overrides(max_tokens=body.max_tokens, temperature=body.temperature,
                                          top_p=body.top_p, top_k=body.top_k, stop=body.stop_sequences)
     # stop_sequences: the logprobs' token texts show which stop string ended the reply (the engine
     # cuts it from the text) until the engine reports it itself.
-    options = RequestOptions(grammar=options_grammar, logprobs=bool(body.stop_sequences))
-    request = ChatRequest(messages=plan.render(chat_messages(body)), model=body.model or "", sampling=sampling,
+    options = RequestOptions(tools=plan if plan.tools else None, grammar=extension_grammar(body.grammar),
+                             logprobs=bool(body.stop_sequences))
+    request = ChatRequest(messages=tuple(chat_messages(body)), model=body.model or "", sampling=sampling,
                           source="api", operation=operation, options=options, use_cache=body.cache is not False,
                           priority=Priority.parse(body.priority or "normal"))
     return _validated(request), plan, dropped

@@ -65,7 +65,7 @@ class _Turn:
     def __init__(self, body: ResponsesBody, job, plan, model: str) -> None:
         self.body = body
         self.job = job
-        self.parser = AnswerParser(plan)
+        self.parser = AnswerParser()
         self.parallel = plan.parallel
         self.id = _id("resp")
         self.created_at = int(time.time())
@@ -237,7 +237,7 @@ class ResponsesApi:
                     await turn.emit("response.in_progress", response=turn.response("in_progress"))
                 try:
                     while chunk is not None:
-                        for kind, text in turn.parser.feed(chunk.text):
+                        for kind, text in turn.parser.feed(chunk):
                             await turn.piece(kind, text)
                         if chunk.done and chunk.record is not None:
                             turn.record = chunk.record

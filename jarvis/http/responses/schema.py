@@ -17,11 +17,11 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from jarvis.errors import InvalidRequest
-from jarvis.http.openai_schema import ChatMessage, _invalid, _validated, extension_grammar
-from jarvis.http.structured import JsonSchemaSpec, ResponseFormat
-from jarvis.http.tools import FunctionCall, FunctionName, NamedToolChoice, ToolCallIn, ToolPlan
+from jarvis.http.openai_schema import _invalid, _validated, extension_grammar
+from jarvis.structured import JsonSchemaSpec, ResponseFormat
+from jarvis.tools.plan import FunctionName, NamedToolChoice, ToolPlan
 from jarvis.http.surface_tools import client_fields, runnable_tools, tool_spec
-from jarvis.request import ChatRequest, Priority
+from jarvis.request import ChatRequest, Message, Priority, ToolCall
 from jarvis.request_options import RequestOptions
 from jarvis.sampling import SamplingParams
 
@@ -185,22 +185,23 @@ def _text(content: str | list, where: str) -> str:
     return "".join(out)
 
 
-def chat_messages(instructions: str | None, items: list[Any], first_index: int = 0) -> list[ChatMessage]:
-    """Response items -> OpenAI-style chat messages, the form ToolPlan.render writes into a prompt.
-    (Until the request carries tool calls itself: then these become Messages directly.)"""
-    out: list[ChatMessage] = [ChatMessage(role="system", content=instructions)] if instructions else []
+def chat_messages(instructions: str | None, items: list[Any], first_index: int = 0) -> list[Message]:
+    """Response items -> the domain's turns (function calls as an assistant's calls, their
+    outputs as "tool" turns); `developer` is a system turn."""
+    out: list[Message] = [Message("system", instructions)] if instructions else []
     for n, item in enumerate(items):
         where = f"input[{n - first_index}]" if n >= first_index else "previous_response_id"
         if isinstance(item, MessageItem):
-            out.append(ChatMessage(role=item.role, content=_text(item.content, f"{where}.content")))
+            role = "system" if item.role == "developer" else item.role
+            out.append(Message(role, _text(item.content, f"{where}.content")))
         elif isinstance(item, FunctionCallItem):
-            call = ToolCallIn(id=item.call_id, function=FunctionCall(name=item.name, arguments=item.arguments))
-            if out and out[-1].role == "assistant" and out[-1].tool_calls is not None:
-                out[-1].tool_calls.append(call)  # parallel calls of one turn
+            call = ToolCall(item.call_id, item.name, item.arguments)
+            if out and out[-1].role == "assistant" and out[-1].tool_calls:  # parallel calls of one turn
+                out[-1] = Message("assistant", out[-1].content, out[-1].tool_calls + (call,))
             else:
-                out.append(ChatMessage(role="assistant", content="", tool_calls=[call]))
+                out.append(Message("assistant", "", (call,)))
         elif isinstance(item, FunctionCallOutputItem):
-            out.append(ChatMessage(role="tool", tool_call_id=item.call_id, content=_text(item.output, f"{where}.output")))
+            out.append(Message("tool", _text(item.output, f"{where}.output"), tool_call_id=item.call_id))
     return out
 
 
@@ -223,22 +224,18 @@ def chat_request(body: ResponsesBody, history: list[Any], generation: SamplingPa
                  ) -> tuple[ChatRequest, ToolPlan, list[str]]:
     """The adapter: a Responses body and the stored history before it -> (the internal request,
     its tool plan, dropped tool types)."""
-    plan, indexes, dropped = tool_plan(body, unsupported_policy)
-    try:
-        grammar = plan.grammar() if plan.forced else extension_grammar(body.grammar)
-        fmt = body.text.format if body.text else None
-        if grammar is None and fmt is not None:
-            grammar = fmt.response_format().grammar()
-        if grammar is None and plan.active:
-            grammar = plan.grammar()
-    except InvalidRequest as e:
-        raise client_fields(e, indexes, "parameters") from None
+    plan, _, dropped = tool_plan(body, unsupported_policy)
+    fmt = body.text.format.response_format() if body.text and body.text.format else None
+    if fmt is not None:
+        fmt.check()
     sampling = generation.with_overrides(max_tokens=body.max_output_tokens, temperature=body.temperature,
                                          top_p=body.top_p)
-    messages = plan.render(chat_messages(body.instructions, history + body.items(), len(history)))
+    messages = tuple(chat_messages(body.instructions, history + body.items(), len(history)))
     truncate = None if body.truncation is None else body.truncation == "auto"
+    options = RequestOptions(tools=plan if plan.tools else None, response_format=fmt,
+                             grammar=extension_grammar(body.grammar))
     request = ChatRequest(messages=messages, model=body.model or "", sampling=sampling, source="api", truncate=truncate,
-                          operation="openai.responses", options=RequestOptions(grammar=grammar),
+                          operation="openai.responses", options=options,
                           use_cache=body.cache is not False, priority=Priority.parse(body.priority or "normal"))
     return _validated(request), plan, dropped
 

@@ -1,4 +1,4 @@
-"""OpenAI tool calling over a model that only writes text.
+"""Tool calling over a model that only writes text (the local llama.cpp backend's way).
 
 The tools are described to the model in a system section, and it answers a call as
 `<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>` (the Hermes / Qwen convention many
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jarvis.errors import InvalidRequest
 from jarvis.json_grammar import tool_call_grammar
-from jarvis.request import Message
+from jarvis.request import Message, ToolCall
 from jarvis.request_options import Grammar
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
@@ -76,17 +76,6 @@ class ToolCallIn(BaseModel):
 ToolChoice = Literal["auto", "none", "required"] | NamedToolChoice
 
 
-# ---- what the answer carries ---------------------------------------------------------------
-@dataclass(frozen=True)
-class ToolCall:
-    id: str
-    name: str
-    arguments: str  # a JSON object, as text (OpenAI's `function.arguments`)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
-
-
 def _call_text(name: str, arguments: Any) -> str:
     return f"{OPEN}\n{json.dumps({'name': name, 'arguments': arguments}, ensure_ascii=False)}\n{CLOSE}"
 
@@ -117,6 +106,13 @@ class ToolPlan:
                 raise InvalidRequest("tool_choice is \"required\" but the request has no tools.", field="tool_choice")
         return cls(functions, picked, True if parallel is None else parallel)
 
+    def wire(self) -> dict[str, Any]:
+        """The OpenAI request fields that pass these tools to a server that runs them itself."""
+        choice: Any = self.choice if self.choice in ("auto", "none", "required") else \
+            {"type": "function", "function": {"name": self.choice}}
+        return {"tools": [{"type": "function", "function": f.model_dump(exclude_none=True)} for f in self.tools],
+                "tool_choice": choice, "parallel_tool_calls": self.parallel}
+
     @property
     def active(self) -> bool:
         return bool(self.tools) and self.choice != "none"
@@ -137,37 +133,30 @@ class ToolPlan:
                 f"each inside {OPEN}{CLOSE} tags:\n{OPEN}\n{{\"name\": <function name>, \"arguments\": "
                 f"<arguments as a JSON object>}}\n{CLOSE}\n{must}")
 
-    def render(self, messages: list) -> tuple[Message, ...]:
-        """OpenAI chat messages -> the plain system/user/assistant turns the chat template takes."""
+    def render(self, messages: tuple[Message, ...]) -> tuple[Message, ...]:
+        """Chat turns with calls and results -> the plain system/user/assistant turns a chat
+        template takes (ChatRequest.validate has checked their order already)."""
         out: list[Message] = []
-        after_calls = False  # a tool message answers the assistant message with tool_calls before it
         for i, m in enumerate(messages):
             if m.role == "tool":
-                if not after_calls:
-                    raise InvalidRequest(f"messages[{i}].role: a tool message must follow an assistant message "
-                                         "with tool_calls.", field=f"messages[{i}].role")
-                if not m.tool_call_id:
-                    raise InvalidRequest(f"messages[{i}].tool_call_id is required in a tool message.",
-                                         field=f"messages[{i}].tool_call_id")
-                block = f"<tool_response>\n{m.text()}\n</tool_response>"
+                block = f"<tool_response>\n{m.content}\n</tool_response>"
                 if out and out[-1].role == "user" and out[-1].content.startswith("<tool_response>"):
                     out[-1] = Message("user", out[-1].content + "\n" + block)
                 else:
                     out.append(Message("user", block))
                 continue
-            text = m.text()
-            after_calls = m.role == "assistant" and bool(m.tool_calls)
-            if m.role == "assistant" and m.tool_calls:
+            text = m.content
+            if m.tool_calls:
                 calls = []
                 for j, call in enumerate(m.tool_calls):
                     try:
-                        arguments = json.loads(call.function.arguments or "{}")
+                        arguments = json.loads(call.arguments or "{}")
                     except json.JSONDecodeError:
                         where = f"messages[{i}].tool_calls[{j}].function.arguments"
                         raise InvalidRequest(f"{where} is not valid JSON.", field=where) from None
-                    calls.append(_call_text(call.function.name, arguments))
+                    calls.append(_call_text(call.name, arguments))
                 text = "\n".join(([text] if text else []) + calls)
-            out.append(Message("system" if m.role == "developer" else m.role, text))
+            out.append(Message(m.role, text))
         if self.active:
             section = self.system_section()
             if out and out[0].role == "system":

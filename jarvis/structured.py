@@ -26,6 +26,16 @@ class ResponseFormat(BaseModel):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaSpec | None = None
 
+    def wire(self) -> dict[str, Any]:
+        """As OpenAI's `response_format` field, for a server that applies it itself."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+    def check(self) -> None:
+        """The errors a client should get before anything runs, whichever backend serves it."""
+        if self.type == "json_schema" and self.json_schema is None:
+            raise InvalidRequest("response_format.json_schema is required when type is \"json_schema\".",
+                                 field="response_format.json_schema")
+
     def grammar(self) -> Grammar | None:
         if self.type == "text":
             return None

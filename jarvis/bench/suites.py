@@ -1,0 +1,43 @@
+"""Every benchmark suite that ships in the package, by the name `jarvis bench --suite NAME` takes.
+
+Each suite is a module whose `main(argv) -> int` runs it; `jarvis bench --suite NAME -- OPTIONS`
+hands it more options (`python -m jarvis.bench.<module> -h` lists them). Two more are reached by
+their own options because they need an argument: `jarvis bench --peer URL | --peer-server PATH`
+(jarvis/bench/peer_bench.py) and `jarvis bench --model NAME` (jarvis/bench/model_bench.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    module: str  # its main(argv) runs the suite
+    about: str
+    quick: tuple[str, ...]  # the options `--quick` stands for
+    needs_bundled_model: bool = True  # measures on the bundled SmolLM2
+
+    def argv(self, *, quick: bool, as_json: bool, extra: list[str]) -> list[str]:
+        return [*(self.quick if quick else ()), *(["--json"] if as_json else []), *extra]
+
+    def run(self, *, quick: bool = False, as_json: bool = False, extra: list[str] | None = None) -> int:
+        return importlib.import_module(self.module).main(self.argv(quick=quick, as_json=as_json, extra=extra or []))
+
+
+SUITES = (
+    Suite("engine", "jarvis.bench.__main__", "the engine tables: batching, prefix reuse, loop lateness, cache "
+          "hits (and remote, with llama-cpp-python[server])", ("--quick",)),
+    Suite("remote", "jarvis.bench.remote_bench", "a remote model through JARVIS vs the openai client straight to "
+          "its server", ("--rounds", "4", "--max-tokens", "48", "--latency-n", "10")),
+    Suite("structured", "jarvis.bench.structured_bench", "what JSON-schema grammars and logprobs cost", ("--quick",)),
+    Suite("openai", "jarvis.bench.openai_bench", "the OpenAI-compatible HTTP path vs the Assistant in-process",
+          ("--rounds", "1", "--latency-n", "5")),
+    Suite("catalog", "jarvis.bench.catalog_bench", "GET /health while the catalog reads new model files",
+          ("--files", "60", "--idle", "2")),
+    Suite("http-stats", "jarvis.bench.http_stats_bench", "the stats endpoints' latency at a fixed rate; the 1 Hz "
+          "sampler's cost", ("--duration", "2"), needs_bundled_model=False),
+)
+BY_NAME = {suite.name: suite for suite in SUITES}

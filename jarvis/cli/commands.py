@@ -1,0 +1,22 @@
+"""Every `jarvis` command, in the order `jarvis --help` lists them.
+
+A command is one module here with `add_parser(sub)`: it adds its subparser and sets `func` (args ->
+exit code). Adding a command is that module plus one line in COMMANDS.
+"""
+
+from __future__ import annotations
+
+from jarvis.cli import ask, bench, chat, doctor, downloads, gui, models, serve, setup_cuda, stats
+
+COMMANDS = [
+    gui,
+    models,
+    downloads,  # pull, rm
+    ask,
+    chat,
+    doctor,
+    serve,
+    stats,
+    bench,
+    setup_cuda,
+]
