@@ -140,6 +140,10 @@ class ServerSettings(_Section):
     rate_limit_rps: float = Field(0.0, ge=0)
     rate_limit_burst: int = Field(10, ge=1)
     allowed_origins: list[str] = []
+    # Tools only a provider's servers run (web_search, file_search, MCP, ...): "reject" = a 400 that
+    # names them, "drop" = leave them out of the request (for clients that always send them).
+    unsupported_tools: Literal["reject", "drop"] = "reject"
+    responses_retention_days: float = Field(30.0, ge=0)  # stored /v1/responses; 0 = store none
 
     @field_validator("allowed_origins")
     @classmethod
@@ -194,6 +198,10 @@ class Settings(_Section):
     @property
     def rollups_path(self) -> Path:
         return self.data_path / "telemetry.sqlite3"
+
+    @property
+    def responses_path(self) -> Path:
+        return self.data_path / "responses.sqlite3"
 
     @property
     def database_path(self) -> Path:

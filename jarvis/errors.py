@@ -71,6 +71,18 @@ class InvalidRequest(JarvisError):
         super().__init__(message)
 
 
+class ResponseNotFound(JarvisError):
+    """GET/DELETE/cancel /v1/responses/{id} for an id that is not stored (or no longer running)."""
+
+    http_status = 404
+    code = "response_not_found"
+
+    def __init__(self, response_id: str, hint: str = ""):
+        self.response_id = response_id
+        super().__init__(f"No response {response_id!r}: it was never stored (store: false), was deleted, or is "
+                         f"older than server.responses_retention_days.{hint}")
+
+
 class ContextOverflow(InvalidRequest):
     code = "context_length_exceeded"
 

@@ -28,7 +28,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LOOPBACK_ORIGIN_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 ALLOWED_METHODS = "GET, POST, OPTIONS"
-ALLOWED_HEADERS = "Authorization, Content-Type"
+ALLOWED_HEADERS = "Authorization, Content-Type, x-api-key, anthropic-version"  # the last two: Anthropic clients
 PREFLIGHT_MAX_AGE_S = "600"
 
 

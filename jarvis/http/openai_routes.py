@@ -20,11 +20,14 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 
 from jarvis.errors import JarvisError
+from jarvis.http.anthropic.routes import messages_routes
+from jarvis.http.answer import AnswerParser
 from jarvis.http.embeddings_routes import embeddings_route
 from jarvis.http.errors import error_type
 from jarvis.http.logprobs import chat_logprobs, completion_logprobs
 from jarvis.http.openai_schema import chat_request, completion_request, parse_json
 from jarvis.http.rate_limit import rate_limit_middleware
+from jarvis.http.responses.routes import responses_routes
 from jarvis.http.sse import ClientGone, EventStream
 from jarvis.request import ChatRequest, Chunk, RequestRecord, ToolCall
 from jarvis.request_options import TokenLogprob
@@ -81,9 +84,15 @@ class _Shape:
         return out
 
     def whole(self, text: str, t: RequestRecord, logprobs: tuple[TokenLogprob, ...] = (),
-              calls: tuple[ToolCall, ...] = ()) -> dict[str, Any]:
+              calls: tuple[ToolCall, ...] = (), reasoning: str = "") -> dict[str, Any]:
         if self.chat:
-            message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
+            parser = AnswerParser()
+            parser.feed(Chunk(text, reasoning=reasoning))
+            parser.finish()
+            content = parser.content_text
+            message: dict[str, Any] = {"role": "assistant", "content": content if content or not calls else None}
+            if parser.reasoning_text:  # both names clients read: llama-server's and vLLM's
+                message["reasoning_content"] = message["reasoning"] = parser.reasoning_text
             if calls:
                 message["tool_calls"] = [c.as_dict() for c in calls]
             choice = {"index": 0, "message": message, "logprobs": self._logprobs(logprobs),
@@ -94,7 +103,8 @@ class _Shape:
                 "usage": usage(t), "jarvis": jarvis_figures(t)}
 
     def piece(self, text: str | None, finish: str | None = None, role: bool = False,
-              logprobs: tuple[TokenLogprob, ...] | None = None, tool_calls: list[dict] | None = None) -> dict[str, Any]:
+              logprobs: tuple[TokenLogprob, ...] | None = None, tool_calls: list[dict] | None = None,
+              reasoning: str | None = None) -> dict[str, Any]:
         lp = self._logprobs(logprobs) if logprobs else None
         if self.chat:
             delta: dict[str, Any] = {}
@@ -102,6 +112,8 @@ class _Shape:
                 delta["role"] = "assistant"
             if text is not None:
                 delta["content"] = text
+            if reasoning is not None:
+                delta["reasoning_content"] = delta["reasoning"] = reasoning
             if tool_calls:
                 delta["tool_calls"] = tool_calls
             choice = {"index": 0, "delta": delta, "logprobs": lp, "finish_reason": finish}
@@ -163,15 +175,18 @@ class OpenAIApi:
 
     async def _whole(self, job: ChatRequest, shape: _Shape) -> web.Response:
         parts: list[str] = []
+        thought: list[str] = []  # reasoning a remote server split itself
         logprobs: list[TokenLogprob] = []
         last: Chunk | None = None
         async with contextlib.aclosing(self.assistant.stream(job)) as chunks:
             async for chunk in chunks:
                 parts.append(chunk.text)
+                thought.append(chunk.reasoning)
                 logprobs.extend(chunk.logprobs or ())
                 last = chunk
         assert last is not None and last.record is not None, "a stream that ends without an error ends with its record"
-        return web.json_response(shape.whole("".join(parts), last.record, tuple(logprobs), last.tool_calls))
+        return web.json_response(shape.whole("".join(parts), last.record, tuple(logprobs), last.tool_calls,
+                                             "".join(thought)))
 
     async def _stream(self, request: web.Request, job: ChatRequest, shape: _Shape, include_usage: bool,
                       events: list[EventStream]) -> web.StreamResponse:
@@ -186,6 +201,7 @@ class OpenAIApi:
             if shape.chat:  # OpenAI opens a chat stream with the role (content null when tools may answer)
                 await sse.send(shape.piece(None if shape.tools else "", role=True))
             last: Chunk | None = None
+            parser = AnswerParser() if shape.chat else None
             try:
                 chunk = first
                 while chunk is not None:
@@ -193,9 +209,11 @@ class OpenAIApi:
                         eta = chunk.queue.eta_s
                         await sse.comment(f"queued position={chunk.queue.position}"
                                           + (f" eta_s={eta:.1f}" if eta is not None else ""))
-                    text = chunk.text
-                    if text or chunk.logprobs:
-                        await sse.send(shape.piece(text if text or not shape.chat else None, logprobs=chunk.logprobs))
+                    if parser is None:
+                        if chunk.text or chunk.logprobs:
+                            await sse.send(shape.piece(chunk.text, logprobs=chunk.logprobs))
+                    else:
+                        await _send_pieces(sse, shape, parser.feed(chunk), chunk.logprobs)
                     if chunk.done:
                         last = chunk
                         break
@@ -207,7 +225,8 @@ class OpenAIApi:
                 return sse.response
         assert last is not None and last.record is not None, "a stream that ends without an error ends with its record"
         t, calls = last.record, last.tool_calls
-        if shape.chat:
+        if parser is not None:
+            await _send_pieces(sse, shape, parser.finish(), None)
             for index, call in enumerate(calls):  # OpenAI's shape: id and name first, then the arguments
                 await sse.send(shape.piece(None, tool_calls=[{"index": index, "id": call.id, "type": "function",
                                                                "function": {"name": call.name, "arguments": ""}}]))
@@ -220,6 +239,19 @@ class OpenAIApi:
             await sse.send(shape.usage_event(t))
         await sse.done()
         return sse.response
+
+
+async def _send_pieces(sse: EventStream, shape: _Shape, pieces: list, logprobs) -> None:
+    """A chat stream's deltas for what the AnswerParser released: thinking as reasoning_content
+    and reasoning, the answer as content; logprobs ride on the first (or on their own)."""
+    for kind, text in pieces:
+        if kind == "reasoning":
+            await sse.send(shape.piece(None, reasoning=text, logprobs=logprobs))
+        else:
+            await sse.send(shape.piece(text, logprobs=logprobs))
+        logprobs = None
+    if logprobs:
+        await sse.send(shape.piece(None, logprobs=logprobs))
 
 
 def openai_routes(runtime):
@@ -237,5 +269,7 @@ def openai_routes(runtime):
         app.router.add_post("/v1/chat/completions", api.chat_completions)
         app.router.add_post("/v1/completions", api.completions)
         app.router.add_post("/v1/embeddings", embeddings_route(runtime))
+        messages_routes(runtime)(app)
+        responses_routes(runtime)(app)
 
     return register

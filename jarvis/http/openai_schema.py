@@ -9,7 +9,7 @@ response_format (jarvis.structured), tools / tool_choice / parallel_tool_calls a
 messages (jarvis.tools), logprobs / top_logprobs (chat) and logprobs (completions). Tools and the
 response format go into the request as they are: the backend that serves the model decides how
 to honour them (a local model through a grammar, a remote server itself).
-llama-server-style extensions: top_k, min_p, repeat_penalty; JARVIS's own: priority and
+llama-server-style extensions: top_k, min_p, repeat_penalty, grammar (GBNF); JARVIS's own: priority and
 cache (false bypasses the response cache).
 """
 
@@ -22,13 +22,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from jarvis.errors import InvalidRequest
 from jarvis.request import ChatRequest, Message, Priority, ToolCall
-from jarvis.request_options import MAX_TOP_LOGPROBS, RequestOptions
+from jarvis.request_options import MAX_TOP_LOGPROBS, Grammar, RequestOptions
 from jarvis.structured import ResponseFormat
 from jarvis.tools.plan import ToolCallIn, ToolChoice, ToolPlan, ToolSpec
 from jarvis.sampling import SamplingParams
 
 # OpenAI's default max_tokens for the legacy completions endpoint; chat uses the settings' default.
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+GRAMMAR_LABEL = "grammar"
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "null"}
 
 
@@ -43,27 +44,36 @@ def parse_json(raw: bytes) -> dict:
     return body
 
 
-def field_path(loc: tuple) -> str:
-    """('messages', 0, 'content') -> 'messages[0].content'; union tags pydantic adds are dropped."""
+def field_path(loc: tuple, tags: frozenset[str] = frozenset()) -> str:
+    """('messages', 0, 'content') -> 'messages[0].content'; union tags pydantic adds are dropped,
+    and so are `tags` (a discriminated union's type names: ('input', 0, 'message', 'role'))."""
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
         elif "[" in part or part in _TYPE_TAGS or part.startswith(("function-", "literal")):
+            continue
+        elif part in tags and i > 0 and isinstance(loc[i - 1], int):
             continue
         else:
             out += f".{part}" if out else part
     return out or "body"
 
 
-def _invalid(error: ValidationError) -> InvalidRequest:
+def _invalid(error: ValidationError, tags: frozenset[str] = frozenset()) -> InvalidRequest:
     # The most specific complaint: for `content: [{"type": "image_url"}]` that is the part's type,
     # not "content should be a string".
     first = max(error.errors(), key=lambda e: len(e["loc"]))
-    name = field_path(first["loc"])
+    name = field_path(first["loc"], tags)
     value = f" (got {first['input']!r:.60})" if first["type"] != "missing" else ""
     message = first["msg"].removeprefix("Value error, ")
     return InvalidRequest(f"{name}: {message}{value}.", field=name)
+
+
+def extension_grammar(gbnf: str | None) -> Grammar | None:
+    """The `grammar` extension (llama-server's): GBNF text, checked by llama.cpp when the request
+    starts (a grammar it cannot parse is a 400)."""
+    return Grammar(gbnf, GRAMMAR_LABEL) if gbnf else None
 
 
 class StreamOptions(BaseModel):
@@ -169,6 +179,7 @@ class ChatCompletionBody(_Body):
     parallel_tool_calls: bool | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    grammar: str | None = None  # llama-server's extension: a GBNF grammar the answer must follow
 
     def _max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
@@ -182,7 +193,8 @@ class ChatCompletionBody(_Body):
         if self.response_format is not None:
             self.response_format.check()
         return RequestOptions(logprobs=bool(self.logprobs), top_logprobs=self.top_logprobs or 0,
-                              tools=plan if plan.tools else None, response_format=self.response_format)
+                              tools=plan if plan.tools else None, response_format=self.response_format,
+                              grammar=extension_grammar(self.grammar))
 
     def to_request(self, generation) -> ChatRequest:
         plan = self.tool_plan()

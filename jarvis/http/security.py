@@ -1,4 +1,4 @@
-"""Middlewares, outermost first: timing, JSON errors, Host check, Origin check (and preflights),
+"""Middlewares, outermost first: timing, Anthropic-shaped errors on /v1/messages, JSON errors, Host check, Origin check (and preflights),
 bearer token, body size, JSON bodies. The cross-site ones live in cross_site.py.
 
 The Host check stops DNS rebinding: a web page on evil.com that resolves its name to 127.0.0.1
@@ -17,6 +17,7 @@ from typing import Awaitable, Callable, Iterable
 from aiohttp import web
 
 from jarvis.errors import JarvisError
+from jarvis.http.anthropic.errors import anthropic_errors
 from jarvis.http.cross_site import OriginPolicy, json_bodies, origin_guard
 from jarvis.http.errors import error_response, jarvis_error_response
 
@@ -100,14 +101,18 @@ def host_check(allowed_hosts: Iterable[str]) -> Callable:
 
 
 def bearer_token(token: str) -> Callable:
+    """`Authorization: Bearer <token>`, or `x-api-key: <token>` as Anthropic clients send it."""
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in OPEN_PATHS:
             given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):  # constant time: no timing oracle
-                return error_response(401, "Missing or wrong token: send 'Authorization: Bearer <server.token>'.",
+            key = f"Bearer {request.headers.get('x-api-key', '')}".encode()
+            # Both compared, in constant time: no timing oracle.
+            if not (hmac.compare_digest(given, expected) | hmac.compare_digest(key, expected)):
+                return error_response(401, "Missing or wrong token: send 'Authorization: Bearer <server.token>' "
+                                           "(or 'x-api-key: <server.token>').",
                                       "invalid_api_key", {"WWW-Authenticate": "Bearer"})
         return await handler(request)
 
@@ -138,7 +143,7 @@ def allowed_hosts_for(bind_host: str) -> set[str]:
 
 def security_middlewares(bind_host: str, token: str, max_body_bytes: int, origins: OriginPolicy) -> list:
     # The Origin check comes before the token: a browser's preflight never carries one.
-    middlewares = [process_time, json_errors, host_check(allowed_hosts_for(bind_host)), origin_guard(origins)]
+    middlewares = [process_time, anthropic_errors, json_errors, host_check(allowed_hosts_for(bind_host)), origin_guard(origins)]
     if token:
         middlewares.append(bearer_token(token))
     middlewares += [body_limit(max_body_bytes), json_bodies]

@@ -27,8 +27,9 @@ def _closed(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-def encode(event: Any) -> bytes:
-    return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+def encode(event: Any, name: str | None = None) -> bytes:
+    data = b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+    return b"event: " + name.encode() + b"\n" + data if name else data
 
 
 class EventStream:
@@ -43,16 +44,20 @@ class EventStream:
     async def start(self) -> None:
         await self.response.prepare(self.request)
 
-    async def send(self, event: Any) -> None:
-        await self._write(encode(event))
+    async def send(self, event: Any, name: str | None = None) -> None:
+        """One event; `name` adds an `event:` line (Responses and Messages name every event)."""
+        await self._write(encode(event, name))
 
     async def comment(self, text: str) -> None:
         """A comment line (`: text`): clients and OpenAI's SDKs skip it; a person reading the stream
         sees it (the queue position while a request waits for a slot)."""
         await self._write(b": " + text.replace("\n", " ").encode() + b"\n\n")
 
-    async def done(self) -> None:
-        await self._write(DONE)
+    async def done(self, marker: bool = True) -> None:
+        """End the stream; `marker`: OpenAI's chat streams end with `data: [DONE]`, named-event
+        streams (Responses, Messages) with their own last event."""
+        if marker:
+            await self._write(DONE)
         with contextlib.suppress(ConnectionError):
             await self.response.write_eof()
 
