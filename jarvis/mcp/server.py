@@ -31,6 +31,9 @@ STOPPED, STARTING, READY, CRASHED, HUNG, FAILED, DISABLED = (
     "stopped", "starting", "ready", "crashed", "hung", "failed", "disabled")
 BACKOFF_S = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)  # before a restart, by failures in a row (1st, 2nd, ...)
 STDERR_LINES = 20  # kept for "last error"
+# Largest single message taken from an HTTP server (the SDK's default is 1 MiB); results are cut
+# to mcp.result_max_kb for the model anyway, this only bounds what one answer may hold in memory.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 CLIENT_NAME = "jarvis"
 
 
@@ -243,7 +246,8 @@ class McpServer:
         self._secrets = tuple(v for v in headers.values() if len(v) >= 4)
         client = await stack.enter_async_context(httpx2.AsyncClient(
             headers=headers, timeout=httpx2.Timeout(self.settings.timeout_s, read=max(300.0, self.settings.timeout_s))))
-        return await stack.enter_async_context(streamable_http_client(self.settings.url, http_client=client))
+        return await stack.enter_async_context(streamable_http_client(self.settings.url, http_client=client,
+                                                                      max_sse_event_size=MAX_MESSAGE_BYTES))
 
     async def _read_stderr(self, fd: int, generation: int) -> None:
         loop = asyncio.get_running_loop()
@@ -367,7 +371,7 @@ class McpServer:
         log.warning("MCP server %s %s: %s", self.name, state, self.last_error)
 
     def _error_text(self) -> str:
-        return f"MCP server {self.name} ({self.settings.where()}) {self.state}: {self.last_error}."
+        return f"MCP server {self.name} ({self.settings.where()}) {self.state}: {self.last_error.rstrip('.')}."
 
     def _stderr_hint(self) -> str:
         return f" (its last words: {self._stderr[-1]!r})" if self._stderr else ""
