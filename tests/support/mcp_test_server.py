@@ -54,7 +54,11 @@ def getenv(name: str) -> str:
 @app.tool(description="Never answers")
 async def block() -> str:
     print("blocking", file=sys.stderr, flush=True)
-    await asyncio.Event().wait()
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:  # the client's notifications/cancelled
+        print("block was cancelled", file=sys.stderr, flush=True)
+        raise
     return "never"
 
 
