@@ -10,6 +10,8 @@ def add_parser(sub) -> None:
     c.add_argument("--model")
     c.add_argument("--system")
     c.add_argument("--stats", action="store_true", help="print each answer's figures to stderr")
+    c.add_argument("--tools", action="store_true",
+                   help="let the model call the tools of your MCP servers (each call asked y/n/a)")
     add_remote_option(c)
     c.set_defaults(func=run)
 
@@ -17,4 +19,5 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from jarvis.terminal_chat import run_terminal_chat
 
-    return run_terminal_chat(settings_for(args), model=args.model or "", system=args.system, show_stats=args.stats)
+    return run_terminal_chat(settings_for(args), model=args.model or "", system=args.system, show_stats=args.stats,
+                             tools=args.tools)

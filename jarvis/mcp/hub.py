@@ -32,6 +32,10 @@ class McpHub:
                 await server.ensure()
         await asyncio.gather(*(one(s) for s in self.servers.values() if s.settings.enabled))
 
+    def model_names(self) -> dict[tuple[str, str], str]:
+        """(server, tool) -> the name the model saw at the last list_tools."""
+        return {(t.server, t.name): name for name, t in self._by_name.items()}
+
     def statuses(self) -> list[ServerStatus]:
         return [s.status() for s in self.servers.values()]
 

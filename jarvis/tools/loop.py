@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Literal
 
+from jarvis.errors import InvalidRequest
 from jarvis.request import ChatRequest, Chunk, Message, ToolCall
 from jarvis.tools.plan import FunctionSpec, ToolPlan
 from jarvis.tools.source import ToolInfo, ToolOutput, ToolSource
@@ -95,6 +96,10 @@ class ToolLoop:
 
     async def _run(self, turn: ToolTurn) -> AsyncIterator[Chunk | ToolEvent]:
         tools = {t.name: t for t in await self.source.list_tools()}
+        if turn._choice not in ("auto", "none", "required") and turn._choice not in tools:
+            raise InvalidRequest(f"tool_choice names {turn._choice!r}, which is not one of the enabled tools "
+                                 f"({', '.join(tools) or 'none: is a server configured and running?'}).",
+                                 field="tool_choice")
         specs = tuple(FunctionSpec(name=t.name, description=t.description or None, parameters=t.input_schema)
                       for t in tools.values())
         messages = list(turn._request.messages)
