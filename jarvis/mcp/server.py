@@ -313,6 +313,18 @@ class McpServer:
         self._tools = await asyncio.wait_for(self._list(self._session), self.settings.timeout_s)
         return self.tools
 
+    def set_tool_enabled(self, tool: str, enabled: bool) -> None:
+        """A tool's switch for this session (the desktop's Tools panel); the settings file is not
+        changed. A disabled tool leaves the next request's prompt."""
+        from dataclasses import replace as replaced
+
+        from jarvis.mcp.settings import McpToolSettings
+
+        own = self.settings.tools.get(tool, McpToolSettings())
+        tools = {**self.settings.tools, tool: own.model_copy(update={"enabled": enabled})}
+        self.settings = self.settings.model_copy(update={"tools": tools})
+        self._tools = [replaced(t, enabled=enabled) if t.name == tool else t for t in self._tools]
+
     async def restart(self) -> None:
         async with self._lock:
             self._failures = 0

@@ -24,6 +24,7 @@ from ui.chat.conversation_view import ConversationView
 from ui.chat.message_widget import MessageWidget
 from ui.chat.settings_panel import SettingsPanel
 from ui.chat.sidebar import Sidebar
+from ui.chat.tool_card import ToolCallCard
 
 log = logging.getLogger("ui.chat")
 NEW_TITLE = "New conversation"
@@ -80,6 +81,10 @@ class ChatView(QWidget):
         if store_warning:
             self.sidebar.show_warning(store_warning)
 
+        self.tool_hub = None  # set by enable_tools: answers may call the MCP servers' tools
+        self.tool_choice = "auto"  # what the first round of an answer may or must do with them
+        self._tool_loops: dict[int, object] = {}
+        self._cards: dict[str, ToolCallCard] = {}  # call id -> its card, while the answer runs
         self._waiting_timer = QTimer(self)  # "loading model…" / "waiting in queue" before the first token
         self._waiting_timer.setInterval(250)
         self._waiting_timer.timeout.connect(self._update_waiting)
@@ -234,9 +239,54 @@ class ChatView(QWidget):
         self.answering_changed.emit()
         return answer
 
+    # ---- tools ---------------------------------------------------------------------------------
+    def enable_tools(self, hub, *, max_rounds: int, result_max_kb: int) -> None:
+        """Answers go through the tool loop over `hub`: each call shows as a card that asks Allow
+        once / Always allow / Deny (per the tool's policy); "always" holds for that conversation."""
+        self.tool_hub, self._tool_limits = hub, (max_rounds, result_max_kb)
+
+    def _stream(self, answer: Answer):
+        if self.tool_hub is None or not self.tool_hub.configured:
+            return self.assistant.stream(answer.request)
+        from jarvis.tools.loop import ToolLoop
+
+        conv_id = answer.conversation_id
+        if conv_id not in self._tool_loops:
+            rounds, kb = self._tool_limits
+            self._tool_loops[conv_id] = ToolLoop(
+                self.assistant, self.tool_hub, lambda tool, call, arguments: self._approve(conv_id, tool, call, arguments),
+                max_rounds=rounds, result_max_kb=kb)
+        return aiter(self._tool_loops[conv_id].turn(answer.request, self.tool_choice))
+
+    def _card(self, answer: Answer | None, call, tool, arguments) -> ToolCallCard:
+        card = self._cards.get(call.id)
+        if card is None:
+            card = ToolCallCard(call.name, tool.origin if tool else "", arguments)
+            self._cards[call.id] = card
+            if answer is not None and answer.widget is not None:
+                self.view.insert_before(card, answer.widget)
+        return card
+
+    async def _approve(self, conv_id: int, tool, call, arguments) -> str:
+        return await self._card(self.answers.get(conv_id), call, tool, arguments).ask()
+
+    def _tool_event(self, answer: Answer, event) -> None:
+        card = self._card(answer, event.call, event.tool, event.arguments)
+        if event.status == "running":
+            card.set_status("running")
+        else:
+            card.show_result(event.status, event.result, event.ms)
+            answer.tool_rounds = event.round
+            answer.tool_ms += event.ms
+
     async def _run(self, answer: Answer) -> None:
+        from jarvis.tools.loop import ToolEvent
+
         try:
-            async for chunk in self.assistant.stream(answer.request):
+            async for chunk in self._stream(answer):
+                if isinstance(chunk, ToolEvent):
+                    self._tool_event(answer, chunk)
+                    continue
                 if chunk.queue is not None and not answer.first_token:
                     answer.queue, answer.queue_since = chunk.queue, time.monotonic()
                     answer.queue_positions.append(chunk.queue.position)
@@ -269,6 +319,9 @@ class ChatView(QWidget):
         if self.answers.get(answer.conversation_id) is answer:
             del self.answers[answer.conversation_id]
         stats = "" if status == "error" else stats_line(answer.record, answer.model, status)
+        if answer.tool_rounds and stats:
+            stats += f" · {answer.tool_rounds} tool round{'s' if answer.tool_rounds > 1 else ''}, " \
+                     f"{answer.tool_ms:.0f} ms in tools"
         content = error if status == "error" else answer.text
         meta = {"stats": stats, "model": answer.model,
                 "record": answer.record.figures() if answer.record else None}
