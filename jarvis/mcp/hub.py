@@ -26,11 +26,13 @@ class McpHub:
         return any(s.settings.enabled for s in self.servers.values())
 
     async def start(self) -> None:
-        """Start every enabled server now (a failure is kept in its state, not raised)."""
+        """Start every enabled server now (a failure is kept in its state, not raised). One that
+        failed lately is left out until its back-off has passed, so it never delays an answer."""
         async def one(server: McpServer) -> None:
             with contextlib.suppress(McpServerError):
                 await server.ensure()
-        await asyncio.gather(*(one(s) for s in self.servers.values() if s.settings.enabled))
+        await asyncio.gather(*(one(s) for s in self.servers.values()
+                               if s.settings.enabled and not s.backoff_left()))
 
     def model_names(self) -> dict[tuple[str, str], str]:
         """(server, tool) -> the name the model saw at the last list_tools."""

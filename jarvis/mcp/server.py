@@ -140,6 +140,13 @@ class McpServer:
         return text
 
     # ---- life cycle ------------------------------------------------------------------------
+    def backoff_left(self) -> float:
+        """Seconds before a failed, crashed or hung server may be started again (0 = now)."""
+        if not self._failures or self.state == READY:
+            return 0.0
+        wait = BACKOFF_S[min(self._failures - 1, len(BACKOFF_S) - 1)] - (time.monotonic() - self._failed_at)
+        return max(0.0, wait)
+
     async def ensure(self) -> None:
         """Started and initialised, or McpServerError saying why not."""
         if self.state == DISABLED:
@@ -149,8 +156,8 @@ class McpServer:
         async with self._lock:
             if self.state == READY:
                 return
-            wait = BACKOFF_S[min(self._failures - 1, len(BACKOFF_S) - 1)] - (time.monotonic() - self._failed_at)
-            if self._failures and wait > 0:
+            wait = self.backoff_left()
+            if wait > 0:
                 await asyncio.sleep(wait)
             await self._start()
 

@@ -11,6 +11,7 @@ Cancelling the turn (the user's Stop) cancels a running call with it.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -77,7 +78,7 @@ class ToolTurn:
 class ToolLoop:
     """One per conversation: remembers the user's "always" answers for its life."""
 
-    def __init__(self, assistant: Any, source: ToolSource, approve: Approver, *, max_rounds: int = 4,
+    def __init__(self, assistant: Any, source: ToolSource, approve: Approver | None, *, max_rounds: int = 4,
                  result_max_kb: int = 16, parallel: bool = False) -> None:
         self.assistant = assistant
         # One call per round by default: small local models forced into the call grammar tend to
@@ -169,7 +170,8 @@ class ToolLoop:
             return
         if tool.approval == "ask" and tool.name not in self.always:
             asked = time.perf_counter()
-            decision = await self.approve(tool, call, arguments)
+            # No one to ask (a front end without a way to ask): the call does not run.
+            decision = await self.approve(tool, call, arguments) if self.approve is not None else "deny"
             asked_ms = (time.perf_counter() - asked) * 1000
             if decision == "deny":
                 text = DENIED.format(name=tool.name)
@@ -214,21 +216,32 @@ def check_arguments(schema: dict, arguments: str) -> tuple[dict | None, str]:
         return None, f"the arguments are not valid JSON ({e.msg} at character {e.pos})"
     if not isinstance(parsed, dict):
         return None, "the arguments must be a JSON object"
-    try:
-        from jsonschema import validators
-    except ImportError:  # pragma: no cover - jsonschema comes with the mcp SDK
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    if validator is None:
         return parsed, _minimal_check(schema, parsed)
-    validator_class = validators.validator_for(schema)
-    try:
-        validator_class.check_schema(schema)
-    except Exception:  # noqa: BLE001 - a server's broken schema: fall back to the minimal check
-        return parsed, _minimal_check(schema, parsed)
-    errors = sorted(validator_class(schema).iter_errors(parsed), key=lambda e: list(e.path))
+    errors = sorted(validator.iter_errors(parsed), key=lambda e: list(e.path))
     if not errors:
         return parsed, ""
     first = errors[0]
     where = "/".join(str(p) for p in first.path)
     return parsed, f"{where}: {first.message}" if where else first.message
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str):
+    """A compiled validator per schema (checking and compiling one costs ~1 ms; a tool's schema
+    rarely changes), or None without jsonschema or for a schema it rejects."""
+    try:
+        from jsonschema import validators
+    except ImportError:  # pragma: no cover - jsonschema comes with the mcp SDK
+        return None
+    schema = json.loads(schema_json)
+    validator_class = validators.validator_for(schema)
+    try:
+        validator_class.check_schema(schema)
+    except Exception:  # noqa: BLE001 - a server's broken schema: the minimal check instead
+        return None
+    return validator_class(schema)
 
 
 _JSON_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict,
