@@ -60,6 +60,13 @@ def test_cards_ask_deny_then_always_allow_and_the_stats_line_counts_the_round(ma
     drive.wait(answer.task.done)
     assert _card(d).status == "done" and d.chat.tool_hub.servers["test"].calls == 2
 
+    # Stored with the answers: reopening the conversation shows every call as it ended.
+    stored = [m.meta["tools"][0] for m in d.store.messages(answer.conversation_id) if m.meta.get("tools")]
+    assert [(c["name"], c["status"]) for c in stored] == [("pid", "denied"), ("pid", "done"), ("pid", "done")]
+    d.chat.select(answer.conversation_id)
+    drive.wait(lambda: len([c for c in d.chat.view.findChildren(type(card)) if c.isVisible()]) == 3)
+    assert [c.status for c in d.chat.view.findChildren(type(card)) if c.isVisible()] == ["denied", "done", "done"]
+
 
 def test_the_tools_panel_shows_state_tools_costs_and_a_switch_takes_a_tool_out(make_desktop, drive, tmp_path, ui_env):
     d = make_desktop(_settings(tmp_path, ui_env))

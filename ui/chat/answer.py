@@ -45,3 +45,4 @@ class Answer:
     queue_positions: list[int] = field(default_factory=list)  # every position it was told, in order
     tool_rounds: int = 0  # rounds in which the model called tools (the stats line counts them)
     tool_ms: float = 0.0  # the calls' own time
+    tool_log: list[dict] = field(default_factory=list)  # each call's outcome, stored with the answer

@@ -128,6 +128,10 @@ class ChatView(QWidget):
         conv = self.store.get(conversation_id)
         self.view.clear()
         for m in self.store.messages(conversation_id):
+            for call in m.meta.get("tools") or ():  # the answer's tool calls, as they ended
+                card = ToolCallCard(call["name"], call.get("origin", ""), call.get("arguments", {}))
+                card.show_result(call["status"], call.get("result", ""), call.get("ms", 0.0))
+                self.view.add(card)
             self.view.add(MessageWidget(m.role, m.content, status=m.status, stats=m.meta.get("stats", ""),
                                         message_id=m.id))
         answer = self.answers.get(conversation_id)
@@ -278,6 +282,9 @@ class ChatView(QWidget):
             card.show_result(event.status, event.result, event.ms)
             answer.tool_rounds = event.round
             answer.tool_ms += event.ms
+            answer.tool_log.append({"name": event.call.name, "origin": event.tool.origin if event.tool else "",
+                                    "arguments": event.arguments, "status": event.status, "result": event.result,
+                                    "ms": round(event.ms, 1)})
 
     async def _run(self, answer: Answer) -> None:
         from jarvis.tools.loop import ToolEvent
@@ -325,6 +332,8 @@ class ChatView(QWidget):
         content = error if status == "error" else answer.text
         meta = {"stats": stats, "model": answer.model,
                 "record": answer.record.figures() if answer.record else None}
+        if answer.tool_log:  # calls, approvals and results survive a restart: shown again on reopening
+            meta["tools"] = answer.tool_log
         try:
             self.store.add_message(answer.conversation_id, "assistant", content, status, meta)
         except JarvisError as e:  # a deleted conversation, a database gone read-only
