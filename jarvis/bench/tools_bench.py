@@ -2,8 +2,10 @@
 
 - Overhead, P50/P95 over N turns on the bundled model with `mcp-server-time` over stdio (a forced
   call of get_current_time, approval "always", one round): from the model's last token to the
-  call's request handed to the MCP SDK (`call_ms`), and from the result's arrival to the next
-  request handed to the Assistant (`resume_ms`). The baseline, measured in the same run: the
+  call's request handed to the MCP SDK (`call_ms`; split into `handoff_ms`, the token's way from
+  the engine thread to the loop with the Assistant's record, and `loop_call_ms`, the loop's own
+  parse, validation and the SDK), and from the result's arrival to the next request handed to the
+  Assistant (`resume_ms`). The baseline, measured in the same run: the
   tool's own round trip (request sent -> answer back) and the model's time per turn; the overhead
   is given as a share of each.
 - Schema tokens in the bundled model's prompt of mcp-server-time's and mcp-server-git's tools
@@ -73,7 +75,7 @@ async def overhead_figures(turns: int, data_dir: str) -> dict:
                                       "JARVIS_GPU_USE_GPU": "false"})
     assistant = Assistant(settings)
     hub = _hub("time", dict(SERVERS["mcp-server-time"][0], approval="always"))
-    call_ms, resume_ms, tool_ms, turn_ms = [], [], [], []
+    call_ms, resume_ms, tool_ms, turn_ms, handoff_ms = [], [], [], [], []
     try:
         if not await hub.list_tools():
             raise SystemExit(f"mcp-server-time did not start ({hub.statuses()[0].last_error}): "
@@ -89,6 +91,7 @@ async def overhead_figures(turns: int, data_dir: str) -> dict:
                     tool_ms.append(item.ms)
             if i and turn.overheads:
                 call_ms.append(turn.overheads[0].call_ms)
+                handoff_ms.append(turn.overheads[0].handoff_ms)
                 resume_ms.append(turn.overheads[0].resume_ms)
                 turn_ms.append((time.perf_counter() - started) * 1000)
     finally:
@@ -100,7 +103,9 @@ async def overhead_figures(turns: int, data_dir: str) -> dict:
     if not call_ms:
         raise SystemExit("no turn made a tool call: nothing to measure")
     overhead = [c + r for c, r in zip(call_ms, resume_ms)]
-    return {"turns": len(call_ms), "call_ms": p(call_ms), "resume_ms": p(resume_ms), "tool_ms": p(tool_ms),
+    loop_ms = [c - h for c, h in zip(call_ms, handoff_ms)]
+    return {"turns": len(call_ms), "call_ms": p(call_ms), "handoff_ms": p(handoff_ms), "loop_call_ms": p(loop_ms),
+            "resume_ms": p(resume_ms), "tool_ms": p(tool_ms),
             "turn_ms": p(turn_ms),
             "overhead_vs_tool": round(percentile(overhead, 50) / max(percentile(tool_ms, 50), 1e-9), 4),
             "overhead_vs_turn": round(percentile(overhead, 50) / max(percentile(turn_ms, 50), 1e-9), 5)}
@@ -123,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     o = result["overhead"]
     print(f"Tool loop overhead over {o['turns']} turns (bundled model, mcp-server-time over stdio), ms P50 / P95:")
     print(f"  last call token -> tool request sent   {o['call_ms']['p50']:.2f} / {o['call_ms']['p95']:.2f}")
+    print(f"    of which the token's way to the loop {o['handoff_ms']['p50']:.2f} / {o['handoff_ms']['p95']:.2f}"
+          "  (engine thread -> loop, the Assistant's record)")
+    print(f"    of which the loop and the MCP SDK    {o['loop_call_ms']['p50']:.2f} / {o['loop_call_ms']['p95']:.2f}")
     print(f"  result -> next request to the model    {o['resume_ms']['p50']:.2f} / {o['resume_ms']['p95']:.2f}")
     print(f"  baseline: the tool's own round trip    {o['tool_ms']['p50']:.2f} / {o['tool_ms']['p95']:.2f}"
           f"  (overhead = {o['overhead_vs_tool']:.1%} of it)")

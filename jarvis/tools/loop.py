@@ -55,6 +55,7 @@ class LoopOverhead:
 
     call_ms: float
     resume_ms: float
+    handoff_ms: float = 0.0  # of call_ms: the last token's way to the loop (engine, Assistant, record)
 
 
 @dataclass
@@ -106,7 +107,7 @@ class ToolLoop:
         messages = list(turn._request.messages)
         choice = turn._choice if tools else "none"
         resume_from = 0.0  # the last result's arrival, for the resume overhead
-        call_ms = 0.0
+        call_ms = handoff_ms = 0.0
         while True:
             if turn.rounds >= self.max_rounds:
                 choice = "none"  # the model has had its rounds: it answers in words now
@@ -118,13 +119,15 @@ class ToolLoop:
             last_token_at = 0.0
             stream = self.assistant.stream(request)
             if resume_from:
-                turn.overheads.append(LoopOverhead(call_ms, (time.perf_counter() - resume_from) * 1000))
+                turn.overheads.append(LoopOverhead(call_ms, (time.perf_counter() - resume_from) * 1000, handoff_ms))
             async for chunk in stream:
                 text.append(chunk.text)
                 if chunk.done:
                     calls = chunk.tool_calls
+                    received_at = time.perf_counter()
                     last_token_at = (chunk.timings.last_token_at if chunk.timings and chunk.timings.last_token_at
-                                     else time.perf_counter())
+                                     else received_at)
+                    handoff_ms = (received_at - last_token_at) * 1000
                 yield chunk
             content = "".join(text)
             if not calls:
