@@ -14,7 +14,8 @@ from jarvis.request import Message
 HELP = "Type a message and press Enter. /exit or Ctrl-D quits, Ctrl-C stops an answer, /reset starts over."
 
 
-async def _chat(settings, model: str, system: str | None, show_stats: bool, tools: bool = False) -> int:
+async def _chat(settings, model: str, system: str | None, show_stats: bool, tools: bool = False,
+                tool_choice: str = "auto") -> int:
     from jarvis.assistant import Assistant
 
     assistant = Assistant(settings)
@@ -67,7 +68,7 @@ async def _chat(settings, model: str, system: str | None, show_stats: bool, tool
                     from jarvis.tools.loop import ToolEvent
                     from jarvis.tools.terminal import describe
 
-                    turn = tool_loop.turn(request)
+                    turn = tool_loop.turn(request, tool_choice)
                     source = turn.__aiter__()
                 else:
                     turn, source = None, assistant.stream(request)
@@ -114,5 +115,5 @@ def _read_line() -> str:
 
 
 def run_terminal_chat(settings, model: str = "", system: str | None = None, show_stats: bool = False,
-                      tools: bool = False) -> int:
-    return asyncio.run(_chat(settings, model, system, show_stats, tools))
+                      tools: bool = False, tool_choice: str = "auto") -> int:
+    return asyncio.run(_chat(settings, model, system, show_stats, tools, tool_choice))

@@ -74,3 +74,16 @@ def test_ask_with_tools_asks_on_the_terminal_and_the_answer_uses_the_result(tmp_
     assert "[tool] get_current_time: done in" in done.stderr
     denied = run_jarvis(base, env, input="n\n")
     assert denied.returncode == 0 and "[tool] get_current_time: denied" in denied.stderr
+
+
+def test_chat_with_tools_asks_then_always_holds_for_the_rest_of_the_chat(tmp_path, env):
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text(f"[mcp.servers.time]\ncommand = {json.dumps(sys.executable)}\n"
+                             f"args = {json.dumps(TIME_ARGS)}\n[mcp]\nmax_rounds = 1\n")
+    script = "What time is it in Tokyo?\na\nAnd in Madrid?\n/exit\n"
+    done = run_jarvis(["--config", str(settings_file), "chat", "--tools", "--tool-choice", "get_current_time"],
+                      {**env, "JARVIS_GENERATION_TEMPERATURE": "0", "JARVIS_GENERATION_MAX_TOKENS": "60"},
+                      input=script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("run it? [y]es / [n]o / [a]lways") == 1  # asked once: "a" holds
+    assert done.stdout.count("[tool] get_current_time: done in") == 2
