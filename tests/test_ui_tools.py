@@ -81,6 +81,9 @@ def test_the_tools_panel_shows_state_tools_costs_and_a_switch_takes_a_tool_out(m
     drive.run(controller._refresh())
     assert int(panel.total.text().split("<b>")[1].split("</b>")[0]) < total
     assert "big" not in {t.name for t in drive.run(d.chat.tool_hub.list_tools())}
+    server = d.chat.tool_hub.servers["test"]
+    panel.restart_buttons["test"].click()  # a fresh process, and the panel painted again
+    drive.wait(lambda: server.starts == 2 and server.state == "ready")
     d.window.tabs.setCurrentWidget(panel)
     panel.resize(900, 600)
     panel.grab().save(str(tmp_path / "tools_panel.png"))
