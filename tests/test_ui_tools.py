@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
+from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.config import load_settings
 from tests.conftest import ROOT
