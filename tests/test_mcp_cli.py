@@ -7,7 +7,7 @@ import json
 import sys
 import tomllib
 
-from tests.conftest import run_jarvis
+from tests.support.process import run_jarvis
 
 TIME_ARGS = ["-m", "mcp_server_time", "--local-timezone", "UTC"]
 

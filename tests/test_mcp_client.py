@@ -15,7 +15,7 @@ import pytest
 from jarvis.mcp.hub import McpHub
 from jarvis.mcp.server import CRASHED, HUNG, READY, McpServer, McpServerError
 from jarvis.mcp.settings import McpSettings, validate_server
-from tests.conftest import ROOT
+from tests.support.process import ROOT
 
 
 def _server(name: str, **table) -> McpServer:

@@ -12,7 +12,7 @@ from jarvis.assistant import Assistant
 from jarvis.mcp.hub import McpHub
 from jarvis.mcp.settings import McpSettings, validate_server
 from jarvis.tools.loop import DENIED, ToolEvent, ToolLoop, cap, check_arguments
-from tests.conftest import ROOT
+from tests.support.process import ROOT
 
 TIME = {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}
 TEST_SERVER = {"command": sys.executable, "args": ["-m", "tests.support.mcp_test_server", "stdio"],

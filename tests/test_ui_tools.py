@@ -9,7 +9,7 @@ import sys
 from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.config import load_settings
-from tests.conftest import ROOT
+from tests.support.process import ROOT
 
 
 def _settings(tmp_path, ui_env):
