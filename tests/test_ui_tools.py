@@ -33,7 +33,7 @@ def _card(d):
 def test_cards_ask_deny_then_always_allow_and_the_stats_line_counts_the_round(make_desktop, drive, tmp_path, ui_env):
     d = make_desktop(_settings(tmp_path, ui_env))
     d.chat.tool_choice = "pid"
-    answer = d.chat.send("Show the process id")
+    answer = drive.run(d.chat.send("Show the process id"))
     drive.wait(lambda: _card(d) is not None and _card(d).status == "asking")
     card = _card(d)
     assert card.deny.isVisible() and json.loads(card.arguments.toPlainText()) == {}
@@ -44,7 +44,7 @@ def test_cards_ask_deny_then_always_allow_and_the_stats_line_counts_the_round(ma
     assert "1 tool round" in d.chat.view.messages()[-1].stats.text()
 
     d.chat._cards.clear()
-    answer = d.chat.send("Show the process id")
+    answer = drive.run(d.chat.send("Show the process id"))
     drive.wait(lambda: _card(d) is not None and _card(d).status == "asking")
     _card(d).always_allow.click()
     drive.wait(answer.task.done)
@@ -56,14 +56,14 @@ def test_cards_ask_deny_then_always_allow_and_the_stats_line_counts_the_round(ma
     d.chat.view.grab().save(str(tmp_path / "chat_tool_card.png"))
 
     d.chat._cards.clear()  # "Always allow" holds: the next call is not asked
-    answer = d.chat.send("Show the process id")
+    answer = drive.run(d.chat.send("Show the process id"))
     drive.wait(answer.task.done)
     assert _card(d).status == "done" and d.chat.tool_hub.servers["test"].calls == 2
 
     # Stored with the answers: reopening the conversation shows every call as it ended.
-    stored = [m.meta["tools"][0] for m in d.store.messages(answer.conversation_id) if m.meta.get("tools")]
+    stored = [m.meta["tools"][0] for m in drive.run(d.store.messages(answer.conversation_id)) if m.meta.get("tools")]
     assert [(c["name"], c["status"]) for c in stored] == [("pid", "denied"), ("pid", "done"), ("pid", "done")]
-    d.chat.select(answer.conversation_id)
+    drive.run(d.chat.select(answer.conversation_id))
     drive.wait(lambda: len([c for c in d.chat.view.findChildren(type(card)) if c.isVisible()]) == 3)
     assert [c.status for c in d.chat.view.findChildren(type(card)) if c.isVisible()] == ["denied", "done", "done"]
 
