@@ -21,6 +21,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jarvis.errors import ConfigError
+from jarvis.mcp.settings import McpSettings, validate_server
 from jarvis.remote.settings import RemoteSettings, validate_remote
 from jarvis.sampling import SamplingParams
 
@@ -174,6 +175,8 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     conversations: ConversationSettings = ConversationSettings()
     downloads: DownloadSettings = DownloadSettings()
+    # [mcp] and its [mcp.servers.NAME] tables: the MCP servers whose tools the assistant may call.
+    mcp: McpSettings = McpSettings()
     # [remotes.NAME] tables: remote OpenAI-compatible servers whose models appear as NAME/<id>.
     remotes: dict[str, RemoteSettings] = {}
 
@@ -212,6 +215,9 @@ SECTIONS: dict[str, type[BaseModel]] = {
     name: field.annotation for name, field in Settings.model_fields.items()  # type: ignore[misc]
     if name != "remotes"  # a table of tables, validated by jarvis.remote.settings
 }
+# Keys that hold a table of tables (merged per NAME across files, validated on their own) and so
+# have no JARVIS_<SECTION>_<KEY> variable: [mcp.servers.NAME].
+TABLE_KEYS = {("mcp", "servers")}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -232,6 +238,8 @@ def _env_overrides(environ: dict[str, str]) -> dict[tuple[str, str], tuple[str, 
     found: dict[tuple[str, str], tuple[str, str]] = {}
     for section, model in SECTIONS.items():
         for key in model.model_fields:
+            if (section, key) in TABLE_KEYS:
+                continue
             var = f"JARVIS_{section}_{key}".upper()
             if var in environ:
                 found[(section, key)] = (environ[var], var)
@@ -268,6 +276,7 @@ def load_settings(user_file: str | os.PathLike | None = None, environ: dict[str,
     merged: dict[str, dict[str, Any]] = {}
     source: dict[tuple[str, str], str] = {}
     remotes: dict[str, dict[str, Any]] = {}
+    mcp_servers: dict[str, dict[str, Any]] = {}
 
     per_user = user_settings_file()
     layers = [Path(defaults_file)] + ([per_user] if per_user.is_file() else []) \
@@ -292,6 +301,9 @@ def load_settings(user_file: str | os.PathLike | None = None, environ: dict[str,
             if not isinstance(values, dict):
                 raise ConfigError(f"{path}: {section} must be a table ([{section}]), not a value.")
             for key, value in values.items():
+                if (section, key) == ("mcp", "servers"):
+                    _merge_servers(mcp_servers, value, str(path))
+                    continue
                 if key not in SECTIONS[section].model_fields:
                     known = ", ".join(SECTIONS[section].model_fields)
                     raise ConfigError(f"{path}: unknown key {section}.{key}. Keys of [{section}]: {known}.")
@@ -302,6 +314,9 @@ def load_settings(user_file: str | os.PathLike | None = None, environ: dict[str,
         merged.setdefault(section, {})[key] = _parse_env_value(raw, section, key)
         source[(section, key)] = f"environment variable {var}"
 
+    if mcp_servers:
+        merged.setdefault("mcp", {})["servers"] = {name: validate_server(name, table, "settings")
+                                                   for name, table in mcp_servers.items()}
     if remotes:
         merged["remotes"] = {name: validate_remote(name, table, "settings") for name, table in remotes.items()}
     try:
@@ -316,6 +331,17 @@ def load_settings(user_file: str | os.PathLike | None = None, environ: dict[str,
             f"{where}: {section}.{key} = {err.get('input')!r} is invalid: {err['msg']}"
             + (f" (allowed: {allowed})." if allowed else ".")
         ) from None
+
+
+def _merge_servers(servers: dict[str, dict[str, Any]], tables: Any, path: str) -> None:
+    """A file's [mcp.servers.NAME] tables over those of the files before it, key by key."""
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: mcp.servers must be tables ([mcp.servers.NAME]), not a value.")
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: mcp.servers.{name} must be a table ([mcp.servers.{name}]), not a value.")
+        servers[name] = {**servers.get(name, {}), **table}
+        validate_server(name, servers[name], path)  # errors name this file
 
 
 def apply_process_environment(settings: Settings) -> None:

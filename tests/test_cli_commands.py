@@ -17,7 +17,8 @@ def test_every_command_module_is_listed():
     assert with_parser == {m.__name__ for m in COMMANDS}
 
 
-NAMES = ["gui", "models", "pull", "rm", "ask", "chat", "doctor", "serve", "stats", "bench", "cache", "setup-cuda"]
+NAMES = ["gui", "models", "pull", "rm", "ask", "chat", "mcp", "doctor", "serve", "stats", "bench", "cache",
+         "setup-cuda"]
 REQUIRED = {"pull": ["OWNER/NAME"], "rm": ["NAME"], "cache": ["stats"]}  # their positional arguments
 
 

@@ -41,9 +41,28 @@ class Desktop:
         self.heartbeat = UiHeartbeat(self.runtime, parent=self.window)  # the UI stall, measured
         self.get_models = None  # the "Get models" dialog, made on first use
         self.chat.settings_panel.get_models_requested.connect(self.open_get_models)
+        self.tools = self._tools(settings)
         self.closed = asyncio.Event()
         self._closing: asyncio.Task | None = None
         self.shutdown_ms: dict[str, float] = {}
+
+    def _tools(self, settings):
+        """With [mcp.servers.NAME] tables: answers may call their tools, and a Tools tab shows them.
+        No server starts before its tools are first needed (the tab's first Refresh or an answer)."""
+        if not settings.mcp.servers:
+            return None
+        from jarvis.mcp.hub import McpHub
+
+        from ui.chat.tools_panel import ToolsController, ToolsPanel
+
+        hub = McpHub(settings.mcp)
+        self.chat.enable_tools(hub, max_rounds=settings.mcp.max_rounds, result_max_kb=settings.mcp.result_max_kb)
+        panel = ToolsPanel()
+        self.window.tabs.addTab(panel, "Tools")
+        controller = ToolsController(panel, hub, self.runtime.assistant, self.chat.tasks)
+        self.window.tabs.currentChanged.connect(
+            lambda i: controller.refresh() if self.window.tabs.widget(i) is panel else None)
+        return controller
 
     async def start(self, *, http: bool | None = None, warmup: bool | None = None) -> None:
         warm = bool(self.settings.models.warmup) if warmup is None else warmup
@@ -109,6 +128,8 @@ class Desktop:
         await self.chat.stop_all()       # answers first: each saves its text as 'stopped'
         await self._stop_downloads()
         await self.monitor.tasks.cancel_all()
+        if self.tools is not None:
+            await self.tools.hub.close()  # every MCP server it started
         saved = time.perf_counter()
         await self.runtime.close()       # unloads models, stops the endpoint and the sampler
         await self.store.close()

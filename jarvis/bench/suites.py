@@ -37,6 +37,8 @@ SUITES = (
           ("--rounds", "1", "--latency-n", "5")),
     Suite("catalog", "jarvis.bench.catalog_bench", "GET /health while the catalog reads new model files",
           ("--files", "60", "--idle", "2")),
+    Suite("tools", "jarvis.bench.tools_bench", "the tool loop's own overhead per round (mcp-server-time) and the "
+          "prompt tokens of MCP tool schemas", ("--turns", "5")),
     Suite("http-stats", "jarvis.bench.http_stats_bench", "the stats endpoints' latency at a fixed rate; the 1 Hz "
           "sampler's cost", ("--duration", "2"), needs_bundled_model=False),
 )

@@ -18,6 +18,10 @@ def add_parser(sub) -> None:
     a.add_argument("--seed", type=int)
     a.add_argument("--stats", action="store_true", help="print load time, TTFT and tokens/s to stderr")
     a.add_argument("--server", metavar="URL", help="send through a running JARVIS (its OpenAI API) instead")
+    a.add_argument("--tools", action="store_true",
+                   help="let the model call the tools of your MCP servers (each call asked y/n/a on the terminal)")
+    a.add_argument("--tool-choice", default="auto", metavar="auto|required|TOOL",
+                   help="with --tools: whether the model may (auto) or must call a tool, or which one")
     add_remote_option(a)
     a.set_defaults(func=run)
 
@@ -31,6 +35,9 @@ def run(args) -> int:
         return EXIT_USAGE
     settings = settings_for(args)
     if args.server:
+        if args.tools:
+            print("jarvis ask: --tools runs the tools here; it does not go with --server.", file=sys.stderr)
+            return EXIT_USAGE
         return _ask_server(settings, args, prompt)
     return asyncio.run(_ask(settings, args, prompt))
 
@@ -68,10 +75,18 @@ async def _ask(settings, args, prompt: str) -> int:
                                     temperature=args.temperature, seed=args.seed, operation="ask",
                                     source="cli")
         record = None
-        async for chunk in assistant.stream(request):
-            sys.stdout.write(chunk.text)
-            sys.stdout.flush()
-            record = chunk.record or record
+        if args.tools:
+            from jarvis.tools.terminal import tool_turn
+
+            async for chunk in tool_turn(assistant, settings, request, args.tool_choice):
+                sys.stdout.write(chunk.text)
+                sys.stdout.flush()
+                record = chunk.record or record
+        else:
+            async for chunk in assistant.stream(request):
+                sys.stdout.write(chunk.text)
+                sys.stdout.flush()
+                record = chunk.record or record
         sys.stdout.write("\n")
         if args.stats and record:
             print(stats_line(record, detail=True), file=sys.stderr)

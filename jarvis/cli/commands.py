@@ -6,7 +6,7 @@ exit code). Adding a command is that module plus one line in COMMANDS.
 
 from __future__ import annotations
 
-from jarvis.cli import ask, bench, cache, chat, doctor, downloads, gui, models, serve, setup_cuda, stats
+from jarvis.cli import ask, bench, cache, chat, doctor, downloads, gui, mcp, models, serve, setup_cuda, stats
 
 COMMANDS = [
     gui,
@@ -14,6 +14,7 @@ COMMANDS = [
     downloads,  # pull, rm
     ask,
     chat,
+    mcp,  # list, add, import
     doctor,
     serve,
     stats,

@@ -43,3 +43,6 @@ class Answer:
     queue: QueuePosition | None = None  # where it waits for a slot, until its first token
     queue_since: float = 0.0  # monotonic time that position came
     queue_positions: list[int] = field(default_factory=list)  # every position it was told, in order
+    tool_rounds: int = 0  # rounds in which the model called tools (the stats line counts them)
+    tool_ms: float = 0.0  # the calls' own time
+    tool_log: list[dict] = field(default_factory=list)  # each call's outcome, stored with the answer

@@ -30,6 +30,7 @@ from ui.chat.conversation_view import ConversationView
 from ui.chat.message_widget import MessageWidget
 from ui.chat.settings_panel import SettingsPanel
 from ui.chat.sidebar import Sidebar
+from ui.chat.tool_card import ToolCallCard
 
 log = logging.getLogger("ui.chat")
 NEW_TITLE = "New conversation"
@@ -92,6 +93,10 @@ class ChatView(QWidget):
         self.composer.edit_requested.connect(lambda: self._spawn(self.edit_last(), "edit"))
         self.settings_panel.changed.connect(lambda fields: self._spawn(self._settings_changed(fields), "settings"))
         self.settings_panel.refresh_requested.connect(self.rescan_models)
+        self.tool_hub = None  # set by enable_tools: answers may call the MCP servers' tools
+        self.tool_choice = "auto"  # what the first round of an answer may or must do with them
+        self._tool_loops: dict[int, object] = {}
+        self._cards: dict[str, ToolCallCard] = {}  # call id -> its card, while the answer runs
         self.refresh_models()
 
     def _spawn(self, coro, name: str) -> asyncio.Task:
@@ -199,7 +204,8 @@ class ChatView(QWidget):
         self.view.clear()
         self._earlier = messages[:-SHOWN_MESSAGES]
         for m in messages[-SHOWN_MESSAGES:]:
-            self.view.add(_message_widget(m))
+            for widget in _message_widgets(m):
+                self.view.add(widget)
         self.view.set_earlier(len(self._earlier))
         answer = self.answers.get(conversation_id)
         if answer is not None:
@@ -214,7 +220,7 @@ class ChatView(QWidget):
         """The messages the open conversation's first screen left out (already read with it)."""
         earlier, self._earlier = self._earlier, []
         self.view.set_earlier(0)
-        self.view.prepend([_message_widget(m) for m in earlier])
+        self.view.prepend([w for m in earlier for w in _message_widgets(m)])
 
     async def rename(self, conversation_id: int, title: str) -> None:
         async with self._actions:
@@ -339,9 +345,57 @@ class ChatView(QWidget):
         self.answering_changed.emit()
         return answer
 
+    # ---- tools ---------------------------------------------------------------------------------
+    def enable_tools(self, hub, *, max_rounds: int, result_max_kb: int) -> None:
+        """Answers go through the tool loop over `hub`: each call shows as a card that asks Allow
+        once / Always allow / Deny (per the tool's policy); "always" holds for that conversation."""
+        self.tool_hub, self._tool_limits = hub, (max_rounds, result_max_kb)
+
+    def _stream(self, answer: Answer):
+        if self.tool_hub is None or not self.tool_hub.configured:
+            return self.assistant.stream(answer.request)
+        from jarvis.tools.loop import ToolLoop
+
+        conv_id = answer.conversation_id
+        if conv_id not in self._tool_loops:
+            rounds, kb = self._tool_limits
+            self._tool_loops[conv_id] = ToolLoop(
+                self.assistant, self.tool_hub, lambda tool, call, arguments: self._approve(conv_id, tool, call, arguments),
+                max_rounds=rounds, result_max_kb=kb)
+        return aiter(self._tool_loops[conv_id].turn(answer.request, self.tool_choice))
+
+    def _card(self, answer: Answer | None, call, tool, arguments) -> ToolCallCard:
+        card = self._cards.get(call.id)
+        if card is None:
+            card = ToolCallCard(call.name, tool.origin if tool else "", arguments)
+            self._cards[call.id] = card
+            if answer is not None and answer.widget is not None:
+                self.view.insert_before(card, answer.widget)
+        return card
+
+    async def _approve(self, conv_id: int, tool, call, arguments) -> str:
+        return await self._card(self.answers.get(conv_id), call, tool, arguments).ask()
+
+    def _tool_event(self, answer: Answer, event) -> None:
+        card = self._card(answer, event.call, event.tool, event.arguments)
+        if event.status == "running":
+            card.set_status("running")
+        else:
+            card.show_result(event.status, event.result, event.ms)
+            answer.tool_rounds = event.round
+            answer.tool_ms += event.ms
+            answer.tool_log.append({"name": event.call.name, "origin": event.tool.origin if event.tool else "",
+                                    "arguments": event.arguments, "status": event.status, "result": event.result,
+                                    "ms": round(event.ms, 1)})
+
     async def _run(self, answer: Answer) -> None:
+        from jarvis.tools.loop import ToolEvent
+
         try:
-            async for chunk in self.assistant.stream(answer.request):
+            async for chunk in self._stream(answer):
+                if isinstance(chunk, ToolEvent):
+                    self._tool_event(answer, chunk)
+                    continue
                 if chunk.queue is not None and not answer.first_token:
                     answer.queue, answer.queue_since = chunk.queue, time.monotonic()
                     answer.queue_positions.append(chunk.queue.position)
@@ -375,9 +429,14 @@ class ChatView(QWidget):
         """Saves the answer, then lets it go: a conversation opened meanwhile reads it stored, or
         still finds it among `answers` and shows it streaming; never neither."""
         stats = "" if status == "error" else stats_line(answer.record, answer.model, status)
+        if answer.tool_rounds and stats:
+            stats += f" · {answer.tool_rounds} tool round{'s' if answer.tool_rounds > 1 else ''}, " \
+                     f"{answer.tool_ms:.0f} ms in tools"
         content = error if status == "error" else answer.text
         meta = {"stats": stats, "model": answer.model,
                 "record": answer.record.figures() if answer.record else None}
+        if answer.tool_log:  # calls, approvals and results survive a restart: shown again on reopening
+            meta["tools"] = answer.tool_log
         try:
             await self.store.add_message(answer.conversation_id, "assistant", content, status, meta)
         except JarvisError as e:  # a deleted conversation, a database gone read-only
@@ -412,8 +471,15 @@ class ChatView(QWidget):
             return None
 
 
-def _message_widget(m) -> MessageWidget:
-    return MessageWidget(m.role, m.content, status=m.status, stats=m.meta.get("stats", ""), message_id=m.id)
+def _message_widgets(m) -> list:
+    """A stored message as it is shown: the answer's tool calls as they ended, then the message."""
+    cards = []
+    for call in m.meta.get("tools") or ():
+        card = ToolCallCard(call["name"], call.get("origin", ""), call.get("arguments", {}))
+        card.show_result(call["status"], call.get("result", ""), call.get("ms", 0.0))
+        cards.append(card)
+    return [*cards, MessageWidget(m.role, m.content, status=m.status, stats=m.meta.get("stats", ""),
+                                  message_id=m.id)]
 
 
 def _title_from(text: str) -> str:

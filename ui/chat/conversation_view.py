@@ -65,15 +65,25 @@ class ConversationView(QScrollArea):
             self._layout.insertWidget(first + i, widget)
         self._follow = False
 
+    def insert_before(self, widget: QWidget, before: QWidget | None) -> QWidget:
+        """A widget (a tool call's card) just above another (the answer that made the call)."""
+        index = self._layout.indexOf(before) if before is not None else -1
+        self.placeholder.hide()
+        self._layout.insertWidget(index if index >= 0 else self._layout.count() - 1, widget)
+        self._follow = True
+        return widget
+
     def remove(self, widget: MessageWidget) -> None:
         self._layout.removeWidget(widget)
         widget.deleteLater()
         self.placeholder.setVisible(not self.messages())
 
     def clear(self) -> None:
-        for widget in self.messages():
-            self._layout.removeWidget(widget)
-            widget.deleteLater()
+        widgets = [self._layout.itemAt(i).widget() for i in range(self._layout.count())]
+        for widget in widgets:  # messages and tool cards
+            if widget is not None and widget not in (self.placeholder, self.earlier):
+                self._layout.removeWidget(widget)
+                widget.deleteLater()
         self.set_earlier(0)
         self.placeholder.show()
 

@@ -1,0 +1,40 @@
+"""What tools cost in the prompt: the tokens each tool's schema adds, in a given model's tokens.
+
+A tool's cost is what the prompt loses by listing it: the tokens of the tools' system section
+with every enabled tool, less the tokens of the same section without that tool. The total is the
+whole section's tokens (what a prompt with tools carries that one without does not).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from jarvis.tools.plan import FunctionSpec, ToolPlan
+from jarvis.tools.source import ToolInfo
+
+
+def schema_tokens(tools: list[ToolInfo], count: Callable[[str], int]) -> tuple[dict[str, int], int]:
+    """({tool name: tokens its schema adds}, tokens of the whole tools section)."""
+    specs = [FunctionSpec(name=t.name, description=t.description or None, parameters=t.input_schema) for t in tools]
+    if not specs:
+        return {}, 0
+
+    def section(chosen: list[FunctionSpec]) -> int:
+        return count(ToolPlan(tuple(chosen), "auto", False).system_section()) if chosen else 0
+
+    total = section(specs)
+    return {s.name: total - section([o for o in specs if o is not s]) for s in specs}, total
+
+
+def gguf_schema_tokens(tools: list[ToolInfo], model_path) -> tuple[dict[str, int], int]:
+    """schema_tokens in a GGUF model's own tokens (the file is mapped, no context is made). Blocking:
+    call it on a worker thread."""
+    from pathlib import Path
+
+    from jarvis.engine.handles import LlamaModel
+
+    model = LlamaModel(Path(model_path), gpu_layers=0)
+    try:
+        return schema_tokens(tools, lambda text: len(model.tokenize(text, add_special=False)))
+    finally:
+        model.close()
