@@ -70,9 +70,10 @@ def test_terminal_chat_second_turn_carries_the_first(env):
     r = run_jarvis(["chat", "--stats"], {**env, "JARVIS_GENERATION_TEMPERATURE": "0",
                                          "JARVIS_GENERATION_MAX_TOKENS": "40"}, input=script)
     assert r.returncode == 0, r.stderr
-    turns = [tuple(map(int, m)) for m in re.findall(r"(\d+) prompt \((\d+) reused\) \+ (\d+) completion", r.stderr)]
+    line = r"(\d+) tokens · [\d.]+ tok/s · TTFT \d+ ms · (\d+) prompt \((\d+) reused\)"  # jarvis.stats_line's
+    turns = [tuple(map(int, m)) for m in re.findall(line, r.stderr)]
     assert len(turns) == 2, r.stderr
-    (p1, _, c1), (p2, reused2, _) = turns
+    (c1, p1, _), (_, p2, reused2) = turns
     assert p2 > p1 + c1
     assert reused2 >= p1
     assert r.stdout.count("> ") == 3  # two answers, then the prompt that read /exit

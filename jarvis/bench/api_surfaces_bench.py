@@ -127,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--max-tokens", type=int, default=64)
-    result = asyncio.run(bench(p.parse_args(argv)))
+    p.add_argument("--json", action="store_true", help="print one JSON object only")
+    args = p.parse_args(argv)
+    result = asyncio.run(bench(args))
+    if args.json:
+        print(json.dumps(result))
+        return 0
     print(f"{'surface':<22}{'decode tok/s (median)':>24}{'TTFT ms (median)':>20}")
     for s, label in zip(SURFACES, ("/v1/chat/completions", "/v1/responses", "/v1/messages")):
         print(f"{label:<22}{result[f'{s}_tok_s']:>24.1f}{result[f'{s}_ttft_ms']:>20.2f}")

@@ -37,6 +37,8 @@ SUITES = (
           ("--rounds", "1", "--latency-n", "5")),
     Suite("catalog", "jarvis.bench.catalog_bench", "GET /health while the catalog reads new model files",
           ("--files", "60", "--idle", "2")),
+    Suite("api-surfaces", "jarvis.bench.api_surfaces_bench", "Responses and Messages streaming vs chat "
+          "completions on the same prompt (tok/s ratio, TTFT difference)", ("--rounds", "2", "--max-tokens", "32")),
     Suite("tools", "jarvis.bench.tools_bench", "the tool loop's own overhead per round (mcp-server-time) and the "
           "prompt tokens of MCP tool schemas", ("--turns", "5")),
     Suite("http-stats", "jarvis.bench.http_stats_bench", "the stats endpoints' latency at a fixed rate; the 1 Hz "
