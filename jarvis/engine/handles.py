@@ -12,7 +12,7 @@ from pathlib import Path
 import llama_cpp as ll
 import numpy as np
 
-from jarvis.engine.backend import ensure_backend
+from jarvis.engine.backend import ensure_backend, extra_buffers_allowed
 from jarvis.errors import ModelLoadError
 
 
@@ -23,6 +23,7 @@ class LlamaModel:
         ensure_backend()
         params = ll.llama_model_default_params()
         params.n_gpu_layers = gpu_layers if gpu_layers >= 0 else 2**31 - 1
+        params.use_extra_bufts = extra_buffers_allowed()  # AMX's kernels segfault (backend.py)
         self.path = Path(path)
         self.gpu_layers = gpu_layers
         ptr = ll.llama_model_load_from_file(str(self.path).encode(), params)
