@@ -162,9 +162,12 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from jarvis import crash_log
     from jarvis.http.serve import serve
 
-    return serve(_settings(args), host=args.host, port=args.port)
+    settings = _settings(args)
+    crash_log.enable(settings.app_log_path, settings.general.log_level)
+    return serve(settings, host=args.host, port=args.port)
 
 
 def cmd_stats(args) -> int:

@@ -69,6 +69,7 @@ class EngineSettings(_Section):
     request_timeout_s: float = Field(300, ge=0)
     truncate: bool = True
     lookup_draft: int = Field(8, ge=0, le=64)
+    worker_nice: int = Field(5, ge=0, le=19)
 
 
 # [generation] is the sampling parameters' one definition: the defaults of every request.
@@ -163,6 +164,11 @@ class Settings(_Section):
     @property
     def request_log_path(self) -> Path:
         return Path(self.telemetry.request_log) if self.telemetry.request_log else self.data_path / "logs" / "requests.jsonl"
+
+    @property
+    def app_log_path(self) -> Path:
+        """The app's log: warnings and errors, and every thread's stack after a native crash."""
+        return self.data_path / "logs" / "jarvis.log"
 
     @property
     def benchmarks_path(self) -> Path:
