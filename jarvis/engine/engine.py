@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from jarvis.config import EngineSettings
-from jarvis.engine import backend
+from jarvis.engine import backend, priority
 from jarvis.engine.embedder import Embedder
 from jarvis.engine.grammar import make_sampler
 from jarvis.engine.handles import Batch, LlamaContext, LlamaModel
@@ -67,6 +67,7 @@ class EngineConfig:
     request_timeout_s: float = _DEFAULTS.request_timeout_s  # 0 = no limit (see resolve_timeout)
     truncate: bool = _DEFAULTS.truncate
     lookup_draft: int = _DEFAULTS.lookup_draft  # prompt-lookup speculation: most tokens drafted per step; 0 = off
+    worker_nice: int = _DEFAULTS.worker_nice  # added to the worker thread's nice value (priority.py)
     gpu_layers: int = 0  # what to ask llama.cpp for; -1 = all
 
     @classmethod
@@ -74,7 +75,7 @@ class EngineConfig:
         e, g = settings.engine, settings.gpu
         return cls(batch_size=e.batch_size, context_length=e.context_length, prefill_chunk=e.prefill_chunk,
                    n_threads=e.n_threads, max_queue=e.max_queue, request_timeout_s=e.request_timeout_s,
-                   truncate=e.truncate, lookup_draft=e.lookup_draft, gpu_layers=g.gpu_layers if g.use_gpu else 0)
+                   truncate=e.truncate, lookup_draft=e.lookup_draft, worker_nice=e.worker_nice, gpu_layers=g.gpu_layers if g.use_gpu else 0)
 
 
 class Engine:
@@ -259,6 +260,7 @@ class Engine:
 
     # ---- the worker thread ----------------------------------------------------------------
     def _run(self) -> None:
+        priority.lower_this_thread(self.config)  # below the window's thread, with the ggml workers it starts
         try:
             while True:
                 with self._wake:
