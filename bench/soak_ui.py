@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args, pytest_args = p.parse_known_args(argv)
     pytest_args = pytest_args or ui_modules()
     args.logs.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the busy processes
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     crashes: list[tuple[int, signal.Signals, Path]] = []
     failed: list[tuple[int, int]] = []
