@@ -94,20 +94,41 @@ _VOCAB = "tokenizer.ggml.tokens"
 _PER_TOKEN = ("tokenizer.ggml.scores", "tokenizer.ggml.token_type")
 
 
+_LENGTH = struct.Struct("<Q")
+
+
 def _check_vocab(cur: _Cursor, count: int) -> None:
     """llama.cpp aborts the whole process (GGML_ASSERT in llama-vocab.cpp) on a vocabulary with a
     repeated token, which one flipped byte makes: refuse it here instead."""
-    seen: set[bytes] = set()
+    _strings(cur, count, _VOCAB, seen=set())
+
+
+def _strings(cur: _Cursor, count: int, key: str, seen: set[bytes] | None = None) -> None:
+    """Step over an array of `count` strings, checking each length against the file (and, with
+    `seen`, that no string repeats). One tight loop with locals: a model's vocabulary and merges
+    are ~100k strings, parsed while a model loads on a thread that shares the GIL with the
+    window; the per-string method calls this replaces held the GIL 2-3 times as long."""
+    buf, pos, size, unpack = cur.buf, cur.pos, cur.size, _LENGTH.unpack_from
+    vocab = seen is not None
     for i in range(count):
-        n = cur.unpack("Q", f"token {i} of {_VOCAB!r} length")
+        if pos + 8 > size:
+            cur.pos = pos
+            cur.need(8, f"token {i} of {key!r} length" if vocab else f"an item of {key!r} length")
+        n = unpack(buf, pos)[0]
+        pos += 8
         if n > MAX_STRING:
-            raise GGUFError(f"token {i} of {_VOCAB!r} claims a {n}-byte string, which no real model has")
-        cur.need(n, f"token {i} of {_VOCAB!r}")
-        token = bytes(cur.buf[cur.pos:cur.pos + n])
-        cur.pos += n
-        if token in seen:
-            raise GGUFError(f"the vocabulary repeats token {token[:40]!r} (entry {i}): the file is corrupt")
-        seen.add(token)
+            raise GGUFError(f"token {i} of {key!r} claims a {n}-byte string, which no real model has" if vocab
+                            else f"an item of {key!r} claims a {n}-byte string, which no real model has")
+        if pos + n > size:
+            cur.pos = pos
+            cur.need(n, f"token {i} of {key!r}" if vocab else f"an item of {key!r}")
+        if vocab:
+            token = buf[pos:pos + n]
+            if token in seen:
+                raise GGUFError(f"the vocabulary repeats token {token[:40]!r} (entry {i}): the file is corrupt")
+            seen.add(token)
+        pos += n
+    cur.pos = pos
 
 
 def _value(cur: _Cursor, vtype: int, key: str, keep: bool, arrays: dict[str, int] | None = None):
@@ -126,8 +147,7 @@ def _value(cur: _Cursor, vtype: int, key: str, keep: bool, arrays: dict[str, int
             if key == _VOCAB:
                 _check_vocab(cur, count)
             else:
-                for _ in range(count):
-                    cur.string(f"an item of {key!r}", keep=False)
+                _strings(cur, count, key)
         else:
             raise GGUFError(f"array {key!r} has unsupported item type {item_type}")
         if arrays is not None and key.startswith("tokenizer.ggml."):
