@@ -42,7 +42,7 @@ async def _four(engine: Engine, max_tokens: int) -> float:
 
 
 def measure(nice: int, max_tokens: int) -> float:
-    engine = Engine("bench", bundled_model_path(), config=EngineConfig(worker_nice=nice, lookup_draft=0))
+    engine = Engine("bench", bundled_model_path(), config=EngineConfig(worker_nice=nice, lookup_draft=0, request_timeout_s=0))
     engine.load()
     try:
         asyncio.run(_four(engine, 8))  # warm-up: llama.cpp's threads start, caches fill
