@@ -33,16 +33,17 @@ async def answer(engine: Engine) -> str:
 
 def run_engine(model_path, worker_nice: int):
     """Load, answer once (the first llama_decode starts llama.cpp's worker threads), and return
-    (the engine thread's nice, the nice of every thread the engine started, the caller's nice)."""
-    before = threads_of_this_process()
+    (the engine thread's nice, the nice of the engine thread and of every thread its answer
+    started, the caller's nice)."""
     engine = Engine("m", model_path, config=EngineConfig(context_length=256, n_threads=2, worker_nice=worker_nice))
     engine.load()
     try:
-        assert asyncio.run(answer(engine)).strip()
         worker = engine._thread.native_id
+        before = threads_of_this_process() - {worker}
+        assert asyncio.run(answer(engine)).strip()
         started = threads_of_this_process() - before
-        python_threads = {t.native_id for t in threading.enumerate()}
-        started -= python_threads - {worker}  # threads of others (asyncio's executor…) are not the engine's
+        others = {t.native_id for t in threading.enumerate()} - {worker}
+        started -= others  # Python threads of others (asyncio's executor…) are not the engine's
         return nice_of(worker), {tid: nice_of(tid) for tid in started}, nice_of(threading.get_native_id())
     finally:
         engine.close()
