@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import ROOT
+from tests.support.process import ROOT
 
 CRASHER = textwrap.dedent("""
     import ctypes, logging, sys, threading
