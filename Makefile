@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-under-load lint bench bench-quick bench-peer peer-llama-server reliability screenshots doctor clean
+.PHONY: run test test-under-load soak-ui lint bench bench-quick bench-peer peer-llama-server reliability screenshots doctor clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ RUNS ?= 3
 test-under-load: $(STAMP)
 	$(PY) -c "while True: pass" & busy=$$!; trap "kill $$busy" EXIT; \
 	for i in $$(seq $(RUNS)); do echo "== run $$i of $(RUNS), one core busy =="; $(MAKE) --no-print-directory test || exit 1; done
+
+# The desktop tests (tests/test_ui_*.py) SOAK times (default 20, or RUNS=N), each in a fresh process,
+# with one core kept busy: prints how many runs died of a native crash and every thread's stack.
+soak-ui: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m bench.soak_ui --runs $(if $(filter command line environment,$(origin RUNS)),$(RUNS),20) $(ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/jarvis bench $(ARGS)

@@ -71,6 +71,7 @@ class EngineSettings(_Section):
     truncate: bool = True
     lookup_draft: int = Field(8, ge=0, le=64)
     weight_repacking: Literal["auto", "on", "off"] = "auto"
+    worker_nice: int = Field(5, ge=0, le=19)
 
 
 # [generation] is the sampling parameters' one definition: the defaults of every request.
@@ -193,6 +194,11 @@ class Settings(_Section):
     @property
     def request_log_path(self) -> Path:
         return Path(self.telemetry.request_log) if self.telemetry.request_log else self.data_path / "logs" / "requests.jsonl"
+
+    @property
+    def app_log_path(self) -> Path:
+        """The app's log: warnings and errors, and every thread's stack after a native crash."""
+        return self.data_path / "logs" / "jarvis.log"
 
     @property
     def benchmarks_path(self) -> Path:

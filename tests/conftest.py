@@ -3,6 +3,7 @@ model worker or loader thread running (napari's habit: tests clean up after them
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import shutil
 import threading
@@ -17,6 +18,10 @@ from jarvis.config import load_settings  # noqa: E402
 from tests.support.process import ROOT  # noqa: E402
 
 OUR_THREADS = ("engine:", "jarvis-")
+# A native crash (llama.cpp, Qt) prints every thread's Python stack: pytest's faulthandler plugin
+# does this already; this keeps it when the plugin is off (-p no:faulthandler).
+if not faulthandler.is_enabled():
+    faulthandler.enable(all_threads=True)
 
 
 @pytest.fixture(autouse=True)

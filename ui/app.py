@@ -164,7 +164,10 @@ def install_excepthook(window_getter) -> None:
 
 
 def main(settings) -> int:
+    from jarvis import crash_log
     from ui.async_bridge import new_event_loop
+
+    crash_log.enable(settings.app_log_path, settings.general.log_level)  # a native crash leaves every thread's stack
 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("JARVIS")

@@ -14,6 +14,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from jarvis import crash_log
     from jarvis.http.serve import serve
 
-    return serve(settings_for(args), host=args.host, port=args.port)
+    settings = settings_for(args)
+    crash_log.enable(settings.app_log_path, settings.general.log_level)  # a native crash leaves its stacks
+    return serve(settings, host=args.host, port=args.port)

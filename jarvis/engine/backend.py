@@ -58,29 +58,34 @@ def warn_cpu_only_once() -> None:
         logging.getLogger("jarvis.engine").warning("%s", CPU_ONLY_NOTE)
 
 
-def cpu_has_amx() -> bool:
-    """The CPU advertises Intel AMX (Linux: /proc/cpuinfo); False where that cannot be read."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return "amx_int8" in line.split() or "amx_tile" in line.split()
-    except OSError:
-        pass
-    return False
+def supports_gpu_offload() -> bool:
+    return bool(ll.llama_supports_gpu_offload())
+
+
+# llama.cpp's AMX matrix kernels (ggml_backend_amx_mul_mat, on weights repacked into its AMX
+# buffer at load) segfault in an OpenMP worker during llama_decode on this llama.cpp, on Xeons
+# with AMX (Sapphire Rapids and later): ggml-org/llama.cpp#20824, closed upstream without a fix.
+# Measured here: every run of the engine or UI tests on such a machine died in its first decode,
+# and none with the extra buffers off.
+AMX_NOTE = ("llama.cpp's AMX kernels are off on this CPU: they crash in llama_decode (ggml-org/llama.cpp#20824); "
+            "weights stay in the plain CPU buffer")
+_said_amx = False
 
 
 def extra_buffers_allowed(setting: str = "auto") -> bool:
-    """Whether llama.cpp may use its extra weight buffers (repacking, AMX): engine.weight_repacking.
-    "auto" turns them off on AMX CPUs, where llama.cpp 0.3.36's AMX matrix multiply segfaults in
-    the first llama_decode of a prompt (ggml_backend_amx_mul_mat)."""
-    if setting == "auto":
-        return not cpu_has_amx()
-    return setting == "on"
-
-
-def supports_gpu_offload() -> bool:
-    return bool(ll.llama_supports_gpu_offload())
+    """Whether a model may put its weights in the CPU backend's extra buffer types (AMX, and the
+    REPACK layouts of Q4_0/Q4_K/IQ4_NL/Q8_0; llama.cpp has one switch for both), as
+    engine.weight_repacking says: "on", "off", or "auto" = not when this build runs AMX kernels
+    (`AMX_INT8 = 1` in its system info), which crash."""
+    global _said_amx
+    if setting != "auto":
+        return setting == "on"
+    if "AMX_INT8 = 1" not in system_info():
+        return True
+    if not _said_amx:
+        _said_amx = True
+        log.info("%s", AMX_NOTE)
+    return False
 
 
 def system_info() -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from jarvis.config import EngineSettings
-from jarvis.engine import backend
+from jarvis.engine import backend, priority
 from jarvis.engine.embedder import Embedder
 from jarvis.engine.grammar import make_sampler
 from jarvis.engine.handles import Batch, LlamaContext, LlamaModel
@@ -70,6 +70,7 @@ class EngineConfig:
     truncate: bool = _DEFAULTS.truncate
     lookup_draft: int = _DEFAULTS.lookup_draft  # prompt-lookup speculation: most tokens drafted per step; 0 = off
     weight_repacking: str = _DEFAULTS.weight_repacking  # llama.cpp's extra weight buffers: auto | on | off
+    worker_nice: int = _DEFAULTS.worker_nice  # added to the worker thread's nice value (priority.py)
     gpu_layers: int = 0  # what to ask llama.cpp for; -1 = all
 
     @classmethod
@@ -77,7 +78,8 @@ class EngineConfig:
         e, g = settings.engine, settings.gpu
         return cls(batch_size=e.batch_size, context_length=e.context_length, prefill_chunk=e.prefill_chunk,
                    n_threads=e.n_threads, max_queue=e.max_queue, request_timeout_s=e.request_timeout_s,
-                   truncate=e.truncate, lookup_draft=e.lookup_draft, weight_repacking=e.weight_repacking, gpu_layers=g.gpu_layers if g.use_gpu else 0)
+                   truncate=e.truncate, lookup_draft=e.lookup_draft, weight_repacking=e.weight_repacking,
+                   worker_nice=e.worker_nice, gpu_layers=g.gpu_layers if g.use_gpu else 0)
 
 
 class Engine:
@@ -268,6 +270,7 @@ class Engine:
 
     # ---- the worker thread ----------------------------------------------------------------
     def _run(self) -> None:
+        priority.lower_this_thread(self.config)  # below the window's thread, with the ggml workers it starts
         try:
             while True:
                 with self._wake:

@@ -23,6 +23,7 @@ class LlamaModel:
         ensure_backend()
         params = ll.llama_model_default_params()
         params.n_gpu_layers = gpu_layers if gpu_layers >= 0 else 2**31 - 1
+        # AMX's kernels segfault (backend.py): engine.weight_repacking decides, "auto" by the build
         params.use_extra_bufts = extra_buffers_allowed() if extra_buffers is None else extra_buffers
         self.path = Path(path)
         self.gpu_layers = gpu_layers

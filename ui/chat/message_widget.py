@@ -1,6 +1,13 @@
 """One message: who said it, the Markdown body, a copy button, "copy code" links per code block,
-and under an answer one quiet line of stats. While an answer streams, `append()` only stores text;
-a timer re-renders this widget alone at most ~30 times a second."""
+and under an answer one quiet line of stats.
+
+While an answer streams, `append()` only stores text; the widget renders at most once per frame
+(FRAME_MS), however many tokens came meanwhile. And it appends: the blocks that later text cannot
+change (markdown.settled_end) are rendered once each into a label of their own, and each frame
+re-renders only the block being written, so a long answer's re-layout stays the size of its last
+paragraph instead of growing with the whole message. When the answer ends the body is rendered
+whole, once (what a stored message shows when it is opened again).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,21 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout
 
 from ui.chat import markdown
+from ui.chat.markdown import settled_end
 
-RENDER_INTERVAL_MS = 33  # ~30 Hz
+FRAME_MS = 16  # at most one render per frame at 60 Hz
 STYLES = {
     "user": "QFrame#message { background: #e8f0fe; border-radius: 8px; }",
     "assistant": "QFrame#message { background: #ffffff; border: 1px solid #e5e7eb; border-radius: 8px; }",
     "error": "QFrame#message { background: #fef2f2; border: 1px solid #fca5a5; border-radius: 8px; }",
 }
+
+
+def _gap_above(html: str) -> int:
+    """The space Qt's rich text leaves above a part that follows another in one document:
+    a paragraph's margin (12 px), none above a code block's table. Parts shown in labels of their
+    own get it as a margin, so the answer looks the same while streaming and when done."""
+    return 0 if html.startswith("<table") else 12
 
 
 class MessageWidget(QFrame):
@@ -29,6 +44,10 @@ class MessageWidget(QFrame):
         self._code_blocks: list[str] = []
         self._dirty = False
         self.renders = 0  # how many times the body was re-rendered (tests check the throttle)
+        self._settled: list[QLabel] = []  # while streaming: one label per part that no longer changes
+        self._settled_chars = 0  # how much of the text those labels show
+        self._settled_code: list[str] = []  # their code blocks
+        self.settled_renders = 0  # renders of settled parts (each is rendered once)
 
         self.setStyleSheet(STYLES["error" if status == "error" else role])
         layout = QVBoxLayout(self)
@@ -51,13 +70,11 @@ class MessageWidget(QFrame):
         header.addWidget(self.copy_button)
         layout.addLayout(header)
 
-        self.body = QLabel()
-        self.body.setTextFormat(Qt.RichText)
-        self.body.setWordWrap(True)
-        self.body.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.LinksAccessibleByMouse)
-        self.body.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
-        self.body.linkActivated.connect(self._link)
-        layout.addWidget(self.body)
+        self._parts = QVBoxLayout()  # while streaming, the settled parts above the body
+        self._parts.setSpacing(0)
+        layout.addLayout(self._parts)
+        self.body = self._text_label()  # the whole message; while streaming, the part being written
+        self._parts.addWidget(self.body)
 
         self.stats = QLabel(stats)
         self.stats.setStyleSheet("color: #6b7280; font-size: 11px;")
@@ -65,7 +82,8 @@ class MessageWidget(QFrame):
         layout.addWidget(self.stats)
 
         self._timer = QTimer(self)
-        self._timer.setInterval(RENDER_INTERVAL_MS)
+        self._timer.setSingleShot(True)  # started by the first append after a render: one render per frame
+        self._timer.setInterval(FRAME_MS)
         self._timer.timeout.connect(self._flush)
         self._render()
         if status == "stopped":
@@ -81,17 +99,18 @@ class MessageWidget(QFrame):
         return list(self._code_blocks)
 
     def append(self, piece: str) -> None:
-        """Streaming: store the text now, paint it at the next tick of the throttle."""
+        """Streaming: store the text now, render it at the next frame."""
         self._text += piece
         self._dirty = True
         if not self._timer.isActive():
             self._timer.start()
 
     def set_text(self, text: str) -> None:
-        if text == self._text and not self._dirty:
+        if text == self._text and not self._dirty and not self._settled:
             return
         self._text = text
         self._dirty = False
+        self._timer.stop()
         self._render()
 
     def set_state(self, text: str) -> None:
@@ -100,7 +119,7 @@ class MessageWidget(QFrame):
     def finish(self, *, status: str, stats: str = "") -> None:
         self._timer.stop()
         self.status = status
-        if self._dirty:
+        if self._dirty or self._settled:
             self._dirty = False
             self._render()
         self.state.setText({"stopped": "stopped", "error": ""}.get(status, ""))
@@ -113,11 +132,47 @@ class MessageWidget(QFrame):
     def _flush(self) -> None:
         if self._dirty:
             self._dirty = False
-            self._render()
-        else:
-            self._timer.stop()
+            self._render_streaming()
+
+    def _text_label(self) -> QLabel:
+        label = QLabel()
+        label.setTextFormat(Qt.RichText)
+        label.setWordWrap(True)
+        label.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.LinksAccessibleByMouse)
+        label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
+        label.linkActivated.connect(self._link)
+        return label
+
+    def _render_streaming(self) -> None:
+        """One frame of a streaming answer: settle the blocks completed since the last frame
+        (each into a new label, rendered once), then render the block being written."""
+        if self.role == "user":
+            return self._render()
+        self.renders += 1
+        end = settled_end(self._text)
+        if end > self._settled_chars:
+            body, code = markdown.render(self._text[self._settled_chars:end], len(self._settled_code))
+            label = self._text_label()
+            label.setText(body)
+            label.setContentsMargins(0, _gap_above(body) if self._settled else 0, 0, 0)
+            self._parts.insertWidget(self._parts.count() - 1, label)
+            self._settled.append(label)
+            self._settled_chars = end
+            self._settled_code += code
+            self.settled_renders += 1
+        body, code = markdown.render(self._text[self._settled_chars:] or " ", len(self._settled_code))
+        self.body.setContentsMargins(0, _gap_above(body) if self._settled else 0, 0, 0)
+        self.body.setText(body)
+        self._code_blocks = self._settled_code + code
 
     def _render(self) -> None:
+        """The whole message into the body label (parts shown while streaming go)."""
+        self.body.setContentsMargins(0, 0, 0, 0)
+        for label in self._settled:
+            self._parts.removeWidget(label)
+            label.hide()  # now: deleteLater waits for the event loop, and would paint until then
+            label.deleteLater()
+        self._settled, self._settled_chars, self._settled_code = [], 0, []
         self.renders += 1
         if self.role == "user":
             # What the user typed is shown as typed (no Markdown surprises), line breaks kept.
