@@ -49,6 +49,7 @@ async def end_to_end(repeats: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="jarvis-cache-bench-") as data:
         a = _assistant(data)
         try:
+            await a.catalog.ready()  # the first scan (Assistant() no longer scans)
             await a.manager.load(a.default_model())
             ask = lambda: a.request("Name three rivers.", temperature=0, max_tokens=32)  # noqa: E731
             cold = await a.chat(ask())
@@ -133,18 +134,19 @@ async def held_set_and_embedding(quick: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="jarvis-cache-bench-") as data:
         a = _assistant(data)
         try:
+            await a.catalog.ready()  # the first scan (Assistant() no longer scans)
             name = a.default_model()
             info = await a.catalog.lookup(name)
             async with a.manager.lease(info) as lease:
-                embedder = lease.engine.embedder()
+                backend = lease.backend
                 one = []
                 for _ in range(10 if quick else 50):
                     t0 = time.perf_counter()
-                    await asyncio.wrap_future(embedder.submit(["What is the capital of France?"]))
+                    await backend.embed(["What is the capital of France?"])
                     one.append((time.perf_counter() - t0) * 1000)
                 texts = [t for _, first, second in pairs for t in (first, second)]
-                result = await asyncio.wrap_future(embedder.submit(texts))
-                dims = embedder.dimensions
+                result = await backend.embed(texts)
+                dims = len(result.vectors[0])
         finally:
             await a.close()
     sims = [float(result.vectors[2 * i] @ result.vectors[2 * i + 1]) for i in range(len(pairs))]

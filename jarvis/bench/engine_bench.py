@@ -68,6 +68,10 @@ async def single_request(max_tokens: int, repeats: int) -> dict:
 def _raw_llama(max_tokens: int, repeats: int) -> list[float]:
     from llama_cpp import Llama
 
+    from jarvis.bench.llama_cpp_server import same_weight_buffers
+
+    same_weight_buffers()  # the baseline loads its weights as the engine does (AMX builds crash otherwise)
+
     llm = Llama(str(bundled_model_path()), n_ctx=2048, n_threads=os.cpu_count(), n_threads_batch=os.cpu_count(),
                 verbose=False)
     rates = []
