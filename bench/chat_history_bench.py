@@ -108,7 +108,7 @@ async def desktop_figures(data_dir: Path, app) -> None:
         paint = _ms(t1)
         chat = desktop.chat
         shown = chat.sidebar.list.count()
-        print(f"Desktop over that history (offscreen; the model is not loaded)")
+        print("Desktop over that history (offscreen; the model is not loaded)")
         print(f"  Desktop() constructed (runtime, catalog, widgets)  {made:8.1f} ms")
         print(f"  start() -> sidebar listed + latest chat open       {marks['listed'] - marks['load_called']:8.1f} ms  "
               f"(target < 500 ms; {shown} rows, {len(chat.view.messages())} messages on screen)")

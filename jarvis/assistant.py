@@ -26,6 +26,7 @@ from jarvis.errors import JarvisError, RequestCancelled
 from jarvis.manager import ModelManager
 from jarvis.record_builder import build_record
 from jarvis.request import ChatRequest, Chunk, Message, Reply, RequestRecord, Timings, resolve_timeout
+from jarvis.tasks import TaskSet
 from jarvis.telemetry import RecordBus
 
 log = logging.getLogger("jarvis.assistant")
@@ -58,7 +59,7 @@ class Assistant:
         # The response cache's levels: L1 memory, L2 disk, semantic (embedding through the manager).
         self.cache = cache or CacheLevels.from_settings(self.settings, self.catalog, self.manager)
         self._inflight: dict[str, SharedGeneration] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet()
 
     # ---- life cycle ------------------------------------------------------------------------
     async def start(self, warmup: bool = True) -> None:
@@ -84,20 +85,13 @@ class Assistant:
             log.warning("warm-up of %s failed: %s", name, e)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await self._tasks.cancel_all()
         await self.cache.close()  # pending disk writes land, the disk thread ends
         await asyncio.to_thread(self.catalog.close)  # joins the scanner thread: never on the loop
         await self.backends.close()
 
     def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(coro)
 
     # ---- requests --------------------------------------------------------------------------
     def default_model(self) -> str:

@@ -7,7 +7,6 @@ from typing import AsyncIterator
 
 from jarvis.request import Chunk, Reply, Timings
 
-REPLAYED = ("hit", "disk", "semantic")  # RequestRecord.cache values of a reply served from a level
 
 
 async def replay(reply: Reply, chunk_chars: int = 64) -> AsyncIterator[Chunk]:

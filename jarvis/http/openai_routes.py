@@ -32,7 +32,6 @@ from jarvis.http.sse import ClientGone, EventStream
 from jarvis.request import ChatRequest, Chunk, RequestRecord, ToolCall
 from jarvis.request_options import TokenLogprob
 
-OWNER = "jarvis"
 FINGERPRINT = "jarvis"
 CLIENT_CLOSED = 499  # nginx's "client closed request": logged, never read by anyone
 

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 import numpy as np
 
@@ -39,7 +39,6 @@ from jarvis.telemetry import QueueRecord, RecordBus, StepRecord
 
 log = logging.getLogger("jarvis.remote")
 SERVER_FIGURES = ("timings", "jarvis")  # llama-server's timings; another JARVIS's own record figures
-TOKEN_FIELDS = {"prompt_n", "predicted_n"}
 
 
 @dataclass(eq=False)

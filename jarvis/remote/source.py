@@ -17,6 +17,7 @@ from jarvis.catalog import Catalog, RemoteModel
 from jarvis.remote.backend import RemoteBackend, RemoteModelBackend
 from jarvis.remote.health import probe_all
 from jarvis.remote.settings import RemoteSettings
+from jarvis.tasks import TaskSet
 from jarvis.telemetry import RecordBus
 
 
@@ -27,18 +28,15 @@ class RemoteSource:
         self.catalog = catalog
         self.backend = RemoteBackend(name, settings, max_queue=max_queue, request_timeout_s=request_timeout_s, bus=bus)
         self._probed: asyncio.Future | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet()
         self.publish()  # an allow-list is known before the first probe
 
     # ---- life cycle --------------------------------------------------------------------
     def start(self) -> None:
         from jarvis.remote.server_metrics import scrape_forever
 
-        loop = asyncio.get_running_loop()
         for coro in (self._watch(), scrape_forever(self.backend)):
-            task = loop.create_task(coro)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(coro)
 
     async def _watch(self) -> None:
         while True:
@@ -65,11 +63,7 @@ class RemoteSource:
             await asyncio.shield(self._probed)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await self._tasks.cancel_all()
         for replica in self.backend.replicas:
             for attr, close in (("client", "close"), ("http", "aclose")):
                 handle = getattr(replica, attr)

@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass, field
 
 from jarvis.request import ChatRequest, QueuePosition, RequestRecord
-from jarvis.stats_line import stats_line  # noqa: F401  (the chat view's import)
 
 from ui.chat.message_widget import MessageWidget
 

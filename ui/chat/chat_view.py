@@ -22,9 +22,10 @@ from PySide6.QtWidgets import QHBoxLayout, QSplitter, QVBoxLayout, QWidget
 from jarvis.conversations import PAGE, SEARCH_LIMIT
 from jarvis.conversations_async import AsyncConversationStore
 from jarvis.errors import CatalogNotReady, JarvisError
+from jarvis.stats_line import stats_line
 
 from ui.async_bridge import TaskSet
-from ui.chat.answer import Answer, stats_line, waiting_line
+from ui.chat.answer import Answer, waiting_line
 from ui.chat.composer import Composer
 from ui.chat.conversation_view import ConversationView
 from ui.chat.message_widget import MessageWidget
