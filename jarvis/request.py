@@ -149,6 +149,7 @@ class Timings:
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0  # of those, reused from a previous request's KV cells
     completion_tokens: int = 0
+    reasoning_tokens: int = 0  # of those, spent thinking (inside `<think>`, the tags not counted)
     dropped_turns: int = 0
     inter_token_ms: tuple[float, ...] = ()
     constrained: str = ""  # the grammar's label when one shaped the output ("JSON", "tool call")

@@ -1,6 +1,6 @@
 """What a request may ask for besides sampling: its tools, a response format (structured
 output), a grammar that constrains its output, and the log-probabilities of the tokens it
-generates. Plain data, attached to ChatRequest.options; a request that asks for none of it costs
+generates, and how many tokens a reasoning model may spend thinking. Plain data, attached to ChatRequest.options; a request that asks for none of it costs
 the engine nothing extra.
 
 Tools and the response format are declarative, so each backend serves them its own way: the local
@@ -40,6 +40,11 @@ class RequestOptions:
     top_logprobs: int = 0  # alternatives reported per token, 0-20
     tools: "ToolPlan | None" = None  # the request's tools and what the model may or must do with them
     response_format: "ResponseFormat | None" = None  # JSON object / JSON schema the answer must follow
+    # Most tokens a reasoning model may think (inside `<think>`) before `</think>` ends it; None = no
+    # limit, 0 = none. The local engine enforces it (jarvis.engine.thinking); a remote server gets
+    # `reasoning_effort` (the effort asked for, or the smallest whose budget covers this one).
+    reasoning_budget: int | None = None
+    reasoning_effort: str | None = None  # the effort the client named, when it named one
 
     @property
     def structured(self) -> bool:
@@ -51,6 +56,9 @@ class RequestOptions:
         if not 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS:
             raise InvalidRequest(f"top_logprobs = {self.top_logprobs} must be between 0 and {MAX_TOP_LOGPROBS}.",
                                  field="top_logprobs")
+        if self.reasoning_budget is not None and self.reasoning_budget < 0:
+            raise InvalidRequest(f"reasoning budget = {self.reasoning_budget} must be 0 or more tokens.",
+                                 field="reasoning_budget")
 
 
 NO_OPTIONS = RequestOptions()

@@ -39,7 +39,8 @@ CLIENT_CLOSED = 499  # nginx's "client closed request": logged, never read by an
 def usage(t: RequestRecord) -> dict[str, Any]:
     return {"prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
             "total_tokens": t.prompt_tokens + t.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": t.cached_prompt_tokens}}
+            "prompt_tokens_details": {"cached_tokens": t.cached_prompt_tokens},
+            "completion_tokens_details": {"reasoning_tokens": t.reasoning_tokens}}
 
 
 def jarvis_figures(t: RequestRecord) -> dict[str, Any]:
@@ -130,6 +131,7 @@ class OpenAIApi:
         self.runtime = runtime
         self.assistant = runtime.assistant
         self.generation = runtime.settings.generation
+        self.reasoning = runtime.settings.reasoning
 
     # ---- models ----------------------------------------------------------------------------
     def _model_entry(self, info) -> dict[str, Any]:
@@ -146,7 +148,7 @@ class OpenAIApi:
 
     # ---- completions -----------------------------------------------------------------------
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
-        parsed, job = chat_request(parse_json(await request.read()), self.generation)
+        parsed, job = chat_request(parse_json(await request.read()), self.generation, self.reasoning)
         tools = job.options.tools is not None and job.options.tools.active
         return await self._complete(request, job, chat=True, stream=bool(parsed.stream),
                                     include_usage=parsed.include_usage, tools=tools)

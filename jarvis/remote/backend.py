@@ -32,7 +32,7 @@ from jarvis.errors import (QueueFull, RemoteError, RemoteTimeout, RemoteUnavaila
 from jarvis.remote.client import make_client
 from jarvis.remote.replicas import Replica, pick
 from jarvis.remote.settings import RemoteSettings
-from jarvis.remote.wire import ToolCallPieces, logprobs_of, reasoning_of, request_args
+from jarvis.remote.wire import ToolCallPieces, logprobs_of, reasoning_of, reasoning_tokens, request_args
 from jarvis.request import ChatRequest, Chunk, Priority, QueuePosition, Timings, resolve_timeout
 from jarvis.request_queue import PriorityRequestQueue
 from jarvis.telemetry import QueueRecord, RecordBus, StepRecord
@@ -248,6 +248,7 @@ class RemoteBackend:
         replica.outstanding += 1
         replica.started += 1
         sent = 0  # pieces handed on: after the first, a failure is never retried
+        thought_pieces = 0  # deltas that carried thinking: its token count when the server gives none
         first = last = 0.0
         gaps: list[float] = []
         finish, usage, server = "", None, {}
@@ -269,7 +270,9 @@ class RemoteBackend:
                             delta = getattr(choice, "delta", None)
                             if delta is not None:
                                 text += delta.content or ""
-                                thought += reasoning_of(delta)
+                                thinking = reasoning_of(delta)
+                                thought += thinking
+                                thought_pieces += bool(thinking)
                                 calls.feed(delta.tool_calls)
                                 produced = bool(delta.content or delta.tool_calls or thought)
                             else:
@@ -309,7 +312,8 @@ class RemoteBackend:
             finish_reason="length" if finish == "length" else "stop", submitted_at=seq.submitted_at,
             admitted_at=seq.admitted_at, first_token_at=first, last_token_at=last, queue_position=seq.queue_position,
             prompt_tokens=usage.prompt_tokens if usage is not None else 0, cached_prompt_tokens=cached,
-            completion_tokens=completion, inter_token_ms=tuple(gaps), server_timings=server)
+            completion_tokens=completion, reasoning_tokens=reasoning_tokens(usage) or thought_pieces,
+            inter_token_ms=tuple(gaps), server_timings=server)
         yield Chunk("", done=True, timings=timings, tool_calls=calls.calls())
 
     async def embed(self, model_id: str, inputs: list[str | list[int]], dimensions: int | None) -> Embeddings:

@@ -38,6 +38,7 @@ class RequestRecord:
     prompt_tokens: int = 0  # the prompt as the model saw it (template applied, after truncation)
     cached_prompt_tokens: int = 0  # of those, reused from the slot's KV cache (not prefilled again)
     completion_tokens: int = 0  # tokens generated (an end-of-generation token not counted)
+    reasoning_tokens: int = 0  # of those, the model's thinking (`<think>` block, or a remote's reasoning)
     dropped_turns: int = 0  # oldest conversation turns dropped to fit the context
     constrained: str = ""  # the grammar's label ("JSON", "tool call") when a grammar shaped the output
     cache: str = "off"  # which cache level answered: hit (memory) | disk | semantic; miss | off (not looked up)

@@ -89,10 +89,12 @@ class MessagesApi:
     def __init__(self, runtime) -> None:
         self.assistant = runtime.assistant
         self.generation = runtime.settings.generation
+        self.reasoning = runtime.settings.reasoning
         self.server = runtime.settings.server
 
     def _job(self, body: MessagesBody, operation: str = "anthropic.messages"):
-        job, plan, dropped = chat_request(body, self.generation, self.server.unsupported_tools, operation)
+        job, plan, dropped = chat_request(body, self.generation, self.server.unsupported_tools, operation,
+                                           self.reasoning)
         job = replace(job, model=job.model or self.assistant.default_model())
         headers = {DROPPED_HEADER: ", ".join(dropped)} if dropped else {}
         return job, plan, headers
