@@ -47,10 +47,20 @@ class RequestOptions:
     reasoning_effort: str | None = None  # the effort the client named, when it named one
 
     @property
+    def shaped(self) -> bool:
+        """The answer must follow a grammar or a JSON format (a backend needs Capability.GRAMMAR)."""
+        return self.grammar is not None or (self.response_format is not None and self.response_format.type != "text")
+
+    @property
+    def calls_tools(self) -> bool:
+        """The model may (or must) call the request's tools (a backend needs Capability.TOOLS)."""
+        return self.tools is not None and self.tools.active
+
+    @property
     def structured(self) -> bool:
-        """The answer is held to a shape (a grammar, a JSON format or forced tool calls)."""
-        return self.grammar is not None or (self.response_format is not None and self.response_format.type != "text") \
-            or (self.tools is not None and self.tools.active)
+        """The answer is held to a shape (a grammar, a JSON format or tool calls): the one
+        definition the cache (its TTL kind, no semantic match) and needed_capabilities share."""
+        return self.shaped or self.calls_tools
 
     def validate(self) -> None:
         if not 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS:

@@ -28,7 +28,7 @@ def cache_key(request: ChatRequest, model_identity: tuple) -> str | None:
         return None
     if request.options.logprobs:  # a replay has no logprobs to give
         return None
-    if request.options.tools is not None and request.options.tools.active:
+    if request.options.calls_tools:
         return None  # a reply that may call tools is an agent's step: never answered from a store
     fmt = request.options.response_format
     return _digest({

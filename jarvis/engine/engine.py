@@ -50,6 +50,13 @@ MAX_CTX_DEFAULT = 8192
 _DEFAULTS = EngineSettings()  # the defaults are the settings' own, never a second copy
 
 
+def slot_context(configured: int, trained: int) -> int:
+    """The tokens one slot holds: engine.context_length (0 = the trained length, capped), never
+    more than the model was trained for."""
+    n_ctx = configured or min(trained, MAX_CTX_DEFAULT)
+    return min(n_ctx, trained or n_ctx)
+
+
 def auto_threads(cores: int | None = None) -> int:
     """engine.n_threads = 0: every core. Measured on a quiet 2-core machine against llama-server
     (README, Performance): 2 threads gave 1.43x the tok/s of 1 for one stream and 1.59x for four.
@@ -134,8 +141,7 @@ class Engine:
             said = "; ".join(list(backend.recent_problems)[-2:])
             raise ModelLoadError(self.path, e.reason + (f" (llama.cpp: {said})" if said else "")) from None
         self.gpu_layers = gpu_layers
-        n_ctx = cfg.context_length or min(self._model.n_ctx_train, MAX_CTX_DEFAULT)
-        n_ctx = min(n_ctx, self._model.n_ctx_train or n_ctx)
+        n_ctx = slot_context(cfg.context_length, self._model.n_ctx_train)
         n_threads = cfg.n_threads or auto_threads()
         self.threads = n_threads
         n_batch = max(cfg.prefill_chunk, cfg.batch_size)
@@ -249,6 +255,14 @@ class Engine:
         finally:
             if not seq.mailbox.closed:
                 self.cancel(seq)
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        """The prompt's tokens, template applied, nothing generated. Tokenizing only reads the
+        vocabulary, so any thread may call it (never the asyncio loop: it is a llama.cpp call)."""
+        if self._model is None or self._stopping:
+            raise EngineClosed()
+        request.validate()
+        return self._prompts.count(request)
 
     def embedder(self) -> Embedder:
         """This model's embeddings context and thread, made on first use."""

@@ -64,7 +64,8 @@ class SeqState:
                        cached_prompt_tokens=self.cached_tokens, completion_tokens=self.completion_tokens,
                        dropped_turns=self.dropped_turns, inter_token_ms=tuple(self.token_gaps_ms),
                        constrained=grammar.label if grammar else "",
-                       reasoning_tokens=self.thinking.tokens if self.thinking else 0)
+                       reasoning_tokens=self.thinking.tokens if self.thinking else 0,
+                       stop_sequence=self.decoder.matched if self.decoder else "")
 
 
 @dataclass(eq=False)

@@ -25,6 +25,7 @@ from jarvis.http.answer import AnswerParser
 from jarvis.http.embeddings_routes import embeddings_route
 from jarvis.http.errors import error_type
 from jarvis.http.logprobs import chat_logprobs, completion_logprobs
+from jarvis.http.model_entry import model_entry
 from jarvis.http.openai_schema import chat_request, completion_request, parse_json
 from jarvis.http.rate_limit import rate_limit_middleware
 from jarvis.http.responses.routes import responses_routes
@@ -135,8 +136,8 @@ class OpenAIApi:
 
     # ---- models ----------------------------------------------------------------------------
     def _model_entry(self, info) -> dict[str, Any]:
-        return {"id": info.name, "object": "model", "created": info.created,
-                "owned_by": info.owner}  # "jarvis", or a remote model's remote NAME
+        backends = self.assistant.backends
+        return model_entry(info, backends.capabilities(info), backends.context_length(info))
 
     async def list_models(self, request: web.Request) -> web.Response:
         infos = (await self.assistant.catalog.ready()).usable()  # before the first scan: wait, never list none

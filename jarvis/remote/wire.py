@@ -96,6 +96,13 @@ class ToolCallPieces:
         return tuple(out)
 
 
+def stop_string(choice, stops: tuple[str, ...]) -> str:
+    """The stop string that ended a choice, where the server names it (vLLM's `stop_reason`);
+    "" when it does not (OpenAI, llama-server)."""
+    said = (getattr(choice, "model_extra", None) or {}).get("stop_reason")
+    return said if isinstance(said, str) and said in stops else ""
+
+
 def reasoning_tokens(usage) -> int:
     """The thinking tokens a server counted (OpenAI's completion_tokens_details), 0 when it did not say."""
     details = getattr(usage, "completion_tokens_details", None)

@@ -27,6 +27,7 @@ class RequestRecord:
     status: str = "ok"  # ok | error | cancelled
     error_kind: str = ""  # the JarvisError subclass name when status is error, e.g. QueueFull
     finish_reason: str = ""  # stop (end of answer or a stop string) | length (max_tokens, context); "" = unfinished
+    stop_sequence: str = ""  # the stop string that ended it, when one did (Anthropic's stop_sequence)
     total_ms: float = 0.0  # submission to the last token (or to the failure)
     queue_ms: float = 0.0  # waiting for a free slot in the engine
     queue_position: int = 0  # place in line at submission (1 = next); 0 = a slot was free for it

@@ -217,10 +217,7 @@ def chat_request(body: MessagesBody, generation: SamplingParams, unsupported_pol
     plan, dropped = tool_plan(body, unsupported_policy)
     sampling = generation.with_overrides(max_tokens=body.max_tokens, temperature=body.temperature,
                                          top_p=body.top_p, top_k=body.top_k, stop=body.stop_sequences)
-    # stop_sequences: the logprobs' token texts show which stop string ended the reply (the engine
-    # cuts it from the text) until the engine reports it itself.
     options = RequestOptions(tools=plan if plan.tools else None, grammar=extension_grammar(body.grammar),
-                             logprobs=bool(body.stop_sequences),
                              **(body.thinking or ThinkingConfig(type="adaptive")).budget(reasoning))
     request = ChatRequest(messages=tuple(chat_messages(body)), model=body.model or "", sampling=sampling,
                           source="api", operation=operation, options=options, use_cache=body.cache is not False,
