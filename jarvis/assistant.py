@@ -36,9 +36,9 @@ def needed_capabilities(request: ChatRequest) -> set[Capability]:
     """What a request asks of the backend that serves it."""
     options = request.options
     needs = {Capability.COMPLETION if request.prompt is not None else Capability.CHAT}
-    if options.grammar is not None or (options.response_format is not None and options.response_format.type != "text"):
+    if options.shaped:
         needs.add(Capability.GRAMMAR)
-    if options.tools is not None and options.tools.active:
+    if options.calls_tools:
         needs.add(Capability.TOOLS)
     if options.logprobs:
         needs.add(Capability.LOGPROBS)

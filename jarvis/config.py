@@ -76,6 +76,28 @@ class EngineSettings(_Section):
 
 # [generation] is the sampling parameters' one definition: the defaults of every request.
 GenerationSettings = SamplingParams
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # OpenAI's reasoning_effort names
+
+
+class ReasoningSettings(_Section):
+    """The thinking budget (tokens) each reasoning effort name stands for; "none" is 0."""
+
+    minimal: int = Field(64, ge=0, le=131072)
+    low: int = Field(256, ge=0, le=131072)
+    medium: int = Field(1024, ge=0, le=131072)
+    high: int = Field(4096, ge=0, le=131072)
+    xhigh: int = Field(16384, ge=0, le=131072)
+
+    def budget(self, effort: str | None) -> int | None:
+        """A reasoning_effort name -> its token budget; None (no effort named) = no limit."""
+        if effort is None:
+            return None
+        return 0 if effort == "none" else getattr(self, effort)
+
+    def effort_for(self, budget: int) -> str:
+        """The smallest effort whose budget covers `budget` tokens: what a remote server is told
+        when a client gave a number (Anthropic's thinking.budget_tokens)."""
+        return next((e for e in EFFORTS if self.budget(e) >= budget), EFFORTS[-1])
 
 
 class GpuSettings(_Section):
@@ -169,6 +191,7 @@ class Settings(_Section):
     general: GeneralSettings = GeneralSettings()
     engine: EngineSettings = EngineSettings()
     generation: GenerationSettings = GenerationSettings()
+    reasoning: ReasoningSettings = ReasoningSettings()
     gpu: GpuSettings = GpuSettings()
     models: ModelsSettings = ModelsSettings()
     cache: CacheSettings = CacheSettings()

@@ -25,6 +25,7 @@ from jarvis.backends.base import Lease
 from jarvis.backends.local import LocalBackend
 from jarvis.catalog import Catalog, LocalModel
 from jarvis.engine import Engine, EngineConfig, backend
+from jarvis.engine.engine import slot_context
 from jarvis.errors import EngineCrashed, InvalidRequest, JarvisError, ModelBusy, ModelLoadError
 from jarvis.telemetry import ModelRecord, RecordBus
 from jarvis.telemetry.gpu import GpuProbe
@@ -74,6 +75,7 @@ class ModelManager:
     (jarvis.backends.ModelSource)."""
 
     served_by = "local"
+    capabilities = LocalBackend.capabilities  # what its models can do (the /v1/models listing says)
 
     def __init__(self, catalog: Catalog, config: EngineConfig, bus: RecordBus, *, max_loaded: int = 2,
                  keep_alive_s: float = 1800, memory_budget_bytes: int = 0, gpu: GpuProbe | None = None):
@@ -110,6 +112,10 @@ class ModelManager:
 
     async def warm(self, info: LocalModel) -> None:
         await self.load(info.name)
+
+    def context_length(self, info: LocalModel) -> int:
+        """What a slot of its engine holds: engine.context_length within the trained length."""
+        return slot_context(self.config.context_length, info.context_length)
 
     def state(self, info: LocalModel) -> str:
         if info.name in self._loaded:

@@ -16,7 +16,7 @@ Kind = Literal["reasoning", "content"]
 Piece = tuple[Kind, str]
 
 
-def _tail_prefix(text: str, tag: str) -> int:
+def tail_prefix(text: str, tag: str) -> int:
     """How many characters at the end of `text` could be the start of `tag`."""
     for n in range(min(len(tag) - 1, len(text)), 0, -1):
         if text.endswith(tag[:n]):
@@ -62,7 +62,7 @@ class ReasoningSplitter:
             end = self._held.find(CLOSE)
             if end < 0:
                 # Hold back what may be the closing tag arriving, and the newlines before it.
-                keep = _tail_prefix(self._held, CLOSE)
+                keep = tail_prefix(self._held, CLOSE)
                 cut = len(self._held[:len(self._held) - keep].rstrip())
                 if cut:
                     out.append(("reasoning", self._held[:cut]))

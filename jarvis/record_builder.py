@@ -31,12 +31,13 @@ def build_record(*, request_id: str, model: str, operation: str, source: str, st
     return RequestRecord(
         request_id=request_id, model=model, operation=operation, source=source, backend=served_by,
         status=status, error_kind=error_kind, finish_reason=t.finish_reason if status == "ok" else "",
+        stop_sequence=t.stop_sequence if status == "ok" else "",
         total_ms=(now - started) * 1000,
         queue_ms=t.queue_ms, queue_position=t.queue_position, model_load_ms=t.load_ms,
         prefill_ms=t.prefill_ms, ttft_ms=(first_text_at - started) * 1000 if first_text_at else 0.0,
         decode_tokens_per_s=t.decode_tokens_per_s, inter_token_ms=t.inter_token_ms,
         prompt_tokens=t.prompt_tokens, cached_prompt_tokens=t.cached_prompt_tokens,
-        completion_tokens=t.completion_tokens, dropped_turns=t.dropped_turns, constrained=t.constrained,
+        completion_tokens=t.completion_tokens, reasoning_tokens=t.reasoning_tokens, dropped_turns=t.dropped_turns, constrained=t.constrained,
         cache=cache, cache_similarity=cache_similarity, cache_match=cache_match, warm_start=t.warm_start,
         coalesced=coalesced, timestamp=time.time(),
         prompt=prompt, reply=reply, server_timings=t.server_timings)

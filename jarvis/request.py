@@ -141,6 +141,7 @@ class Timings:
     last chunk; the Assistant turns them into the one RequestRecord (jarvis.record_builder)."""
 
     finish_reason: str = "stop"  # stop | length
+    stop_sequence: str = ""  # the stop string that ended the reply (cut from its text); "" = none did
     submitted_at: float = 0.0  # the backend took the request
     admitted_at: float = 0.0  # it got a slot (or an upstream place); queue time ends here
     first_token_at: float = 0.0  # 0: no token was produced
@@ -149,6 +150,7 @@ class Timings:
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0  # of those, reused from a previous request's KV cells
     completion_tokens: int = 0
+    reasoning_tokens: int = 0  # of those, spent thinking (inside `<think>`, the tags not counted)
     dropped_turns: int = 0
     inter_token_ms: tuple[float, ...] = ()
     constrained: str = ""  # the grammar's label when one shaped the output ("JSON", "tool call")

@@ -1,6 +1,6 @@
 """What a request may ask for besides sampling: its tools, a response format (structured
 output), a grammar that constrains its output, and the log-probabilities of the tokens it
-generates. Plain data, attached to ChatRequest.options; a request that asks for none of it costs
+generates, and how many tokens a reasoning model may spend thinking. Plain data, attached to ChatRequest.options; a request that asks for none of it costs
 the engine nothing extra.
 
 Tools and the response format are declarative, so each backend serves them its own way: the local
@@ -40,17 +40,35 @@ class RequestOptions:
     top_logprobs: int = 0  # alternatives reported per token, 0-20
     tools: "ToolPlan | None" = None  # the request's tools and what the model may or must do with them
     response_format: "ResponseFormat | None" = None  # JSON object / JSON schema the answer must follow
+    # Most tokens a reasoning model may think (inside `<think>`) before `</think>` ends it; None = no
+    # limit, 0 = none. The local engine enforces it (jarvis.engine.thinking); a remote server gets
+    # `reasoning_effort` (the effort asked for, or the smallest whose budget covers this one).
+    reasoning_budget: int | None = None
+    reasoning_effort: str | None = None  # the effort the client named, when it named one
+
+    @property
+    def shaped(self) -> bool:
+        """The answer must follow a grammar or a JSON format (a backend needs Capability.GRAMMAR)."""
+        return self.grammar is not None or (self.response_format is not None and self.response_format.type != "text")
+
+    @property
+    def calls_tools(self) -> bool:
+        """The model may (or must) call the request's tools (a backend needs Capability.TOOLS)."""
+        return self.tools is not None and self.tools.active
 
     @property
     def structured(self) -> bool:
-        """The answer is held to a shape (a grammar, a JSON format or forced tool calls)."""
-        return self.grammar is not None or (self.response_format is not None and self.response_format.type != "text") \
-            or (self.tools is not None and self.tools.active)
+        """The answer is held to a shape (a grammar, a JSON format or tool calls): the one
+        definition the cache (its TTL kind, no semantic match) and needed_capabilities share."""
+        return self.shaped or self.calls_tools
 
     def validate(self) -> None:
         if not 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS:
             raise InvalidRequest(f"top_logprobs = {self.top_logprobs} must be between 0 and {MAX_TOP_LOGPROBS}.",
                                  field="top_logprobs")
+        if self.reasoning_budget is not None and self.reasoning_budget < 0:
+            raise InvalidRequest(f"reasoning budget = {self.reasoning_budget} must be 0 or more tokens.",
+                                 field="reasoning_budget")
 
 
 NO_OPTIONS = RequestOptions()

@@ -2,7 +2,7 @@
 and `jarvis ask --stats` print it. One formatter, so every front end reads the same record the
 same way.
 
-    smol · 48 tokens · 81.3 tok/s · TTFT 112 ms · warm [· JSON] [· via gpu (server: ...)]
+    smol · 48 tokens [(12 thinking)] · 81.3 tok/s · TTFT 112 ms · warm [· JSON] [· via gpu (server: ...)]
     with detail: ... · 31 prompt (24 reused) · stop [· 2 oldest turns dropped to fit]
 """
 
@@ -40,7 +40,8 @@ def stats_line(t: RequestRecord | None, model: str = "", status: str = "complete
     finish reason and dropped turns too (the terminal has room)."""
     if t is None:
         return f"{model} · stopped before the first token" if status == "stopped" else model
-    parts = [model or t.model, f"{t.completion_tokens} tokens", f"{t.decode_tokens_per_s:.1f} tok/s",
+    tokens = f"{t.completion_tokens} tokens" + (f" ({t.reasoning_tokens} thinking)" if t.reasoning_tokens else "")
+    parts = [model or t.model, tokens, f"{t.decode_tokens_per_s:.1f} tok/s",
              f"TTFT {t.ttft_ms:.0f} ms", start_word(t)]
     if detail:
         parts.insert(4, f"{t.prompt_tokens} prompt ({t.cached_prompt_tokens} reused)")

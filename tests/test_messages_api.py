@@ -217,6 +217,10 @@ def test_count_tokens_counts_the_prompt(client):
     assert 0 < few.input_tokens < more.input_tokens
     with_tools = client.messages.count_tokens(model="", messages=[{"role": "user", "content": "Hi"}], tools=[WEATHER])
     assert with_tools.input_tokens > few.input_tokens  # the tool descriptions are part of the prompt
+    # Tokenized, not generated: the same count a generation of that prompt reports as its input.
+    asked = client.messages.create(model="", max_tokens=1, messages=[{"role": "user", "content": "Hi " * 50}],
+                                   extra_body={**GREEDY, "cache": False})
+    assert more.input_tokens == asked.usage.input_tokens
 
 
 # ---- the token and the unsupported-tools setting ------------------------------------------

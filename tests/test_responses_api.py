@@ -22,7 +22,8 @@ from bench.support.server import ServerThread
 from bench.support.settings import make_settings
 
 THINK_GBNF = 'root ::= "<think>\\nThe user wants a greeting.\\n</think>\\n\\nHello there!"'
-THINK = {"grammar": THINK_GBNF}
+# Greedy: a sampled path through the grammar may spell the text in more tokens than max_tokens allows.
+THINK = {"grammar": THINK_GBNF, "temperature": 0}
 WEATHER = {"type": "function", "name": "get_weather", "description": "The weather in a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
 

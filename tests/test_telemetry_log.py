@@ -7,10 +7,10 @@ from jarvis.telemetry import RecordBus, RequestLog, RequestRecord, StepRecord
 
 # The record's own field names (RequestRecord.as_dict, the one serialiser), plus an ISO time.
 FIELDS = {"time", "timestamp", "request_id", "model", "operation", "source", "backend", "status", "error_kind",
-          "finish_reason", "total_ms", "queue_ms", "queue_position", "model_load_ms", "prefill_ms", "ttft_ms",
-          "decode_tokens_per_s", "prompt_tokens", "cached_prompt_tokens", "completion_tokens", "dropped_turns",
-          "constrained", "cache", "cache_similarity", "cache_match", "cache_hit", "warm_start", "coalesced",
-          "server_timings"}
+          "finish_reason", "stop_sequence", "total_ms", "queue_ms", "queue_position", "model_load_ms", "prefill_ms",
+          "ttft_ms", "decode_tokens_per_s", "prompt_tokens", "cached_prompt_tokens", "completion_tokens",
+          "reasoning_tokens", "dropped_turns", "constrained", "cache", "cache_similarity", "cache_match", "cache_hit",
+          "warm_start", "coalesced", "server_timings"}
 
 
 def record(i: int = 1, **kw) -> RequestRecord:

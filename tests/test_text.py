@@ -23,6 +23,15 @@ def test_text_that_only_looks_like_a_stop_prefix_is_released():
 def test_earliest_of_several_stop_strings_wins():
     s = StreamingText(stop=("b", "cd"))
     assert "".join(feed_all(s, ["acdb"])) == "a"
+    assert s.matched == "cd"  # what the reply's stop_sequence says
+
+
+def test_the_stop_string_that_ended_it_is_named_the_longest_where_several_start():
+    s = StreamingText(stop=("x", "xy", "never"))
+    assert "".join(feed_all(s, ["ab", "xyz"])) == "ab" and s.matched == "xy"
+    plain = StreamingText(stop=("never",))
+    feed_all(plain, ["ab"])
+    assert plain.matched == "" and not plain.stopped
 
 
 def test_truncated_multibyte_character_is_dropped_at_the_end():

@@ -44,6 +44,8 @@ class Backend(Protocol):
 
     def cancel(self, handle: Any) -> None: ...
 
+    async def count_tokens(self, request: "ChatRequest") -> int: ...  # the prompt's tokens; nothing generated
+
     async def embed(self, inputs: list[str | list[int]], dimensions: int | None = None) -> Any: ...
 
     @property
@@ -80,8 +82,11 @@ class ModelSource(Protocol):
     """
 
     served_by: str
+    capabilities: frozenset[Capability]  # what the models it serves can do
 
     async def prepare(self, name: str) -> None: ...
+
+    def context_length(self, info: "ModelInfo") -> int: ...  # the tokens a request may use; 0 = unknown
 
     def lease(self, info: "ModelInfo", timeout_s: float | None = None) -> AsyncContextManager[Lease]: ...
 

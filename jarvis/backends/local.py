@@ -80,6 +80,9 @@ class LocalBackend:
     def cancel(self, handle: LocalHandle) -> None:
         self.engine.cancel(handle.seq)
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        return await asyncio.to_thread(self.engine.count_tokens, prepared(request))  # tools described, as sent
+
     async def embed(self, inputs: list[str | list[int]], dimensions: int | None = None):
         embedder = self.engine.embedder()
         if dimensions is not None and dimensions != embedder.dimensions:

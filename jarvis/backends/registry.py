@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, AsyncContextManager
 
-from jarvis.backends.base import Lease, ModelSource
+from jarvis.backends.base import Capability, Lease, ModelSource
 from jarvis.errors import JarvisError
 
 if TYPE_CHECKING:
@@ -54,6 +54,13 @@ class BackendRegistry:
 
     async def warm(self, info: "ModelInfo") -> None:
         await self.source(info).warm(info)
+
+    def capabilities(self, info: "ModelInfo") -> frozenset[Capability]:
+        return self.source(info).capabilities
+
+    def context_length(self, info: "ModelInfo") -> int:
+        """The tokens a request to it may use (prompt and reply), as its source serves it; 0 = unknown."""
+        return self.source(info).context_length(info)
 
     def state(self, info: "ModelInfo") -> str:
         """What the model picker says of it: loaded, loading, not loaded, unreadable, reachable, ..."""

@@ -28,7 +28,7 @@ def cache_key(request: ChatRequest, model_identity: tuple) -> str | None:
         return None
     if request.options.logprobs:  # a replay has no logprobs to give
         return None
-    if request.options.tools is not None and request.options.tools.active:
+    if request.options.calls_tools:
         return None  # a reply that may call tools is an agent's step: never answered from a store
     fmt = request.options.response_format
     return _digest({
@@ -40,6 +40,7 @@ def cache_key(request: ChatRequest, model_identity: tuple) -> str | None:
         "truncate": request.truncate,
         "grammar": asdict(request.options.grammar) if request.options.grammar else None,
         "response_format": fmt.wire() if fmt is not None else None,
+        "reasoning_budget": request.options.reasoning_budget,
     })
 
 
@@ -79,4 +80,5 @@ def semantic_scope(request: ChatRequest, model_identity: tuple, file_identity: s
         "model": list(model_identity), "file": file_identity,
         "before": [[m.role, m.content] for m in request.messages[:-1]],
         "sampling": request.sampling.model_dump(), "truncate": request.truncate,
+        "reasoning_budget": request.options.reasoning_budget,
     })

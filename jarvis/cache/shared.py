@@ -18,8 +18,8 @@ async def replay(reply: Reply, chunk_chars: int = 64) -> AsyncIterator[Chunk]:
     for piece in pieces[:-1]:
         yield Chunk(piece)
     r = reply.record
-    timings = Timings(finish_reason=r.finish_reason, prompt_tokens=r.prompt_tokens,
-                      completion_tokens=r.completion_tokens, constrained=r.constrained)
+    timings = Timings(finish_reason=r.finish_reason, stop_sequence=r.stop_sequence, prompt_tokens=r.prompt_tokens,
+                      completion_tokens=r.completion_tokens, reasoning_tokens=r.reasoning_tokens, constrained=r.constrained)
     yield Chunk(pieces[-1], done=True, timings=timings)
 
 

@@ -41,6 +41,15 @@ class ModelInfo:
         return False
 
     @property
+    def reasoning(self) -> bool:
+        """It declares that it thinks (its chat template writes `<think>` blocks)."""
+        return False
+
+    def facts(self) -> dict:
+        """What is known of the model itself, by llama-server's names (its /v1/models `meta`)."""
+        return {}
+
+    @property
     def location(self) -> str:
         """Where it is, for people: a file's path, a server's URL."""
         raise NotImplementedError
@@ -87,6 +96,14 @@ class LocalModel(ModelInfo):
     @property
     def has_chat_template(self) -> bool:
         return bool(self.chat_template)
+
+    @property
+    def reasoning(self) -> bool:
+        return "<think>" in self.chat_template
+
+    def facts(self) -> dict:
+        return {"n_ctx_train": self.context_length, "n_params": self.parameters, "size": self.size_bytes,
+                "architecture": self.architecture, "quantization": self.quantization}
 
     @property
     def location(self) -> str:

@@ -37,6 +37,7 @@ from jarvis.engine.scheduler import plan_step
 from jarvis.engine.sequence import SeqState, Slot, common_prefix
 from jarvis.engine.speculation import DraftPolicy
 from jarvis.engine.text import StreamingText
+from jarvis.engine.thinking import CloseTags, ThinkingBudget
 from jarvis.gguf_header import GGUFError, read_header
 from jarvis.errors import EngineClosed, EngineCrashed, JarvisError, ModelLoadError, RequestCancelled, RequestTimeout
 from jarvis.request import ChatRequest, Chunk, QueuePosition, resolve_timeout
@@ -47,6 +48,13 @@ MAX_CTX_DEFAULT = 8192
 
 
 _DEFAULTS = EngineSettings()  # the defaults are the settings' own, never a second copy
+
+
+def slot_context(configured: int, trained: int) -> int:
+    """The tokens one slot holds: engine.context_length (0 = the trained length, capped), never
+    more than the model was trained for."""
+    n_ctx = configured or min(trained, MAX_CTX_DEFAULT)
+    return min(n_ctx, trained or n_ctx)
 
 
 def auto_threads(cores: int | None = None) -> int:
@@ -133,8 +141,7 @@ class Engine:
             said = "; ".join(list(backend.recent_problems)[-2:])
             raise ModelLoadError(self.path, e.reason + (f" (llama.cpp: {said})" if said else "")) from None
         self.gpu_layers = gpu_layers
-        n_ctx = cfg.context_length or min(self._model.n_ctx_train, MAX_CTX_DEFAULT)
-        n_ctx = min(n_ctx, self._model.n_ctx_train or n_ctx)
+        n_ctx = slot_context(cfg.context_length, self._model.n_ctx_train)
         n_threads = cfg.n_threads or auto_threads()
         self.threads = n_threads
         n_batch = max(cfg.prefill_chunk, cfg.batch_size)
@@ -149,6 +156,8 @@ class Engine:
         self._drafts = DraftPolicy(cfg.lookup_draft, allowed=not self._model.recurrent)
         self._batch = Batch(n_batch)
         self._prompts = PromptBuilder(self._model, self._chat_template)
+        model = self._model
+        self._close_tags = CloseTags(lambda text: model.tokenize(text, add_special=False, parse_special=True))
         self._slots = [Slot(seq_id=i) for i in range(cfg.batch_size)]
         self._thread = threading.Thread(target=self._run, name=f"engine:{self.name}", daemon=True)
         self._thread.start()
@@ -246,6 +255,14 @@ class Engine:
         finally:
             if not seq.mailbox.closed:
                 self.cancel(seq)
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        """The prompt's tokens, template applied, nothing generated. Tokenizing only reads the
+        vocabulary, so any thread may call it (never the asyncio loop: it is a llama.cpp call)."""
+        if self._model is None or self._stopping:
+            raise EngineClosed()
+        request.validate()
+        return self._prompts.count(request)
 
     def embedder(self) -> Embedder:
         """This model's embeddings context and thread, made on first use."""
@@ -383,6 +400,7 @@ class Engine:
             del slot.tokens[keep:]
             seq.prefilled = seq.cached_tokens = keep
             seq.decoder = StreamingText(sp.stop)
+            seq.thinking = ThinkingBudget(seq.request.options.reasoning_budget, self._close_tags)
             seq.admitted_at = time.perf_counter()
             slot.sequence = seq
 
@@ -408,7 +426,7 @@ class Engine:
         seq = slot.sequence
         drafted = seq.draft
         if not drafted:
-            ended = self._take(seq, seq.sampler.sample(self._ctx, idx), idx, len(slot.tokens))
+            ended = self._take(seq, self._choose(seq, idx), idx, len(slot.tokens))
             if ended:
                 self._finish(slot, ended)
             return
@@ -420,7 +438,7 @@ class Engine:
         agreed = 0
         ended = None
         for i in range(len(drafted) + 1):
-            token = seq.sampler.sample(self._ctx, idx + i)
+            token = self._choose(seq, idx + i)
             ended = self._take(seq, token, idx + i, pos + 1 + i)
             if not ended and i < len(drafted) and token == drafted[i]:
                 seq.pending_token = None
@@ -435,6 +453,14 @@ class Engine:
         if ended:  # only now: the slot's cells and tokens are final before the request is reported done
             self._finish(slot, ended)
 
+    def _choose(self, seq: SeqState, idx: int) -> int:
+        """The sequence's next token: the next one of `</think>` when its thinking budget is spent
+        (and its grammar, if any, allows it), else sampled from the logits at `idx`."""
+        forced = seq.thinking.forced()
+        if forced is not None and seq.sampler.accept(forced):
+            return forced
+        return seq.sampler.sample(self._ctx, idx)
+
     def _take(self, seq: SeqState, token: int, idx: int, n_kv: int) -> str | None:
         """One sampled token: hand its text over. Returns None when the request goes on (the
         token is then pending: decoded next step), else why it ends ("stop", "length"); the
@@ -447,7 +473,9 @@ class Engine:
         if seq.request.options.logprobs:
             seq.mailbox.put_logprobs(read_logprobs(model, self._ctx, idx, token, seq.request.options.top_logprobs))
         seq.completion_tokens += 1
-        text = seq.decoder.feed(model.token_bytes(token))
+        piece = model.token_bytes(token)
+        seq.thinking.took(token, piece)
+        text = seq.decoder.feed(piece)
         if text:
             seq.mailbox.put_text(text)
         if seq.decoder.stopped:

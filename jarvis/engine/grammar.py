@@ -40,7 +40,7 @@ def make_sampler(model: LlamaModel, sampling, seed: int, options: RequestOptions
 
 
 class GrammarSampler:
-    """A SamplerChain plus a grammar; same face (sample, close)."""
+    """A SamplerChain plus a grammar; same face (sample, accept, close)."""
 
     def __init__(self, model: LlamaModel, chain: SamplerChain, grammar: Grammar):
         self._chain = chain
@@ -119,6 +119,15 @@ class GrammarSampler:
             ll.llama_sampler_accept(self._grammar, token)
         ll.llama_sampler_accept(chain, token)
         return token
+
+    def accept(self, token: int) -> bool:
+        """Take `token` without sampling, if the grammar allows it here; False (nothing taken)
+        if not: the grammar the request asked for wins over a forced token."""
+        if not self._allowed(token):
+            return False
+        ll.llama_sampler_accept(self._grammar, token)
+        ll.llama_sampler_accept(self._chain.ptr, token)
+        return True
 
     def close(self) -> None:
         if self._grammar is not None:

@@ -269,6 +269,11 @@ class SamplerChain:
         """Sample from the logits at `batch_index` of the last decode; the chain also accepts the token."""
         return ll.llama_sampler_sample(self._ptr, ctx.ptr, batch_index)
 
+    def accept(self, token: int) -> bool:
+        """`token` is taken without sampling (a forced one): the chain's penalties see it."""
+        ll.llama_sampler_accept(self._ptr, token)
+        return True
+
     def close(self) -> None:
         if self._ptr is not None:
             ll.llama_sampler_free(self._ptr)

@@ -39,6 +39,11 @@ class PromptBuilder:
             raise InvalidRequest(f"The model's chat template rejected the conversation: {e}", field="messages") from None
         return result.prompt
 
+    def count(self, request: ChatRequest) -> int:
+        """The prompt's tokens as the model would read it (template applied, nothing cut)."""
+        text = request.prompt if request.prompt is not None else self.render(request.messages)
+        return len(self._model.tokenize(text))
+
     def prepare(self, request: ChatRequest, n_ctx: int, truncate: bool) -> PreparedPrompt:
         # Room the reply needs: a context filled by the prompt alone could not answer at all.
         reserve = max(1, min(request.sampling.max_tokens, n_ctx // 4))

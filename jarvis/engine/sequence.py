@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from jarvis.engine.mailbox import Mailbox
 from jarvis.engine.text import StreamingText
+from jarvis.engine.thinking import ThinkingBudget
 from jarvis.request import ChatRequest, Timings
 
 
@@ -30,6 +31,7 @@ class SeqState:
     dropped_turns: int = 0
     sampler: object = None
     decoder: StreamingText | None = None  # token bytes -> releasable text, stop strings held back
+    thinking: ThinkingBudget | None = None  # its think block: counted, and ended at its budget
     pending_token: int | None = None  # sampled, to be decoded in the next step
     draft: list[int] = field(default_factory=list)  # prompt-lookup guesses in this step's batch, after the pending token
     draft_pos: int = 0  # the pending token's position in this step (the drafts follow it)
@@ -61,7 +63,9 @@ class SeqState:
                        queue_position=self.queue_position, prompt_tokens=len(self.prompt),
                        cached_prompt_tokens=self.cached_tokens, completion_tokens=self.completion_tokens,
                        dropped_turns=self.dropped_turns, inter_token_ms=tuple(self.token_gaps_ms),
-                       constrained=grammar.label if grammar else "")
+                       constrained=grammar.label if grammar else "",
+                       reasoning_tokens=self.thinking.tokens if self.thinking else 0,
+                       stop_sequence=self.decoder.matched if self.decoder else "")
 
 
 @dataclass(eq=False)

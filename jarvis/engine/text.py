@@ -17,6 +17,7 @@ class StreamingText:
         self._stop = tuple(s for s in stop if s)
         self._held = ""  # decoded text not yet released (could begin a stop string)
         self.stopped = False  # a stop string was found; the rest is discarded
+        self.matched = ""  # which one (the earliest in the text; the longest of those starting there)
 
     def feed(self, data: bytes) -> str:
         if self.stopped:
@@ -42,6 +43,7 @@ class StreamingText:
         hits = [(i, s) for i, s in hits if i >= 0]
         if hits:
             cut = min(i for i, _ in hits)
+            self.matched = max((s for i, s in hits if i == cut), key=len)
             out = self._held[:cut]
             self._held = ""
             self.stopped = True

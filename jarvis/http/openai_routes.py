@@ -25,6 +25,7 @@ from jarvis.http.answer import AnswerParser
 from jarvis.http.embeddings_routes import embeddings_route
 from jarvis.http.errors import error_type
 from jarvis.http.logprobs import chat_logprobs, completion_logprobs
+from jarvis.http.model_entry import model_entry
 from jarvis.http.openai_schema import chat_request, completion_request, parse_json
 from jarvis.http.rate_limit import rate_limit_middleware
 from jarvis.http.responses.routes import responses_routes
@@ -39,7 +40,8 @@ CLIENT_CLOSED = 499  # nginx's "client closed request": logged, never read by an
 def usage(t: RequestRecord) -> dict[str, Any]:
     return {"prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
             "total_tokens": t.prompt_tokens + t.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": t.cached_prompt_tokens}}
+            "prompt_tokens_details": {"cached_tokens": t.cached_prompt_tokens},
+            "completion_tokens_details": {"reasoning_tokens": t.reasoning_tokens}}
 
 
 def jarvis_figures(t: RequestRecord) -> dict[str, Any]:
@@ -130,11 +132,12 @@ class OpenAIApi:
         self.runtime = runtime
         self.assistant = runtime.assistant
         self.generation = runtime.settings.generation
+        self.reasoning = runtime.settings.reasoning
 
     # ---- models ----------------------------------------------------------------------------
     def _model_entry(self, info) -> dict[str, Any]:
-        return {"id": info.name, "object": "model", "created": info.created,
-                "owned_by": info.owner}  # "jarvis", or a remote model's remote NAME
+        backends = self.assistant.backends
+        return model_entry(info, backends.capabilities(info), backends.context_length(info))
 
     async def list_models(self, request: web.Request) -> web.Response:
         infos = (await self.assistant.catalog.ready()).usable()  # before the first scan: wait, never list none
@@ -146,7 +149,7 @@ class OpenAIApi:
 
     # ---- completions -----------------------------------------------------------------------
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
-        parsed, job = chat_request(parse_json(await request.read()), self.generation)
+        parsed, job = chat_request(parse_json(await request.read()), self.generation, self.reasoning)
         tools = job.options.tools is not None and job.options.tools.active
         return await self._complete(request, job, chat=True, stream=bool(parsed.stream),
                                     include_usage=parsed.include_usage, tools=tools)

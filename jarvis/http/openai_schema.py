@@ -5,7 +5,7 @@ does; every error is an InvalidRequest whose message and `field` name the field 
 Honoured: model, messages (system/developer/user/assistant; content as text or a list of text
 parts), prompt (completions), max_tokens / max_completion_tokens, temperature, top_p, seed, stop,
 n (1 only), presence_penalty, frequency_penalty, stream, stream_options.include_usage;
-response_format (jarvis.structured), tools / tool_choice / parallel_tool_calls and tool
+reasoning_effort (a thinking budget, [reasoning]), response_format (jarvis.structured), tools / tool_choice / parallel_tool_calls and tool
 messages (jarvis.tools), logprobs / top_logprobs (chat) and logprobs (completions). Tools and the
 response format go into the request as they are: the backend that serves the model decides how
 to honour them (a local model through a grammar, a remote server itself).
@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from jarvis.config import EFFORTS, ReasoningSettings
 from jarvis.errors import InvalidRequest
 from jarvis.request import ChatRequest, Message, Priority, ToolCall
 from jarvis.request_options import MAX_TOP_LOGPROBS, Grammar, RequestOptions
@@ -68,6 +69,18 @@ def _invalid(error: ValidationError, tags: frozenset[str] = frozenset()) -> Inva
     value = f" (got {first['input']!r:.60})" if first["type"] != "missing" else ""
     message = first["msg"].removeprefix("Value error, ")
     return InvalidRequest(f"{name}: {message}{value}.", field=name)
+
+
+Effort = Literal[EFFORTS]  # type: ignore[valid-type]
+
+
+def thinking_budget(effort: str | None, settings: ReasoningSettings, tokens: int | None = None) -> dict[str, Any]:
+    """RequestOptions' thinking fields for an effort name (its budget from [reasoning]) or, from
+    Anthropic's thinking.budget_tokens, a number of tokens (told to a remote server as the smallest
+    effort that covers it). Neither: no limit."""
+    if tokens is not None:
+        return {"reasoning_budget": tokens, "reasoning_effort": effort or settings.effort_for(tokens)}
+    return {"reasoning_budget": settings.budget(effort), "reasoning_effort": effort}
 
 
 def extension_grammar(gbnf: str | None) -> Grammar | None:
@@ -180,6 +193,7 @@ class ChatCompletionBody(_Body):
     logprobs: bool | None = None
     top_logprobs: int | None = None
     grammar: str | None = None  # llama-server's extension: a GBNF grammar the answer must follow
+    reasoning_effort: Effort | None = None
 
     def _max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
@@ -187,19 +201,20 @@ class ChatCompletionBody(_Body):
     def tool_plan(self) -> ToolPlan:
         return ToolPlan.of(self.tools, self.tool_choice, self.parallel_tool_calls)
 
-    def _options(self, plan: ToolPlan) -> RequestOptions:
+    def _options(self, plan: ToolPlan, reasoning: ReasoningSettings) -> RequestOptions:
         if self.top_logprobs and not self.logprobs:
             raise InvalidRequest("top_logprobs needs logprobs: true.", field="top_logprobs")
         if self.response_format is not None:
             self.response_format.check()
         return RequestOptions(logprobs=bool(self.logprobs), top_logprobs=self.top_logprobs or 0,
                               tools=plan if plan.tools else None, response_format=self.response_format,
-                              grammar=extension_grammar(self.grammar))
+                              grammar=extension_grammar(self.grammar),
+                              **thinking_budget(self.reasoning_effort, reasoning))
 
-    def to_request(self, generation) -> ChatRequest:
+    def to_request(self, generation, reasoning: ReasoningSettings = ReasoningSettings()) -> ChatRequest:
         plan = self.tool_plan()
         return ChatRequest(messages=tuple(m.to_message() for m in self.messages), operation="openai.chat",
-                           options=self._options(plan), **self._common(generation))
+                           options=self._options(plan, reasoning), **self._common(generation))
 
 
 class CompletionBody(_Body):
@@ -233,9 +248,10 @@ def _validated(request: ChatRequest) -> ChatRequest:
     return request
 
 
-def chat_request(body: dict, generation) -> tuple[ChatCompletionBody, ChatRequest]:
+def chat_request(body: dict, generation, reasoning: ReasoningSettings = ReasoningSettings()
+                 ) -> tuple[ChatCompletionBody, ChatRequest]:
     parsed = ChatCompletionBody.parse(body)
-    return parsed, _validated(parsed.to_request(generation))
+    return parsed, _validated(parsed.to_request(generation, reasoning))
 
 
 def completion_request(body: dict, generation) -> tuple[CompletionBody, ChatRequest]:

@@ -19,6 +19,7 @@ says of itself (llama-server's `timings`, an upstream JARVIS's `jarvis` figures)
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,12 +33,14 @@ from jarvis.errors import (QueueFull, RemoteError, RemoteTimeout, RemoteUnavaila
 from jarvis.remote.client import make_client
 from jarvis.remote.replicas import Replica, pick
 from jarvis.remote.settings import RemoteSettings
-from jarvis.remote.wire import ToolCallPieces, logprobs_of, reasoning_of, request_args
+from jarvis.remote.wire import (ToolCallPieces, logprobs_of, reasoning_of, reasoning_tokens, request_args,
+                                stop_string)
 from jarvis.request import ChatRequest, Chunk, Priority, QueuePosition, Timings, resolve_timeout
 from jarvis.request_queue import PriorityRequestQueue
 from jarvis.telemetry import QueueRecord, RecordBus, StepRecord
 
 log = logging.getLogger("jarvis.remote")
+CHARS_PER_TOKEN = 4  # English text in common tokenizers: a remote's count_tokens estimate
 SERVER_FIGURES = ("timings", "jarvis")  # llama-server's timings; another JARVIS's own record figures
 
 
@@ -248,9 +251,11 @@ class RemoteBackend:
         replica.outstanding += 1
         replica.started += 1
         sent = 0  # pieces handed on: after the first, a failure is never retried
+        thought_pieces = 0  # deltas that carried thinking: its token count when the server gives none
         first = last = 0.0
         gaps: list[float] = []
         finish, usage, server = "", None, {}
+        stopped_by = ""  # the stop string that ended it, where the server says (vLLM's stop_reason)
         calls = ToolCallPieces()
         try:
             try:
@@ -269,7 +274,9 @@ class RemoteBackend:
                             delta = getattr(choice, "delta", None)
                             if delta is not None:
                                 text += delta.content or ""
-                                thought += reasoning_of(delta)
+                                thinking = reasoning_of(delta)
+                                thought += thinking
+                                thought_pieces += bool(thinking)
                                 calls.feed(delta.tool_calls)
                                 produced = bool(delta.content or delta.tool_calls or thought)
                             else:
@@ -277,6 +284,7 @@ class RemoteBackend:
                                 produced = bool(choice.text)
                             logprobs += logprobs_of(choice)
                             finish = choice.finish_reason or finish
+                            stopped_by = stop_string(choice, request.sampling.stop) or stopped_by
                             if not produced and not logprobs:
                                 continue
                             now = time.perf_counter()
@@ -306,10 +314,11 @@ class RemoteBackend:
         completion = usage.completion_tokens if usage is not None and usage.completion_tokens else sent
         cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None) or 0
         timings = Timings(
-            finish_reason="length" if finish == "length" else "stop", submitted_at=seq.submitted_at,
+            finish_reason="length" if finish == "length" else "stop", stop_sequence=stopped_by, submitted_at=seq.submitted_at,
             admitted_at=seq.admitted_at, first_token_at=first, last_token_at=last, queue_position=seq.queue_position,
             prompt_tokens=usage.prompt_tokens if usage is not None else 0, cached_prompt_tokens=cached,
-            completion_tokens=completion, inter_token_ms=tuple(gaps), server_timings=server)
+            completion_tokens=completion, reasoning_tokens=reasoning_tokens(usage) or thought_pieces,
+            inter_token_ms=tuple(gaps), server_timings=server)
         yield Chunk("", done=True, timings=timings, tool_calls=calls.calls())
 
     async def embed(self, model_id: str, inputs: list[str | list[int]], dimensions: int | None) -> Embeddings:
@@ -407,6 +416,13 @@ class RemoteModelBackend:
 
     def cancel(self, seq: RemoteSeq) -> None:
         self.server.cancel(seq)
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """An estimate: OpenAI-compatible servers have no endpoint that counts a chat's tokens, so
+        it is one token per CHARS_PER_TOKEN characters of what would be sent (messages, tools)."""
+        args = request_args(request, self.model_id)
+        sent = json.dumps({k: args[k] for k in ("messages", "prompt", "tools") if k in args}, ensure_ascii=False)
+        return max(1, -(-len(sent) // CHARS_PER_TOKEN))
 
     async def embed(self, inputs: list[str | list[int]], dimensions: int | None = None) -> Embeddings:
         return await self.server.embed(self.model_id, inputs, dimensions)

@@ -41,8 +41,18 @@ async def probe(backend, replica: Replica) -> bool:
     replica.checked_at = time.time()
     replica.extra.pop("refused", None)
     replica.model_ids = tuple(m.id for m in page.data)
+    replica.context_lengths = {m.id: n for m in page.data if (n := listed_context(m.model_extra or {}))}
     replica.succeeded((time.perf_counter() - t0) * 1000)
     return True
+
+
+def listed_context(entry: dict) -> int:
+    """A model's context length as servers list it: JARVIS and LM Studio, vLLM, llama-server's meta."""
+    for value in (entry.get("context_length"), entry.get("max_context_length"), entry.get("max_model_len"),
+                  (entry.get("meta") or {}).get("n_ctx_train") if isinstance(entry.get("meta"), dict) else None):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
 
 
 async def probe_all(backend) -> None:

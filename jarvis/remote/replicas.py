@@ -26,6 +26,7 @@ class Replica:
     last_error: str = ""
     rtt_ms: float | None = None  # the last successful probe's round trip
     model_ids: tuple[str, ...] = ()
+    context_lengths: dict[str, int] = field(default_factory=dict)  # by model id, where its listing says
     checked_at: float = 0.0  # time.time() of the last probe
     metrics: Any = None  # the last ServerMetrics read from its /metrics, or None
     metrics_state: str = "unknown"  # unknown | yes | none (the server has no /metrics we can read)

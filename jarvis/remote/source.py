@@ -22,6 +22,8 @@ from jarvis.telemetry import RecordBus
 
 
 class RemoteSource:
+    capabilities = RemoteModelBackend.capabilities  # what its models can do (the /v1/models listing says)
+
     def __init__(self, name: str, settings: RemoteSettings, catalog: Catalog, bus: RecordBus, *,
                  max_queue: int = 64, request_timeout_s: float = 300):
         self.served_by = name
@@ -96,6 +98,9 @@ class RemoteSource:
     def state(self, info: RemoteModel) -> str:
         return "remote" if self.backend.reachable else "unreachable"
 
+    def context_length(self, info: RemoteModel) -> int:
+        return info.context_length  # as the server listed it; 0 when it did not say
+
     def status(self) -> list[dict]:
         return [{**self.backend.status(), "kind": "server",
                  "models": [m.name for m in self.model_infos()]}]
@@ -108,8 +113,9 @@ class RemoteSource:
         allowed = self.backend.settings.models
         ids = [m for m in listed if m in allowed] if allowed and listed else (allowed or listed)
         name, url = self.served_by, self.backend.settings.base_url
+        contexts = {m: n for replica in self.backend.replicas for m, n in replica.context_lengths.items()}
         return [RemoteModel(name=f"{name}/{model_id}", source=f"remote {name}", served_by=name, upstream_id=model_id,
-                            base_url=url) for model_id in ids]
+                            base_url=url, context_length=contexts.get(model_id, 0)) for model_id in ids]
 
     def publish(self) -> None:
         self.catalog.publish(self.served_by, self.model_infos())

@@ -42,6 +42,8 @@ def request_args(request: ChatRequest, model_id: str, json_schema_as: str = "jso
         args.update(options.tools.wire())
     if options.response_format is not None:
         args["response_format"] = response_format_wire(options.response_format, json_schema_as)
+    if options.reasoning_effort is not None:  # the server thinks by its own budget for that effort
+        args["reasoning_effort"] = options.reasoning_effort
     if options.grammar is not None:  # llama-server takes GBNF as it is
         args["extra_body"]["grammar"] = options.grammar.gbnf
     return args
@@ -92,6 +94,19 @@ class ToolCallPieces:
                 pass  # passed on as the server sent it: the client sees what the model wrote
             out.append(ToolCall(c["id"] or f"call_{index}", c["name"], arguments))
         return tuple(out)
+
+
+def stop_string(choice, stops: tuple[str, ...]) -> str:
+    """The stop string that ended a choice, where the server names it (vLLM's `stop_reason`);
+    "" when it does not (OpenAI, llama-server)."""
+    said = (getattr(choice, "model_extra", None) or {}).get("stop_reason")
+    return said if isinstance(said, str) and said in stops else ""
+
+
+def reasoning_tokens(usage) -> int:
+    """The thinking tokens a server counted (OpenAI's completion_tokens_details), 0 when it did not say."""
+    details = getattr(usage, "completion_tokens_details", None)
+    return getattr(details, "reasoning_tokens", None) or 0
 
 
 def reasoning_of(delta) -> str:

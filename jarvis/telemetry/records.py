@@ -27,6 +27,7 @@ class RequestRecord:
     status: str = "ok"  # ok | error | cancelled
     error_kind: str = ""  # the JarvisError subclass name when status is error, e.g. QueueFull
     finish_reason: str = ""  # stop (end of answer or a stop string) | length (max_tokens, context); "" = unfinished
+    stop_sequence: str = ""  # the stop string that ended it, when one did (Anthropic's stop_sequence)
     total_ms: float = 0.0  # submission to the last token (or to the failure)
     queue_ms: float = 0.0  # waiting for a free slot in the engine
     queue_position: int = 0  # place in line at submission (1 = next); 0 = a slot was free for it
@@ -38,6 +39,7 @@ class RequestRecord:
     prompt_tokens: int = 0  # the prompt as the model saw it (template applied, after truncation)
     cached_prompt_tokens: int = 0  # of those, reused from the slot's KV cache (not prefilled again)
     completion_tokens: int = 0  # tokens generated (an end-of-generation token not counted)
+    reasoning_tokens: int = 0  # of those, the model's thinking (`<think>` block, or a remote's reasoning)
     dropped_turns: int = 0  # oldest conversation turns dropped to fit the context
     constrained: str = ""  # the grammar's label ("JSON", "tool call") when a grammar shaped the output
     cache: str = "off"  # which cache level answered: hit (memory) | disk | semantic; miss | off (not looked up)

@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from jarvis.http.answer import AnswerParser
 from jarvis.request import ChatRequest, QueuePosition, RequestRecord
 
 from ui.chat.message_widget import MessageWidget
@@ -33,7 +34,9 @@ class Answer:
     conversation_id: int
     request: ChatRequest
     model: str
-    text: str = ""
+    text: str = ""  # the answer, without the thinking
+    thinking: str = ""  # a reasoning model's thinking (its `<think>` block, or a remote's reasoning)
+    parser: AnswerParser = field(default_factory=AnswerParser, repr=False)  # splits the two as they stream
     record: RequestRecord | None = None  # the finished request's record, from the last chunk
     widget: MessageWidget | None = None
     task: asyncio.Task | None = field(default=None, repr=False)

@@ -210,7 +210,8 @@ class ChatView(QWidget):
         self.view.set_earlier(len(self._earlier))
         answer = self.answers.get(conversation_id)
         if answer is not None:
-            answer.widget = self.view.add(MessageWidget("assistant", answer.text, status="streaming"))
+            answer.widget = self.view.add(MessageWidget("assistant", answer.text, status="streaming",
+                                                        thinking=answer.thinking))
             if not answer.first_token:
                 answer.widget.set_state(self._waiting_state(answer))
         self.settings_panel.load(conv, self.assistant.settings.generation)
@@ -402,16 +403,14 @@ class ChatView(QWidget):
                     answer.queue_positions.append(chunk.queue.position)
                     if answer.widget is not None:
                         answer.widget.set_state(self._waiting_state(answer))
-                if chunk.text:
+                if chunk.text or chunk.reasoning:
                     if not answer.first_token:
                         answer.first_token = True
                         answer.queue = None
                         if answer.widget is not None:
                             answer.widget.set_state("")
-                    answer.text += chunk.text
-                    answer.chunks += 1
-                    if answer.widget is not None:
-                        answer.widget.append(chunk.text)
+                    answer.chunks += bool(chunk.text)
+                    _show(answer, answer.parser.feed(chunk))
                 if chunk.done:
                     answer.record = chunk.record
                     answer.model = answer.model or (chunk.record.model if chunk.record else "")
@@ -429,6 +428,7 @@ class ChatView(QWidget):
     async def _finish(self, answer: Answer, status: str, error: str = "") -> None:
         """Saves the answer, then lets it go: a conversation opened meanwhile reads it stored, or
         still finds it among `answers` and shows it streaming; never neither."""
+        _show(answer, answer.parser.finish())
         stats = "" if status == "error" else stats_line(answer.record, answer.model, status)
         if answer.tool_rounds and stats:
             stats += f" · {answer.tool_rounds} tool round{'s' if answer.tool_rounds > 1 else ''}, " \
@@ -438,6 +438,8 @@ class ChatView(QWidget):
                 "record": answer.record.figures() if answer.record else None}
         if answer.tool_log:  # calls, approvals and results survive a restart: shown again on reopening
             meta["tools"] = answer.tool_log
+        if answer.thinking:  # shown again, collapsed, above the answer on reopening
+            meta["thinking"] = answer.thinking
         try:
             await self.store.add_message(answer.conversation_id, "assistant", content, status, meta)
         except JarvisError as e:  # a deleted conversation, a database gone read-only
@@ -472,6 +474,19 @@ class ChatView(QWidget):
             return None
 
 
+def _show(answer: Answer, pieces: list) -> None:
+    """What the parser released: thinking into its section, the answer into the body."""
+    for kind, text in pieces:
+        if kind == "reasoning":
+            answer.thinking += text
+            if answer.widget is not None:
+                answer.widget.append_thinking(text)
+        else:
+            answer.text += text
+            if answer.widget is not None:
+                answer.widget.append(text)
+
+
 def _message_widgets(m) -> list:
     """A stored message as it is shown: the answer's tool calls as they ended, then the message."""
     cards = []
@@ -480,7 +495,7 @@ def _message_widgets(m) -> list:
         card.show_result(call["status"], call.get("result", ""), call.get("ms", 0.0))
         cards.append(card)
     return [*cards, MessageWidget(m.role, m.content, status=m.status, stats=m.meta.get("stats", ""),
-                                  message_id=m.id)]
+                                  message_id=m.id, thinking=m.meta.get("thinking", ""))]
 
 
 def _title_from(text: str) -> str:

@@ -1,5 +1,6 @@
 """One message: who said it, the Markdown body, a copy button, "copy code" links per code block,
-and under an answer one quiet line of stats.
+above an answer its model's thinking (collapsed, ui.chat.thinking_section), and under an answer
+one quiet line of stats.
 
 While an answer streams, `append()` only stores text; the widget renders at most once per frame
 (FRAME_MS), however many tokens came meanwhile. And it appends: the blocks that later text cannot
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QPushBu
 
 from ui.chat import markdown
 from ui.chat.markdown import settled_end
+from ui.chat.thinking_section import ThinkingSection
 
 FRAME_MS = 16  # at most one render per frame at 60 Hz
 STYLES = {
@@ -34,7 +36,7 @@ def _gap_above(html: str) -> int:
 
 class MessageWidget(QFrame):
     def __init__(self, role: str, text: str = "", *, status: str = "complete", stats: str = "",
-                 message_id: int | None = None, parent=None) -> None:
+                 message_id: int | None = None, thinking: str = "", parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("message")
         self.role = role
@@ -69,6 +71,9 @@ class MessageWidget(QFrame):
         self.copy_button.clicked.connect(self.copy)
         header.addWidget(self.copy_button)
         layout.addLayout(header)
+        self.thinking = ThinkingSection(thinking, streaming=status == "streaming")
+        self._thinking_dirty = False
+        layout.addWidget(self.thinking)
 
         self._parts = QVBoxLayout()  # while streaming, the settled parts above the body
         self._parts.setSpacing(0)
@@ -100,8 +105,17 @@ class MessageWidget(QFrame):
 
     def append(self, piece: str) -> None:
         """Streaming: store the text now, render it at the next frame."""
+        if self.thinking.streaming:  # the answer has begun: the thinking is over
+            self.thinking.finish()
         self._text += piece
         self._dirty = True
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def append_thinking(self, piece: str) -> None:
+        """Streaming thinking: stored now, shown (when expanded) at the next frame."""
+        self.thinking.append(piece)
+        self._thinking_dirty = True
         if not self._timer.isActive():
             self._timer.start()
 
@@ -119,6 +133,8 @@ class MessageWidget(QFrame):
     def finish(self, *, status: str, stats: str = "") -> None:
         self._timer.stop()
         self.status = status
+        self._thinking_dirty = False
+        self.thinking.finish()
         if self._dirty or self._settled:
             self._dirty = False
             self._render()
@@ -130,6 +146,9 @@ class MessageWidget(QFrame):
         self.stats.setVisible(bool(stats))
 
     def _flush(self) -> None:
+        if self._thinking_dirty:
+            self._thinking_dirty = False
+            self.thinking.refresh()
         if self._dirty:
             self._dirty = False
             self._render_streaming()

@@ -25,25 +25,17 @@ from jarvis.http.openai_schema import parse_json
 from jarvis.http.sse import ClientGone, EventStream
 from jarvis.http.surface_tools import DROPPED_HEADER
 from jarvis.request import ChatRequest, RequestRecord, ToolCall
+from jarvis.token_count import count_tokens
 
 CLIENT_CLOSED = 499
 
 
-def stop_reason(record: RequestRecord, calls: tuple[ToolCall, ...], stop: str | None) -> str:
+def stop_reason(record: RequestRecord, calls: tuple[ToolCall, ...]) -> str:
     if calls:
         return "tool_use"
     if record.finish_reason == "length":
         return "max_tokens"
-    return "stop_sequence" if stop is not None else "end_turn"
-
-
-def which_stop(stops: list[str] | None, generated: bytes, released: str) -> str | None:
-    """The stop sequence that ended the reply: the engine cuts it from the text, but the sampled
-    tokens (their logprob entries) still hold it right after the released text."""
-    if not stops:
-        return None
-    rest = generated.decode("utf-8", errors="replace")[len(released):]
-    return next((s for s in sorted(stops, key=len, reverse=True) if s and rest.startswith(s)), None)
+    return "stop_sequence" if record.stop_sequence else "end_turn"
 
 
 def usage(record: RequestRecord) -> dict[str, Any]:
@@ -64,21 +56,16 @@ class _Reply:
         self.job = job
         self.parser = parser
         self.id = f"msg_{uuid.uuid4().hex[:24]}"
-        self.released: list[str] = []
-        self.generated = bytearray()  # the sampled tokens' bytes, when stop sequences are watched
         self.record = RequestRecord(request_id=job.request_id, model=job.model)
 
     def take(self, chunk) -> list[tuple[str, str]]:
-        self.released.append(chunk.text)
-        for entry in chunk.logprobs or ():
-            self.generated += entry.bytes
         if chunk.done and chunk.record is not None:
             self.record = chunk.record
         return self.parser.feed(chunk)
 
     def stop(self) -> tuple[str, str | None]:
-        matched = which_stop(self.body.stop_sequences, bytes(self.generated), "".join(self.released))
-        return stop_reason(self.record, self.parser.calls, matched), matched
+        """stop_reason and stop_sequence: which stop string ended the reply, as the backend said."""
+        return stop_reason(self.record, self.parser.calls), self.record.stop_sequence or None
 
     def head(self, content: list, reason: str | None, matched: str | None) -> dict[str, Any]:
         return {"id": self.id, "type": "message", "role": "assistant", "model": self.job.model, "content": content,
@@ -89,22 +76,21 @@ class MessagesApi:
     def __init__(self, runtime) -> None:
         self.assistant = runtime.assistant
         self.generation = runtime.settings.generation
+        self.reasoning = runtime.settings.reasoning
         self.server = runtime.settings.server
 
     def _job(self, body: MessagesBody, operation: str = "anthropic.messages"):
-        job, plan, dropped = chat_request(body, self.generation, self.server.unsupported_tools, operation)
+        job, plan, dropped = chat_request(body, self.generation, self.server.unsupported_tools, operation,
+                                           self.reasoning)
         job = replace(job, model=job.model or self.assistant.default_model())
         headers = {DROPPED_HEADER: ", ".join(dropped)} if dropped else {}
         return job, plan, headers
 
     async def count_tokens(self, request: web.Request) -> web.Response:
-        # The prompt as the model sees it (template and tools included), counted by a one-token run
-        # that the response cache answers when it is asked again.
+        # The prompt as the model sees it (template and tools included), tokenized, nothing generated.
         body = CountTokensBody.parse(parse_json(await request.read()))
         job, _, headers = self._job(body, "anthropic.count_tokens")
-        job = replace(job, sampling=job.sampling.with_overrides(max_tokens=1, temperature=0.0))
-        record = (await self.assistant.chat(job)).record
-        return web.json_response({"input_tokens": record.prompt_tokens}, headers=headers)
+        return web.json_response({"input_tokens": await count_tokens(self.assistant, job)}, headers=headers)
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         body = MessagesBody.parse(parse_json(await request.read()))

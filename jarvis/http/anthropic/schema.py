@@ -5,7 +5,7 @@ names it (`messages[1].content[0].type`). Honoured: model, max_tokens (required,
 system (a string or text blocks), messages with text / tool_use / tool_result blocks (thinking
 blocks of earlier turns are accepted and left out of the prompt), stop_sequences, temperature,
 top_p, top_k, tools (input_schema), tool_choice auto / any / tool / none (disable_parallel_tool_use),
-thinking, metadata, stream. Image and document blocks need a vision backend: a clear 400.
+thinking (budget_tokens: the most tokens the model may think; disabled: none), metadata, stream. Image and document blocks need a vision backend: a clear 400.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jarvis.errors import InvalidRequest
-from jarvis.http.openai_schema import _invalid, _validated, extension_grammar
+from jarvis.config import ReasoningSettings
+from jarvis.http.openai_schema import _invalid, _validated, extension_grammar, thinking_budget
 from jarvis.tools.plan import FunctionName, NamedToolChoice, ToolPlan
 from jarvis.http.surface_tools import client_fields, runnable_tools, tool_spec
 from jarvis.request import ChatRequest, Message, Priority, ToolCall
@@ -99,6 +100,15 @@ class ToolChoiceIn(_Model):
 class ThinkingConfig(_Model):
     type: Literal["enabled", "disabled", "adaptive"]
     budget_tokens: int | None = Field(None, ge=1)
+
+
+    def budget(self, settings: ReasoningSettings) -> dict[str, Any]:
+        """enabled with budget_tokens: that many thinking tokens; disabled: none; else no limit."""
+        if self.type == "disabled":
+            return thinking_budget("none", settings)
+        if self.type == "enabled" and self.budget_tokens is not None:
+            return thinking_budget(None, settings, self.budget_tokens)
+        return thinking_budget(None, settings)
 
 
 class MessagesBody(_Model):
@@ -201,15 +211,14 @@ def tool_plan(body: MessagesBody, unsupported_policy: str) -> tuple[ToolPlan, li
 
 
 def chat_request(body: MessagesBody, generation: SamplingParams, unsupported_policy: str,
-                 operation: str = "anthropic.messages") -> tuple[ChatRequest, ToolPlan, list[str]]:
+                 operation: str = "anthropic.messages", reasoning: ReasoningSettings = ReasoningSettings()
+                 ) -> tuple[ChatRequest, ToolPlan, list[str]]:
     """The adapter: a Messages body -> (the internal request, its tool plan, dropped tool types)."""
     plan, dropped = tool_plan(body, unsupported_policy)
     sampling = generation.with_overrides(max_tokens=body.max_tokens, temperature=body.temperature,
                                          top_p=body.top_p, top_k=body.top_k, stop=body.stop_sequences)
-    # stop_sequences: the logprobs' token texts show which stop string ended the reply (the engine
-    # cuts it from the text) until the engine reports it itself.
     options = RequestOptions(tools=plan if plan.tools else None, grammar=extension_grammar(body.grammar),
-                             logprobs=bool(body.stop_sequences))
+                             **(body.thinking or ThinkingConfig(type="adaptive")).budget(reasoning))
     request = ChatRequest(messages=tuple(chat_messages(body)), model=body.model or "", sampling=sampling,
                           source="api", operation=operation, options=options, use_cache=body.cache is not False,
                           priority=Priority.parse(body.priority or "normal"))

@@ -45,7 +45,7 @@ def _id(prefix: str) -> str:
 def usage(record: RequestRecord) -> dict[str, Any]:
     return {"input_tokens": record.prompt_tokens,
             "input_tokens_details": {"cached_tokens": record.cached_prompt_tokens},
-            "output_tokens": record.completion_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+            "output_tokens": record.completion_tokens, "output_tokens_details": {"reasoning_tokens": record.reasoning_tokens},
             "total_tokens": record.prompt_tokens + record.completion_tokens}
 
 
@@ -169,6 +169,7 @@ class ResponsesApi:
     def __init__(self, runtime) -> None:
         self.assistant = runtime.assistant
         self.generation = runtime.settings.generation
+        self.reasoning = runtime.settings.reasoning
         self.server = runtime.settings.server
         self.store = ResponseStore(runtime.settings.responses_path, self.server.responses_retention_days * 86400)
         self.running: dict[str, _Running] = {}
@@ -188,7 +189,8 @@ class ResponsesApi:
                 history = (await self._stored(body.previous_response_id)).conversation()
             except ResponseNotFound as e:
                 raise InvalidRequest(f"previous_response_id: {e}", field="previous_response_id") from None
-        job, plan, dropped = chat_request(body, parse_items(history), self.generation, self.server.unsupported_tools)
+        job, plan, dropped = chat_request(body, parse_items(history), self.generation, self.server.unsupported_tools,
+                                          self.reasoning)
         model = job.model or self.assistant.default_model()
         turn = _Turn(body, replace(job, model=model), plan, model)
         headers = {DROPPED_HEADER: ", ".join(dropped)} if dropped else {}

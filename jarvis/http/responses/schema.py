@@ -6,7 +6,7 @@ function_call, function_call_output; reasoning items of earlier turns are accept
 of the prompt), instructions, previous_response_id (its history comes first), max_output_tokens,
 temperature, top_p, tools of type function (strict), tool_choice, parallel_tool_calls,
 text.format (text / json_object / json_schema, through the same grammar as chat's
-response_format), reasoning.effort, metadata, store, stream. Tools only OpenAI's servers run
+response_format), reasoning.effort (a thinking budget, [reasoning]), metadata, store, stream. Tools only OpenAI's servers run
 (web_search, file_search, ...) follow server.unsupported_tools.
 """
 
@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from jarvis.errors import InvalidRequest
-from jarvis.http.openai_schema import _invalid, _validated, extension_grammar
+from jarvis.config import ReasoningSettings
+from jarvis.http.openai_schema import Effort, _invalid, _validated, extension_grammar, thinking_budget
 from jarvis.structured import JsonSchemaSpec, ResponseFormat
 from jarvis.tools.plan import FunctionName, NamedToolChoice, ToolPlan
 from jarvis.http.surface_tools import client_fields, runnable_tools, tool_spec
@@ -119,7 +120,7 @@ class TextConfig(_Model):
 
 
 class ReasoningConfig(_Model):
-    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    effort: Effort | None = None
 
 
 class ResponsesBody(_Model):
@@ -220,8 +221,8 @@ def tool_plan(body: ResponsesBody, unsupported_policy: str) -> tuple[ToolPlan, l
         raise client_fields(e, indexes, "parameters") from None
 
 
-def chat_request(body: ResponsesBody, history: list[Any], generation: SamplingParams, unsupported_policy: str
-                 ) -> tuple[ChatRequest, ToolPlan, list[str]]:
+def chat_request(body: ResponsesBody, history: list[Any], generation: SamplingParams, unsupported_policy: str,
+                 reasoning: ReasoningSettings = ReasoningSettings()) -> tuple[ChatRequest, ToolPlan, list[str]]:
     """The adapter: a Responses body and the stored history before it -> (the internal request,
     its tool plan, dropped tool types)."""
     plan, _, dropped = tool_plan(body, unsupported_policy)
@@ -233,7 +234,8 @@ def chat_request(body: ResponsesBody, history: list[Any], generation: SamplingPa
     messages = tuple(chat_messages(body.instructions, history + body.items(), len(history)))
     truncate = None if body.truncation is None else body.truncation == "auto"
     options = RequestOptions(tools=plan if plan.tools else None, response_format=fmt,
-                             grammar=extension_grammar(body.grammar))
+                             grammar=extension_grammar(body.grammar),
+                             **thinking_budget(body.reasoning.effort if body.reasoning else None, reasoning))
     request = ChatRequest(messages=messages, model=body.model or "", sampling=sampling, source="api", truncate=truncate,
                           operation="openai.responses", options=options,
                           use_cache=body.cache is not False, priority=Priority.parse(body.priority or "normal"))
