@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes that each keep one core busy during the live part (a loaded CPU)")
     parser.add_argument("--busy-core", action="store_true", help="the same as --busy 1")
     parser.add_argument("--offenders", type=int, default=6, help="the costliest UI-thread calls listed per phase")
+    parser.add_argument("--json", help="also write the streaming figures per view to this file (bench.ui_compare)")
     args = parser.parse_args(argv)
     busy_n = max(args.busy, 1 if args.busy_core else 0)
     views = ["chat", "monitor"] if args.view == "both" else [args.view]
@@ -181,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {view:8s} {split_summary(every)[0]}   rounds: {per}")
             for line in split_summary(every)[1:]:
                 print(f"           {line}")
+        if args.json:
+            import json
+
+            from bench.support.ui_profile import figures
+            with open(args.json, "w") as f:
+                json.dump({view: figures([b for r in rounds for b in r])
+                           for view, rounds in result["per_round"].items()}, f)
     if not args.refreshes:
         return 0
 

@@ -80,6 +80,18 @@ class BeatSplit:
         return beats
 
 
+def figures(beats: list[Beat]) -> dict:
+    """The streaming figures as numbers: worst, P99, % on time, and the late beats' causes."""
+    late = sorted(b.late_ms for b in beats) or [0.0]
+    over = [b for b in beats if b.late_ms >= FRAME_MS]
+    return {"worst_ms": late[-1], "p99_ms": late[int(0.99 * (len(late) - 1))],
+            "on_time_pct": sum(1 for v in late if v < FRAME_MS) / len(late) * 100, "beats": len(beats),
+            "late_ui_code": sum(b.cause == "UI code" for b in over),
+            "late_run_queue": sum(b.cause == "run queue" for b in over),
+            "late_blocked": sum(b.cause == "blocked" for b in over),
+            "late_cpu_ms": sum(b.cpu_ms for b in over), "late_runq_ms": sum(b.runq_ms or 0.0 for b in over)}
+
+
 def split_summary(beats: list[Beat]) -> list[str]:
     """The lines that say how late the beats were and why."""
     if not beats:
