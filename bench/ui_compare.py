@@ -37,8 +37,9 @@ def run_once(checkout: Path, view: str, busy: int, max_tokens: int, out: Path) -
 
 def line(name: str, r: dict) -> str:
     return (f"{name:7s} worst {r['worst_ms']:6.1f}  P99 {r['p99_ms']:5.1f}  on time {r['on_time_pct']:5.1f} %  "
-            f"late: UI code {r['late_ui_code']}, run queue {r['late_run_queue']}, blocked {r['late_blocked']}  "
-            f"(load {r['load']:.1f})")
+            f"late: UI code {r['late_ui_code']:.0f}, run queue {r['late_run_queue']:.0f}, blocked {r['late_blocked']:.0f}"
+            f"  | less run queue: worst {r['own_worst_ms']:5.1f}  P99 {r['own_p99_ms']:4.1f}  "
+            f"on time {r['own_on_time_pct']:5.1f} %  (load {r['load']:.1f})")
 
 
 def main(argv: list[str] | None = None) -> int:
