@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         from ui.async_bridge import new_event_loop
 
         split = BeatSplit(_settings(environ={}).telemetry.heartbeat_ms)
+        split.watch_others = bool(args.offenders)  # ~0.2 ms a beat: diagnostics only, off with --offenders 0
         loop = new_event_loop(app)
         asyncio.set_event_loop(loop)
         import subprocess

@@ -42,6 +42,7 @@ class Beat:
     cpu_ms: float
     runq_ms: float | None
     blocked_ms: float  # not runnable beyond the interval's idle: waiting for the GIL or a lock
+    other: tuple[str, float] = ("", 0.0)  # the Python thread that waited longest on the run queue meanwhile
 
     @property
     def own_late_ms(self) -> float:
@@ -63,20 +64,38 @@ class BeatSplit:
         self.interval_ms = interval_ms
         self.tid = threading.get_native_id()
         self._last: tuple[float, float, int | None] | None = None
+        self._last_others: dict[str, int] = {}
+        self.watch_others = True
         self.beats: list[Beat] = []
 
     def _now(self) -> tuple[float, float, int | None]:
         return time.perf_counter(), time.thread_time(), _runq_ns(self.tid)
 
+    def _others(self) -> dict[str, int]:
+        """Run-queue ns of the process's other Python threads (those that take the GIL): when the
+        UI thread is blocked, one of them holding the GIL while the OS has it waiting is the cause."""
+        got = {}
+        for t in threading.enumerate():
+            if t.native_id and t.native_id != self.tid:
+                ns = _runq_ns(t.native_id)
+                if ns is not None:
+                    got[t.name] = ns
+        return got
+
     def beat(self) -> None:
+        others = self._others() if self.watch_others else {}
         now = self._now()
         if self._last is not None:
             wall = (now[0] - self._last[0]) * 1000
             cpu = (now[1] - self._last[1]) * 1000
             runq = None if now[2] is None or self._last[2] is None else (now[2] - self._last[2]) / 1e6
+            waits = [(name, (ns - self._last_others[name]) / 1e6) for name, ns in others.items()
+                     if name in self._last_others]
             self.beats.append(Beat(max(0.0, wall - self.interval_ms), cpu, runq,
-                                   max(0.0, wall - cpu - (runq or 0.0) - self.interval_ms)))
+                                   max(0.0, wall - cpu - (runq or 0.0) - self.interval_ms),
+                                   max(waits, key=lambda w: w[1], default=("", 0.0))))
         self._last = now
+        self._last_others = others
 
     def restart(self) -> None:
         self._last = None
@@ -133,6 +152,12 @@ def split_summary(beats: list[Beat]) -> list[str]:
         cpu = sum(b.cpu_ms for b in over)
         runq = sum(b.runq_ms or 0.0 for b in over)
         blocked = sum(b.blocked_ms for b in over)
+        waited = [b for b in causes.get("blocked", []) if b.other[1] > 0]
+        if waited:
+            worst = max(waited, key=lambda b: b.late_ms)
+            lines.append(f"the worst blocked beat ({worst.late_ms:.0f} ms late, blocked {worst.blocked_ms:.0f} ms): "
+                         f"meanwhile thread {worst.other[0]!r} waited {worst.other[1]:.0f} ms on the run queue "
+                         f"(if it held the GIL, the OS kept both waiting)")
         lines.append(f"in those {len(over)} gaps the UI thread ran {cpu:.0f} ms (its own work), waited "
                      + (f"{runq:.0f} ms on the run queue (OS) and was blocked {blocked:.0f} ms beyond the beat's own idle (GIL/locks)"
                         if have_runq else f"{runq + blocked:.0f} ms (run queue + blocked; no schedstat)"))
