@@ -21,11 +21,6 @@ def nice_of(tid: int) -> int:
     return os.getpriority(os.PRIO_PROCESS, tid)
 
 
-def batch(tid: int) -> bool:
-    """The thread runs SCHED_BATCH: its wake-ups do not preempt a running thread (the window's)."""
-    return os.sched_getscheduler(tid) == os.SCHED_BATCH
-
-
 def threads_of_this_process() -> set[int]:
     return {int(tid) for tid in os.listdir("/proc/self/task")}
 
@@ -39,7 +34,7 @@ async def answer(engine: Engine) -> str:
 def run_engine(model_path, worker_nice: int):
     """Load, answer once (the first llama_decode starts llama.cpp's worker threads), and return
     (the engine thread's nice, the nice of the engine thread and of every thread its answer
-    started, the caller's nice, whether each of those started threads runs SCHED_BATCH)."""
+    started, the caller's nice)."""
     engine = Engine("m", model_path, config=EngineConfig(context_length=256, n_threads=2, worker_nice=worker_nice))
     engine.load()
     try:
@@ -49,8 +44,7 @@ def run_engine(model_path, worker_nice: int):
         started = threads_of_this_process() - before
         others = {t.native_id for t in threading.enumerate()} - {worker}
         started -= others  # Python threads of others (asyncio's executor…) are not the engine's
-        return (nice_of(worker), {tid: nice_of(tid) for tid in started}, nice_of(threading.get_native_id()),
-                {tid: batch(tid) for tid in started})
+        return nice_of(worker), {tid: nice_of(tid) for tid in started}, nice_of(threading.get_native_id())
     finally:
         engine.close()
 
@@ -58,21 +52,18 @@ def run_engine(model_path, worker_nice: int):
 @linux_only
 def test_the_engine_thread_and_the_llama_threads_it_starts_run_at_the_configured_lower_priority(model_path):
     base = nice_of(threading.get_native_id())
-    worker, started, caller, batched = run_engine(model_path, worker_nice=3)
+    worker, started, caller = run_engine(model_path, worker_nice=3)
     assert worker == min(19, base + 3)
     assert len(started) >= 2  # the engine thread and at least one llama.cpp worker (n_threads = 2)
     assert set(started.values()) == {min(19, base + 3)}, started  # each inherited it
     assert caller == base  # the thread that loaded the model (the window's, in the app) is untouched
-    assert set(batched.values()) == {True}, batched  # and none of them preempts it on waking
-    assert not batch(threading.get_native_id())
 
 
 @linux_only
 def test_worker_nice_zero_leaves_the_engine_at_the_process_priority(model_path):
     base = nice_of(threading.get_native_id())
-    worker, started, _, batched = run_engine(model_path, worker_nice=0)
+    worker, started, _ = run_engine(model_path, worker_nice=0)
     assert worker == base and set(started.values()) == {base}
-    assert set(batched.values()) == {False}
 
 
 def test_a_build_that_runs_amx_kernels_keeps_the_weights_out_of_the_extra_buffers(monkeypatch):

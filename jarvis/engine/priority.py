@@ -5,9 +5,7 @@ busy, and the window stays smooth while answers stream.
 On Linux, nice is per thread: os.setpriority(PRIO_PROCESS, <native thread id>, n) changes the
 calling thread alone, and threads it creates later inherit it, so the llama.cpp (ggml/OpenMP)
 workers that the first llama_decode starts from this thread run at the same lower priority.
-Raising nice needs no privilege, nor does SCHED_BATCH, which the thread (and so its workers) also
-takes: a batch thread's wake-up does not preempt the running thread, so a ggml worker woken at a
-barrier waits for the core instead of taking it from the window's thread in the middle of a frame. Elsewhere os.setpriority would change the whole process (macOS)
+Raising nice needs no privilege. Elsewhere os.setpriority would change the whole process (macOS)
 or does not exist (Windows): there this is a no-op that says so once in the log.
 """
 
@@ -43,15 +41,4 @@ def lower_this_thread(config) -> int | None:
     except OSError as e:  # e.g. a sandbox that forbids it: the engine runs, at the window's priority
         log.warning("could not lower the engine thread's priority (engine.worker_nice = %d): %s", step, e)
         return None
-    _batch_this_thread()
     return nice
-
-
-def _batch_this_thread() -> None:
-    """SCHED_BATCH (keeping the nice value): a CPU-bound thread whose wake-ups never preempt a
-    running thread. The ggml workers wake at a barrier several times per token; as batch threads
-    they wait for the next tick instead of taking the core from the window's thread mid-frame."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # 0: the calling thread (Linux)
-    except (OSError, AttributeError) as e:
-        log.info("engine threads stay SCHED_OTHER (SCHED_BATCH refused: %s)", e)
