@@ -53,7 +53,8 @@ def _p99(beats) -> float:
 PHASE_START = "start: model load + first prompt"
 
 
-async def live(data_dir: str, rounds: int, max_tokens: int, views: list[str], profiler, split) -> dict:
+async def live(data_dir: str, rounds: int, max_tokens: int, views: list[str], profiler, split,
+               worker_nice: int | None = None) -> dict:
     """The desktop on the bundled model: start (load + a first prompt), the first switch to the
     monitor, then `rounds` x `views` of 4 streams. Beats (with their CPU/run-queue split) per phase."""
     import asyncio
@@ -64,6 +65,8 @@ async def live(data_dir: str, rounds: int, max_tokens: int, views: list[str], pr
     env = {k: v for k, v in os.environ.items() if not k.startswith("JARVIS_")}
     env.update({"JARVIS_GENERAL_DATA_DIR": data_dir, "JARVIS_MODELS_WARMUP": "default",
                 "JARVIS_GENERATION_TEMPERATURE": "0", "JARVIS_GENERATION_MAX_TOKENS": str(max_tokens)})
+    if worker_nice is not None:
+        env["JARVIS_ENGINE_WORKER_NICE"] = str(worker_nice)
     profiler.phase = "building the window (before the heartbeat starts)"
     desktop = Desktop(load_settings(environ=env))
     window, chat, monitor = desktop.window, desktop.chat, desktop.monitor
@@ -132,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes that each keep one core busy during the live part (a loaded CPU)")
     parser.add_argument("--busy-core", action="store_true", help="the same as --busy 1")
     parser.add_argument("--offenders", type=int, default=6, help="the costliest UI-thread calls listed per phase")
+    parser.add_argument("--worker-nice", type=int, help="engine.worker_nice for this run (default: the setting's)")
     parser.add_argument("--json", help="also write the streaming figures per view to this file (bench.ui_compare)")
     args = parser.parse_args(argv)
     busy_n = max(args.busy, 1 if args.busy_core else 0)
@@ -161,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()[0]
         try:
             with tempfile.TemporaryDirectory() as data_dir, loop:
-                result = loop.run_until_complete(live(data_dir, args.rounds, args.max_tokens, views, profiler, split))
+                result = loop.run_until_complete(live(data_dir, args.rounds, args.max_tokens, views, profiler, split,
+                                                         args.worker_nice))
         finally:
             for proc in busy:
                 proc.kill()
