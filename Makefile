@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-under-load soak-ui lint bench bench-quick bench-peer peer-llama-server reliability screenshots doctor clean
+.PHONY: run test test-under-load soak-ui lint bench bench-ui bench-quick bench-peer peer-llama-server reliability screenshots doctor clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ soak-ui: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/jarvis bench $(ARGS)
+
+# The window under load: 4 answers streaming with the chat, then the monitor, on screen while one
+# core is kept busy; prints the worst stall, the P99, the beats under a frame and why the late ones
+# were late (the UI thread's own CPU, the OS run queue or the GIL), then the costliest UI calls.
+bench-ui: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m bench.ui_bench --view both --busy-core --rounds 3 --refreshes 0 $(ARGS)
 
 bench-quick: $(STAMP)
 	$(VENV)/bin/jarvis bench --quick $(ARGS)
