@@ -60,6 +60,7 @@ class Desktop:
         panel = ToolsPanel()
         self.window.tabs.addTab(panel, "Tools")
         controller = ToolsController(panel, hub, self.runtime.assistant, self.chat.tasks)
+        self.monitor.show_tool_servers(hub)
         self.window.tabs.currentChanged.connect(
             lambda i: controller.refresh() if self.window.tabs.widget(i) is panel else None)
         return controller

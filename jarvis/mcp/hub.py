@@ -46,7 +46,7 @@ class McpHub:
         await self.start()
         tools = [t for s in self.servers.values() if s.state == "ready" for t in s.tools if t.enabled]
         self._by_name = model_names(tools)
-        return [ToolInfo(name, t.description, t.input_schema, t.approval, f"MCP server {t.server}")  # type: ignore[arg-type]
+        return [ToolInfo(name, t.description, t.input_schema, t.approval, f"MCP server {t.server}", t.server)  # type: ignore[arg-type]
                 for name, t in self._by_name.items()]
 
     async def call(self, tool: ToolInfo, arguments: dict) -> ToolOutput:

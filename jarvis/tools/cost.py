@@ -7,6 +7,9 @@ whole section's tokens (what a prompt with tools carries that one without does n
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 from typing import Callable
 
 from jarvis.tools.plan import FunctionSpec, ToolPlan
@@ -38,3 +41,19 @@ def gguf_schema_tokens(tools: list[ToolInfo], model_path) -> tuple[dict[str, int
         return schema_tokens(tools, lambda text: len(model.tokenize(text, add_special=False)))
     finally:
         model.close()
+
+
+def cached_schema_tokens(tools: list[ToolInfo], model_path) -> tuple[dict[str, int], int]:
+    """gguf_schema_tokens, remembered per model file (path, size, mtime) and tool list: the tool
+    loop asks for every turn, and the list rarely changes. Blocking: call it on a worker thread."""
+    st = os.stat(model_path)
+    described = json.dumps([[t.name, t.description, t.input_schema] for t in tools], sort_keys=True)
+    per_tool, total = _remembered(str(model_path), st.st_size, st.st_mtime_ns, described)
+    return dict(per_tool), total
+
+
+@functools.lru_cache(maxsize=16)
+def _remembered(path: str, size: int, mtime_ns: int, described: str) -> tuple[tuple[tuple[str, int], ...], int]:
+    tools = [ToolInfo(name, description, schema) for name, description, schema in json.loads(described)]
+    per_tool, total = gguf_schema_tokens(tools, path)
+    return tuple(per_tool.items()), total

@@ -19,6 +19,7 @@ class ToolInfo:
     input_schema: dict
     approval: Approval = "ask"
     origin: str = ""  # e.g. "MCP server time"
+    server: str = ""  # the server that runs it (an MCP server's NAME): telemetry counts calls by it
 
 
 @dataclass(frozen=True)
