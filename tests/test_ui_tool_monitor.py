@@ -68,3 +68,38 @@ def test_the_monitor_shows_each_servers_calls_errors_latency_and_schema_tokens(m
     column = [model.horizontalHeaderItem(j).text() for j in range(model.columnCount())].index("Tools")
     cells = [model.item(i, column).text() for i in range(model.rowCount())]
     assert sum(c.startswith("1 round · ") for c in cells) == 3 and cells.count("—") == 3
+
+
+def test_always_allow_is_written_to_the_settings_file_and_a_new_session_does_not_ask(make_desktop, drive, tmp_path,
+                                                                                      ui_env):
+    import tomllib
+
+    path = tmp_path / "tools.toml"
+    path.write_text(f"""# my settings, kept as they are
+[mcp]
+max_rounds = 1
+[mcp.servers.test]
+command = {json.dumps(sys.executable)}
+args = ["-m", "tests.support.mcp_test_server", "stdio"]
+cwd = {json.dumps(str(ROOT))}
+env = {{ PYTHONPATH = {json.dumps(str(ROOT))} }}
+""")
+    env = {**ui_env, "JARVIS_GENERATION_MAX_TOKENS": "40"}
+    first = make_desktop(load_settings(path, environ=env))
+    first.chat.tool_choice = "pid"
+    answer = drive.run(first.chat.send("Show the process id"))
+    drive.wait(lambda: bool(first.chat._cards) and next(iter(first.chat._cards.values())).status == "asking")
+    next(iter(first.chat._cards.values())).always_allow.click()
+    drive.wait(answer.task.done)
+    written = tomllib.loads(path.read_text())
+    assert written["mcp"]["servers"]["test"]["tools"]["pid"] == {"approval": "always"}
+    assert path.read_text().startswith("# my settings, kept as they are\n")
+    drive.run(first.shutdown(), timeout_s=30)
+
+    second = make_desktop(load_settings(path, environ=env))  # a new session reads the file
+    second.chat.tool_choice = "pid"
+    answer = drive.run(second.chat.send("Show the process id"))
+    drive.wait(answer.task.done)
+    card = next(iter(second.chat._cards.values()))
+    assert card.status == "done" and card._decision is None  # it ran without a question
+    assert second.chat.tool_hub.servers["test"].calls == 1

@@ -206,13 +206,14 @@ class ToolLoop:
             asked = time.perf_counter()
             # No one to ask (a front end without a way to ask): the call does not run.
             decision = await self.approve(tool, call, arguments) if self.approve is not None else "deny"
-            asked_ms = (time.perf_counter() - asked) * 1000
+            if decision == "always":
+                self.always.add(tool.name)
+                await self.source.allow_always(tool)  # kept in the user's settings: not asked next time
+            asked_ms = (time.perf_counter() - asked) * 1000  # the user's time, and the settings write
             if decision == "deny":
                 text = DENIED.format(name=tool.name)
                 yield ToolEvent(call, tool, "denied", round_, arguments, text, 0.0, asked_ms), _now(text)
                 return
-            if decision == "always":
-                self.always.add(tool.name)
         yield ToolEvent(call, tool, "running", round_, arguments, asked_ms=asked_ms), None
         started = time.perf_counter()
         try:

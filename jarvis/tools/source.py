@@ -42,3 +42,8 @@ class ToolSource(Protocol):
         """Run one call. A failure the model should hear about is a ToolOutput with is_error; an
         exception is reported to the model as the call's error too."""
         ...
+
+    async def allow_always(self, tool: ToolInfo) -> str:
+        """The user answered "Always allow": remember it beyond this conversation (a settings file).
+        Returns "" or why it could not be kept."""
+        ...
