@@ -47,3 +47,21 @@ class ToolSource(Protocol):
         """The user answered "Always allow": remember it beyond this conversation (a settings file).
         Returns "" or why it could not be kept."""
         ...
+
+
+class AlwaysAllowed:
+    """A ToolSource with only the tools the user allows without a question (approval "always"):
+    what a caller nobody can ask (an API request, `jarvis serve --mcp`) may use. Tools set to "ask"
+    are not offered at all, and "never" ones never."""
+
+    def __init__(self, source: ToolSource) -> None:
+        self.source = source
+
+    async def list_tools(self) -> list[ToolInfo]:
+        return [t for t in await self.source.list_tools() if t.approval == "always"]
+
+    async def call(self, tool: ToolInfo, arguments: dict) -> ToolOutput:
+        return await self.source.call(tool, arguments)
+
+    async def allow_always(self, tool: ToolInfo) -> str:
+        return ""  # nobody is asked here, so nobody answers "always"
