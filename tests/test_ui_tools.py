@@ -34,9 +34,10 @@ def test_cards_ask_deny_then_always_allow_and_the_stats_line_counts_the_round(ma
     d = make_desktop(_settings(tmp_path, ui_env))
     d.chat.tool_choice = "pid"
     answer = drive.run(d.chat.send("Show the process id"))
-    drive.wait(lambda: _card(d) is not None and _card(d).status == "asking")
+    # A card added to the shown chat is shown by its layout on the loop's next pass: wait for that too.
+    drive.wait(lambda: _card(d) is not None and _card(d).status == "asking" and _card(d).deny.isVisible())
     card = _card(d)
-    assert card.deny.isVisible() and json.loads(card.arguments.toPlainText()) == {}
+    assert json.loads(card.arguments.toPlainText()) == {}
     card.deny.click()
     drive.wait(answer.task.done)
     assert card.status == "denied" and not card.deny.isVisible()

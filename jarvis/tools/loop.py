@@ -169,13 +169,16 @@ class ToolLoop:
         catalog = getattr(self.assistant, "catalog", None)
         if not tools or catalog is None:
             return {}
-        from jarvis.tools.cost import cached_schema_tokens
+        from jarvis.tools.cost import SCHEMA_TOKENS
 
         try:
-            path = getattr(catalog.snapshot().get(model or self.assistant.default_model()), "path", None)
-            if path is None:
+            info = catalog.snapshot().get(model or self.assistant.default_model())
+            path, identity = getattr(info, "path", None), getattr(info, "identity", None)
+            if path is None or identity is None:
                 return {}
-            per_tool, _ = await asyncio.to_thread(cached_schema_tokens, list(tools.values()), path)
+            key = SCHEMA_TOKENS.key(list(tools.values()), identity)
+            known = SCHEMA_TOKENS.get(key)  # the usual case: counted before, no thread hop
+            per_tool, _ = known or await asyncio.to_thread(SCHEMA_TOKENS.count, key, list(tools.values()), path)
         except Exception as e:  # noqa: BLE001 - a figure for the monitor: the answer says what is wrong itself
             log.info("The tools' schema tokens were not counted: %s", e)
             return {}
