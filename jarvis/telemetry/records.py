@@ -95,6 +95,7 @@ class RequestRecord:
             d.pop("prompt")
             d.pop("reply")
         d["cache_hit"] = self.cache_hit
+        d["tool_calls"] = [{**c, "ms": round(c["ms"], 3)} for c in d["tool_calls"]]
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
 
     @classmethod
