@@ -190,7 +190,8 @@ class Assistant:
                             source=request.source, served_by=served_by, started=started, first_text_at=first_text_at,
                             timings=timings, cache=cache, coalesced=coalesced, status=status, error_kind=error_kind,
                             cache_similarity=hit.similarity if hit else 0.0, cache_match=hit.match_id if hit else "",
-                            prompt=last if logged else None, reply="".join(text) if logged else None)
+                            prompt=last if logged else None, reply="".join(text) if logged else None,
+                            tools=request.tool_figures)
 
     async def _generate(self, request: ChatRequest, info: ModelInfo) -> AsyncIterator[Chunk]:
         timeout = resolve_timeout(request.timeout_s, self.settings.engine.request_timeout_s)

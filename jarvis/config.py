@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from jarvis.errors import ConfigError
 from jarvis.mcp.settings import McpSettings, validate_server
@@ -203,8 +203,15 @@ class Settings(_Section):
     mcp: McpSettings = McpSettings()
     # [remotes.NAME] tables: remote OpenAI-compatible servers whose models appear as NAME/<id>.
     remotes: dict[str, RemoteSettings] = {}
+    _file: Path | None = PrivateAttr(default=None)  # set by load_settings: where a change is written
 
     # ---- derived paths -------------------------------------------------------------------
+    @property
+    def settings_file(self) -> Path:
+        """The file a change made in the app goes to (`jarvis mcp add`, "Always allow"): the one named
+        by --config / JARVIS_CONFIG when there was one, else the per-user settings.toml."""
+        return self._file or user_settings_file()
+
     @property
     def data_path(self) -> Path:
         return Path(self.general.data_dir or platformdirs.user_data_dir(APP_NAME, appauthor=False))
@@ -349,7 +356,7 @@ def load_settings(user_file: str | os.PathLike | None = None, environ: dict[str,
     if remotes:
         merged["remotes"] = {name: validate_remote(name, table, "settings") for name, table in remotes.items()}
     try:
-        return Settings.model_validate(merged)
+        settings = Settings.model_validate(merged)
     except ValidationError as e:
         err = e.errors()[0]
         loc = [str(p) for p in err["loc"]]
@@ -360,6 +367,8 @@ def load_settings(user_file: str | os.PathLike | None = None, environ: dict[str,
             f"{where}: {section}.{key} = {err.get('input')!r} is invalid: {err['msg']}"
             + (f" (allowed: {allowed})." if allowed else ".")
         ) from None
+    settings._file = Path(user_file) if user_file else per_user
+    return settings
 
 
 def _merge_servers(servers: dict[str, dict[str, Any]], tables: Any, path: str) -> None:

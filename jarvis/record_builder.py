@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from jarvis.request import Timings
-from jarvis.telemetry.records import RequestRecord
+from jarvis.telemetry.records import NO_TOOLS, RequestRecord, ToolFigures
 
 NO_TIMINGS = Timings(finish_reason="")
 
@@ -21,11 +21,12 @@ def build_record(*, request_id: str, model: str, operation: str, source: str, st
                  served_by: str = "local", first_text_at: float = 0.0, timings: Timings | None = None,
                  cache: str = "off", coalesced: bool = False, status: str = "ok", error_kind: str = "",
                  prompt: str | None = None, reply: str | None = None, cache_similarity: float = 0.0,
-                 cache_match: str = "") -> RequestRecord:
+                 cache_match: str = "", tools: ToolFigures = NO_TOOLS) -> RequestRecord:
     """`started` and `first_text_at` are perf_counter instants taken where the request came in and
     where its first text went out; `timings` None = nothing was generated for it (a failure before
     any backend answered). A cache level's replay passes timings without instants: it generated
-    nothing, so it reports no queue, prefill or decode time, only its own time to the first text."""
+    nothing, so it reports no queue, prefill or decode time, only its own time to the first text.
+    `tools`: what the tool loop says of the request (its turn's rounds so far, the calls it carries)."""
     t = timings or NO_TIMINGS
     now = time.perf_counter()
     return RequestRecord(
@@ -40,4 +41,5 @@ def build_record(*, request_id: str, model: str, operation: str, source: str, st
         completion_tokens=t.completion_tokens, reasoning_tokens=t.reasoning_tokens, dropped_turns=t.dropped_turns, constrained=t.constrained,
         cache=cache, cache_similarity=cache_similarity, cache_match=cache_match, warm_start=t.warm_start,
         coalesced=coalesced, timestamp=time.time(),
-        prompt=prompt, reply=reply, server_timings=t.server_timings)
+        prompt=prompt, reply=reply, server_timings=t.server_timings,
+        tool_rounds=tools.rounds, tool_ms=tools.ms, tool_calls=tools.calls, tool_schema_tokens=tools.schema_tokens)

@@ -10,7 +10,7 @@ from typing import Literal
 from jarvis.errors import InvalidRequest
 from jarvis.request_options import NO_OPTIONS, RequestOptions, TokenLogprob
 from jarvis.sampling import SamplingParams
-from jarvis.telemetry.records import RequestRecord
+from jarvis.telemetry.records import NO_TOOLS, RequestRecord, ToolFigures
 
 __all__ = ["Role", "ROLES", "Message", "Priority", "SamplingParams", "ChatRequest", "Chunk", "Reply",
            "RequestRecord", "Timings", "ToolCall", "resolve_timeout"]
@@ -93,6 +93,8 @@ class ChatRequest:
     operation: str = "chat"  # what the request log calls it: chat, completion, ask, ...
     source: str = ""  # which front end sent it: chat (desktop), api (HTTP), cli
     options: RequestOptions = NO_OPTIONS  # grammar, logprobs (jarvis.request_options)
+    # Set by the tool loop: its turn so far, for the request's record (never part of the prompt or cache key).
+    tool_figures: ToolFigures = NO_TOOLS
 
     def validate(self) -> None:
         if self.prompt is None and not self.messages:

@@ -53,6 +53,9 @@ class Runtime:
         self.server: RunningServer | None = None
         self.server_error: str | None = None  # e.g. the port is busy: the app still runs
         self._hub_task: asyncio.Task | None = None
+        # The tools API requests may have the server run ("jarvis_tools": true): `jarvis serve --mcp`
+        # sets an AlwaysAllowed over its MCP hub; None = the API offers none of its own.
+        self.tool_source = None
 
     # ---- what the stats endpoint and the monitor read -------------------------------------
     def models_stats(self) -> dict:

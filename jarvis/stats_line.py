@@ -4,6 +4,7 @@ same way.
 
     smol · 48 tokens [(12 thinking)] · 81.3 tok/s · TTFT 112 ms · warm [· JSON] [· via gpu (server: ...)]
     with detail: ... · 31 prompt (24 reused) · stop [· 2 oldest turns dropped to fit]
+    a prompt with tools that lost history: ... · 2 earlier turns left out to fit the tools (always said)
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ def stats_line(t: RequestRecord | None, model: str = "", status: str = "complete
     if detail:
         parts.insert(4, f"{t.prompt_tokens} prompt ({t.cached_prompt_tokens} reused)")
         parts.append(t.finish_reason or t.status)
-        if t.dropped_turns:
-            parts.append(f"{t.dropped_turns} oldest turns dropped to fit")
+    if t.dropped_turns and t.tool_schema_tokens:  # said always: the tools cost the user history
+        parts.append(f"{t.dropped_turns} earlier turn{'s' if t.dropped_turns != 1 else ''} left out to fit the tools")
+    elif detail and t.dropped_turns:
+        parts.append(f"{t.dropped_turns} oldest turns dropped to fit")
     if t.constrained:  # the output was held to a grammar
         parts.append(t.constrained)
     if t.backend != "local":  # served elsewhere: where, and the server's own figures when it sent any

@@ -26,7 +26,7 @@ async def _chat(settings, model: str, system: str | None, show_stats: bool, tool
         from jarvis.tools.loop import ToolLoop
         from jarvis.tools.terminal import terminal_approver
 
-        hub = McpHub(settings.mcp)
+        hub = McpHub(settings.mcp, settings_file=settings.settings_file)
         tool_loop = ToolLoop(assistant, hub, terminal_approver(out=sys.stdout), max_rounds=settings.mcp.max_rounds,
                              result_max_kb=settings.mcp.result_max_kb)
     loop = asyncio.get_running_loop()

@@ -74,3 +74,50 @@ def test_env_references_expand_and_a_missing_one_names_the_variable_only():
     with pytest.raises(ConfigError, match=r"h.A uses \$\{NOPE\}, which is not set: export NOPE") as e:
         expand({"A": "Bearer ${NOPE} s3cret"}, "h", {})
     assert "s3cret" not in str(e.value)
+
+
+SERVER = '''# my tools
+[mcp.servers.time]
+command = "uvx"  # the server
+args = ["mcp-server-time"]
+'''
+
+
+def _approval(path, tool="get_current_time"):
+    return load_settings(path).mcp.servers["time"].tool_approval(tool)
+
+
+def test_always_allow_appends_its_table_and_keeps_the_rest_of_the_file(tmp_path):
+    from jarvis.mcp.imports import set_tool_approval
+
+    path = tmp_path / "settings.toml"
+    path.write_text(SERVER)
+    set_tool_approval(path, "time", "get_current_time", "always", lambda: load_settings(path))
+    text = path.read_text()
+    assert text.startswith(SERVER) and text.count("[mcp.servers.time.tools.get_current_time]") == 1
+    assert _approval(path) == "always" and _approval(path, "convert_time") == "ask"
+    set_tool_approval(path, "time", "get_current_time", "always", lambda: load_settings(path))  # again: one table
+    assert path.read_text() == text
+
+
+def test_always_allow_edits_a_tool_table_that_is_there_already(tmp_path):
+    from jarvis.mcp.imports import set_tool_approval
+
+    path = tmp_path / "settings.toml"
+    path.write_text(SERVER + '\n[mcp.servers.time.tools."get_current_time"]  # mine\napproval = "ask"\n'
+                    'enabled = true  # keep it\n\n[generation]\ntemperature = 0.5\n')
+    set_tool_approval(path, "time", "get_current_time", "always", lambda: load_settings(path))
+    text = path.read_text()
+    assert 'approval = "always"\nenabled = true  # keep it' in text and 'approval = "ask"' not in text
+    assert _approval(path) == "always" and load_settings(path).generation.temperature == 0.5
+
+
+def test_always_allow_that_cannot_be_written_leaves_the_file_as_it_was(tmp_path):
+    from jarvis.mcp.imports import set_tool_approval
+
+    path = tmp_path / "settings.toml"
+    inline = SERVER + 'tools = { get_current_time = { enabled = true } }\n'  # a [..tools.X] table would redefine it
+    path.write_text(inline)
+    with pytest.raises(ConfigError):
+        set_tool_approval(path, "time", "get_current_time", "always", lambda: load_settings(path))
+    assert path.read_text() == inline and not list(tmp_path.glob(".*.tmp"))

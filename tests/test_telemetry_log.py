@@ -10,7 +10,7 @@ FIELDS = {"time", "timestamp", "request_id", "model", "operation", "source", "ba
           "finish_reason", "stop_sequence", "total_ms", "queue_ms", "queue_position", "model_load_ms", "prefill_ms",
           "ttft_ms", "decode_tokens_per_s", "prompt_tokens", "cached_prompt_tokens", "completion_tokens",
           "reasoning_tokens", "dropped_turns", "constrained", "cache", "cache_similarity", "cache_match", "cache_hit",
-          "warm_start", "coalesced", "server_timings"}
+          "warm_start", "coalesced", "server_timings", "tool_rounds", "tool_ms", "tool_calls", "tool_schema_tokens"}
 
 
 def record(i: int = 1, **kw) -> RequestRecord:

@@ -55,11 +55,12 @@ class Desktop:
 
         from ui.chat.tools_panel import ToolsController, ToolsPanel
 
-        hub = McpHub(settings.mcp)
+        hub = McpHub(settings.mcp, settings_file=settings.settings_file)
         self.chat.enable_tools(hub, max_rounds=settings.mcp.max_rounds, result_max_kb=settings.mcp.result_max_kb)
         panel = ToolsPanel()
         self.window.tabs.addTab(panel, "Tools")
         controller = ToolsController(panel, hub, self.runtime.assistant, self.chat.tasks)
+        self.monitor.show_tool_servers(hub)
         self.window.tabs.currentChanged.connect(
             lambda i: controller.refresh() if self.window.tabs.widget(i) is panel else None)
         return controller

@@ -57,7 +57,9 @@ class PromptBuilder:
             return PreparedPrompt(tokens, 0)
         if not truncate:
             raise ContextOverflow(len(tokens), n_ctx, f"It must leave {reserve} tokens for the reply. "
-                                  "Shorten the conversation or enable engine.truncate.")
+                                  + self._tools_hint(request) + "Shorten the conversation or enable engine.truncate.")
+        # The system turn stays: it holds the tools' descriptions (jarvis.tools.plan), which go only after
+        # every older turn has, so a long chat with tools loses its oldest history first, never its tools.
         system = [m for m in messages[:1] if m.role == "system"]
         body = messages[len(system):-1]
         newest = messages[-1:]
@@ -73,7 +75,17 @@ class PromptBuilder:
         raise ContextOverflow(
             len(tokens), n_ctx,
             f"Even the system prompt and the newest message alone leave no room for a {reserve}-token reply. "
-            "Shorten the message or raise engine.context_length.")
+            + (self._tools_hint(request) or "Shorten the message or raise engine.context_length."))
+
+    def _tools_hint(self, request: ChatRequest) -> str:
+        """What the tools take of the context, and what to do, when the prompt carries them; else ""."""
+        plan = request.options.tools
+        if plan is None or not plan.active:
+            return ""
+        tools = len(self._model.tokenize(plan.system_section(), add_special=False))
+        return (f"The descriptions of its {len(plan.tools)} tools take {tools} of those tokens: switch some tools "
+                "off in the Tools tab (or set enabled = false under [mcp.servers.NAME.tools.TOOL]), shorten the "
+                "message, or raise engine.context_length. ")
 
     def _prepare_raw(self, prompt: str, n_ctx: int, limit: int, truncate: bool) -> PreparedPrompt:
         tokens = self._model.tokenize(prompt)

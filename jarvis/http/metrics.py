@@ -12,13 +12,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from jarvis.http.stats_source import StatsSource
-from jarvis.telemetry.fold import facts
+from jarvis.telemetry.fold import RAN, facts
 from jarvis.telemetry.records import ModelRecord, QueueRecord, RequestRecord, StallRecord, StepRecord
 
 # Local models: a cached reply takes milliseconds, a long answer minutes.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 20)
 STALL_BUCKETS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.033, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+TOOL_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1)
 
 
@@ -76,6 +77,14 @@ class PrometheusMetrics:
         self.stall = Histogram("jarvis_heartbeat_stall_seconds",
                                "How late a heartbeat ran: thread=ui is the desktop's Qt thread, loop the asyncio loop.",
                                ["thread"], buckets=STALL_BUCKETS, registry=r)
+        self.tool_calls = Counter("jarvis_tool_calls", "Tool calls by server and outcome: done, error (the tool "
+                                  "failed, timed out or its server crashed), denied, invalid (arguments did not fit).",
+                                  ["server", "status"], registry=r)
+        self.tool_duration = Histogram("jarvis_tool_call_duration_seconds", "A tool call's own time, request to answer.",
+                                       ["server"], buckets=TOOL_BUCKETS, registry=r)
+        self.tool_schema_tokens = Gauge("jarvis_tool_schema_tokens", "Tokens a server's enabled tools' schemas "
+                                        "added to the last prompt with tools.", ["server"], registry=r)
+        self._tool_servers: set[str] = set()
         self.gpu_memory_used = Gauge("jarvis_gpu_memory_used_bytes", "GPU memory in use (whole device).",
                                      ["gpu"], registry=r)
 
@@ -115,6 +124,14 @@ class PrometheusMetrics:
             (self.cache_hits if f.cache == "hit" else self.cache_misses).inc()
         if f.cache_level is not None:  # which level answered: hit (memory), disk, semantic
             self.cache_answers.labels(f.cache_level).inc()
+        for call in f.tool_calls:  # the calls whose results this request carried, each counted once
+            self.tool_calls.labels(call.server, call.status).inc()
+            if call.status in RAN:
+                self.tool_duration.labels(call.server).observe(call.ms / 1000.0)
+        if f.tool_schema_tokens is not None:  # the latest prompt with tools: a server not in it adds 0
+            self._tool_servers.update(f.tool_schema_tokens)
+            for server in self._tool_servers:
+                self.tool_schema_tokens.labels(server).set(f.tool_schema_tokens.get(server, 0))
 
     def update_at_scrape(self, source: StatsSource) -> None:
         """Gauges that describe the present rather than events: read from the StatsSource."""

@@ -149,7 +149,16 @@ class OpenAIApi:
 
     # ---- completions -----------------------------------------------------------------------
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
-        parsed, job = chat_request(parse_json(await request.read()), self.generation, self.reasoning)
+        body = parse_json(await request.read())
+        if body.get("jarvis_tools"):  # the server's own MCP tools, run here (`jarvis serve --mcp`)
+            from jarvis.http.served_tools import served_tools_answer
+
+            if not body.get("model"):
+                await self.assistant.catalog.ready()
+            answer = await served_tools_answer(self.runtime, body, body.get("model") or self.assistant.default_model())
+            answer.update(id=f"chatcmpl-{uuid.uuid4().hex[:24]}", created=int(time.time()))
+            return web.json_response(answer)
+        parsed, job = chat_request(body, self.generation, self.reasoning)
         tools = job.options.tools is not None and job.options.tools.active
         return await self._complete(request, job, chat=True, stream=bool(parsed.stream),
                                     include_usage=parsed.include_usage, tools=tools)

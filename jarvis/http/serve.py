@@ -10,11 +10,18 @@ import sys
 from jarvis.config import Settings
 
 
-async def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+async def _serve(settings: Settings, host: str | None, port: int | None, mcp: bool = False) -> int:
     from jarvis.http.openai_routes import openai_routes
     from jarvis.runtime import Runtime
 
     runtime = Runtime(settings, registrars=[openai_routes])
+    hub = None
+    if mcp:  # the configured MCP tools with approval "always", for requests that send "jarvis_tools": true
+        from jarvis.mcp.hub import McpHub
+        from jarvis.tools.source import AlwaysAllowed
+
+        hub = McpHub(settings.mcp)
+        runtime.tool_source = AlwaysAllowed(hub)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -27,11 +34,17 @@ async def _serve(settings: Settings, host: str | None, port: int | None) -> int:
             return 1
         print(f"JARVIS serving on {runtime.server.url} (OpenAI API at {runtime.server.url}/v1). Ctrl-C stops.",
               flush=True)
+        if hub is not None:
+            offered = [t.name for t in await runtime.tool_source.list_tools()]
+            print(f"MCP tools for requests with \"jarvis_tools\": true: {', '.join(offered) or 'none'} (only tools "
+                  "with approval = \"always\" are offered).", flush=True)
         await stop.wait()
         return 0
     finally:
+        if hub is not None:
+            await hub.close()
         await runtime.close()
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:
-    return asyncio.run(_serve(settings, host, port))
+def serve(settings: Settings, host: str | None = None, port: int | None = None, mcp: bool = False) -> int:
+    return asyncio.run(_serve(settings, host, port, mcp))

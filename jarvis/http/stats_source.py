@@ -52,6 +52,8 @@ class HubStatsSource:
             "cache": {**(self._cache() if self._cache else {}), "hits": hits, "misses": misses,
                       "hit_rate": hits / (hits + misses) if hits + misses else None},
             "counters": counters,
+            # Per MCP server: calls, errors, refused, P50/P95 call latency, schema tokens in the last prompt with tools.
+            "tools": perf.tool_servers(),
             # Heartbeat stalls per thread ("ui" only while the desktop runs); see telemetry/responsiveness.py.
             "responsiveness": self.hub.responsiveness.summary(),
         }

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from pathlib import Path
 
 from jarvis.mcp.server import McpServer, McpServerError, McpTool, ServerStatus
 from jarvis.mcp.settings import McpSettings
 from jarvis.tools.source import ToolInfo, ToolOutput
 
+log = logging.getLogger("jarvis.mcp")
+
 
 class McpHub:
-    def __init__(self, settings: McpSettings, environ: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: McpSettings, environ: dict[str, str] | None = None, *,
+                 settings_file: Path | None = None) -> None:
+        """`settings_file`: where "Always allow" is written (Settings.settings_file); None = this session only."""
         self.settings = settings
+        self.settings_file = settings_file
         self.servers = {name: McpServer(name, s, environ) for name, s in settings.servers.items()}
         self._by_name: dict[str, McpTool] = {}
 
@@ -46,7 +53,7 @@ class McpHub:
         await self.start()
         tools = [t for s in self.servers.values() if s.state == "ready" for t in s.tools if t.enabled]
         self._by_name = model_names(tools)
-        return [ToolInfo(name, t.description, t.input_schema, t.approval, f"MCP server {t.server}")  # type: ignore[arg-type]
+        return [ToolInfo(name, t.description, t.input_schema, t.approval, f"MCP server {t.server}", t.server)  # type: ignore[arg-type]
                 for name, t in self._by_name.items()]
 
     async def call(self, tool: ToolInfo, arguments: dict) -> ToolOutput:
@@ -58,6 +65,33 @@ class McpHub:
         except McpServerError as e:
             return ToolOutput(f"Error: {e}", True)
         return ToolOutput(result.text, result.is_error, result.sent_at, result.answered_at)
+
+    async def allow_always(self, tool: ToolInfo) -> str:
+        """The user's "Always allow": the tool is not asked again, in this session and (with a
+        settings file) in the next, as `[mcp.servers.NAME.tools.TOOL] approval = "always"`. Returns
+        "" or why the file could not be written (the session still remembers)."""
+        found = self._by_name.get(tool.name)
+        if found is None:
+            return ""
+        self.servers[found.server].set_tool_approval(found.name, "always")
+        if self.settings_file is None:
+            return ""
+        from jarvis.config import load_settings
+        from jarvis.errors import ConfigError
+        from jarvis.mcp.imports import set_tool_approval
+
+        path = self.settings_file
+        try:  # file work on a thread: never on the loop
+            await asyncio.to_thread(set_tool_approval, path, found.server, found.name, "always",
+                                    lambda: load_settings(path))
+        except (ConfigError, OSError) as e:
+            problem = (f"\"Always allow\" for {found.name} holds for this session only: {path} could not be "
+                       f"written ({e}). Add approval = \"always\" under [mcp.servers.{found.server}.tools."
+                       f"{found.name}] yourself.")
+            log.warning("%s", problem)
+            return problem
+        log.info("%s: [mcp.servers.%s.tools.%s] approval = \"always\"", path, found.server, found.name)
+        return ""
 
     async def close(self) -> None:
         await asyncio.gather(*(s.close() for s in self.servers.values()), return_exceptions=True)

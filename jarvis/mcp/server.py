@@ -332,6 +332,17 @@ class McpServer:
         self.settings = self.settings.model_copy(update={"tools": tools})
         self._tools = [replaced(t, enabled=enabled) if t.name == tool else t for t in self._tools]
 
+    def set_tool_approval(self, tool: str, approval: str) -> None:
+        """A tool's approval for this session (the settings file is written by the hub)."""
+        from dataclasses import replace as replaced
+
+        from jarvis.mcp.settings import McpToolSettings
+
+        own = self.settings.tools.get(tool, McpToolSettings())
+        tools = {**self.settings.tools, tool: own.model_copy(update={"approval": approval})}
+        self.settings = self.settings.model_copy(update={"tools": tools})
+        self._tools = [replaced(t, approval=approval) if t.name == tool else t for t in self._tools]
+
     async def restart(self) -> None:
         async with self._lock:
             self._failures = 0

@@ -13,9 +13,10 @@ import os
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from jarvis.errors import ConfigError
+from jarvis.named_tables import validate_named_table
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 URL_PATTERN = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(/[^\s]*)?")
@@ -95,22 +96,14 @@ def check_name(name: str) -> str:
 def validate_server(name: str, values: dict, where: str) -> McpServerSettings:
     """One [mcp.servers.NAME] table -> McpServerSettings, or one ConfigError naming where, key and value."""
     check_name(name)
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: mcp.servers.{name} must be a table ([mcp.servers.{name}]), not a value.")
-    for key in values:
-        if key not in McpServerSettings.model_fields:
-            raise ConfigError(f"{where}: unknown key mcp.servers.{name}.{key}. Keys of [mcp.servers.{name}]: "
-                              f"{', '.join(McpServerSettings.model_fields)}.")
-    try:
-        return McpServerSettings.model_validate(values)
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
+
+    def describe(key: str, err: dict) -> str:
+        why = err["msg"].removeprefix("Value error, ")
         if not key:  # the whole table (command vs url)
-            raise ConfigError(f"{where}: mcp.servers.{name}: {err['msg'].removeprefix('Value error, ')}.") from None
+            return f"{where}: mcp.servers.{name}: {why}."
         shown = "(hidden)" if key.startswith(("env.", "headers.")) else repr(err.get("input"))
-        raise ConfigError(f"{where}: mcp.servers.{name}.{key} = {shown} is invalid: "
-                          f"{err['msg'].removeprefix('Value error, ')}.") from None
+        return f"{where}: mcp.servers.{name}.{key} = {shown} is invalid: {why}."
+    return validate_named_table(McpServerSettings, "mcp.servers", name, values, where, describe)
 
 
 def expand(values: dict[str, str], what: str, environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jarvis.errors import ConfigError
+from jarvis.named_tables import validate_named_table
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 URL_PATTERN = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(/[^\s?#]*)?")
@@ -73,21 +74,13 @@ def check_name(name: str) -> str:
 def validate_remote(name: str, values: dict, where: str) -> RemoteSettings:
     """One [remotes.NAME] table -> RemoteSettings, or one ConfigError naming where, key and value."""
     check_name(name)
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: remotes.{name} must be a table ([remotes.{name}]), not a value.")
-    for key in values:
-        if key not in RemoteSettings.model_fields:
-            raise ConfigError(f"{where}: unknown key remotes.{name}.{key}. Keys of [remotes.{name}]: "
-                              f"{', '.join(RemoteSettings.model_fields)}.")
-    try:
-        return RemoteSettings.model_validate(values)
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
+
+    def describe(key: str, err: dict) -> str:
         if err["type"] == "missing":
-            raise ConfigError(f"{where}: remotes.{name}.{key} is missing: every remote needs one, "
-                              "e.g. base_url = \"http://gpu-box:8000/v1\".") from None
-        raise ConfigError(f"{where}: remotes.{name}.{key} = {err.get('input')!r} is invalid: {err['msg']}.") from None
+            return f"{where}: remotes.{name}.{key} is missing: every remote needs one, e.g. base_url = " \
+                   "\"http://gpu-box:8000/v1\"."
+        return f"{where}: remotes.{name}.{key} = {err.get('input')!r} is invalid: {err['msg']}."
+    return validate_named_table(RemoteSettings, "remotes", name, values, where, describe)
 
 
 def parse_remote_arg(spec: str) -> tuple[str, RemoteSettings]:

@@ -3,14 +3,19 @@
 PerfMonitor (the live window), the per-minute rollups and Prometheus all count requests; the
 rules of what a record adds are decided here, once: a replayed (cached) reply generated nothing
 (no tokens, no queue, no warm or cold start), a request that never looked the cache up is neither
-a hit nor a miss, and only a request that answered has a time to first token.
+a hit nor a miss, and only a request that answered has a time to first token. Tool calls ride on
+the request that carries their results (jarvis.tools.loop): each is counted once, by its server; a
+call that reached its server counts as a call (a failed one as an error too), a denied call or one
+whose arguments did not fit the schema as refused, and only calls that ran have a latency.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jarvis.telemetry.records import RequestRecord
+from jarvis.telemetry.records import RequestRecord, ToolCallFigures
+
+RAN = ("done", "error")  # statuses of a call that reached its server
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class RequestFacts:
     warm_start: bool | None  # None for a cache hit: nothing started
     prompt_tokens: int  # 0 for a cache hit: nothing was processed
     completion_tokens: int  # 0 for a cache hit: nothing was generated
+    tool_calls: tuple[ToolCallFigures, ...]  # the calls whose results the request carried
+    tool_schema_tokens: dict[str, int] | None  # per server, in this prompt; None = the prompt had no tools
 
     @property
     def ok(self) -> bool:
@@ -55,4 +62,6 @@ def facts(r: RequestRecord) -> RequestFacts:
         warm_start=r.warm_start if generated else None,
         prompt_tokens=r.prompt_tokens if generated else 0,
         completion_tokens=r.completion_tokens if generated else 0,
+        tool_calls=r.tool_calls,
+        tool_schema_tokens=dict(r.tool_schema_tokens) if r.tool_schema_tokens else None,
     )

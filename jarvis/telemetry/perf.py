@@ -14,7 +14,7 @@ import time
 from collections import Counter, deque
 from typing import Any, Callable
 
-from jarvis.telemetry.fold import facts
+from jarvis.telemetry.fold import RAN, facts
 from jarvis.telemetry.records import ModelRecord, QueueRecord, RequestRecord, StepRecord
 from jarvis.telemetry.window import SlidingWindow
 
@@ -76,6 +76,7 @@ class PerfMonitor:
         self._active_slots: dict[str, int] = {}
         self._queue_depth: dict[str, int] = {}
         self._loaded_models: set[str] = set()
+        self._tool_servers: set[str] = set()  # MCP servers seen in records (calls or schema tokens)
 
     # ---- writing -------------------------------------------------------------------------
     def record(self, name: str, value: float, ok: bool = True, unit: str = "ms") -> None:
@@ -149,6 +150,21 @@ class PerfMonitor:
         with self._lock:
             return sorted(self._loaded_models)
 
+    def tool_servers(self) -> dict[str, dict[str, Any]]:
+        """Per tool server: calls, errors and refused calls (since start), P50/P95 of its calls'
+        latency over the window, and the tokens its tools' schemas added to the last prompt with tools."""
+        with self._lock:
+            servers = sorted(self._tool_servers)
+            c, g = self._counters, self._gauges
+            counts = {s: (c[f"tools.{s}.calls"], c[f"tools.{s}.errors"], c[f"tools.{s}.refused"],
+                          g.get(f"tools.{s}.schema_tokens")) for s in servers}
+        out = {}
+        for server, (calls, errors, refused, tokens) in counts.items():
+            latency = self.stats(f"tools.{server}.latency")
+            out[server] = {"calls": calls, "errors": errors, "refused": refused, "p50_ms": latency["p50_ms"],
+                           "p95_ms": latency["p95_ms"], "schema_tokens": None if tokens is None else int(tokens)}
+        return out
+
     def queue_stats(self) -> dict[str, Any]:
         wait = self.stats("request.queue")
         with self._lock:
@@ -218,8 +234,20 @@ class PerfMonitor:
             self.record(f"{prefix}.ttft", f.ttft_ms)
         if f.decode_tokens_per_s is not None:
             self.record(f"{prefix}.decode_tokens_per_s", f.decode_tokens_per_s, unit="tokens_per_s")
+        for call in f.tool_calls:
+            if call.status in RAN:
+                self.record(f"tools.{call.server}.latency", call.ms, ok=call.status == "done")
         with self._lock:
             c = self._counters
+            for call in f.tool_calls:
+                self._tool_servers.add(call.server)
+                c[f"tools.{call.server}.{'refused' if call.status not in RAN else 'calls'}"] += 1
+                if call.status == "error":
+                    c[f"tools.{call.server}.errors"] += 1
+            if f.tool_schema_tokens is not None:  # the latest prompt with tools: a server not in it adds 0
+                self._tool_servers.update(f.tool_schema_tokens)
+                for server in self._tool_servers:
+                    self._gauges[f"tools.{server}.schema_tokens"] = f.tool_schema_tokens.get(server, 0)
             c["requests.total"] += 1
             c[f"requests.{f.status}"] += 1
             if f.cache is not None:

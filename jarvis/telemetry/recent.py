@@ -14,7 +14,7 @@ from jarvis.telemetry.records import RequestRecord
 
 COLUMNS = ["timestamp", "request_id", "model", "backend", "source", "operation", "prompt_tokens",
            "completion_tokens", "queue_position", "queue_ms", "ttft_ms", "decode_tokens_per_s", "total_ms",
-           "cache", "status", "error_kind"]
+           "cache", "tool_rounds", "tool_ms", "status", "error_kind"]
 
 
 def row_of(r: RequestRecord, log_prompts: bool = False) -> dict:

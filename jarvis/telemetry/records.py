@@ -10,6 +10,29 @@ from dataclasses import asdict, dataclass, field, fields
 
 
 @dataclass(frozen=True)
+class ToolCallFigures:
+    """One tool call the tool loop ran or refused, as telemetry counts it (per server)."""
+
+    server: str  # where the tool lives: an MCP server's NAME
+    tool: str  # the tool's own name on that server
+    status: str  # done | error (the tool failed, timed out or its server crashed) | denied | invalid
+    ms: float = 0.0  # the call's own time (request to answer); 0 for a call that never ran
+
+
+@dataclass(frozen=True)
+class ToolFigures:
+    """What the tool loop tells telemetry about one request of a turn with tools (jarvis.tools.loop)."""
+
+    rounds: int = 0  # tool rounds in this turn before this request (0 = the turn's first request)
+    ms: float = 0.0  # those rounds' tool time, together
+    calls: tuple[ToolCallFigures, ...] = ()  # the calls of the round just before: each counted once
+    schema_tokens: dict = field(default_factory=dict, compare=False)  # {server: tokens its tools' schemas add}
+
+
+NO_TOOLS = ToolFigures()
+
+
+@dataclass(frozen=True)
 class RequestRecord:
     """One finished request: completed, failed, cancelled or served from the cache.
 
@@ -53,6 +76,12 @@ class RequestRecord:
     # A remote server's own figures for this request, when it reports them (llama-server's `timings`,
     # another JARVIS's `jarvis` figures): numbers by the server's own names. {} for local requests.
     server_timings: dict = field(default_factory=dict, compare=False)
+    # A request of the tool loop: the tool rounds (and their tool time) before it in its turn, the
+    # calls whose results it carries, and the tokens each server's tool schemas add to its prompt.
+    tool_rounds: int = 0
+    tool_ms: float = 0.0
+    tool_calls: tuple[ToolCallFigures, ...] = ()
+    tool_schema_tokens: dict = field(default_factory=dict, compare=False)  # {server: tokens}; {} = no tools
 
     @property
     def cache_hit(self) -> bool:
@@ -68,13 +97,17 @@ class RequestRecord:
             d.pop("prompt")
             d.pop("reply")
         d["cache_hit"] = self.cache_hit
+        d["tool_calls"] = [{**c, "ms": round(c["ms"], 3)} for c in d["tool_calls"]]
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
 
     @classmethod
     def from_figures(cls, figures: dict) -> "RequestRecord":
         """A record back from its serialised form (another JARVIS's `jarvis` figures); unknown keys are left out."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in figures.items() if k in known})
+        values = {k: v for k, v in figures.items() if k in known}
+        if "tool_calls" in values:  # serialised as dicts; another JARVIS's calls are its own, not ours
+            values["tool_calls"] = ()
+        return cls(**values)
 
     def figures(self) -> dict:
         """What an API answer carries: the record without the per-token gaps and the texts."""

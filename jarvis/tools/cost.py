@@ -7,6 +7,9 @@ whole section's tokens (what a prompt with tools carries that one without does n
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from typing import Callable
 
 from jarvis.tools.plan import FunctionSpec, ToolPlan
@@ -38,3 +41,37 @@ def gguf_schema_tokens(tools: list[ToolInfo], model_path) -> tuple[dict[str, int
         return schema_tokens(tools, lambda text: len(model.tokenize(text, add_special=False)))
     finally:
         model.close()
+
+
+class SchemaTokenMemo:
+    """schema_tokens per model file and tool list, remembered: the tool loop wants them for every
+    turn and the list rarely changes. `get` is a dict lookup (loop-safe); `count` maps the model and
+    tokenizes (blocking: a worker thread), once per model file (its catalog identity: path, size,
+    mtime) and tool list."""
+
+    def __init__(self, capacity: int = 16) -> None:
+        self.capacity = capacity
+        self._known: OrderedDict[tuple, tuple[dict[str, int], int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(tools: list[ToolInfo], identity: tuple) -> tuple:
+        return (*identity, json.dumps([[t.name, t.description, t.input_schema] for t in tools], sort_keys=True))
+
+    def get(self, key: tuple) -> tuple[dict[str, int], int] | None:
+        with self._lock:
+            found = self._known.get(key)
+            if found is not None:
+                self._known.move_to_end(key)
+            return found
+
+    def count(self, key: tuple, tools: list[ToolInfo], model_path) -> tuple[dict[str, int], int]:
+        figures = gguf_schema_tokens(tools, model_path)
+        with self._lock:
+            self._known[key] = figures
+            while len(self._known) > self.capacity:
+                self._known.popitem(last=False)
+        return figures
+
+
+SCHEMA_TOKENS = SchemaTokenMemo()  # one per process: the desktop's conversations share it

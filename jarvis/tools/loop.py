@@ -11,17 +11,21 @@ Cancelling the turn (the user's Stop) cancels a running call with it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Literal
 
 from jarvis.errors import InvalidRequest
 from jarvis.request import ChatRequest, Chunk, Message, ToolCall
+from jarvis.telemetry.records import ToolCallFigures, ToolFigures
 from jarvis.tools.plan import FunctionSpec, ToolPlan
 from jarvis.tools.source import ToolInfo, ToolOutput, ToolSource
 
+log = logging.getLogger("jarvis.tools")
 Decision = Literal["once", "always", "deny"]
 # The front end's question to the user: (the tool, the call, its parsed arguments) -> decision.
 Approver = Callable[[ToolInfo, ToolCall, dict], Awaitable[Decision]]
@@ -106,13 +110,16 @@ class ToolLoop:
                       for t in tools.values())
         messages = list(turn._request.messages)
         choice = turn._choice if tools else "none"
+        schema_tokens = await self._server_tokens(tools, turn._request.model)
+        calls_made: list[ToolCallFigures] = []  # the last round's, for the next request's record
         resume_from = 0.0  # the last result's arrival, for the resume overhead
         call_ms = handoff_ms = 0.0
         while True:
             if turn.rounds >= self.max_rounds:
                 choice = "none"  # the model has had its rounds: it answers in words now
             plan = ToolPlan(specs, choice, self.parallel)
-            request = replace(turn._request, messages=tuple(messages),
+            figures = ToolFigures(turn.rounds, turn.tool_ms, tuple(calls_made), schema_tokens if plan.active else {})
+            request = replace(turn._request, messages=tuple(messages), tool_figures=figures,
                               options=replace(turn._request.options, tools=plan if specs else None))
             text: list[str] = []
             calls: tuple[ToolCall, ...] = ()
@@ -139,11 +146,14 @@ class ToolLoop:
             messages.append(said)
             turn.messages.append(said)
             first = True
+            calls_made = []
             for call in calls:
                 async for event, output in self._one(call, tools.get(call.name), turn.rounds):
                     yield event
                     if output is None:
                         continue
+                    if event.tool is not None:
+                        calls_made.append(ToolCallFigures(event.tool.server, event.tool.name, event.status, event.ms))
                     if first and output.sent_at:
                         call_ms = (output.sent_at - last_token_at) * 1000 - event.asked_ms
                         first = False
@@ -152,6 +162,30 @@ class ToolLoop:
                     result = Message("tool", event.result, tool_call_id=call.id)
                     messages.append(result)
                     turn.messages.append(result)
+
+    async def _server_tokens(self, tools: dict[str, ToolInfo], model: str) -> dict[str, int]:
+        """{server: tokens its enabled tools' schemas add to the prompt} in the request's model, as
+        the Tools tab counts them; {} for a model without a local GGUF (a remote) or no tools."""
+        catalog = getattr(self.assistant, "catalog", None)
+        if not tools or catalog is None:
+            return {}
+        from jarvis.tools.cost import SCHEMA_TOKENS
+
+        try:
+            info = catalog.snapshot().get(model or self.assistant.default_model())
+            path, identity = getattr(info, "path", None), getattr(info, "identity", None)
+            if path is None or identity is None:
+                return {}
+            key = SCHEMA_TOKENS.key(list(tools.values()), identity)
+            known = SCHEMA_TOKENS.get(key)  # the usual case: counted before, no thread hop
+            per_tool, _ = known or await asyncio.to_thread(SCHEMA_TOKENS.count, key, list(tools.values()), path)
+        except Exception as e:  # noqa: BLE001 - a figure for the monitor: the answer says what is wrong itself
+            log.info("The tools' schema tokens were not counted: %s", e)
+            return {}
+        out: dict[str, int] = {}
+        for name, tool in tools.items():
+            out[tool.server] = out.get(tool.server, 0) + per_tool.get(name, 0)
+        return out
 
     async def _one(self, call: ToolCall, tool: ToolInfo | None, round_: int):
         """(event, output) pairs for one call: the "running" event, then the outcome with the
@@ -175,13 +209,14 @@ class ToolLoop:
             asked = time.perf_counter()
             # No one to ask (a front end without a way to ask): the call does not run.
             decision = await self.approve(tool, call, arguments) if self.approve is not None else "deny"
-            asked_ms = (time.perf_counter() - asked) * 1000
+            if decision == "always":
+                self.always.add(tool.name)
+                await self.source.allow_always(tool)  # kept in the user's settings: not asked next time
+            asked_ms = (time.perf_counter() - asked) * 1000  # the user's time, and the settings write
             if decision == "deny":
                 text = DENIED.format(name=tool.name)
                 yield ToolEvent(call, tool, "denied", round_, arguments, text, 0.0, asked_ms), _now(text)
                 return
-            if decision == "always":
-                self.always.add(tool.name)
         yield ToolEvent(call, tool, "running", round_, arguments, asked_ms=asked_ms), None
         started = time.perf_counter()
         try:

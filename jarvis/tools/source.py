@@ -19,6 +19,7 @@ class ToolInfo:
     input_schema: dict
     approval: Approval = "ask"
     origin: str = ""  # e.g. "MCP server time"
+    server: str = ""  # the server that runs it (an MCP server's NAME): telemetry counts calls by it
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,26 @@ class ToolSource(Protocol):
         """Run one call. A failure the model should hear about is a ToolOutput with is_error; an
         exception is reported to the model as the call's error too."""
         ...
+
+    async def allow_always(self, tool: ToolInfo) -> str:
+        """The user answered "Always allow": remember it beyond this conversation (a settings file).
+        Returns "" or why it could not be kept."""
+        ...
+
+
+class AlwaysAllowed:
+    """A ToolSource with only the tools the user allows without a question (approval "always"):
+    what a caller nobody can ask (an API request, `jarvis serve --mcp`) may use. Tools set to "ask"
+    are not offered at all, and "never" ones never."""
+
+    def __init__(self, source: ToolSource) -> None:
+        self.source = source
+
+    async def list_tools(self) -> list[ToolInfo]:
+        return [t for t in await self.source.list_tools() if t.approval == "always"]
+
+    async def call(self, tool: ToolInfo, arguments: dict) -> ToolOutput:
+        return await self.source.call(tool, arguments)
+
+    async def allow_always(self, tool: ToolInfo) -> str:
+        return ""  # nobody is asked here, so nobody answers "always"

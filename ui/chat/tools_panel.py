@@ -104,15 +104,16 @@ class ToolsController:
         return self.tasks.spawn(self._refresh(), name="mcp-refresh")
 
     async def _refresh(self) -> None:
-        from jarvis.tools.cost import gguf_schema_tokens
+        from jarvis.tools.cost import SCHEMA_TOKENS
 
         tools = await self.hub.list_tools()
         names = self.hub.model_names()
         costs, total, model = {}, 0, ""
         info = self.assistant.catalog.snapshot().get(self.assistant.default_model())
         path = getattr(info, "path", None)
-        if tools and path is not None:
-            per_tool, total = await asyncio.to_thread(gguf_schema_tokens, tools, path)
+        if tools and path is not None:  # the memo the tool loop reads: counted once per model and tool list
+            key = SCHEMA_TOKENS.key(tools, info.identity)
+            per_tool, total = SCHEMA_TOKENS.get(key) or await asyncio.to_thread(SCHEMA_TOKENS.count, key, tools, path)
             costs = {key: per_tool[name] for key, name in names.items() if name in per_tool}
             model = info.name
         self.panel.show_servers(self.hub.statuses(), costs, total, model)

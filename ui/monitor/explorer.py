@@ -36,6 +36,9 @@ COLUMNS = [
      lambda r: r.decode_tokens_per_s),
     ("Total", lambda r: f"{r.total_ms:.0f} ms", lambda r: r.total_ms),
     ("Cache", lambda r: r.cache, lambda r: r.cache),
+    # A request of the tool loop: the tool rounds before it in its turn, and their tool time.
+    ("Tools", lambda r: f"{r.tool_rounds} round{'s' if r.tool_rounds != 1 else ''} · {r.tool_ms:.0f} ms"
+     if r.tool_rounds else "—", lambda r: r.tool_ms),
     ("Status", lambda r: r.status if r.status == "ok" else f"{r.status}: {r.error_kind}" if r.error_kind else r.status,
      lambda r: r.status),
 ]
@@ -103,7 +106,7 @@ class RequestExplorer(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.Interactive)
         header.setStretchLastSection(True)
-        for col, width in enumerate([70, 170, 70, 60, 80, 100, 120, 70, 60, 80, 55]):
+        for col, width in enumerate([70, 170, 70, 60, 80, 100, 120, 70, 60, 80, 55, 110]):
             self.table.setColumnWidth(col, width)
         layout.addWidget(self.table)
         self.filter.textChanged.connect(self._filter_text)
@@ -138,7 +141,8 @@ class RequestExplorer(QWidget):
             item.setData(r.timestamp, TIMESTAMP_ROLE)
             items.append(item)
         items[0].setData(r.request_id, REQUEST_ID_ROLE)
-        items[0].setToolTip(f"{r.request_id} · {r.operation}" + (f"\n{r.prompt}" if r.prompt else ""))
+        calls = "".join(f"\n{c.server}: {c.tool} {c.status}" + (f" {c.ms:.0f} ms" if c.ms else "") for c in r.tool_calls)
+        items[0].setToolTip(f"{r.request_id} · {r.operation}" + (f"\n{r.prompt}" if r.prompt else "") + calls)
         if r.status != "ok":
             items[STATUS_COLUMN].setForeground(QColor("#b91c1c"))
         return items

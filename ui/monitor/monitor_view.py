@@ -76,6 +76,7 @@ class MonitorView(QWidget):
         self.remotes = RemotesPanel(runtime, self)  # "Remote engines": a page only when remotes are configured
         if self.remotes.has_servers:
             self.details.addTab(self.remotes, "Remote engines")
+        self.tool_servers = None  # "Tools": per MCP server figures, once show_tool_servers gives the hub
         layout.addWidget(self.details, 2)
         self.charts.second_clicked.connect(self.show_requests_of)
         self.details.currentChanged.connect(lambda _: self.explorer.refresh()
@@ -139,11 +140,22 @@ class MonitorView(QWidget):
         self.cache.update_from(assistant.cache.stats(), counters)
         self.totals.update_from(counters)
         self.remotes.refresh()  # every tick, shown or not: it keeps the servers' history
+        if self.tool_servers is not None and self.details.currentWidget() is self.tool_servers:
+            self.tool_servers.refresh()
         if self.details.currentWidget() is self.explorer:
             self.explorer.refresh()
         self.last_refresh_ms = (time.perf_counter() - started) * 1000
         self.refresh_ms.append(self.last_refresh_ms)
         self.refreshes += 1
+
+    def show_tool_servers(self, hub) -> None:
+        """A "Tools" page: each MCP server's state, schema tokens, calls, errors and call latency."""
+        from ui.monitor.tool_servers import ToolServersTable
+
+        self.tool_servers = ToolServersTable(self.runtime.hub.perf, hub)
+        self.details.addTab(self.tool_servers, "Tools")
+        self.details.currentChanged.connect(lambda _: self.tool_servers.refresh()
+                                            if self.details.currentWidget() is self.tool_servers else None)
 
     # ---- range and exports ----------------------------------------------------------------
     def set_range(self, seconds: int) -> None:
