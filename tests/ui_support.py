@@ -69,6 +69,9 @@ def ui_settings(ui_env):
 def make_desktop(drive, ui_settings):
     """Desktops over a Runtime (no HTTP unless asked); each is shut down at teardown, which
     closes its runtime, so no engine thread outlives the test."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
     from ui.app import Desktop
 
     made = []
@@ -85,3 +88,10 @@ def make_desktop(drive, ui_settings):
     for desktop in made:
         drive.run(desktop.shutdown(), timeout_s=30)
         desktop.window.deleteLater()
+    released = [desktop.gc for desktop in made]
+    made.clear()
+    # The windows' deferred deletes, then each desktop's garbage collected here on the GUI thread
+    # before automatic collection (on any thread) is back.
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    for guard in released:
+        guard.release()

@@ -22,6 +22,7 @@ from jarvis.runtime import Runtime
 
 from ui.chat.chat_view import ChatView
 from ui.heartbeat import UiHeartbeat
+from ui.main_thread_gc import MainThreadGC
 from ui.main_window import MainWindow
 from ui.monitor.monitor_view import MonitorView
 
@@ -33,6 +34,9 @@ class Desktop:
         from jarvis.http.openai_routes import openai_routes
 
         self.settings = settings
+        # Cycles are collected on this (the GUI) thread from now on: one collected on the engine's
+        # thread destroys its Qt objects there, and their timers then fire into freed memory.
+        self.gc = MainThreadGC.hold()
         self.runtime = runtime or Runtime(settings, registrars=[openai_routes])
         self.store = AsyncConversationStore(settings.database_path)  # opens on its own thread
         self.chat = ChatView(self.runtime.assistant, self.store)
@@ -78,6 +82,7 @@ class Desktop:
         if not self.monitor.isVisible():  # the first switch to the monitor: no relayout then
             self.monitor.prepare(self.window.tabs.currentWidget().geometry())
         self.window.update_state()
+        MainThreadGC.freeze()  # what start-up made is long-lived: later passes skip it
         if self.runtime.server_error:
             self.window.show_message(self.runtime.server_error, error=True)
 
