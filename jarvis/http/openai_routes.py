@@ -160,9 +160,7 @@ class OpenAIApi:
                         include_usage: bool, tools: bool = False) -> web.StreamResponse:
         # An unknown model (404) or an unreadable one (503) is raised by the assistant before the
         # first chunk, so before any header is sent, streaming or not.
-        if not job.model:  # which model is the default is known once the first scan is done
-            await self.assistant.catalog.ready()
-        name = job.model or self.assistant.default_model()
+        name = await self.assistant.resolve_model(job.model)  # the default waits for the first scan
         job = replace(job, model=name, source="api")
         shape = _Shape(chat, name, tools, job.options.logprobs)
         events: list[EventStream] = []  # the SSE response, once its headers are out

@@ -91,9 +91,9 @@ class MessagesApi:
         self.generation = runtime.settings.generation
         self.server = runtime.settings.server
 
-    def _job(self, body: MessagesBody, operation: str = "anthropic.messages"):
+    async def _job(self, body: MessagesBody, operation: str = "anthropic.messages"):
         job, plan, dropped = chat_request(body, self.generation, self.server.unsupported_tools, operation)
-        job = replace(job, model=job.model or self.assistant.default_model())
+        job = replace(job, model=await self.assistant.resolve_model(job.model))  # waits for the first scan
         headers = {DROPPED_HEADER: ", ".join(dropped)} if dropped else {}
         return job, plan, headers
 
@@ -101,14 +101,14 @@ class MessagesApi:
         # The prompt as the model sees it (template and tools included), counted by a one-token run
         # that the response cache answers when it is asked again.
         body = CountTokensBody.parse(parse_json(await request.read()))
-        job, _, headers = self._job(body, "anthropic.count_tokens")
+        job, _, headers = await self._job(body, "anthropic.count_tokens")
         job = replace(job, sampling=job.sampling.with_overrides(max_tokens=1, temperature=0.0))
         record = (await self.assistant.chat(job)).record
         return web.json_response({"input_tokens": record.prompt_tokens}, headers=headers)
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         body = MessagesBody.parse(parse_json(await request.read()))
-        job, _, headers = self._job(body)
+        job, _, headers = await self._job(body)
         reply = _Reply(body, job, AnswerParser())
         if not body.stream:
             return await self._whole(reply, headers)
