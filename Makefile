@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-under-load soak-ui lint bench bench-ui bench-quick bench-peer peer-llama-server reliability screenshots doctor clean
+.PHONY: run test test-under-load soak-ui lint bench bench-ui bench-quick bench-peer bench-footprint peer-llama-server reliability screenshots doctor clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ $(PEER_SERVER):
 # JARVIS against the locally built llama-server, alternating, in one run (see README, Performance).
 bench-peer: $(STAMP) $(PEER_SERVER)
 	$(PY) -m jarvis.bench --peer-server $(PEER_SERVER) $(ARGS)
+
+# Start-up and memory of `jarvis serve` beside llama-server and llama_cpp.server (see README, Performance).
+bench-footprint: $(STAMP) $(PEER_SERVER)
+	$(PY) -m jarvis.bench.footprint_bench --llama-server $(PEER_SERVER) $(ARGS)
 
 reliability: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench.reliability $(ARGS)

@@ -76,8 +76,7 @@ class Assistant:
 
     async def _warm(self, name: str) -> None:
         if name == "default":
-            await self.catalog.ready()  # which model is the default is known after the first scan
-            name = self.default_model()
+            name = await self.resolve_default()
         try:
             await self.backends.prepare(name)
             await self.backends.warm(await self.catalog.lookup(name))
@@ -95,8 +94,23 @@ class Assistant:
 
     # ---- requests --------------------------------------------------------------------------
     def default_model(self) -> str:
-        """The model a request that names none gets (from the catalog snapshot: loop-safe)."""
+        """The model a request that names none gets, from the catalog snapshot as it is now (loop-safe,
+        never waits): raises CatalogNotReady before the first scan. For a display that can say
+        "still reading"; a caller that needs the name uses `await resolve_default()`."""
         return self.catalog.snapshot().default_name(self.settings.general.default_model)
+
+    async def resolve_default(self) -> str:
+        """The default model's name, waiting for the first scan of the models folders when it has
+        not finished (a configured default needs no scan). The one way to ask for it before start-up
+        is over: a request sent while the catalog still reads gets the default, not an error."""
+        configured = self.settings.general.default_model
+        if configured:
+            return configured
+        return (await self.catalog.ready()).default_name()
+
+    async def resolve_model(self, name: str) -> str:
+        """`name`, or the default model's when it is empty."""
+        return name or await self.resolve_default()
 
     def request(self, user: str | None = None, *, messages: list[Message] | None = None, system: str | None = None,
                 model: str = "", **sampling) -> ChatRequest:

@@ -21,8 +21,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-
 MAGIC = b"GGUF"
 MAX_TENSORS = 1_000_000
 MAX_KV = 100_000
@@ -246,6 +244,10 @@ def _parse(cur: _Cursor, check_vocab: bool = True) -> GGUFHeader:
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise GGUFError(f"general.alignment = {alignment!r} is not a power of two")
     data_offset = (cur.pos + alignment - 1) // alignment * alignment
+    # Imported here, not at the top: the `gguf` package (its writer, vocab, yaml) costs tens of ms, and
+    # `jarvis serve` listens before any header is read (the catalog's or the loader's thread pays it).
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
     for name, ttype, offset, elements in tensors:
         try:
             block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ttype)]

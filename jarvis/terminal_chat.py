@@ -41,8 +41,7 @@ async def _chat(settings, model: str, system: str | None, show_stats: bool, tool
 
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows, nor off the main thread
         loop.add_signal_handler(signal.SIGINT, on_sigint)
-    await assistant.catalog.ready()  # the default model's name, from the first scan (on the catalog's thread)
-    print(f"JARVIS on {model or assistant.default_model()}. {HELP}", flush=True)
+    print(f"JARVIS on {await assistant.resolve_model(model)}. {HELP}", flush=True)
     try:
         while True:
             try:

@@ -222,3 +222,99 @@ def test_serve_answers_and_a_default_model_request_waits_for_a_held_first_scan(t
     finally:
         held.release()
         on_loop(runtime.close()).result(120)
+
+
+def _held_runtime(tmp_path, server_loop, **env):
+    """A Runtime whose first scan waits on a HeldScan, started (listening) on `server_loop`."""
+    from jarvis.http.openai_routes import openai_routes
+    from jarvis.runtime import Runtime
+
+    settings = make_settings(tmp_path / "data", **env)
+    held = HeldScan()
+
+    async def build():
+        runtime = Runtime(settings, registrars=[openai_routes])
+        runtime.assistant.catalog.scan_hook = held
+        return runtime
+
+    runtime = asyncio.run_coroutine_threadsafe(build(), server_loop).result(60)
+    started = asyncio.run_coroutine_threadsafe(
+        runtime.start(http=True, warmup=True, host="127.0.0.1", port=0), server_loop)
+    assert held.entered.wait(60)
+
+    async def listening():
+        while runtime.server is None:
+            await asyncio.sleep(0.005)
+    asyncio.run_coroutine_threadsafe(asyncio.wait_for(listening(), 60), server_loop).result()
+    return runtime, held, started
+
+
+def test_the_default_model_loads_while_the_server_listens_without_any_request(tmp_path, server_loop):
+    """Warm-up (models.warmup = ["default"]): the server answers /health first, then the default
+    model loads in the background once the scan names it, so the first request does not pay the load."""
+    runtime, held, started = _held_runtime(tmp_path, server_loop, JARVIS_MODELS_WARMUP="default")
+    from jarvis.request import RequestRecord
+
+    records = []
+    runtime.bus.subscribe(lambda r: records.append(r) if isinstance(r, RequestRecord) else None)
+    manager = runtime.assistant.manager
+    try:
+        async def health():
+            async with aiohttp.ClientSession(runtime.server.url) as session:
+                async with session.get("/health") as r:
+                    return r.status
+        assert asyncio.run(health()) == 200
+        assert manager.loaded() == []  # listening before the scan, so before any load
+        held.release()
+        started.result(120)
+
+        async def loaded():
+            while not manager.loaded():
+                await asyncio.sleep(0.02)
+            return [m["name"] for m in manager.loaded()]
+        names = asyncio.run_coroutine_threadsafe(asyncio.wait_for(loaded(), 120), server_loop).result()
+        assert names == ["SmolLM2-135M-Instruct.Q4_1"]
+        assert records == []  # loaded by the warm-up: no request ran
+    finally:
+        held.release()
+        asyncio.run_coroutine_threadsafe(runtime.close(), server_loop).result(120)
+
+
+def test_every_api_surface_gets_the_default_model_while_the_first_scan_runs(tmp_path, server_loop):
+    """Chat completions, Messages and Responses with no model, sent before the first scan finished:
+    each waits for it (Assistant.resolve_default) and answers with the default model, never an error."""
+    runtime, held, started = _held_runtime(tmp_path, server_loop)
+    user = [{"role": "user", "content": "hi"}]
+    calls = {"/v1/chat/completions": {"messages": user, "max_tokens": 1},
+             "/v1/messages": {"messages": user, "max_tokens": 1},
+             "/v1/responses": {"input": "hi", "max_output_tokens": 1}}
+    try:
+        async def post(path, body):
+            async with aiohttp.ClientSession(runtime.server.url) as session:
+                async with session.post(path, json=body) as r:
+                    return r.status, await r.json()
+        assistant = runtime.assistant
+        asking = []  # each surface's call while the scan is held: a barrier, not a sleep
+        resolve = assistant.resolve_default
+
+        async def counted():
+            asking.append(1)
+            return await resolve()
+        assistant.resolve_default = counted
+        pending = {path: asyncio.run_coroutine_threadsafe(post(path, body), server_loop) for path, body in calls.items()}
+
+        async def all_waiting():
+            while len(asking) < len(calls):
+                await asyncio.sleep(0.005)
+        asyncio.run_coroutine_threadsafe(asyncio.wait_for(all_waiting(), 60), server_loop).result()
+        default = asyncio.run_coroutine_threadsafe(resolve(), server_loop)
+        assert not assistant.catalog.snapshot().scanned and not any(f.done() for f in pending.values())
+        held.release()
+        started.result(120)
+        assert default.result(120) == "SmolLM2-135M-Instruct.Q4_1"
+        for path, fut in pending.items():
+            status, body = fut.result(120)
+            assert (path, status, body.get("model")) == (path, 200, "SmolLM2-135M-Instruct.Q4_1")
+    finally:
+        held.release()
+        asyncio.run_coroutine_threadsafe(runtime.close(), server_loop).result(120)

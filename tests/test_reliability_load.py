@@ -159,3 +159,15 @@ def test_kill9_of_a_conversation_writer_loses_no_committed_message(tmp_path):
     result = storage.kill9_conversations(tmp_path, rounds=3)
     _ok(result)
     assert result.notes["committed_messages_checked"] > 0
+
+
+@pytest.mark.timeout(900)
+def test_the_serve_leak_check_runs_jarvis_serve_and_samples_what_could_grow():
+    """`make reliability`'s leak check, short: a real `jarvis serve`, every request answered (cache
+    off), RSS, fds and threads sampled every 20; the long run judges the growth over 1,000."""
+    from bench.reliability.serve_leak import serve_leak
+
+    result = serve_leak(n=60, every=20, start=20, bound_mb=64)
+    _ok(result)
+    assert [s["after"] for s in result.notes["samples"]] == [20, 40, 60]
+    assert result.notes["window"] == "20..60" and all(s["rss_mb"] > 0 for s in result.notes["samples"])

@@ -15,13 +15,14 @@ from bench.reliability.http_fuzz import http_fuzz
 from bench.reliability.load import cancel_storm, overload, soak, unload_under_load
 from bench.reliability.models import header_mutations, hostile_models, mutants_through_llama_cpp
 from bench.reliability.result import Result
+from bench.reliability.serve_leak import serve_leak
 from bench.reliability.storage import kill9_conversations, unwritable_data_dir
 from bench.support.settings import make_settings
 
 LONG = {"truncations": 200, "mutations": 500, "llama_mutants": 40, "overload": 200, "overload_queue": 64, "storm": 500, "storm_normal": 60,
-        "unload_rounds": 3, "soak": 1000, "kill9": 20, "http": 1000}
+        "unload_rounds": 3, "soak": 1000, "kill9": 20, "http": 1000, "serve": 1000}
 QUICK = {"truncations": 20, "mutations": 50, "llama_mutants": 5, "overload": 60, "overload_queue": 16, "storm": 60, "storm_normal": 12,
-         "unload_rounds": 1, "soak": 200, "kill9": 5, "http": 100}
+         "unload_rounds": 1, "soak": 200, "kill9": 5, "http": 100, "serve": 300}
 
 
 def sizes(quick: bool, scale: float) -> dict:
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         results += asyncio.run(_async_part(work, settings, n))
         results.append(kill9_conversations(work, rounds=n["kill9"]))
         results.append(http_fuzz(settings, n=n["http"]))
+    results.append(serve_leak(n=max(n["serve"], 300)))  # RSS from request 200 on: fewer says nothing
     print(f"{'scenario':<40} {'tried':>6} {'faults':>7} {'handled':>8} {'lost':>5} {'crashes':>8}")
     for r in results:
         print(f"{r.scenario:<40} {r.tried:>6} {r.faults:>7} {r.handled:>8} {r.lost:>5} {r.crashes:>8}")

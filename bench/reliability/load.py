@@ -29,8 +29,7 @@ async def overload(settings, n: int = 60, max_queue: int = 16, batch_size: int =
     r = Result(f"overload ({n} at once, queue {max_queue})")
     a = Assistant(tune(settings, engine={"max_queue": max_queue, "batch_size": batch_size}))
     try:
-        await a.catalog.ready()  # the first scan (Assistant() no longer scans)
-        await a.manager.load(a.default_model())
+        await a.manager.load(await a.resolve_default())  # waits for the first scan
 
         async def one(i: int):
             t0 = time.perf_counter()

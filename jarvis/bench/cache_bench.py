@@ -49,8 +49,7 @@ async def end_to_end(repeats: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="jarvis-cache-bench-") as data:
         a = _assistant(data)
         try:
-            await a.catalog.ready()  # the first scan (Assistant() no longer scans)
-            await a.manager.load(a.default_model())
+            await a.manager.load(await a.resolve_default())  # waits for the first scan
             ask = lambda: a.request("Name three rivers.", temperature=0, max_tokens=32)  # noqa: E731
             cold = await a.chat(ask())
             l1, l2 = [], []
@@ -134,8 +133,7 @@ async def held_set_and_embedding(quick: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="jarvis-cache-bench-") as data:
         a = _assistant(data)
         try:
-            await a.catalog.ready()  # the first scan (Assistant() no longer scans)
-            name = a.default_model()
+            name = await a.resolve_default()  # waits for the first scan
             info = await a.catalog.lookup(name)
             async with a.manager.lease(info) as lease:
                 backend = lease.backend

@@ -47,8 +47,7 @@ def greedy(a: Assistant, text: str, max_tokens: int, **kw):
 
 async def single_request(max_tokens: int, repeats: int) -> dict:
     a = make_assistant(batch_size=4)
-    await a.catalog.ready()  # the first scan (Assistant() no longer scans)
-    await a.manager.load(a.default_model())
+    await a.manager.load(await a.resolve_default())  # waits for the first scan
     ours = []
     try:
         for _ in range(repeats):
@@ -90,8 +89,7 @@ async def parallel(batch_size: int, n_requests: int, max_tokens: int) -> dict:
     from jarvis.telemetry import StepRecord
 
     a = make_assistant(batch_size=batch_size)
-    await a.catalog.ready()  # the first scan (Assistant() no longer scans)
-    await a.manager.load(a.default_model())
+    await a.manager.load(await a.resolve_default())  # waits for the first scan
     # Decode throughput from the engine's own steps: those that carried no prompt tokens.
     decode_steps: list[StepRecord] = []
     a.bus.subscribe(lambda r: decode_steps.append(r) if isinstance(r, StepRecord) and r.prefill_tokens == 0 else None)
@@ -123,8 +121,7 @@ async def turn_two(history_turns: int) -> dict:
         await a.close()
     b = make_assistant(batch_size=4, context_length=4096)
     try:
-        await b.catalog.ready()  # the first scan (Assistant() no longer scans)
-        await b.manager.load(b.default_model())
+        await b.manager.load(await b.resolve_default())  # waits for the first scan
         cold = await b.chat(greedy(b, "Thank you. Summarise.", 8, messages=history))
     finally:
         await b.close()
@@ -135,8 +132,7 @@ async def turn_two(history_turns: int) -> dict:
 
 async def loop_lag(max_tokens: int) -> dict:
     a = make_assistant(batch_size=4)
-    await a.catalog.ready()  # the first scan (Assistant() no longer scans)
-    await a.manager.load(a.default_model())
+    await a.manager.load(await a.resolve_default())  # waits for the first scan
     lags: list[float] = []
     done = asyncio.Event()
 
@@ -158,8 +154,7 @@ async def loop_lag(max_tokens: int) -> dict:
 
 async def cache_hit(repeats: int) -> dict:
     a = make_assistant(batch_size=4)
-    await a.catalog.ready()  # the first scan (Assistant() no longer scans)
-    await a.manager.load(a.default_model())
+    await a.manager.load(await a.resolve_default())  # waits for the first scan
     try:
         cold = await a.chat(a.request("Name three rivers.", temperature=0, max_tokens=32))
         hits = []

@@ -41,6 +41,9 @@ SUITES = (
           "completions on the same prompt (tok/s ratio, TTFT difference)", ("--rounds", "2", "--max-tokens", "32")),
     Suite("tools", "jarvis.bench.tools_bench", "the tool loop's own overhead per round (mcp-server-time) and the "
           "prompt tokens of MCP tool schemas", ("--turns", "5")),
+    Suite("footprint", "jarvis.bench.footprint_bench", "start-up (launch to /health and to a first token) and RSS of "
+          "`jarvis serve` vs llama-server (.bench/llama-server or --llama-server PATH) and llama_cpp.server",
+          ("--rounds", "1", "--requests", "20")),
     Suite("http-stats", "jarvis.bench.http_stats_bench", "the stats endpoints' latency at a fixed rate; the 1 Hz "
           "sampler's cost", ("--duration", "2"), needs_bundled_model=False),
 )

@@ -153,9 +153,7 @@ class OpenAIApi:
         if body.get("jarvis_tools"):  # the server's own MCP tools, run here (`jarvis serve --mcp`)
             from jarvis.http.served_tools import served_tools_answer
 
-            if not body.get("model"):
-                await self.assistant.catalog.ready()
-            answer = await served_tools_answer(self.runtime, body, body.get("model") or self.assistant.default_model())
+            answer = await served_tools_answer(self.runtime, body, await self.assistant.resolve_model(body.get("model")))
             answer.update(id=f"chatcmpl-{uuid.uuid4().hex[:24]}", created=int(time.time()))
             return web.json_response(answer)
         parsed, job = chat_request(body, self.generation, self.reasoning)
@@ -172,9 +170,7 @@ class OpenAIApi:
                         include_usage: bool, tools: bool = False) -> web.StreamResponse:
         # An unknown model (404) or an unreadable one (503) is raised by the assistant before the
         # first chunk, so before any header is sent, streaming or not.
-        if not job.model:  # which model is the default is known once the first scan is done
-            await self.assistant.catalog.ready()
-        name = job.model or self.assistant.default_model()
+        name = await self.assistant.resolve_model(job.model)  # the default waits for the first scan
         job = replace(job, model=name, source="api")
         shape = _Shape(chat, name, tools, job.options.logprobs)
         events: list[EventStream] = []  # the SSE response, once its headers are out

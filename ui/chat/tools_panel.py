@@ -109,7 +109,7 @@ class ToolsController:
         tools = await self.hub.list_tools()
         names = self.hub.model_names()
         costs, total, model = {}, 0, ""
-        info = self.assistant.catalog.snapshot().get(self.assistant.default_model())
+        info = self.assistant.catalog.snapshot().get(await self.assistant.resolve_default())
         path = getattr(info, "path", None)
         if tools and path is not None:  # the memo the tool loop reads: counted once per model and tool list
             key = SCHEMA_TOKENS.key(tools, info.identity)

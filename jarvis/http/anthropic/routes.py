@@ -79,22 +79,22 @@ class MessagesApi:
         self.reasoning = runtime.settings.reasoning
         self.server = runtime.settings.server
 
-    def _job(self, body: MessagesBody, operation: str = "anthropic.messages"):
+    async def _job(self, body: MessagesBody, operation: str = "anthropic.messages"):
         job, plan, dropped = chat_request(body, self.generation, self.server.unsupported_tools, operation,
                                            self.reasoning)
-        job = replace(job, model=job.model or self.assistant.default_model())
+        job = replace(job, model=await self.assistant.resolve_model(job.model))  # waits for the first scan
         headers = {DROPPED_HEADER: ", ".join(dropped)} if dropped else {}
         return job, plan, headers
 
     async def count_tokens(self, request: web.Request) -> web.Response:
         # The prompt as the model sees it (template and tools included), tokenized, nothing generated.
         body = CountTokensBody.parse(parse_json(await request.read()))
-        job, _, headers = self._job(body, "anthropic.count_tokens")
+        job, _, headers = await self._job(body, "anthropic.count_tokens")
         return web.json_response({"input_tokens": await count_tokens(self.assistant, job)}, headers=headers)
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         body = MessagesBody.parse(parse_json(await request.read()))
-        job, _, headers = self._job(body)
+        job, _, headers = await self._job(body)
         reply = _Reply(body, job, AnswerParser())
         if not body.stream:
             return await self._whole(reply, headers)

@@ -191,7 +191,7 @@ class ResponsesApi:
                 raise InvalidRequest(f"previous_response_id: {e}", field="previous_response_id") from None
         job, plan, dropped = chat_request(body, parse_items(history), self.generation, self.server.unsupported_tools,
                                           self.reasoning)
-        model = job.model or self.assistant.default_model()
+        model = await self.assistant.resolve_model(job.model)  # the default waits for the first scan
         turn = _Turn(body, replace(job, model=model), plan, model)
         headers = {DROPPED_HEADER: ", ".join(dropped)} if dropped else {}
         input_items = [item_dict(i) for i in body.items()]

@@ -1,0 +1,66 @@
+"""`jarvis serve` imports only what a server needs: no desktop (Qt, qasync, pyqtgraph, ui), no model
+downloads (huggingface_hub), no MCP or vendor SDKs, no JSON-schema validator, and not even the `gguf`
+package before it listens (a header read imports it on the catalog's or the loader's thread).
+Proved by construction: a fresh interpreter runs the serve path (the CLI's parser, the Runtime with
+the OpenAI routes, as jarvis.http.serve starts it), records sys.modules once it listens (the first
+scan held until then) and again after a real request, and prints both."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from tests.support.process import ROOT
+
+NEVER = ("PySide6", "qasync", "ui", "pyqtgraph", "huggingface_hub", "mcp", "openai", "anthropic", "jsonschema")
+NOT_BEFORE_LISTENING = ("gguf", "yaml")
+
+SCRIPT = textwrap.dedent("""
+    import asyncio, json, sys, threading
+    from jarvis.cli import build_parser
+    from bench.support.settings import make_settings
+
+    args = build_parser().parse_args(["serve", "--host", "127.0.0.1", "--port", "0"])  # the CLI's own imports
+
+    async def main():
+        import aiohttp
+        from jarvis.http.openai_routes import openai_routes
+        from jarvis.runtime import Runtime
+
+        runtime = Runtime(make_settings(sys.argv[1], JARVIS_MODELS_WARMUP="default"), registrars=[openai_routes])
+        gate = threading.Event()
+        runtime.assistant.catalog.scan_hook = lambda: gate.wait(120)  # no header read before we look
+        started = asyncio.ensure_future(runtime.start(http=True, host="127.0.0.1", port=0))
+        while runtime.server is None:
+            await asyncio.sleep(0.005)
+        listening = sorted(sys.modules)
+        gate.set()
+        await started
+        try:
+            async with aiohttp.ClientSession(runtime.server.url) as session:
+                async with session.post("/v1/chat/completions", json={
+                        "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "cache": False}) as r:
+                    status = r.status
+        finally:
+            await runtime.close()
+        return {"listening": listening, "after": sorted(sys.modules), "status": status}
+
+    print(json.dumps(asyncio.run(main())))
+""")
+
+
+def top_level(modules: list[str]) -> set[str]:
+    return {m.partition(".")[0] for m in modules}
+
+
+def test_the_serve_path_never_imports_the_desktop_downloads_or_sdks(tmp_path):
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "data")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["status"] == 200
+    assert top_level(seen["after"]) & set(NEVER) == set()
+    assert top_level(seen["listening"]) & set(NOT_BEFORE_LISTENING) == set()
+    assert "gguf" in top_level(seen["after"])  # the header check did run: the probe above can see it
