@@ -41,6 +41,8 @@ SUITES = (
           "completions on the same prompt (tok/s ratio, TTFT difference)", ("--rounds", "2", "--max-tokens", "32")),
     Suite("tools", "jarvis.bench.tools_bench", "the tool loop's own overhead per round (mcp-server-time) and the "
           "prompt tokens of MCP tool schemas", ("--turns", "5")),
+    Suite("serve-profile", "jarvis.bench.serve_profile", "jarvis serve under 4 streams: CPU per thread, the "
+          "loop's CPU and wake-ups per token (--tree OLD --tree NEW alternates source trees)", ("--rounds", "1")),
     Suite("http-stats", "jarvis.bench.http_stats_bench", "the stats endpoints' latency at a fixed rate; the 1 Hz "
           "sampler's cost", ("--duration", "2"), needs_bundled_model=False),
 )
