@@ -15,5 +15,7 @@ __version__ = "0.1.0"
 # the quiet machine 1,000 rounds gave 92-93 tok/s, the default 90-98 and no spin 31. Read by libgomp
 # when llama.cpp's library loads, so it is set before anything imports llama_cpp; a user's own
 # GOMP_SPINCOUNT (or OMP_WAIT_POLICY) wins.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+# SPIN_ENV: what this set, for a side-by-side bench to give another server the same (jarvis/bench/peer_bench.py).
+SPIN_ENV: dict[str, str] = {}
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    SPIN_ENV["GOMP_SPINCOUNT"] = os.environ["GOMP_SPINCOUNT"] = "1000"

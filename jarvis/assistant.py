@@ -164,9 +164,9 @@ class Assistant:
             elif key is not None and request.use_cache and key in self._inflight:
                 coalesced = True
                 source = self._join(self._inflight[key], coalesced=True)
-            elif key is not None:
+            elif key is not None and request.use_cache:
                 source = self._join(self._start_shared(key, request, info), coalesced=False)
-            else:
+            else:  # not repeatable, or `cache: false`: bypassed, neither stored nor shared (and no task hop per chunk)
                 source = self._generate(request, info)
             # aclosing: leaving early closes the source at once, which cancels the generation now
             # rather than whenever the garbage collector finalises the generator.

@@ -19,7 +19,7 @@ from jarvis.http.stats_source import HubStatsSource
 from jarvis.telemetry import RecordBus
 from jarvis.telemetry.perf import PerfMonitor
 from jarvis.telemetry.request_log import RequestLog
-from jarvis.telemetry.responsiveness import HeartbeatMeter, loop_heartbeat
+from jarvis.telemetry.responsiveness import HeartbeatMeter, Watch, loop_heartbeat
 from jarvis.telemetry.rollups import RollupStore
 from jarvis.telemetry.series import TelemetryHub
 
@@ -75,11 +75,14 @@ class Runtime:
 
     # ---- life cycle ------------------------------------------------------------------------
     async def start(self, *, http: bool | None = None, warmup: bool = True, host: str | None = None,
-                    port: int | None = None) -> None:
+                    port: int | None = None, heartbeat_when_watched: bool = False) -> None:
+        """`heartbeat_when_watched`: the loop's heartbeat runs only while someone reads the stats
+        (`jarvis serve`: nobody may watch); the desktop watches itself and keeps it always on."""
         self._hub_task = asyncio.get_running_loop().create_task(self.hub.run())
         if self.settings.telemetry.heartbeat_ms:
             meter = self.heartbeat_meter("loop")
-            self._heartbeat_task = asyncio.get_running_loop().create_task(loop_heartbeat(meter))
+            watch = self.stats.watch if heartbeat_when_watched else None
+            self._heartbeat_task = asyncio.get_running_loop().create_task(loop_heartbeat(meter, watch))
         await self.assistant.start(warmup=warmup)
         if http if http is not None else self.settings.server.enabled:
             await self.start_http(host, port)

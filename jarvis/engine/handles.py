@@ -92,6 +92,16 @@ class LlamaModel:
         return token in self.eog_ids
 
 
+UBATCH_MAX = 512  # llama-server's default n_ubatch (-ub)
+
+
+def ubatch_of(n_batch: int) -> int:
+    """The physical batch llama.cpp computes at once: a step of up to n_batch prompt tokens runs
+    as ubatches of at most 512, as llama-server's defaults do (-b 2048 -ub 512); a larger ubatch
+    only grows the compute buffer."""
+    return min(n_batch, UBATCH_MAX)
+
+
 class LlamaContext:
     """One llama context with `n_seq` sequences (slots), each `n_ctx_seq` tokens long."""
 
@@ -99,7 +109,7 @@ class LlamaContext:
         params = ll.llama_context_default_params()
         params.n_ctx = n_ctx_seq * n_seq
         params.n_batch = n_batch
-        params.n_ubatch = n_batch
+        params.n_ubatch = ubatch_of(n_batch)
         params.n_seq_max = n_seq
         params.n_threads = n_threads
         params.n_threads_batch = n_threads

@@ -2,14 +2,18 @@
 
 Deltas are merged while the consumer is busy, and the loop is woken at most once per batch of
 deltas (one `call_soon_threadsafe` per wake-up, not per token), so a window that is painting
-is never flooded with callbacks.
+is never flooded with callbacks. Inside an engine step the wake-ups of every mailbox wait in the
+engine's StepWaker and go out together when the step ends: the loop wakes once per step, not
+once per stream (each wake-up on a small machine takes a core from a ggml worker, and a worker
+that loses its core stalls the whole step at ggml's barrier).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from jarvis.request_options import TokenLogprob
 
@@ -17,9 +21,54 @@ if TYPE_CHECKING:
     from jarvis.request import Timings
 
 
+class StepWaker:
+    """Holds the loop wake-ups asked for on its owner thread while a step runs, and hands them to
+    each loop with one `call_soon_threadsafe` when the step ends. Any other thread (a cancel or a
+    queue move on the loop) and the owner outside a step wake at once, as before."""
+
+    def __init__(self) -> None:
+        self._owner: int | None = None  # the thread inside `step()`, None between steps
+        self._held: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
+        # What the loop pays for, counted (tests prove "once per step" with them): every
+        # call_soon_threadsafe made, the steps ended, and the calls made at a step's end.
+        self.wakeups = self.steps = self.step_wakeups = 0
+
+    @contextlib.contextmanager
+    def step(self):
+        self._owner = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._owner = None
+            self.steps += 1
+            held, self._held = self._held, {}
+            for loop, callbacks in held.items():
+                self.step_wakeups += 1
+                self._post(loop, _run_all, callbacks)
+
+    def wake(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        if self._owner is not None and self._owner == threading.get_ident():
+            self._held.setdefault(loop, []).append(callback)
+        else:
+            self._post(loop, callback)
+
+    def _post(self, loop: asyncio.AbstractEventLoop, *call) -> None:
+        try:
+            loop.call_soon_threadsafe(*call)
+            self.wakeups += 1
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            pass
+
+
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()
+
+
 class Mailbox:
-    def __init__(self, loop: asyncio.AbstractEventLoop):
+    def __init__(self, loop: asyncio.AbstractEventLoop, waker: StepWaker | None = None):
         self._loop = loop
+        self._waker = waker or StepWaker()
         self._lock = threading.Lock()
         self._event = asyncio.Event()
         self._text: list[str] = []
@@ -68,10 +117,7 @@ class Mailbox:
     def _schedule_wake(self) -> None:
         if not self._wake_pending:
             self._wake_pending = True
-            try:
-                self._loop.call_soon_threadsafe(self._wake)
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                pass
+            self._waker.wake(self._loop, self._wake)
 
     def _wake(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ A client that disconnects cancels its request: aiohttp cancels the handler (see 
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import uuid
 from dataclasses import replace
@@ -29,7 +30,7 @@ from jarvis.http.model_entry import model_entry
 from jarvis.http.openai_schema import chat_request, completion_request, parse_json
 from jarvis.http.rate_limit import rate_limit_middleware
 from jarvis.http.responses.routes import responses_routes
-from jarvis.http.sse import ClientGone, EventStream
+from jarvis.http.sse import ClientGone, EventStream, encode
 from jarvis.request import ChatRequest, Chunk, RequestRecord, ToolCall
 from jarvis.request_options import TokenLogprob
 
@@ -70,6 +71,7 @@ class _Shape:
         self._text_offset = 0  # completions' logprobs count offsets over the whole streamed text
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
+        self._text_parts: tuple[bytes, bytes] | None = None  # text_event's constant bytes
 
     def _head(self, obj: str) -> dict[str, Any]:
         return {"id": self.id, "object": obj, "created": self.created, "model": self.model,
@@ -121,6 +123,16 @@ class _Shape:
             return {**self._head("chat.completion.chunk"), "choices": [choice]}
         choice = {"index": 0, "text": text or "", "logprobs": lp, "finish_reason": finish}
         return {**self._head("text_completion"), "choices": [choice]}
+
+    def text_event(self, text: str) -> bytes:
+        """The commonest event, a piece of answer text alone (chat's delta.content, completions'
+        text), as SSE bytes: the same as encode(self.piece(text)), with everything but the text
+        encoded once per stream instead of a dict and a json.dumps per token."""
+        if self._text_parts is None:
+            marker = "\x00"  # never in a model's name or this stream's id, so the split is exact
+            self._text_parts = tuple(encode(self.piece(marker)).split(json.dumps(marker).encode()))
+        before, after = self._text_parts
+        return before + json.dumps(text).encode() + after
 
     def usage_event(self, t: RequestRecord) -> dict[str, Any]:
         obj = "chat.completion.chunk" if self.chat else "text_completion"
@@ -217,8 +229,10 @@ class OpenAIApi:
                         await sse.comment(f"queued position={chunk.queue.position}"
                                           + (f" eta_s={eta:.1f}" if eta is not None else ""))
                     if parser is None:
-                        if chunk.text or chunk.logprobs:
+                        if chunk.logprobs:
                             await sse.send(shape.piece(chunk.text, logprobs=chunk.logprobs))
+                        elif chunk.text:
+                            await sse.send_encoded(shape.text_event(chunk.text))
                     else:
                         await _send_pieces(sse, shape, parser.feed(chunk), chunk.logprobs)
                     if chunk.done:
@@ -241,10 +255,8 @@ class OpenAIApi:
                                                                "function": {"arguments": call.arguments}}]))
         final = shape.piece(None if shape.chat else "", finish=finish_reason(t, calls))
         final["jarvis"] = jarvis_figures(t)
-        await sse.send(final)
-        if include_usage:
-            await sse.send(shape.usage_event(t))
-        await sse.done()
+        # The last events, [DONE] and the end of the body in one write (one send for the client).
+        await sse.done(before=encode(final) + (encode(shape.usage_event(t)) if include_usage else b""))
         return sse.response
 
 
@@ -254,8 +266,10 @@ async def _send_pieces(sse: EventStream, shape: _Shape, pieces: list, logprobs) 
     for kind, text in pieces:
         if kind == "reasoning":
             await sse.send(shape.piece(None, reasoning=text, logprobs=logprobs))
-        else:
+        elif logprobs:
             await sse.send(shape.piece(text, logprobs=logprobs))
+        else:
+            await sse.send_encoded(shape.text_event(text))
         logprobs = None
     if logprobs:
         await sse.send(shape.piece(None, logprobs=logprobs))

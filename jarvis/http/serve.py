@@ -28,7 +28,7 @@ async def _serve(settings: Settings, host: str | None, port: int | None, mcp: bo
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        await runtime.start(http=True, host=host, port=port)
+        await runtime.start(http=True, host=host, port=port, heartbeat_when_watched=True)
         if runtime.server is None:
             print(f"jarvis serve: {runtime.server_error}", file=sys.stderr)
             return 1

@@ -48,18 +48,24 @@ class EventStream:
         """One event; `name` adds an `event:` line (Responses and Messages name every event)."""
         await self._write(encode(event, name))
 
+    async def send_encoded(self, data: bytes) -> None:
+        """Events already encoded (`encode`, or a surface's own pre-encoded bytes)."""
+        await self._write(data)
+
     async def comment(self, text: str) -> None:
         """A comment line (`: text`): clients and OpenAI's SDKs skip it; a person reading the stream
         sees it (the queue position while a request waits for a slot)."""
         await self._write(b": " + text.replace("\n", " ").encode() + b"\n\n")
 
-    async def done(self, marker: bool = True) -> None:
+    async def done(self, marker: bool = True, before: bytes = b"") -> None:
         """End the stream; `marker`: OpenAI's chat streams end with `data: [DONE]`, named-event
-        streams (Responses, Messages) with their own last event."""
-        if marker:
-            await self._write(DONE)
+        streams (Responses, Messages) with their own last event. `before`: encoded events that go
+        first, in the same write as the end."""
+        tail = before + (DONE if marker else b"")
+        if tail and _closed(self.request):
+            raise ClientGone()
         with contextlib.suppress(ConnectionError):
-            await self.response.write_eof()
+            await self.response.write_eof(tail)
 
     async def _write(self, data: bytes) -> None:
         if _closed(self.request):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, Callable, Protocol
 
+from jarvis.telemetry.responsiveness import Watch
 from jarvis.telemetry.series import TelemetryHub
 
 # Series of request times (keys p50_ms, ...) and the one rate (keys p50_tokens_per_s, ...).
@@ -33,8 +34,10 @@ class HubStatsSource:
         self.hub = hub
         self._models = models
         self._cache = cache
+        self.watch = Watch()  # every read says someone watches (runtime.py: the loop's heartbeat)
 
     def performance_stats(self) -> dict[str, Any]:
+        self.watch.seen()
         perf = self.hub.perf
         counters = perf.counters()
         hits, misses = counters.get("cache.hits", 0), counters.get("cache.misses", 0)
@@ -63,6 +66,7 @@ class HubStatsSource:
         return self._cache() if self._cache else {}
 
     def system_metrics(self) -> dict[str, Any]:
+        self.watch.seen()
         snapshot = self.hub.latest_system()
         if snapshot is None:
             return {"timestamp": None, "gpu_available": False, "gpus": [],
@@ -70,6 +74,7 @@ class HubStatsSource:
         return asdict(snapshot)
 
     def models_stats(self) -> dict[str, Any]:
+        self.watch.seen()
         perf = self.hub.perf
         counters = perf.counters()
         return {
@@ -85,8 +90,10 @@ class HubStatsSource:
         }
 
     def history(self, seconds: float | None = None) -> list[dict[str, Any]]:
+        self.watch.seen()
         return self.hub.history(seconds)
 
     def recent_requests(self, limit: int) -> dict[str, Any]:
+        self.watch.seen()
         recent = self.hub.recent
         return {"requests": recent.rows(limit), "capacity": recent.capacity, "log_prompts": recent.log_prompts}

@@ -1,0 +1,256 @@
+"""Where `jarvis serve`'s CPU goes under N concurrent streams: per thread, per generated token.
+
+    python -m jarvis.bench.serve_profile [--streams 4] [--rounds 3] [--tree OLD --tree NEW] [--pyspy OUT.json]
+    jarvis bench --suite serve-profile -- --tree /path/to/base --tree .
+
+Each `--tree` is a JARVIS source tree (PYTHONPATH of its `jarvis serve`; default: this code). All
+servers run at once (bundled model, response cache off) and the rounds alternate between them, so
+a neighbour's load hits each alike. Per round and server, the OS's CPU-time counters of every
+thread of the server process are read before and after one load (the 8 chat prompts of the peer
+bench, greedy, `--max-tokens`, `--streams` at a time):
+- loop: the main thread (the asyncio loop: HTTP, SSE, the Assistant); its CPU ms per generated
+  token, and its wake-ups (voluntary context switches: each time it slept in epoll and was woken)
+  per token and per second;
+- engine: the Python thread named `engine:*` (batch, sampling, text hand-over; it also runs
+  ggml's thread 0 inside llama_decode);
+- ggml: the other native threads that burn CPU (llama.cpp's OpenMP workers);
+- other: the rest (catalog, sampler, executors).
+CPU time, not wall time: it holds on a shared, noisy machine. Thread names come from `py-spy dump`
+(the `test` extra pins py-spy); without it only the loop is told apart.
+`--pyspy OUT.json` also records the first tree with `py-spy record --native` during one more
+load and prints the top frames by share of samples per thread (see docs/perf/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from jarvis.bench.peer_bench import PROMPTS, _stop, free_port, run_load, wait_ready
+
+
+def start_tree(tree: str, log) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve()),
+           "JARVIS_GENERAL_DATA_DIR": tempfile.mkdtemp(prefix="jarvis-serve-profile-"),
+           "JARVIS_CACHE_ENABLED": "false", "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "jarvis", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=log, cwd=tree)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc)
+    return url, proc
+
+
+def thread_counters(pid: int) -> dict[int, tuple[float, int]]:
+    """tid -> (CPU seconds, voluntary context switches), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (task / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            vol = 0
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches"):
+                    vol = int(line.split()[1])
+            out[int(task.name)] = (cpu, vol)
+    return out
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """OS thread id -> Python thread name, from `py-spy dump --json` ({} without py-spy)."""
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(pyspy).exists():
+        return {}
+    with contextlib.suppress(subprocess.SubprocessError, json.JSONDecodeError, OSError):
+        raw = subprocess.run([pyspy, "dump", "--json", "--pid", str(pid)], capture_output=True, text=True,
+                             timeout=60).stdout
+        return {t["os_thread_id"]: t.get("thread_name") or "" for t in json.loads(raw) if t.get("os_thread_id")}
+    return {}
+
+
+def classify(pid: int, tid: int, names: dict[int, str]) -> str:
+    if tid == pid:
+        return "loop"
+    name = names.get(tid, "")
+    if name.startswith("engine:"):
+        return "engine"
+    if name:
+        return "other"
+    return "native"  # ggml's workers, and native threads of libraries: split by CPU below
+
+
+def measure(pid: int, names: dict[int, str], before, after, tokens: int, wall: float) -> dict:
+    share: dict[str, float] = defaultdict(float)
+    loop_wakes = 0
+    for tid, (cpu, vol) in after.items():
+        cpu0, vol0 = before.get(tid, (0.0, 0))
+        kind = classify(pid, tid, names)
+        if kind == "native":
+            kind = "ggml" if cpu - cpu0 > 0.02 * wall else "other"
+        share[kind] += cpu - cpu0
+        if tid == pid:
+            loop_wakes = vol - vol0
+    total = sum(share.values()) or 1.0
+    return {"tokens": tokens, "wall_s": wall, "tok_s": tokens / wall,
+            "cpu_s": dict(share), "cpu_share": {k: v / total for k, v in share.items()},
+            "loop_cpu_ms_per_token": share["loop"] * 1000 / max(tokens, 1),
+            "engine_cpu_ms_per_token": share["engine"] * 1000 / max(tokens, 1),
+            "loop_wakeups_per_token": loop_wakes / max(tokens, 1), "loop_wakeups_per_s": loop_wakes / wall}
+
+
+async def one_round(url: str, pid: int, names, streams: int, max_tokens: int) -> dict:
+    before = thread_counters(pid)
+    res = await run_load(url, streams, max_tokens, {"cache": False}, PROMPTS)
+    after = thread_counters(pid)
+    m = measure(pid, names, before, after, res.tokens, res.wall_s)
+    m["texts"] = res.texts
+    return m
+
+
+def summarise_speedscope(path: Path, top: int = 15) -> str:
+    """Markdown: per thread, its share of all samples, then its top frames (self and inclusive)."""
+    doc = json.loads(path.read_text())
+    frames = doc["shared"]["frames"]
+    total = sum(sum(p.get("weights") or [1] * len(p["samples"])) for p in doc["profiles"]) or 1
+    lines = []
+    for prof in sorted(doc["profiles"], key=lambda p: -sum(p.get("weights") or [1] * len(p["samples"]))):
+        weights = prof.get("weights") or [1] * len(prof["samples"])
+        n = sum(weights)
+        if n / total < 0.01:
+            continue
+        self_c: Counter = Counter()
+        incl: Counter = Counter()
+        for stack, w in zip(prof["samples"], weights):
+            if stack:
+                self_c[stack[-1]] += w
+            for f in set(stack):
+                incl[f] += w
+        lines.append(f"\n#### {prof['name']}: {100 * n / total:.1f} % of all samples\n")
+        lines.append("| self % of thread | frame | | inclusive % | frame |\n|---:|---|---|---:|---|")
+        for (fs, ws), (fi, wi) in zip(self_c.most_common(top), incl.most_common(top)):
+            def name(i):
+                f = frames[i]
+                where = f.get("file", "")
+                where = where.rsplit("/", 2)[-2:] if where else []
+                return f"`{f['name']}` {'/'.join(where)}".replace("|", "\\|")
+            lines.append(f"| {100 * ws / n:.1f} | {name(fs)} | | {100 * wi / n:.1f} | {name(fi)} |")
+    return "\n".join(lines)
+
+
+async def record_pyspy(url: str, pid: int, out: Path, streams: int, max_tokens: int, rate: int) -> str:
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    rec = subprocess.Popen([pyspy, "record", "--native", "-r", str(rate), "-o", str(out), "--format", "speedscope",
+                            "--pid", str(pid), "--threads"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    await asyncio.sleep(1.0)  # py-spy attaches
+    for _ in range(2):
+        await run_load(url, streams, max_tokens, {"cache": False}, PROMPTS)
+    rec.send_signal(2)  # SIGINT: py-spy writes its file and exits
+    rec.wait(60)
+    return summarise_speedscope(out) if out.exists() else f"(py-spy wrote nothing: {rec.stderr.read()[:300]!r})"
+
+
+def _median(rows: list[dict], key: str, sub: str | None = None) -> float:
+    vals = [(r[key][sub] if sub else r[key]) for r in rows if (sub is None or sub in r[key])]
+    return statistics.median(vals) if vals else 0.0
+
+
+async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pyspy: str, rate: int, log, say) -> dict:
+    servers = []
+    try:
+        for tree in trees:
+            say(f"starting jarvis serve from {tree} ...")
+            url, proc = start_tree(tree, log)
+            servers.append((tree, url, proc))
+        for _, url, _ in servers:  # warm-up: load, first allocations
+            await run_load(url, streams, 8, {"cache": False}, PROMPTS)
+        names = {proc.pid: thread_names(proc.pid) for _, _, proc in servers}
+        rows: dict[str, list[dict]] = {tree: [] for tree in trees}
+        for r in range(rounds):
+            order = servers if r % 2 == 0 else servers[::-1]
+            for tree, url, proc in order:
+                m = await one_round(url, proc.pid, names[proc.pid], streams, max_tokens)
+                rows[tree].append(m)
+                say(f"  round {r + 1} {tree}: {m['tokens']} tokens {m['tok_s']:.1f} tok/s, loop "
+                    f"{m['loop_cpu_ms_per_token']:.3f} ms CPU/token, {m['loop_wakeups_per_token']:.2f} wake-ups/token, "
+                    f"shares " + " ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(m['cpu_share'].items())))
+        load = os.getloadavg()
+        out = {"bench": "serve-profile", "streams": streams, "rounds": rounds, "max_tokens": max_tokens,
+               "loadavg": [round(x, 2) for x in load], "trees": {}}
+        first = rows[trees[0]][0]["texts"]
+        for tree in trees:
+            rs = rows[tree]
+            out["trees"][tree] = {
+                "tok_s": round(_median(rs, "tok_s"), 1),
+                "loop_cpu_ms_per_token": [round(r["loop_cpu_ms_per_token"], 4) for r in rs],
+                "loop_cpu_ms_per_token_median": round(_median(rs, "loop_cpu_ms_per_token"), 4),
+                "engine_cpu_ms_per_token_median": round(_median(rs, "engine_cpu_ms_per_token"), 4),
+                "loop_wakeups_per_token_median": round(_median(rs, "loop_wakeups_per_token"), 3),
+                "loop_wakeups_per_s_median": round(_median(rs, "loop_wakeups_per_s"), 1),
+                "cpu_share_median": {k: round(_median(rs, "cpu_share", k), 3)
+                                     for k in sorted({k for r in rs for k in r["cpu_share"]})},
+                "identical_texts_vs_first_tree": f"{sum(a == b for r in rs for a, b in zip(r['texts'], first))}"
+                                                 f"/{sum(len(r['texts']) for r in rs)}",
+            }
+        if len(trees) > 1:
+            base = out["trees"][trees[0]]["loop_cpu_ms_per_token"]
+            for tree in trees[1:]:
+                new = out["trees"][tree]["loop_cpu_ms_per_token"]
+                ratios = [b / a for a, b in zip(base, new)]
+                out["trees"][tree]["loop_cpu_per_token_vs_first"] = {
+                    "median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
+                    "max": round(max(ratios), 3)}
+        if pyspy:
+            tree, url, proc = servers[0]
+            say(f"py-spy record --native on {tree} ...")
+            out["pyspy_summary"] = await record_pyspy(url, proc.pid, Path(pyspy), streams, max_tokens, rate)
+        return out
+    finally:
+        for _, _, proc in servers:
+            _stop(proc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="jarvis bench --suite serve-profile", description=__doc__.splitlines()[0])
+    p.add_argument("--tree", action="append", default=[], help="a JARVIS source tree to serve from (repeatable); "
+                                                                 "default: this code")
+    p.add_argument("--streams", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--max-tokens", type=int, default=96)
+    p.add_argument("--pyspy", default="", help="also record the first tree with py-spy into this speedscope file")
+    p.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    p.add_argument("--log", default="", help="file for the servers' output (default: discarded)")
+    p.add_argument("--json", action="store_true", help="print one JSON object only")
+    args = p.parse_args(argv)
+    trees = args.tree or [str(Path(__file__).resolve().parents[2])]
+    say = (lambda *_: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(open(args.log, "ab")) if args.log else subprocess.DEVNULL
+        res = asyncio.run(run(trees, args.streams, args.rounds, args.max_tokens, args.pyspy, args.rate, log, say))
+    if not args.json:
+        for tree, t in res["trees"].items():
+            print(f"{tree}: {t['tok_s']} tok/s, loop {t['loop_cpu_ms_per_token_median']} ms CPU/token "
+                  f"(rounds {t['loop_cpu_ms_per_token']}), engine {t['engine_cpu_ms_per_token_median']} ms CPU/token, "
+                  f"loop wake-ups {t['loop_wakeups_per_token_median']}/token {t['loop_wakeups_per_s_median']}/s, "
+                  f"shares {t['cpu_share_median']}, identical {t['identical_texts_vs_first_tree']}"
+                  + (f", loop CPU/token vs first {t['loop_cpu_per_token_vs_first']}" if 'loop_cpu_per_token_vs_first' in t else ""))
+        print(f"load average {res['loadavg']}")
+        if "pyspy_summary" in res:
+            print(res["pyspy_summary"])
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

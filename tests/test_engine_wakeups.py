@@ -1,0 +1,112 @@
+"""The engine wakes the asyncio loop once per step for all of its streams, not once per token
+(jarvis/engine/mailbox.py StepWaker): proven by counting the wake-ups, never by timing them."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from jarvis.assistant import Assistant
+from jarvis.engine.mailbox import Mailbox, StepWaker
+
+PROMPTS = ["Count from 1 to 5.", "Name two fruits.", "What is 2 + 2?", "Say hello in French."]
+
+
+class CountingLoop(asyncio.SelectorEventLoop):
+    """A real loop that counts the cross-thread callbacks it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threadsafe_calls = 0
+
+    def call_soon_threadsafe(self, *args, **kwargs):
+        self.threadsafe_calls += 1
+        return super().call_soon_threadsafe(*args, **kwargs)
+
+
+def test_a_step_wakes_the_loop_once_for_every_mailbox_and_each_gets_its_text():
+    loop = CountingLoop()
+    try:
+        waker = StepWaker()
+        boxes = [Mailbox(loop, waker) for _ in range(4)]
+
+        def one_step():
+            with waker.step():
+                for i, box in enumerate(boxes):
+                    box.put_text(f"a{i}")
+                    box.put_text(f"b{i}")
+                held = loop.threadsafe_calls  # nothing posted while the step runs
+
+            return held
+
+        worker = threading.Thread(target=lambda: results.append(one_step()))
+        results: list[int] = []
+        worker.start()
+        worker.join()
+        assert results == [0]
+        assert loop.threadsafe_calls == 1 and waker.step_wakeups == 1 and waker.steps == 1
+
+        async def take():
+            return [await box.get() for box in boxes]
+
+        assert loop.run_until_complete(take()) == [(f"a{i}b{i}", None) for i in range(4)]
+    finally:
+        loop.close()
+
+
+def test_outside_a_step_or_from_another_thread_the_wake_up_goes_at_once():
+    loop = CountingLoop()
+    try:
+        waker = StepWaker()
+        box, other = Mailbox(loop, waker), Mailbox(loop, waker)
+        box.put_text("x")  # no step running: at once
+        assert loop.threadsafe_calls == 1
+        inside, outside = threading.Event(), threading.Event()
+
+        def step_on_a_worker():
+            with waker.step():
+                inside.set()
+                outside.wait(60)  # hang guard only
+
+        worker = threading.Thread(target=step_on_a_worker)
+        worker.start()
+        inside.wait(60)
+        other.put_text("y")  # this thread is not the one in the step (a cancel, a queue move)
+        assert loop.threadsafe_calls == 2
+        outside.set()
+        worker.join()
+        assert loop.threadsafe_calls == 2  # the step itself held nothing
+        assert loop.run_until_complete(other.get()) == ("y", None)
+    finally:
+        loop.close()
+
+
+def test_four_streams_wake_the_loop_at_most_once_per_step_and_stream_every_token(settings):
+    async def body(a):
+        await a.catalog.ready()
+        loaded = await a.manager.load(a.default_model())
+        waker = loaded.engine.waker
+
+        async def consume(prompt):
+            parts = []
+            async for chunk in a.stream(a.request(prompt, temperature=0, max_tokens=48, use_cache=False)):
+                parts.append(chunk.text)
+            return "".join(parts)
+
+        alone = [await consume(p) for p in PROMPTS]
+        steps0, posts0, all0 = waker.steps, waker.step_wakeups, waker.wakeups
+        together = await asyncio.gather(*(consume(p) for p in PROMPTS))
+        return alone, together, waker.steps - steps0, waker.step_wakeups - posts0, waker.wakeups - all0
+
+    async def run():
+        a = Assistant(settings)
+        try:
+            return await body(a)
+        finally:
+            await a.close()
+
+    alone, together, steps, step_wakeups, wakeups = asyncio.run(run())
+    assert all(alone) and together == alone  # every token, in order, for every stream
+    assert 0 < step_wakeups <= steps  # one wake-up per step at most, however many streams it served
+    # The rest are not per token: a queue position or two per request, sent from the loop's thread.
+    assert wakeups - step_wakeups <= 2 * len(PROMPTS), (wakeups, step_wakeups, steps)
