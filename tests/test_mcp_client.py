@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import sys
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from jarvis.mcp.hub import McpHub
 from jarvis.mcp.server import CRASHED, HUNG, READY, McpServer, McpServerError
 from jarvis.mcp.settings import McpSettings, validate_server
+from tests.support.mcp_servers import http_test_server
 from tests.support.process import ROOT
 
 
@@ -24,16 +24,8 @@ def _server(name: str, **table) -> McpServer:
 
 @pytest.fixture(scope="module")
 def http_url():
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.mcp_test_server", "http"], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()  # blocks until the server listens (or dies: "")
-        assert line.startswith("PORT "), f"the test server did not start: {line!r}"
-        yield f"http://127.0.0.1:{int(line.split()[1])}/mcp"
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    with http_test_server() as url:
+        yield url
 
 
 STDIO_TEST_SERVER = {"command": sys.executable, "args": ["-m", "tests.support.mcp_test_server", "stdio"],

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
@@ -18,21 +16,13 @@ from jarvis.mcp.hub import McpHub
 from jarvis.mcp.settings import McpSettings, validate_server
 from jarvis.runtime import Runtime
 from jarvis.tools.source import AlwaysAllowed
-from tests.support.process import ROOT
+from tests.support.mcp_servers import http_test_server
 
 
 @pytest.fixture(scope="module")
 def mcp_url():
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.mcp_test_server", "http"], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()  # blocks until the server listens (or dies: "")
-        assert line.startswith("PORT "), f"the test server did not start: {line!r}"
-        yield f"http://127.0.0.1:{int(line.split()[1])}/mcp"
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    with http_test_server() as url:
+        yield url
 
 
 def _post(url: str, body: dict) -> tuple[int, dict]:

@@ -3,30 +3,19 @@
 
 from __future__ import annotations
 
-import json
-import sys
 
 from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from PySide6.QtWidgets import QApplication
 
 from jarvis.config import load_settings
-from tests.support.process import ROOT
+from tests.support.mcp_servers import stdio_settings_toml
 from ui.monitor.tool_servers import COLUMNS
 
 
 def _settings(tmp_path, ui_env):
     path = tmp_path / "tools.toml"
-    path.write_text(f"""
-[mcp]
-max_rounds = 1
-[mcp.servers.test]
-command = {json.dumps(sys.executable)}
-args = ["-m", "tests.support.mcp_test_server", "stdio"]
-cwd = {json.dumps(str(ROOT))}
-env = {{ PYTHONPATH = {json.dumps(str(ROOT))} }}
-approval = "always"
-""")
+    path.write_text(stdio_settings_toml(extra='approval = "always"'))
     return load_settings(path, environ={**ui_env, "JARVIS_GENERATION_MAX_TOKENS": "40"})
 
 
@@ -75,15 +64,7 @@ def test_always_allow_is_written_to_the_settings_file_and_a_new_session_does_not
     import tomllib
 
     path = tmp_path / "tools.toml"
-    path.write_text(f"""# my settings, kept as they are
-[mcp]
-max_rounds = 1
-[mcp.servers.test]
-command = {json.dumps(sys.executable)}
-args = ["-m", "tests.support.mcp_test_server", "stdio"]
-cwd = {json.dumps(str(ROOT))}
-env = {{ PYTHONPATH = {json.dumps(str(ROOT))} }}
-""")
+    path.write_text(stdio_settings_toml(header="# my settings, kept as they are"))
     env = {**ui_env, "JARVIS_GENERATION_MAX_TOKENS": "40"}
     first = make_desktop(load_settings(path, environ=env))
     first.chat.tool_choice = "pid"

@@ -4,25 +4,16 @@ tool-call cards with Allow once / Always allow / Deny clicked by pytest-qt, and 
 from __future__ import annotations
 
 import json
-import sys
 
 from tests.ui_support import drive, make_desktop, qloop, ui_env, ui_settings  # noqa: F401 (fixtures)
 
 from jarvis.config import load_settings
-from tests.support.process import ROOT
+from tests.support.mcp_servers import stdio_settings_toml
 
 
 def _settings(tmp_path, ui_env):
     path = tmp_path / "tools.toml"
-    path.write_text(f"""
-[mcp]
-max_rounds = 1
-[mcp.servers.test]
-command = {json.dumps(sys.executable)}
-args = ["-m", "tests.support.mcp_test_server", "stdio"]
-cwd = {json.dumps(str(ROOT))}
-env = {{ PYTHONPATH = {json.dumps(str(ROOT))} }}
-""")
+    path.write_text(stdio_settings_toml())
     return load_settings(path, environ={**ui_env, "JARVIS_GENERATION_MAX_TOKENS": "40"})
 
 
