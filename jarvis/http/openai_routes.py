@@ -23,6 +23,7 @@ from aiohttp import web
 from jarvis.errors import JarvisError
 from jarvis.http.anthropic.routes import messages_routes
 from jarvis.http.answer import AnswerParser
+from jarvis.http.api_base import ApiBase
 from jarvis.http.embeddings_routes import embeddings_route
 from jarvis.http.errors import error_type
 from jarvis.http.logprobs import chat_logprobs, completion_logprobs
@@ -139,13 +140,7 @@ class _Shape:
         return {**self._head(obj), "choices": [], "usage": usage(t), "jarvis": jarvis_figures(t)}
 
 
-class OpenAIApi:
-    def __init__(self, runtime) -> None:
-        self.runtime = runtime
-        self.assistant = runtime.assistant
-        self.generation = runtime.settings.generation
-        self.reasoning = runtime.settings.reasoning
-
+class OpenAIApi(ApiBase):
     # ---- models ----------------------------------------------------------------------------
     def _model_entry(self, info) -> dict[str, Any]:
         backends = self.assistant.backends

@@ -21,6 +21,7 @@ from jarvis.errors import JarvisError
 from jarvis.http.anthropic.errors import anthropic_error
 from jarvis.http.anthropic.schema import CountTokensBody, MessagesBody, chat_request
 from jarvis.http.answer import AnswerParser
+from jarvis.http.api_base import ApiBase
 from jarvis.http.openai_schema import parse_json
 from jarvis.http.sse import ClientGone, EventStream
 from jarvis.http.surface_tools import DROPPED_HEADER
@@ -72,13 +73,7 @@ class _Reply:
                 "stop_reason": reason, "stop_sequence": matched, "usage": usage(self.record)}
 
 
-class MessagesApi:
-    def __init__(self, runtime) -> None:
-        self.assistant = runtime.assistant
-        self.generation = runtime.settings.generation
-        self.reasoning = runtime.settings.reasoning
-        self.server = runtime.settings.server
-
+class MessagesApi(ApiBase):
     async def _job(self, body: MessagesBody, operation: str = "anthropic.messages"):
         job, plan, dropped = chat_request(body, self.generation, self.server.unsupported_tools, operation,
                                            self.reasoning)

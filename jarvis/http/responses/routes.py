@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from jarvis.errors import InvalidRequest, JarvisError, ResponseNotFound
 from jarvis.http.answer import AnswerParser
+from jarvis.http.api_base import ApiBase
 from jarvis.http.openai_schema import parse_json
 from jarvis.http.responses.schema import ResponsesBody, chat_request, function_call_item, item_dict, parse_items
 from jarvis.http.responses.store import ResponseStore, Stored
@@ -165,12 +166,9 @@ class _Turn:
             await self.emit("response.output_item.done", output_index=index, item=item)
 
 
-class ResponsesApi:
+class ResponsesApi(ApiBase):
     def __init__(self, runtime) -> None:
-        self.assistant = runtime.assistant
-        self.generation = runtime.settings.generation
-        self.reasoning = runtime.settings.reasoning
-        self.server = runtime.settings.server
+        super().__init__(runtime)
         self.store = ResponseStore(runtime.settings.responses_path, self.server.responses_retention_days * 86400)
         self.running: dict[str, _Running] = {}
 
