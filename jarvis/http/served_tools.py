@@ -32,7 +32,7 @@ def tool_choice(raw: Any) -> str:
 
 async def served_tools_answer(runtime, body: dict, model: str) -> dict[str, Any]:
     """The whole answer of one chat completion with the server's tools (body: the request's JSON)."""
-    source = getattr(runtime, "tool_source", None)
+    source = runtime.tool_source  # None unless `jarvis serve --mcp` set its AlwaysAllowed
     if source is None:
         raise InvalidRequest("jarvis_tools: this server offers no tools of its own. Start it with `jarvis serve "
                              "--mcp` (its [mcp.servers.NAME] tools with approval = \"always\" are offered).",
