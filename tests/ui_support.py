@@ -73,6 +73,7 @@ def make_desktop(drive, ui_settings):
     from PySide6.QtWidgets import QApplication
 
     from ui.app import Desktop
+    from ui.main_thread_gc import MainThreadGC
 
     made = []
 
@@ -88,10 +89,10 @@ def make_desktop(drive, ui_settings):
     for desktop in made:
         drive.run(desktop.shutdown(), timeout_s=30)
         desktop.window.deleteLater()
-    released = [desktop.gc for desktop in made]
+    opened = len(made)  # each Desktop() took one hold of the GUI-thread collector
     made.clear()
     # The windows' deferred deletes, then each desktop's garbage collected here on the GUI thread
     # before automatic collection (on any thread) is back.
     QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
-    for guard in released:
-        guard.release()
+    for _ in range(opened):
+        MainThreadGC.release()

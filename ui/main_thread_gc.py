@@ -27,13 +27,16 @@ INTERVAL_MS = 250  # how long cyclic garbage may wait; a young-generation pass c
 
 
 class MainThreadGC:
+    """One guard per process, used through its class methods (never instantiated). Each hold()
+    counts until its release(); the desktop never releases (its process ends), the tests do."""
+
     _holders = 0
     _timer: QTimer | None = None
     _automatic_before = True
     collections = [0, 0, 0]  # passes run by the timer, per generation
 
     @classmethod
-    def hold(cls) -> "MainThreadGC":
+    def hold(cls) -> None:
         """Called on the GUI thread, with a QApplication: collection moves here until release()."""
         if cls._holders == 0:
             cls._automatic_before = gc.isenabled()
@@ -43,7 +46,6 @@ class MainThreadGC:
             cls._timer.timeout.connect(cls.collect_due)
             cls._timer.start()
         cls._holders += 1
-        return cls()
 
     @classmethod
     def freeze(cls) -> None:
@@ -70,6 +72,11 @@ class MainThreadGC:
     @classmethod
     def active(cls) -> bool:
         return cls._holders > 0
+
+    @classmethod
+    def holders(cls) -> int:
+        """How many hold() calls are not released yet (one per open desktop)."""
+        return cls._holders
 
     @classmethod
     def collect_due(cls) -> None:
