@@ -166,3 +166,68 @@ def test_the_queue_in_front_of_a_remote_without_a_server():
         assert backend.queue_depth == 0 and backend.in_flight == 1 and backend.replicas[0].started == 0
 
     asyncio.run(run())
+
+
+def test_a_replica_is_healthy_only_once_its_models_are_in_the_catalog():
+    """Two replicas of one remote, their /v1/models answered by hand (no server, no clock): each
+    time a probe marks a replica up, the catalog already lists what that replica listed, even
+    while the other replica has not answered yet."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from jarvis.catalog import Catalog
+    from jarvis.remote.settings import RemoteSettings
+    from jarvis.remote.source import RemoteSource
+    from jarvis.telemetry import RecordBus
+
+    class Models:
+        """A client's `models.list`: each call waits for the answer the test gives it."""
+
+        def __init__(self) -> None:
+            self.answers: asyncio.Queue = asyncio.Queue()
+
+        async def list(self, timeout):
+            answer = await self.answers.get()
+            if isinstance(answer, Exception):
+                raise answer
+            return SimpleNamespace(data=[SimpleNamespace(id=i, model_extra={}) for i in answer])
+
+    async def scenario():
+        catalog = Catalog(models_dirs=[], include_bundled=False)
+        settings = RemoteSettings(base_url="http://a:1/v1", replicas=["http://b:1/v1"])
+        source = RemoteSource("r", settings, catalog, RecordBus())
+        listed = lambda: [m.name for m in catalog.snapshot().models]  # noqa: E731
+        seen_when_up: dict[str, list[str]] = {}
+        up = {replica.url: asyncio.Event() for replica in source.backend.replicas}
+        for replica in source.backend.replicas:
+            replica.client = SimpleNamespace(models=Models())
+            marked_up = replica.succeeded
+
+            def succeeded(rtt_ms=None, replica=replica, marked_up=marked_up):
+                seen_when_up[replica.url] = listed()  # what a request would find at that moment
+                marked_up(rtt_ms)
+                up[replica.url].set()
+            replica.succeeded = succeeded
+        a, b = source.backend.replicas
+
+        # The first probe: neither replica answers; both are down and nothing is listed.
+        probing = asyncio.create_task(source.probe())
+        await a.client.models.answers.put(OSError("connection refused"))
+        await b.client.models.answers.put(OSError("connection refused"))
+        await probing
+        assert not source.backend.reachable and listed() == []
+
+        # The next: replica a answers while b has not: a is up and its model listed already.
+        probing = asyncio.create_task(source.probe())
+        await a.client.models.answers.put(["big-70b"])
+        await up[a.url].wait()
+        assert a.healthy and not b.healthy and not probing.done()
+        assert seen_when_up == {"http://a:1/v1": ["r/big-70b"]}
+        assert listed() == ["r/big-70b"]
+        # Then b answers with one more model: listed before b counts as up.
+        await b.client.models.answers.put(["big-70b", "small-8b"])
+        await probing
+        assert seen_when_up["http://b:1/v1"] == ["r/big-70b", "r/small-8b"] == listed()
+        await source.close()
+
+    asyncio.run(scenario())

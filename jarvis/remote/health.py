@@ -3,6 +3,8 @@
 Async I/O on the loop (the openai client; nothing blocks). A replica that answers is up, with its
 round trip and model ids; one that does not is marked down (see replicas.py), and requests for
 its remote fail fast with a 503 that names it and its last error until a probe succeeds again.
+A replica's model ids are published (the `publish` callback: into the catalog) before it is marked
+up, with no await in between: nobody on the loop sees a healthy replica whose models are not listed.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 
 from jarvis.remote.replicas import Replica
 
@@ -17,7 +20,11 @@ log = logging.getLogger("jarvis.remote.health")
 PROBE_TIMEOUT_S = 5.0
 
 
-async def probe(backend, replica: Replica) -> bool:
+def _nothing() -> None:
+    pass
+
+
+async def probe(backend, replica: Replica, publish: Callable[[], None] = _nothing) -> bool:
     import openai
 
     client = backend.client(replica)
@@ -42,6 +49,7 @@ async def probe(backend, replica: Replica) -> bool:
     replica.extra.pop("refused", None)
     replica.model_ids = tuple(m.id for m in page.data)
     replica.context_lengths = {m.id: n for m in page.data if (n := listed_context(m.model_extra or {}))}
+    publish()  # its models listed first, then it counts as up
     replica.succeeded((time.perf_counter() - t0) * 1000)
     return True
 
@@ -55,5 +63,6 @@ def listed_context(entry: dict) -> int:
     return 0
 
 
-async def probe_all(backend) -> None:
-    await asyncio.gather(*(probe(backend, r) for r in backend.replicas))
+async def probe_all(backend, publish: Callable[[], None] = _nothing) -> None:
+    """Probe every replica at once; `publish` runs as each one that answers has its new listing."""
+    await asyncio.gather(*(probe(backend, r, publish) for r in backend.replicas))

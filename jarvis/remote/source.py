@@ -2,9 +2,10 @@
 models for the catalog, its probes and its status.
 
 `start()` probes the remote at once and then every `health_interval_s`, and reads each replica's
-/metrics every second; after every probe the remote's models are published into the catalog as
-NAME/<model id>. A front end that never calls start() (a one-shot `jarvis ask`) gets the first
-probe on its first request for one of the remote's models.
+/metrics every second. As each replica answers a probe, the remote's models are published into
+the catalog as NAME/<model id>, before that replica counts as up (health.py): a request never finds
+a healthy replica whose models the catalog does not list yet. A front end that never calls start()
+(a one-shot `jarvis ask`) gets the first probe on its first request for one of the remote's models.
 """
 
 from __future__ import annotations
@@ -46,13 +47,13 @@ class RemoteSource:
             await asyncio.sleep(self.backend.settings.health_interval_s)
 
     async def probe(self) -> None:
-        """Probe every replica, publish the models; the first probe also releases those waiting for it."""
+        """Probe every replica, publishing the models as each one answers (a replica that does not
+        answer changes no listing); the first probe also releases those waiting for it."""
         if self._probed is None:
             self._probed = asyncio.get_running_loop().create_future()
         done = self._probed
         try:
-            await probe_all(self.backend)
-            self.publish()
+            await probe_all(self.backend, self.publish)
         finally:  # whatever happened, nobody waits on the first probe forever
             if not done.done():
                 done.set_result(None)
