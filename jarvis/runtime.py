@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import sqlite3
 from dataclasses import asdict
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 from jarvis.assistant import Assistant
 from jarvis.config import Settings
-from jarvis.http.app import RunningServer, create_app, start_server
 from jarvis.http.stats_source import HubStatsSource
 from jarvis.telemetry import RecordBus
 from jarvis.telemetry.perf import PerfMonitor
@@ -23,11 +23,32 @@ from jarvis.telemetry.responsiveness import HeartbeatMeter, Watch, loop_heartbea
 from jarvis.telemetry.rollups import RollupStore
 from jarvis.telemetry.series import TelemetryHub
 
+if TYPE_CHECKING:
+    from jarvis.http.app import RunningServer
+
 log = logging.getLogger("jarvis.runtime")
+# What adds routes to the HTTP app: a callable `(runtime) -> (app -> None)`, or the name of one as
+# "module:attribute", imported when the server starts, off the loop (import_registrars).
+RegistrarFactory = Union[Callable, str]
+
+
+def import_registrars(factories: Iterable[RegistrarFactory]) -> list[Callable]:
+    """The HTTP stack (aiohttp, the app, every named registrar's module), imported here. Runtime
+    calls this on a worker thread: `jarvis serve` names its routes as strings, so the ~0.3 s of
+    these imports run while the default model loads on the loader thread (llama.cpp's load
+    releases the GIL), instead of before that load can begin."""
+    importlib.import_module("jarvis.http.app")
+    resolved = []
+    for factory in factories:
+        if isinstance(factory, str):
+            module, _, attribute = factory.partition(":")
+            factory = getattr(importlib.import_module(module), attribute)
+        resolved.append(factory)
+    return resolved
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, registrars: Iterable[Callable] = ()):
+    def __init__(self, settings: Settings, *, registrars: Iterable[RegistrarFactory] = ()):
         self.settings = settings
         self.bus = RecordBus()
         self.assistant = Assistant(settings, bus=self.bus)
@@ -50,7 +71,7 @@ class Runtime:
         self._unsubscribe.append(self.bus.subscribe(self.request_log.observe))
         self.stats = HubStatsSource(self.hub, models=self.models_stats, cache=self.cache_stats)
         self._registrars = list(registrars)
-        self.server: RunningServer | None = None
+        self.server: "RunningServer | None" = None
         self.server_error: str | None = None  # e.g. the port is busy: the app still runs
         self._hub_task: asyncio.Task | None = None
         # The tools API requests may have the server run ("jarvis_tools": true): `jarvis serve --mcp`
@@ -83,7 +104,7 @@ class Runtime:
             meter = self.heartbeat_meter("loop")
             watch = self.stats.watch if heartbeat_when_watched else None
             self._heartbeat_task = asyncio.get_running_loop().create_task(loop_heartbeat(meter, watch))
-        await self.assistant.start(warmup=warmup)
+        await self.assistant.start(warmup=warmup)  # the warm-up load begins now, on the loader thread
         if http if http is not None else self.settings.server.enabled:
             await self.start_http(host, port)
         # Listening already (/health answers): only then wait for the first scan of the models
@@ -94,8 +115,11 @@ class Runtime:
         host = host or self.settings.server.host
         port = self.settings.server.port if port is None else port
         server_settings = self.settings.server.model_copy(update={"host": host})
+        registrars = await asyncio.to_thread(import_registrars, self._registrars)
+        from jarvis.http.app import create_app, start_server  # imported just above, on the thread
+
         app = create_app(self.stats, server_settings, bus=self.bus,
-                         registrars=[r(self) for r in self._registrars])
+                         registrars=[r(self) for r in registrars])
         try:
             self.server = await start_server(app, host, port)
         except OSError as e:

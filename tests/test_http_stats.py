@@ -7,7 +7,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jarvis.config import ServerSettings
-from jarvis.http import HubStatsSource, create_app, start_server
+from jarvis.http.app import create_app, start_server
+from jarvis.http.stats_source import HubStatsSource
 from jarvis.telemetry import (GpuProbe, ModelRecord, PerfMonitor, QueueRecord, RecordBus, RequestRecord,
                               StepRecord, SystemSampler, TelemetryHub)
 

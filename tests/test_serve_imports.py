@@ -64,3 +64,50 @@ def test_the_serve_path_never_imports_the_desktop_downloads_or_sdks(tmp_path):
     assert top_level(seen["after"]) & set(NEVER) == set()
     assert top_level(seen["listening"]) & set(NOT_BEFORE_LISTENING) == set()
     assert "gguf" in top_level(seen["after"])  # the header check did run: the probe above can see it
+
+
+OVERLAP_SCRIPT = textwrap.dedent("""
+    import asyncio, json, sys, threading
+    import jarvis.runtime as runtime_module
+    from jarvis.engine.engine import Engine
+    from bench.support.settings import make_settings
+
+    load_began = threading.Event()
+    seen = {}
+    real_load, real_import = Engine.load, runtime_module.import_registrars
+
+    def load(self):
+        seen["aiohttp_when_load_began"] = "aiohttp" in sys.modules
+        load_began.set()
+        real_load(self)
+
+    def import_registrars(factories):  # the HTTP stack waits until the model's load has begun
+        seen["load_began_before_timeout"] = load_began.wait(120)
+        return real_import(factories)
+
+    Engine.load = load
+    runtime_module.import_registrars = import_registrars
+
+    async def main():
+        runtime = runtime_module.Runtime(make_settings(sys.argv[1], JARVIS_MODELS_WARMUP="default"),
+                                         registrars=["jarvis.http.openai_routes:openai_routes"])
+        try:
+            await runtime.start(http=True, host="127.0.0.1", port=0)
+            seen["listening"] = runtime.server is not None
+        finally:
+            await runtime.close()
+
+    asyncio.run(main())
+    print(json.dumps(seen))
+""")
+
+
+def test_serve_starts_loading_the_default_model_before_it_imports_the_http_stack(tmp_path):
+    """`jarvis serve` names its routes, so the default model's load (native, off the GIL) overlaps
+    the import of aiohttp and the routes instead of waiting for it. Proved by holding that import
+    until the load has begun: were the load to need the HTTP stack first, it would never begin."""
+    done = subprocess.run([sys.executable, "-c", OVERLAP_SCRIPT, str(tmp_path / "data")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"aiohttp_when_load_began": False, "load_began_before_timeout": True, "listening": True}

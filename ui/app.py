@@ -31,14 +31,12 @@ log = logging.getLogger("ui.app")
 
 class Desktop:
     def __init__(self, settings, *, runtime: Runtime | None = None) -> None:
-        from jarvis.http.openai_routes import openai_routes
-
         self.settings = settings
         # Cycles are collected on this (the GUI) thread from now on: one collected on the engine's
         # thread destroys its Qt objects there, and their timers then fire into freed memory.
         # Held for the process's life; tests release it once per desktop (tests/ui_support.py).
         MainThreadGC.hold()
-        self.runtime = runtime or Runtime(settings, registrars=[openai_routes])
+        self.runtime = runtime or Runtime(settings, registrars=["jarvis.http.openai_routes:openai_routes"])
         self.store = AsyncConversationStore(settings.database_path)  # opens on its own thread
         self.chat = ChatView(self.runtime.assistant, self.store)
         self.monitor = MonitorView(self.runtime)

@@ -22,7 +22,8 @@ import aiohttp
 import psutil
 
 from jarvis.config import ServerSettings
-from jarvis.http import HubStatsSource, create_app, start_server
+from jarvis.http.app import create_app, start_server
+from jarvis.http.stats_source import HubStatsSource
 from jarvis.telemetry import PerfMonitor, RecordBus, RequestRecord, SystemSampler, TelemetryHub
 from jarvis.telemetry.window import percentile
 

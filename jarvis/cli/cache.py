@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import TYPE_CHECKING
 
-from jarvis.cache.disk import DiskLevel
-from jarvis.cache.levels import cache_path
+if TYPE_CHECKING:  # imported when the command runs: `jarvis --help` and `jarvis serve` need no numpy for it
+    from jarvis.cache.disk import DiskLevel
 
 
 def add_parser(sub) -> None:
@@ -20,7 +21,9 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _disk(args) -> DiskLevel:
+def _disk(args) -> "DiskLevel":
+    from jarvis.cache.disk import DiskLevel
+    from jarvis.cache.levels import cache_path
     from jarvis.config import load_settings
 
     settings = load_settings(args.config)

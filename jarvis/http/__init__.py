@@ -1,6 +1,7 @@
-"""The local HTTP endpoint: stats, Prometheus /metrics, and (later) OpenAI-compatible /v1."""
+"""The local HTTP endpoint: stats, Prometheus /metrics and the OpenAI-compatible /v1, Anthropic
+/v1/messages and /v1/responses routes.
 
-from jarvis.http.app import RunningServer, create_app, start_server
-from jarvis.http.stats_source import HubStatsSource, StatsSource
-
-__all__ = ["create_app", "start_server", "RunningServer", "StatsSource", "HubStatsSource"]
+Nothing is imported here: `jarvis serve` imports the Runtime (and with it `stats_source`) before
+aiohttp, so the default model's load can start while the HTTP stack is still being imported
+(Runtime.start_http). Import from the submodules: `jarvis.http.app`, `jarvis.http.stats_source`.
+"""
