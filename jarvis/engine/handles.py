@@ -7,6 +7,7 @@ vocabulary) is read-only after load, so tokenizing from another thread is safe.
 from __future__ import annotations
 
 import ctypes
+import functools
 from pathlib import Path
 
 import llama_cpp as ll
@@ -40,10 +41,12 @@ class LlamaModel:
         self.eos_id = ll.llama_vocab_eos(self.vocab)
         self.add_bos = bool(ll.llama_vocab_get_add_bos(self.vocab))
         self.recurrent = bool(ll.llama_model_is_recurrent(ptr) or ll.llama_model_is_hybrid(ptr))
-        # Built once at load (~50 ms for 49k tokens): the worker reads a token's bytes and whether
-        # it ends generation from plain Python containers instead of two ctypes calls per token.
-        self._pieces = [self._token_bytes(t, False) for t in range(self.n_vocab)]
-        self.eog_ids = frozenset(t for t in range(self.n_vocab) if ll.llama_vocab_is_eog(self.vocab, t))
+        # Filled as tokens are generated: the worker reads a token's bytes and whether it ends
+        # generation from plain Python containers instead of two ctypes calls per token. Filling
+        # them for the whole vocabulary at load cost 60-120 ms of every start-up (49k tokens), for
+        # the few thousand tokens a session ever generates. A race between threads writes the same value.
+        self._pieces: list[bytes | None] = [None] * self.n_vocab
+        self._eog: dict[int, bool] = {}
 
     @property
     def ptr(self):
@@ -73,8 +76,11 @@ class LlamaModel:
         return tokens
 
     def token_bytes(self, token: int, special: bool = False) -> bytes:
-        if not special and 0 <= token < len(self._pieces):
-            return self._pieces[token]
+        if not special and 0 <= token < self.n_vocab:
+            piece = self._pieces[token]
+            if piece is None:
+                piece = self._pieces[token] = self._token_bytes(token, False)
+            return piece
         return self._token_bytes(token, special)
 
     def _token_bytes(self, token: int, special: bool) -> bytes:
@@ -89,7 +95,15 @@ class LlamaModel:
         return self.token_bytes(token, special=True).decode("utf-8", errors="replace")
 
     def is_eog(self, token: int) -> bool:
-        return token in self.eog_ids
+        eog = self._eog.get(token)
+        if eog is None:
+            eog = self._eog[token] = bool(ll.llama_vocab_is_eog(self.vocab, token))
+        return eog
+
+    @functools.cached_property
+    def eog_ids(self) -> frozenset[int]:
+        """Every token that ends generation (a walk over the vocabulary: made on first use)."""
+        return frozenset(t for t in range(self.n_vocab) if self.is_eog(t))
 
 
 UBATCH_MAX = 512  # llama-server's default n_ubatch (-ub)
