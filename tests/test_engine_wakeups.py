@@ -110,3 +110,49 @@ def test_four_streams_wake_the_loop_at_most_once_per_step_and_stream_every_token
     assert 0 < step_wakeups <= steps  # one wake-up per step at most, however many streams it served
     # The rest are not per token: a queue position or two per request, sent from the loop's thread.
     assert wakeups - step_wakeups <= 2 * len(PROMPTS), (wakeups, step_wakeups, steps)
+
+
+def test_the_last_steps_text_is_posted_once_the_next_batch_is_planned_before_its_decode(settings):
+    """The loop gets a step's text after the worker has planned its next batch and just before
+    that batch's llama_decode (the GIL is free during it), so the loop's Python never delays the
+    planning. Seen in the order of events: each post happens with the next decode's batch already
+    in place (its first position), and nothing is held through a decode."""
+    async def body(a):
+        await a.catalog.ready()
+        loaded = await a.manager.load(a.default_model())
+        engine, waker = loaded.engine, loaded.engine.waker
+        real_decode, real_post = engine._ctx.decode, waker._post
+        events = []  # ("post" | "decode", the batch's first position, wake-ups held)
+
+        def event(kind):
+            events.append((kind, int(engine._batch.pos[0]), sum(len(c) for c in waker._held.values())))
+
+        def decode(batch):
+            event("decode")
+            return real_decode(batch)
+
+        def post(loop, *call):
+            event("post")
+            return real_post(loop, *call)
+
+        engine._ctx.decode, waker._post = decode, post
+        try:
+            chunks = [c async for c in a.stream(a.request(PROMPTS[0], temperature=0, max_tokens=24, use_cache=False))]
+        finally:
+            engine._ctx.decode, waker._post = real_decode, real_post
+        return events, chunks
+
+    async def run():
+        a = Assistant(settings)
+        try:
+            return await body(a)
+        finally:
+            await a.close()
+
+    events, chunks = asyncio.run(run())
+    assert "".join(c.text for c in chunks)
+    decodes = [i for i, e in enumerate(events) if e[0] == "decode"]
+    assert len(decodes) >= 10 and all(events[i][2] == 0 for i in decodes)
+    for before, i in zip(decodes[1:], decodes[2:]):  # every decode after the first token's
+        posts = [e for e in events[before + 1:i] if e[0] == "post"]
+        assert posts and all(pos == events[i][1] for _, pos, _ in posts), events[before:i + 1]

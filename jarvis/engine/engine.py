@@ -289,23 +289,26 @@ class Engine:
     # ---- the worker thread ----------------------------------------------------------------
     def _run(self) -> None:
         priority.lower_this_thread(self.config)  # below the window's thread, with the ggml workers it starts
-        try:
-            while True:
-                with self._wake:
-                    while not self._stopping and len(self._queue) == 0 and self.active_slots == 0:
-                        self._wake.wait()
-                    if self._stopping:
-                        break
-                with self.waker.step():
+        # This thread's wake-ups of the loop wait for a flush: one per step, just before its decode
+        # (_step), and before the worker sleeps; what is still held goes when it ends.
+        with self.waker.hold():
+            try:
+                while True:
+                    with self._wake:
+                        while not self._stopping and len(self._queue) == 0 and self.active_slots == 0:
+                            self.waker.flush()
+                            self._wake.wait()
+                        if self._stopping:
+                            break
                     self._step()
-        except BaseException as e:  # a bug must not leave callers waiting forever
-            log.exception("engine %s worker crashed", self.name)
-            self._crashed(e)
-        finally:
-            for slot in self._slots:
-                if slot.sequence is not None:
-                    slot.sequence.mailbox.fail(EngineClosed())
-                    slot.sequence = None
+            except BaseException as e:  # a bug must not leave callers waiting forever
+                log.exception("engine %s worker crashed", self.name)
+                self._crashed(e)
+            finally:
+                for slot in self._slots:
+                    if slot.sequence is not None:
+                        slot.sequence.mailbox.fail(EngineClosed())
+                        slot.sequence = None
 
     def _crashed(self, error: BaseException) -> None:
         """Fail everything running and queued at once (nothing would ever serve or time it out),
@@ -337,6 +340,9 @@ class Engine:
         self._admit()
         batch = self._batch
         plan = plan_step(self._slots, batch, self.config.prefill_chunk, self._drafts, self.n_ctx_seq)
+        # The text sampled in the last step goes to the loop now, with the next batch already
+        # planned: the loop's Python runs during the decode below, which holds no GIL.
+        self.waker.flush()
         if len(batch) == 0:
             return
         t0 = time.perf_counter()

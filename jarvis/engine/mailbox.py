@@ -3,8 +3,8 @@
 Deltas are merged while the consumer is busy, and the loop is woken at most once per batch of
 deltas (one `call_soon_threadsafe` per wake-up, not per token), so a window that is painting
 is never flooded with callbacks. Inside an engine step the wake-ups of every mailbox wait in the
-engine's StepWaker and go out together when the step ends: the loop wakes once per step, not
-once per stream (each wake-up on a small machine takes a core from a ggml worker, and a worker
+engine's StepWaker and go out together just before the next llama_decode: the loop wakes once
+per step, not once per stream (each wake-up on a small machine takes a core from a ggml worker, and a worker
 that loses its core stalls the whole step at ggml's barrier).
 """
 
@@ -22,29 +22,38 @@ if TYPE_CHECKING:
 
 
 class StepWaker:
-    """Holds the loop wake-ups asked for on its owner thread while a step runs, and hands them to
-    each loop with one `call_soon_threadsafe` when the step ends. Any other thread (a cancel or a
-    queue move on the loop) and the owner outside a step wake at once, as before."""
+    """Holds the loop wake-ups asked for on its owner thread and hands them to each loop with one
+    `call_soon_threadsafe` per flush. The engine's worker holds it for its whole life and flushes
+    right before each llama_decode: the loop's share of a step (SSE writes, JSON) then runs while
+    llama.cpp computes with the GIL released, not while the worker plans the next batch, which
+    would wait for the GIL and leave ggml's workers idle. Any other thread (a cancel or a queue
+    move on the loop) and the owner outside `hold()` wake at once, as before."""
 
     def __init__(self) -> None:
-        self._owner: int | None = None  # the thread inside `step()`, None between steps
+        self._owner: int | None = None  # the thread inside `hold()`, None otherwise
         self._held: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
         # What the loop pays for, counted (tests prove "once per step" with them): every
-        # call_soon_threadsafe made, the steps ended, and the calls made at a step's end.
+        # call_soon_threadsafe made, the flushes (one per step), and the calls made by them.
         self.wakeups = self.steps = self.step_wakeups = 0
 
     @contextlib.contextmanager
-    def step(self):
+    def hold(self):
+        """This thread's wake-ups wait until `flush()` or the end of the block."""
         self._owner = threading.get_ident()
         try:
             yield
         finally:
             self._owner = None
-            self.steps += 1
-            held, self._held = self._held, {}
-            for loop, callbacks in held.items():
-                self.step_wakeups += 1
-                self._post(loop, _run_all, callbacks)
+            self.flush()
+
+    step = hold  # one step's worth: held while it runs, posted when it ends
+
+    def flush(self) -> None:
+        self.steps += 1
+        held, self._held = self._held, {}
+        for loop, callbacks in held.items():
+            self.step_wakeups += 1
+            self._post(loop, _run_all, callbacks)
 
     def wake(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
         if self._owner is not None and self._owner == threading.get_ident():
