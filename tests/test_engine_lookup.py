@@ -18,6 +18,27 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from jarvis.assistant import Assistant
 from jarvis.engine.lookup import draft
+from jarvis.engine.speculation import DecodeCost
+
+
+class CurveCost(DecodeCost):
+    """A decode cost curve given, not measured: what a GPU's (several tokens cost about what one
+    does) or a small CPU's (each token costs a whole decode) would teach the engine. The engine's
+    own measurements are ignored, so the policy's decisions follow the curve alone."""
+
+    def __init__(self, fixed_ms: float, per_token_ms: float) -> None:
+        super().__init__()
+        self.fixed_ms, self.per_token_ms = fixed_ms, per_token_ms
+        self.observed = 0
+
+    def observe(self, width: int, ms: float) -> None:
+        self.observed += 1
+
+    def ms(self, width: int) -> float:
+        return self.fixed_ms + self.per_token_ms * width
+
+
+GPU_LIKE = dict(fixed_ms=5.0, per_token_ms=0.1)
 
 
 def naive_draft(history, n_draft, ngram_max=4, ngram_min=3):
@@ -90,6 +111,7 @@ def test_verify_keeps_the_argmax_prefix_and_rejected_drafts_leave_no_cells(setti
     async def body(a):
         await a.manager.load(a.default_model())
         engine = a.manager.engine_of(a.default_model())
+        engine._drafts.cost = CurveCost(**GPU_LIKE)  # drafts pay: this test is about verifying them
         engine.step_hook = hook
         eog.update(engine._model.eog_ids)
         results = []  # per request, one after the other (only a slot decoding alone drafts):
@@ -161,3 +183,41 @@ def test_sampled_requests_are_never_drafted(settings):
 
     engine = asyncio.run(run())
     assert engine.drafted_tokens == 0
+
+
+def test_drafts_are_sent_only_where_this_machines_decode_cost_pays_for_them(settings):
+    """The same copy-heavy request (its answer repeats its prompt: lookup finds drafts), once with
+    a decode cost that grows with every token and has no fixed part (a draft of k costs k + 1
+    decodes: it can never pay) and once with a GPU's curve. Proven by counts: no draft at all on
+    the first, drafts on the second, the same reply from both."""
+    async def run(cost):
+        a = Assistant(settings)
+        try:
+            await a.catalog.ready()
+            await a.manager.load(a.default_model())
+            engine = a.manager.engine_of(a.default_model())
+            engine._drafts.cost = cost
+            reply = await a.chat(a.request(COPY, temperature=0, repeat_penalty=1.0, max_tokens=60, use_cache=False))
+            return reply.text, engine.drafted_tokens
+        finally:
+            await a.close()
+
+    linear, gpu = CurveCost(fixed_ms=0.0, per_token_ms=6.0), CurveCost(**GPU_LIKE)
+    text_cpu, drafted_cpu = asyncio.run(run(linear))
+    text_gpu, drafted_gpu = asyncio.run(run(gpu))
+    assert drafted_cpu == 0 and drafted_gpu > 0
+    assert linear.observed > 0  # the engine reported its decode-only steps to the policy
+    assert text_cpu and text_gpu
+
+
+def test_the_engine_learns_its_decode_cost_from_its_own_steps(settings):
+    async def run():
+        a = Assistant(settings)
+        try:
+            await a.chat(a.request("Name two fruits.", temperature=0, max_tokens=12, use_cache=False))
+            return a.manager.engine_of(a.default_model())._drafts.cost
+        finally:
+            await a.close()
+
+    cost = asyncio.run(run())
+    assert cost.ms(1) is not None and cost.ms(1) > 0  # one-token decodes were timed

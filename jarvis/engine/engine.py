@@ -350,6 +350,8 @@ class Engine:
         if rc != 0:
             self._fail_all(rc)
             return
+        if plan.prefill_tokens == 0:  # what a decode of this width costs here decides the drafts
+            self._drafts.observe_decode(len(batch), (time.perf_counter() - t0) * 1000)
         if self.step_hook is not None:
             self.step_hook(self)
         for slot, idx in plan.wants_logits:

@@ -35,8 +35,9 @@ class SeqState:
     pending_token: int | None = None  # sampled, to be decoded in the next step
     draft: list[int] = field(default_factory=list)  # prompt-lookup guesses in this step's batch, after the pending token
     draft_pos: int = 0  # the pending token's position in this step (the drafts follow it)
-    draft_len: int = 4  # how many tokens its next draft may have (grows when drafts hold, halves on a miss)
-    draft_pause: int = 0  # steps left without drafting, after a miss
+    draft_hits: int = 0  # draft tokens the model agreed with, for this sequence's acceptance rate
+    draft_misses: int = 0  # drafts that ended on a disagreement
+    draft_pause: int = 0  # steps left without drafting, after a draft rejected outright
     completion_tokens: int = 0
     admitted_at: float = 0.0
     first_token_at: float = 0.0
