@@ -182,3 +182,34 @@ def test_default_threads_are_every_core(settings):
 
     assert asyncio.run(run(0)) == (os.cpu_count() or 1)
     assert asyncio.run(run(1)) == 1
+
+
+def test_plain_greedy_reads_the_argmax_and_picks_what_llama_cpps_greedy_sampler_picks(model):
+    """A chain that is greedy alone takes numpy's argmax of the logits row instead of
+    llama_sampler_sample: the same token at every step of a real decode, ties included (both
+    take the first largest logit)."""
+    plain = SamplerChain(model, SamplingParams(temperature=0, repeat_penalty=1.0), seed=1)
+    penalised = SamplerChain(model, SamplingParams(temperature=0, repeat_penalty=1.1), seed=1)
+    assert plain.argmax_only and not penalised.argmax_only
+    reference = ll.llama_sampler_init_greedy()
+    ctx, batch = LlamaContext(model, 1, 512, 64, 1), Batch(64)
+    try:
+        tokens = model.tokenize("The three primary colours are")
+        batch.add_run(tokens, 0, 0, True)
+        assert ctx.decode(batch) == 0
+        for step in range(24):
+            picked = plain.sample(ctx, len(batch) - 1)
+            assert picked == ll.llama_sampler_sample(reference, ctx.ptr, len(batch) - 1), step
+            batch.clear()
+            batch.add(picked, len(tokens) + step, 0, True)
+            assert ctx.decode(batch) == 0
+        row = np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx.ptr, 0), shape=(model.n_vocab,))
+        row[:] = 0.0
+        row[[7, 300]] = 5.0  # a tie: both pick the first
+        assert plain.sample(ctx, 0) == ll.llama_sampler_sample(reference, ctx.ptr, 0) == 7
+    finally:
+        ll.llama_sampler_free(reference)
+        plain.close()
+        penalised.close()
+        batch.close()
+        ctx.close()
