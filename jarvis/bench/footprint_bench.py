@@ -19,6 +19,10 @@ range. Same settings: one model file, `n_ctx` 16384 in all (JARVIS: 4 slots x 40
 `-np 4 -c 16384`; llama_cpp.server, one sequence: `--n_ctx 16384`), the same thread count, llama.cpp's
 extra weight buffers as JARVIS chooses them (`--no-repack` where that is off, as `jarvis bench --peer`).
 
+JARVIS's modules are compiled to bytecode first (jarvis/bench/bytecode.py), as pip does when it
+installs the wheel: a checkout under PYTHONDONTWRITEBYTECODE would otherwise compile them at
+every launch, which no user's installed copy does.
+
 Targets (issue 27): `jarvis serve` idle RSS within +120 MB of llama-server's; launch to first token no
 slower than llama_cpp.server's and at most 1.5x llama-server's. Prints a table, then one JSON line.
 """
@@ -272,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("llama_cpp.server left out: install llama-cpp-python[server]", file=sys.stderr)
     say = (lambda *_: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    from jarvis.bench.bytecode import compile_packages
+
+    say(f"bytecode compiled, as pip installs it: {', '.join(compile_packages('jarvis')) or 'nothing to do'}")
     with open(args.log, "ab") if args.log else open(os.devnull, "wb") as log:
         res = run(servers, args.rounds, args.requests, args.max_tokens, say, log)
     res["threads"] = threads
