@@ -12,6 +12,18 @@ from jarvis.engine.mailbox import Mailbox, StepWaker
 PROMPTS = ["Count from 1 to 5.", "Name two fruits.", "What is 2 + 2?", "Say hello in French."]
 
 
+def with_assistant(settings, body):
+    """body(assistant) on a fresh Assistant in its own event loop, closed after."""
+    async def run():
+        a = Assistant(settings)
+        try:
+            return await body(a)
+        finally:
+            await a.close()
+
+    return asyncio.run(run())
+
+
 class CountingLoop(asyncio.SelectorEventLoop):
     """A real loop that counts the cross-thread callbacks it is handed."""
 
@@ -98,14 +110,7 @@ def test_four_streams_wake_the_loop_at_most_once_per_step_and_stream_every_token
         together = await asyncio.gather(*(consume(p) for p in PROMPTS))
         return alone, together, waker.steps - steps0, waker.step_wakeups - posts0, waker.wakeups - all0
 
-    async def run():
-        a = Assistant(settings)
-        try:
-            return await body(a)
-        finally:
-            await a.close()
-
-    alone, together, steps, step_wakeups, wakeups = asyncio.run(run())
+    alone, together, steps, step_wakeups, wakeups = with_assistant(settings, body)
     assert all(alone) and together == alone  # every token, in order, for every stream
     assert 0 < step_wakeups <= steps  # one wake-up per step at most, however many streams it served
     # The rest are not per token: a queue position or two per request, sent from the loop's thread.
@@ -142,14 +147,7 @@ def test_the_last_steps_text_is_posted_once_the_next_batch_is_planned_before_its
             engine._ctx.decode, waker._post = real_decode, real_post
         return events, chunks
 
-    async def run():
-        a = Assistant(settings)
-        try:
-            return await body(a)
-        finally:
-            await a.close()
-
-    events, chunks = asyncio.run(run())
+    events, chunks = with_assistant(settings, body)
     assert "".join(c.text for c in chunks)
     decodes = [i for i, e in enumerate(events) if e[0] == "decode"]
     assert len(decodes) >= 10 and all(events[i][2] == 0 for i in decodes)
