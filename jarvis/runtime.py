@@ -30,6 +30,8 @@ log = logging.getLogger("jarvis.runtime")
 # What adds routes to the HTTP app: a callable `(runtime) -> (app -> None)`, or the name of one as
 # "module:attribute", imported when the server starts, off the loop (import_registrars).
 RegistrarFactory = Union[Callable, str]
+# The routes `jarvis serve` and the desktop serve: the OpenAI API, which adds Messages and Responses.
+API_ROUTES = "jarvis.http.openai_routes:openai_routes"
 
 
 def import_registrars(factories: Iterable[RegistrarFactory]) -> list[Callable]:

@@ -43,7 +43,7 @@ def test_a_step_wakes_the_loop_once_for_every_mailbox_and_each_gets_its_text():
         boxes = [Mailbox(loop, waker) for _ in range(4)]
 
         def one_step():
-            with waker.step():
+            with waker.hold():
                 for i, box in enumerate(boxes):
                     box.put_text(f"a{i}")
                     box.put_text(f"b{i}")
@@ -76,7 +76,7 @@ def test_outside_a_step_or_from_another_thread_the_wake_up_goes_at_once():
         inside, outside = threading.Event(), threading.Event()
 
         def step_on_a_worker():
-            with waker.step():
+            with waker.hold():
                 inside.set()
                 outside.wait(60)  # hang guard only
 

@@ -90,7 +90,7 @@ OVERLAP_SCRIPT = textwrap.dedent("""
 
     async def main():
         runtime = runtime_module.Runtime(make_settings(sys.argv[1], JARVIS_MODELS_WARMUP="default"),
-                                         registrars=["jarvis.http.openai_routes:openai_routes"])
+                                         registrars=[runtime_module.API_ROUTES])
         try:
             await runtime.start(http=True, host="127.0.0.1", port=0)
             seen["listening"] = runtime.server is not None

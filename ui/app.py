@@ -18,7 +18,7 @@ import traceback
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from jarvis.conversations_async import AsyncConversationStore
-from jarvis.runtime import Runtime
+from jarvis.runtime import API_ROUTES, Runtime
 
 from ui.chat.chat_view import ChatView
 from ui.heartbeat import UiHeartbeat
@@ -36,7 +36,7 @@ class Desktop:
         # thread destroys its Qt objects there, and their timers then fire into freed memory.
         # Held for the process's life; tests release it once per desktop (tests/ui_support.py).
         MainThreadGC.hold()
-        self.runtime = runtime or Runtime(settings, registrars=["jarvis.http.openai_routes:openai_routes"])
+        self.runtime = runtime or Runtime(settings, registrars=[API_ROUTES])
         self.store = AsyncConversationStore(settings.database_path)  # opens on its own thread
         self.chat = ChatView(self.runtime.assistant, self.store)
         self.monitor = MonitorView(self.runtime)

@@ -22,9 +22,6 @@ def compile_packages(*names: str) -> list[str]:
         if spec is None or not spec.submodule_search_locations:
             continue
         for folder in spec.submodule_search_locations:
-            try:
-                compileall.compile_dir(folder, quiet=1)
-            except OSError:
-                continue
-            done.append(str(Path(folder)))
+            if compileall.compile_dir(folder, quiet=2):  # False where it cannot write (pip compiled it)
+                done.append(str(Path(folder)))
     return done

@@ -113,9 +113,13 @@ class Catalog:
 
     def publish(self, served_by: str, infos: list[ModelInfo]) -> None:
         """Publish the models a backend source serves (a remote's, after each probe), replacing
-        what that source published before; the files stay as scanned."""
+        what that source published before; the files stay as scanned. The same list again (a
+        probe that found nothing new) leaves the snapshot as it is."""
+        infos = tuple(infos)
         with self._swap:
-            self._published[served_by] = tuple(infos)
+            if self._published.get(served_by) == infos:
+                return
+            self._published[served_by] = infos
             self._snapshot = CatalogSnapshot(self._files + self._others(), scanned=self._snapshot.scanned)
 
     def _others(self) -> tuple[ModelInfo, ...]:

@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _disk(args) -> "DiskLevel":
+def _disk(args) -> DiskLevel:
     from jarvis.cache.disk import DiskLevel
     from jarvis.cache.levels import cache_path
     from jarvis.config import load_settings

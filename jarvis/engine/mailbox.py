@@ -46,8 +46,6 @@ class StepWaker:
             self._owner = None
             self.flush()
 
-    step = hold  # one step's worth: held while it runs, posted when it ends
-
     def flush(self) -> None:
         self.steps += 1
         held, self._held = self._held, {}

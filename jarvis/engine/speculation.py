@@ -31,22 +31,26 @@ class DecodeCost:
 
     def __init__(self) -> None:
         self._ms: dict[int, float] = {}
+        self._line: tuple[float, float, float] | None = None  # (mean width, mean ms, slope), until the next observe
 
     def observe(self, width: int, ms: float) -> None:
         if width <= 0 or ms <= 0:
             return
         old = self._ms.get(width)
         self._ms[width] = ms if old is None else old + self.ALPHA * (ms - old)
+        self._line = None
 
     def ms(self, width: int) -> float | None:
         if width in self._ms:
             return self._ms[width]
         if len(self._ms) < 2:
             return None
-        xs, ys = list(self._ms), list(self._ms.values())
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-        slope = max(slope, 0.0)  # noise may tilt the line; a wider batch never costs less
+        if self._line is None:  # fitted when a draft is weighed, not at every step's observe
+            xs, ys = list(self._ms), list(self._ms.values())
+            mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+            self._line = (mx, my, max(slope, 0.0))  # noise may tilt the line; a wider batch never costs less
+        mx, my, slope = self._line
         return max(my + slope * (width - mx), 1e-6)
 
     def ratio(self, width: int) -> float:

@@ -11,10 +11,10 @@ from jarvis.config import Settings
 
 
 async def _serve(settings: Settings, host: str | None, port: int | None, mcp: bool = False) -> int:
-    from jarvis.runtime import Runtime
+    from jarvis.runtime import API_ROUTES, Runtime
 
     # Named, not imported: the routes' modules (and aiohttp) are imported while the model loads.
-    runtime = Runtime(settings, registrars=["jarvis.http.openai_routes:openai_routes"])
+    runtime = Runtime(settings, registrars=[API_ROUTES])
     hub = None
     if mcp:  # the configured MCP tools with approval "always", for requests that send "jarvis_tools": true
         from jarvis.mcp.hub import McpHub

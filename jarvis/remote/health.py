@@ -20,11 +20,7 @@ log = logging.getLogger("jarvis.remote.health")
 PROBE_TIMEOUT_S = 5.0
 
 
-def _nothing() -> None:
-    pass
-
-
-async def probe(backend, replica: Replica, publish: Callable[[], None] = _nothing) -> bool:
+async def probe(backend, replica: Replica, publish: Callable[[], None]) -> bool:
     import openai
 
     client = backend.client(replica)
@@ -63,6 +59,6 @@ def listed_context(entry: dict) -> int:
     return 0
 
 
-async def probe_all(backend, publish: Callable[[], None] = _nothing) -> None:
+async def probe_all(backend, publish: Callable[[], None]) -> None:
     """Probe every replica at once; `publish` runs as each one that answers has its new listing."""
     await asyncio.gather(*(probe(backend, r, publish) for r in backend.replicas))
