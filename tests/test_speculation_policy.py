@@ -66,3 +66,27 @@ def test_acceptance_starts_from_the_engines_counts_and_follows_the_sequences_own
         policy.verified(prose, drafted=4, agreed=0)
     assert prose.draft_pause > 0
     assert policy.acceptance(prose) < 0.3
+
+
+def test_where_no_draft_pays_the_lookup_is_skipped_and_asked_again_after_a_pause(monkeypatch):
+    from types import SimpleNamespace
+
+    from jarvis.engine import speculation
+    from jarvis.request_options import RequestOptions
+    from jarvis.sampling import SamplingParams
+
+    lookups = []
+    monkeypatch.setattr(speculation, "lookup_draft", lambda tokens, room: lookups.append(room) or [7] * room)
+    request = SimpleNamespace(sampling=SamplingParams(temperature=0, max_tokens=1000), options=RequestOptions())
+    slot = SimpleNamespace(tokens=list(range(100)))
+
+    def steps(policy, n):
+        seq = SimpleNamespace(request=request, completion_tokens=0, draft_hits=0, draft_misses=0, draft_pause=0)
+        return [policy.draft(slot, seq, 4096) for _ in range(n)]
+
+    cpu = DraftPolicy(8, allowed=True, cost=measured({1: 6.0, 3: 16.0, 5: 25.0}))
+    assert steps(cpu, 3 * (speculation.COST_PAUSE + 1)) == [[]] * 27
+    assert lookups == []  # the cost said no three times; the n-grams were never searched
+    gpu = DraftPolicy(8, allowed=True, cost=measured({1: 6.0, 4: 6.3, 9: 6.8}))
+    drafts = steps(gpu, 3)
+    assert len(lookups) == 3 and all(drafts)  # where drafts pay, every step looks one up

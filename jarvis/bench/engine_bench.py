@@ -90,7 +90,8 @@ async def parallel(batch_size: int, n_requests: int, max_tokens: int) -> dict:
 
     a = make_assistant(batch_size=batch_size)
     await a.manager.load(await a.resolve_default())  # waits for the first scan
-    # Decode throughput from the engine's own steps: those that carried no prompt tokens.
+    # Decode throughput from the engine's own steps: the StepRecords (each sums the steps since the
+    # one before) whose steps carried no prompt tokens.
     decode_steps: list[StepRecord] = []
     a.bus.subscribe(lambda r: decode_steps.append(r) if isinstance(r, StepRecord) and r.prefill_tokens == 0 else None)
     try:

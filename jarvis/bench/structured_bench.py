@@ -55,7 +55,7 @@ class Bench:
 
     def _on_record(self, record) -> None:
         if isinstance(record, StepRecord):
-            self.most_per_step = max(self.most_per_step, record.decode_tokens)
+            self.most_per_step = max(self.most_per_step, record.widest_decode)
 
     async def one(self, prompt: str, max_tokens: int, options: RequestOptions = RequestOptions()):
         request = ChatRequest(messages=(Message("user", prompt),), options=options,

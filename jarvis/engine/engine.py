@@ -36,12 +36,13 @@ from jarvis.request_queue import PriorityRequestQueue
 from jarvis.engine.scheduler import plan_step
 from jarvis.engine.sequence import SeqState, Slot, common_prefix
 from jarvis.engine.speculation import DraftPolicy
+from jarvis.engine.step_tally import StepTally
 from jarvis.engine.text import StreamingText
 from jarvis.engine.thinking import CloseTags, ThinkingBudget
 from jarvis.gguf_header import GGUFError, read_header
 from jarvis.errors import EngineClosed, EngineCrashed, JarvisError, ModelLoadError, RequestCancelled, RequestTimeout
 from jarvis.request import ChatRequest, Chunk, QueuePosition, resolve_timeout
-from jarvis.telemetry import ModelRecord, QueueRecord, RecordBus, StepRecord
+from jarvis.telemetry import ModelRecord, QueueRecord, RecordBus
 
 log = logging.getLogger("jarvis.engine")
 MAX_CTX_DEFAULT = 8192
@@ -121,6 +122,7 @@ class Engine:
         self.step_hook: Callable[["Engine"], None] | None = None
         self._drafts = DraftPolicy(config.lookup_draft, allowed=False)  # set at load
         self.threads = 1  # llama.cpp's threads for this context, set at load
+        self._tally = StepTally(name)  # the steps between two StepRecords (step_tally.py)
 
     # ---- life cycle (call load() off the event loop: it takes a while) --------------------
     def load(self) -> None:
@@ -356,9 +358,11 @@ class Engine:
             self.step_hook(self)
         for slot, idx in plan.wants_logits:
             self._on_logits(slot, idx)
-        step_ms = (time.perf_counter() - t0) * 1000
-        self._bus.emit(StepRecord(self.name, self.active_slots, len(self._queue), len(batch), plan.decode_tokens,
-                                  plan.prefill_tokens, step_ms, draft_tokens=plan.draft_tokens))
+        now = time.perf_counter()
+        record = self._tally.add(len(batch), plan.decode_tokens, plan.prefill_tokens, plan.draft_tokens,
+                                 (now - t0) * 1000, self.active_slots, len(self._queue), now)
+        if record is not None:
+            self._bus.emit(record)
 
     def _reap(self, now: float) -> None:
         """Free the slots of cancelled or timed-out requests; fail timed-out queued ones."""

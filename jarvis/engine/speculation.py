@@ -17,6 +17,8 @@ from jarvis.engine.lookup import draft as lookup_draft
 from jarvis.engine.sequence import SeqState, Slot
 
 DRAFT_PAUSE = 4  # steps without drafts after a draft the model rejected outright
+COST_PAUSE = 8  # steps without asking again after the cost said no draft pays (a lookup and
+# weighing a draft took ~30 us of each step at one stream on the 2-core machine, where drafts never pay)
 MAX_ACCEPTANCE = 0.98  # an estimate is never certainty: a draft can always be wrong
 
 
@@ -115,8 +117,12 @@ class DraftPolicy:
                    n_ctx_seq - len(slot.tokens) - 2)
         if room <= 0:
             return []
+        p = self.acceptance(seq)
+        if self.best_length(p, room) == 0:  # no draft would pay here: skip the lookup, and ask again
+            seq.draft_pause = COST_PAUSE     # in a few steps (costs and counts move slowly)
+            return []
         found = lookup_draft(slot.tokens, room)
-        drafted = found[:self.best_length(self.acceptance(seq), len(found))]
+        drafted = found[:self.best_length(p, len(found))]
         self.drafted_tokens += len(drafted)
         return drafted
 

@@ -116,8 +116,12 @@ class RequestRecord:
 
 @dataclass(frozen=True)
 class StepRecord:
-    """One engine step (one llama_decode over every active slot), or a remote server's occupancy
-    changing (requests upstream as `active_slots`, waiting as `queue_depth`, no tokens)."""
+    """An engine's occupancy (`active_slots`, `queue_depth` after its last step) and the steps it
+    ran since its previous StepRecord (`steps` llama_decodes; the token counts and `step_ms` are
+    their sums). An engine sends one when its occupancy changes, and at least every few tenths of
+    a second while it runs (jarvis/engine/step_tally.py), not one per step: six subscribers per
+    step cost more of a token's time than the counting. A remote server sends one when its
+    occupancy changes (requests upstream as `active_slots`, waiting as `queue_depth`, no steps)."""
 
     model: str
     active_slots: int
@@ -127,7 +131,9 @@ class StepRecord:
     prefill_tokens: int
     step_ms: float
     timestamp: float = field(default_factory=time.time)
-    draft_tokens: int = 0  # prompt-lookup guesses verified in this step, besides decode_tokens (one per slot)
+    draft_tokens: int = 0  # prompt-lookup guesses verified, besides decode_tokens (one per slot per step)
+    steps: int = 1
+    widest_decode: int = 0  # the most generating slots decoded together in one of these steps
 
 
 @dataclass(frozen=True)
