@@ -17,6 +17,8 @@ bench, greedy, `--max-tokens`, `--streams` at a time):
 - other: the rest (catalog, sampler, executors).
 CPU time, not wall time: it holds on a shared, noisy machine. Thread names come from `py-spy dump`
 (the `test` extra pins py-spy); without it only the loop is told apart.
+`--gaps` also times every llama_decode in each server (decode_gaps.py): the engine worker's gap
+between two decodes, its Python on the critical path, beside the decodes.
 `--pyspy OUT.json` also records the first tree with `py-spy record --native` during one more
 load and prints the top frames by share of samples per thread (see docs/perf/).
 """
@@ -39,12 +41,16 @@ from pathlib import Path
 from jarvis.bench.peer_bench import PROMPTS, _stop, free_port, run_load, wait_ready
 
 
-def start_tree(tree: str, log) -> tuple[str, subprocess.Popen]:
+def start_tree(tree: str, log, gaps_file: str = "") -> tuple[str, subprocess.Popen]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve()),
            "JARVIS_GENERAL_DATA_DIR": tempfile.mkdtemp(prefix="jarvis-serve-profile-"),
            "JARVIS_CACHE_ENABLED": "false", "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "jarvis", "serve", "--host", "127.0.0.1", "--port", str(port)],
+    # --gaps: the same server, its decodes timed by this tree's wrapper (a file: any tree can be timed)
+    entry = [str(Path(__file__).with_name("decode_gaps.py"))] if gaps_file else ["-m", "jarvis"]
+    if gaps_file:
+        env["JARVIS_BENCH_GAPS_FILE"] = gaps_file
+    proc = subprocess.Popen([sys.executable, *entry, "serve", "--host", "127.0.0.1", "--port", str(port)],
                             env=env, stdout=log, stderr=log, cwd=tree)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)
@@ -166,12 +172,15 @@ def _median(rows: list[dict], key: str, sub: str | None = None) -> float:
     return statistics.median(vals) if vals else 0.0
 
 
-async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pyspy: str, rate: int, log, say) -> dict:
+async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pyspy: str, rate: int, log, say,
+              gaps: bool = False) -> dict:
     servers = []
+    gap_files = {tree: tempfile.mktemp(prefix="jarvis-gaps-", suffix=".json") if gaps else "" for tree in trees}
+    out: dict = {}
     try:
         for tree in trees:
             say(f"starting jarvis serve from {tree} ...")
-            url, proc = start_tree(tree, log)
+            url, proc = start_tree(tree, log, gap_files[tree])
             servers.append((tree, url, proc))
         for _, url, _ in servers:  # warm-up: load, first allocations
             await run_load(url, streams, 8, {"cache": False}, PROMPTS)
@@ -215,10 +224,13 @@ async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pysp
             tree, url, proc = servers[0]
             say(f"py-spy record --native on {tree} ...")
             out["pyspy_summary"] = await record_pyspy(url, proc.pid, Path(pyspy), streams, max_tokens, rate)
-        return out
     finally:
         for _, _, proc in servers:
             _stop(proc)
+    for tree, path in gap_files.items():  # written by each server as it exits (decode_gaps.py)
+        if path and Path(path).is_file():
+            out["trees"][tree]["decode_gaps"] = json.loads(Path(path).read_text())
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,12 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     p.add_argument("--log", default="", help="file for the servers' output (default: discarded)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
+    p.add_argument("--gaps", action="store_true", help="also time every llama_decode and the worker's gap "
+                                                       "between two (decode_gaps.py)")
     args = p.parse_args(argv)
     trees = args.tree or [str(Path(__file__).resolve().parents[2])]
     say = (lambda *_: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(args.log, "ab")) if args.log else subprocess.DEVNULL
-        res = asyncio.run(run(trees, args.streams, args.rounds, args.max_tokens, args.pyspy, args.rate, log, say))
+        res = asyncio.run(run(trees, args.streams, args.rounds, args.max_tokens, args.pyspy, args.rate, log, say,
+                              args.gaps))
     if not args.json:
         for tree, t in res["trees"].items():
             print(f"{tree}: {t['tok_s']} tok/s, loop {t['loop_cpu_ms_per_token_median']} ms CPU/token "
@@ -245,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"loop wake-ups {t['loop_wakeups_per_token_median']}/token {t['loop_wakeups_per_s_median']}/s, "
                   f"shares {t['cpu_share_median']}, identical {t['identical_texts_vs_first_tree']}"
                   + (f", loop CPU/token vs first {t['loop_cpu_per_token_vs_first']}" if 'loop_cpu_per_token_vs_first' in t else ""))
+            if "decode_gaps" in t:
+                g = t["decode_gaps"]
+                print(f"  worker gap between decodes {g['gap_ms']} ms, decodes {g['decode_ms']} ms; "
+                      f"one-token steps: gap {g['gap_ms_one_token']}, decode {g['decode_ms_one_token']}")
         print(f"load average {res['loadavg']}")
         if "pyspy_summary" in res:
             print(res["pyspy_summary"])
