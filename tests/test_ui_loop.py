@@ -57,3 +57,47 @@ def test_the_loop_survives_many_qt_callbacks():
     r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "40000"
+
+
+DOORBELL_SCRIPT = """
+import asyncio, os, threading
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtWidgets import QApplication
+from ui.async_bridge import new_event_loop
+from jarvis.engine.doorbell import Doorbell
+
+app = QApplication([])
+loop = new_event_loop(app)
+asyncio.set_event_loop(loop)
+N = 20_000
+
+async def main():
+    bell = Doorbell.for_loop(loop)  # on the loop's thread, as a Mailbox makes it
+    done, seen = asyncio.Event(), [0]
+    def call():
+        assert threading.current_thread() is threading.main_thread()
+        seen[0] += 1
+        if seen[0] == N:
+            done.set()
+    def worker():
+        for _ in range(N // 4):
+            bell.ring(call)
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    await asyncio.wait_for(done.wait(), 60)
+    for t in threads:
+        t.join()
+    return type(bell).__name__, seen[0]
+
+with loop:
+    print(*loop.run_until_complete(main()))
+"""
+
+
+def test_the_engines_doorbell_rings_the_desktops_loop():
+    """The engine wakes the desktop's qasync loop through an eventfd it watches (add_reader):
+    every ring from worker threads runs its call on the GUI thread."""
+    r = subprocess.run([sys.executable, "-c", DOORBELL_SCRIPT], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "Doorbell 20000"

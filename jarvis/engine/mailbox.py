@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 from typing import TYPE_CHECKING, Callable
 
+from jarvis.engine.doorbell import Doorbell
 from jarvis.request_options import TokenLogprob
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ class StepWaker:
         held, self._held = self._held, {}
         for loop, callbacks in held.items():
             self.step_wakeups += 1
-            self._post(loop, _run_all, callbacks)
+            self._post(loop, functools.partial(_run_all, callbacks))
 
     def wake(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
         if self._owner is not None and self._owner == threading.get_ident():
@@ -59,9 +61,13 @@ class StepWaker:
         else:
             self._post(loop, callback)
 
-    def _post(self, loop: asyncio.AbstractEventLoop, *call) -> None:
+    def _post(self, loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> None:
+        bell = Doorbell.of(loop)  # rung with the GIL kept (doorbell.py); else the loop's self-pipe
         try:
-            loop.call_soon_threadsafe(*call)
+            if bell is not None and not loop.is_closed():
+                bell.ring(call)
+            else:
+                loop.call_soon_threadsafe(call)
             self.wakeups += 1
         except RuntimeError:  # the loop is closed: nobody is listening any more
             pass
@@ -76,6 +82,9 @@ class Mailbox:
     def __init__(self, loop: asyncio.AbstractEventLoop, waker: StepWaker | None = None):
         self._loop = loop
         self._waker = waker or StepWaker()
+        with contextlib.suppress(RuntimeError):  # made on the loop's own thread (add_reader), else none
+            if asyncio.get_running_loop() is loop:
+                Doorbell.for_loop(loop)
         self._lock = threading.Lock()
         self._event = asyncio.Event()
         self._text: list[str] = []
