@@ -318,3 +318,15 @@ def test_every_api_surface_gets_the_default_model_while_the_first_scan_runs(tmp_
     finally:
         held.release()
         asyncio.run_coroutine_threadsafe(runtime.close(), server_loop).result(120)
+
+
+def test_the_header_readers_type_tables_match_the_gguf_package():
+    """jarvis.gguf_header keeps its own copies of gguf's tensor-type sizes and file-type names, so a
+    header read never imports the `gguf` package (its __init__ is ~65 ms on `jarvis serve`'s path to
+    the warm-up load). The copies must say what the pinned gguf says, entry for entry."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
+
+    from jarvis.gguf_header import GGML_TYPE_SIZES, LLAMA_FILE_TYPES
+
+    assert GGML_TYPE_SIZES == {t.value: GGML_QUANT_SIZES[t] for t in GGMLQuantizationType}
+    assert LLAMA_FILE_TYPES == {t.value: t.name for t in LlamaFileType}
