@@ -121,6 +121,8 @@ _PER_TOKEN = ("tokenizer.ggml.scores", "tokenizer.ggml.token_type")
 
 
 _LENGTH = struct.Struct("<Q")  # a GGUF string's length prefix
+_BLOCK = 256  # strings walked between looks at the clock
+_HAND_OVER_S = 0.001  # the longest the walk holds the GIL before it hands it over
 
 
 def _walk_strings(cur: _Cursor, count: int, key: str, collect: set | None = None) -> None:
@@ -128,19 +130,25 @@ def _walk_strings(cur: _Cursor, count: int, key: str, collect: set | None = None
     per-item objects), adding each string's bytes to `collect` when given. Bounds-checked: every
     string must end inside the file."""
     unpack, buf, pos = _LENGTH.unpack_from, cur.buf, cur.pos
+    clock = time.perf_counter
     try:
-        # In blocks of 1,024 strings (~1 ms), handing the GIL over between them: a header is read
-        # on a thread that shares the GIL with the window, which would otherwise wait up to the
-        # 5 ms switch interval each time (measured: the window's P99 lateness 19 -> 7 ms).
-        for first in range(0, count, 1024):
-            if first:
+        # In blocks of 256 strings, handing the GIL over once a millisecond: a header is read on a
+        # thread that shares the GIL with the window, which would otherwise wait up to the 5 ms
+        # switch interval each time (measured: the window's P99 lateness 19 -> 7 ms). By the clock,
+        # not every block: each hand-over to a thread that keeps the GIL costs this read up to the
+        # 5 ms switch interval, and at one per 1,024 strings (~0.15 ms here) a busy thread beside it
+        # (jarvis serve's HTTP imports during the first scan) stretched a 15 ms read to ~500 ms.
+        handed = clock()
+        for first in range(0, count, _BLOCK):
+            if first and clock() - handed >= _HAND_OVER_S:
                 time.sleep(0)
+                handed = clock()
             if collect is None:
-                for _ in range(min(1024, count - first)):
+                for _ in range(min(_BLOCK, count - first)):
                     pos += 8 + unpack(buf, pos)[0]
             else:
                 add = collect.add
-                for _ in range(min(1024, count - first)):
+                for _ in range(min(_BLOCK, count - first)):
                     start = pos + 8
                     pos = start + unpack(buf, pos)[0]
                     add(buf[start:pos])  # an mmap slice past the end is short; the check below refuses it

@@ -14,6 +14,7 @@ import re
 import shutil
 import struct
 import threading
+import time
 
 import aiohttp
 import pytest
@@ -330,3 +331,24 @@ def test_the_header_readers_type_tables_match_the_gguf_package():
 
     assert GGML_TYPE_SIZES == {t.value: GGML_QUANT_SIZES[t] for t in GGMLQuantizationType}
     assert LLAMA_FILE_TYPES == {t.value: t.name for t in LlamaFileType}
+
+
+def test_a_header_read_hands_the_gil_over_at_most_once_a_millisecond(model_path, monkeypatch):
+    """The walk over ~100k vocabulary and merge strings hands the GIL over (time.sleep(0)) so the
+    window's thread never waits long, but by the clock: each hand-over to a busy thread costs the
+    read up to the 5 ms switch interval, and one per 1,024 strings (~100 per read) stretched a 15 ms
+    read to ~500 ms beside a thread that kept the GIL (jarvis serve's HTTP imports at start-up)."""
+    import jarvis.gguf_header as gguf_header
+
+    real_sleep, handed = time.sleep, []
+
+    def sleep(seconds):
+        handed.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(gguf_header.time, "sleep", sleep)
+    t0 = time.perf_counter()
+    read_header(model_path)  # the engine's check: the vocabulary's strings collected, then the merges walked
+    took_ms = (time.perf_counter() - t0) * 1000
+    assert handed and set(handed) == {0}  # it does hand over, each time with sleep(0)
+    assert len(handed) <= took_ms + 1, (len(handed), took_ms)
