@@ -123,31 +123,38 @@ GC_SCRIPT = textwrap.dedent("""
 
     async def start(self, **kw):
         seen["automatic_while_starting"] = gc.isenabled()
+        seen["switch_interval_while_starting"] = sys.getswitchinterval()
         await real_start(self, **kw)
         seen["passes_while_starting"] = seen["passes"]
 
-    def stop_once_serving():  # serve() freezes and switches collection back on right after start()
+    def stop_once_serving():  # serve() ends its start-up mode (StartUp.end) right after start()
         while "passes_while_starting" not in seen:
             time.sleep(0.01)
         time.sleep(0.3)
         seen["frozen"], seen["automatic_when_serving"] = gc.get_freeze_count(), gc.isenabled()
+        seen["switch_interval_when_serving"] = sys.getswitchinterval()
         os.kill(os.getpid(), signal.SIGTERM)  # serve's own stop: it closes and returns 0
 
     runtime_module.Runtime.start = start
     threading.Thread(target=stop_once_serving, daemon=True).start()
-    seen["rc"] = serve_module.serve(make_settings(sys.argv[1], JARVIS_MODELS_WARMUP="default"), host="127.0.0.1", port=0)
+    settings = make_settings(sys.argv[1], JARVIS_MODELS_WARMUP="default")
+    seen["rc"] = serve_module.serve(settings, host="127.0.0.1", port=0)
     seen["automatic_after"] = gc.isenabled()
     print(json.dumps(seen))
 """)
 
 
-def test_serve_starts_without_cyclic_collection_then_freezes_what_start_up_made(tmp_path):
+def test_serve_starts_without_cyclic_collection_and_with_a_short_switch_interval(tmp_path):
     """Start-up's ~130k long-lived objects cost the collector ~35 ms of GIL-held passes before the
-    first token: `jarvis serve` runs none until it listens, then freezes them (later passes skip
-    them) and switches automatic collection back on."""
+    first token, and its threads' turns with the GIL waited up to Python's 5 ms switch interval
+    each: `jarvis serve` runs no pass and switches every 1 ms until it listens, then freezes what
+    start-up made (later passes skip it), switches automatic collection back on and restores the
+    interval (jarvis.http.serve.StartUp)."""
     done = subprocess.run([sys.executable, "-c", GC_SCRIPT, str(tmp_path / "data")], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["rc"] == 0 and seen["automatic_while_starting"] is False and seen["passes_while_starting"] == 0
     assert seen["frozen"] > 50_000 and seen["automatic_when_serving"] is True and seen["automatic_after"] is True
+    assert seen["switch_interval_while_starting"] <= 0.001
+    assert seen["switch_interval_when_serving"] == sys.getswitchinterval() > 0.001  # Python's own, restored
