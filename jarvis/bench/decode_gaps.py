@@ -47,7 +47,8 @@ def summary(calls: list[tuple[float, float, int]]) -> dict:
             "decode_ms_one_token": stats(decodes_1)}
 
 
-def main() -> None:
+def run_serve() -> None:
+    """jarvis serve (argv as after `jarvis`), its decodes timed; not a suite: serve_profile --gaps runs it."""
     from jarvis.engine import handles
 
     calls: list[tuple[float, float, int]] = []
@@ -69,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_serve()
