@@ -10,7 +10,7 @@ import sys
 
 from tests.support.process import ROOT
 
-SCRIPT = """
+QT_LOOP = """
 import asyncio, os, threading
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 from PySide6.QtWidgets import QApplication
@@ -19,6 +19,9 @@ from ui.async_bridge import new_event_loop
 app = QApplication([])
 loop = new_event_loop(app)
 asyncio.set_event_loop(loop)
+"""  # the desktop's qasync loop, offscreen
+
+SCRIPT = QT_LOOP + """
 N = 40_000
 
 async def main():
@@ -59,16 +62,8 @@ def test_the_loop_survives_many_qt_callbacks():
     assert r.stdout.strip() == "40000"
 
 
-DOORBELL_SCRIPT = """
-import asyncio, os, threading
-os.environ["QT_QPA_PLATFORM"] = "offscreen"
-from PySide6.QtWidgets import QApplication
-from ui.async_bridge import new_event_loop
+DOORBELL_SCRIPT = QT_LOOP + """
 from jarvis.engine.doorbell import Doorbell
-
-app = QApplication([])
-loop = new_event_loop(app)
-asyncio.set_event_loop(loop)
 N = 20_000
 
 async def main():
