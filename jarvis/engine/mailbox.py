@@ -1,11 +1,12 @@
 """One mailbox per request: the worker thread drops text in, the asyncio side takes it out.
 
 Deltas are merged while the consumer is busy, and the loop is woken at most once per batch of
-deltas (one `call_soon_threadsafe` per wake-up, not per token), so a window that is painting
+deltas (one wake-up, not one per token), so a window that is painting
 is never flooded with callbacks. Inside an engine step the wake-ups of every mailbox wait in the
 engine's StepWaker and go out together just before the next llama_decode: the loop wakes once
 per step, not once per stream (each wake-up on a small machine takes a core from a ggml worker, and a worker
-that loses its core stalls the whole step at ggml's barrier).
+that loses its core stalls the whole step at ggml's barrier). A wake-up rings the loop's
+doorbell (doorbell.py) where the loop has one, else it is a `call_soon_threadsafe`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 class StepWaker:
     """Holds the loop wake-ups asked for on its owner thread and hands them to each loop with one
-    `call_soon_threadsafe` per flush. The engine's worker holds it for its whole life and flushes
+    wake-up per flush (its doorbell, or `call_soon_threadsafe`). The engine's worker holds it for its whole life and flushes
     right before each llama_decode: the loop's share of a step (SSE writes, JSON) then runs while
     llama.cpp computes with the GIL released, not while the worker plans the next batch, which
     would wait for the GIL and leave ggml's workers idle. Any other thread (a cancel or a queue
@@ -35,7 +36,7 @@ class StepWaker:
         self._owner: int | None = None  # the thread inside `hold()`, None otherwise
         self._held: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
         # What the loop pays for, counted (tests prove "once per step" with them): every
-        # call_soon_threadsafe made, the flushes (one per step), and the calls made by them.
+        # wake-up posted, the flushes (one per step), and the calls made by them.
         self.wakeups = self.steps = self.step_wakeups = 0
 
     @contextlib.contextmanager
