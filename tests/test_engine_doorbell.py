@@ -12,7 +12,7 @@ from jarvis.engine import doorbell
 from jarvis.engine.doorbell import Doorbell
 from jarvis.engine.mailbox import Mailbox, StepWaker
 
-from tests.test_engine_wakeups import CountingLoop
+from tests.support.assistant_loop import CountingLoop
 
 
 def test_the_write_that_rings_keeps_the_gil():

@@ -6,23 +6,28 @@ Proven by counting, never by timing."""
 from __future__ import annotations
 
 from jarvis.engine import step_tally
+from jarvis.engine.scheduler import StepPlan
 from jarvis.engine.step_tally import StepTally
 from jarvis.telemetry import StepRecord
 
-from tests.test_engine_wakeups import PROMPTS, with_assistant
+from tests.support.assistant_loop import PROMPTS, with_assistant
+
+
+def plan(decode: int, prefill: int, draft: int) -> StepPlan:
+    return StepPlan(decode_tokens=decode, prefill_tokens=prefill, draft_tokens=draft)
 
 
 def test_a_tally_sends_on_a_change_of_occupancy_or_after_the_interval_with_the_sums_since_the_last():
     tally = StepTally("m")
-    first = tally.add(10, 0, 10, 0, 5.0, active_slots=1, queue_depth=0, now=100.0)
+    first = tally.add(plan(0, 10, 0), 5.0, active_slots=1, queue_depth=0, now=100.0)
     assert (first.steps, first.prefill_tokens, first.active_slots) == (1, 10, 1)  # the first step is a change
-    assert tally.add(1, 1, 0, 0, 2.0, 1, 0, now=100.01) is None  # same occupancy, within the interval
-    assert tally.add(3, 1, 0, 2, 4.0, 1, 0, now=100.02) is None
-    busier = tally.add(2, 2, 0, 0, 3.0, active_slots=2, queue_depth=1, now=100.03)
+    assert tally.add(plan(1, 0, 0), 2.0, 1, 0, now=100.01) is None  # same occupancy, within the interval
+    assert tally.add(plan(1, 0, 2), 4.0, 1, 0, now=100.02) is None
+    busier = tally.add(plan(2, 0, 0), 3.0, active_slots=2, queue_depth=1, now=100.03)
     assert (busier.steps, busier.batch_tokens, busier.decode_tokens, busier.draft_tokens) == (3, 6, 4, 2)
     assert (busier.step_ms, busier.widest_decode, busier.queue_depth) == (9.0, 2, 1)
-    assert tally.add(2, 2, 0, 0, 3.0, 2, 1, now=100.03 + step_tally.RECORD_INTERVAL_S / 2) is None
-    late = tally.add(2, 2, 0, 0, 3.0, 2, 1, now=100.03 + step_tally.RECORD_INTERVAL_S)
+    assert tally.add(plan(2, 0, 0), 3.0, 2, 1, now=100.03 + step_tally.RECORD_INTERVAL_S / 2) is None
+    late = tally.add(plan(2, 0, 0), 3.0, 2, 1, now=100.03 + step_tally.RECORD_INTERVAL_S)
     assert (late.steps, late.decode_tokens) == (2, 4)  # a busy engine still reports while nothing changes
 
 

@@ -6,34 +6,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from jarvis.assistant import Assistant
 from jarvis.engine.mailbox import Mailbox, StepWaker
 
-PROMPTS = ["Count from 1 to 5.", "Name two fruits.", "What is 2 + 2?", "Say hello in French."]
-
-
-def with_assistant(settings, body):
-    """body(assistant) on a fresh Assistant in its own event loop, closed after."""
-    async def run():
-        a = Assistant(settings)
-        try:
-            return await body(a)
-        finally:
-            await a.close()
-
-    return asyncio.run(run())
-
-
-class CountingLoop(asyncio.SelectorEventLoop):
-    """A real loop that counts the cross-thread callbacks it is handed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.threadsafe_calls = 0
-
-    def call_soon_threadsafe(self, *args, **kwargs):
-        self.threadsafe_calls += 1
-        return super().call_soon_threadsafe(*args, **kwargs)
+from tests.support.assistant_loop import PROMPTS, CountingLoop, with_assistant
 
 
 def test_a_step_wakes_the_loop_once_for_every_mailbox_and_each_gets_its_text():

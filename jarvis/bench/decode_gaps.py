@@ -20,6 +20,7 @@ import runpy
 import statistics
 import sys
 import time
+from pathlib import Path
 
 IDLE_MS = 50.0
 
@@ -64,7 +65,7 @@ def run_serve() -> None:
     handles.LlamaContext.decode = decode
     out = os.environ.get("JARVIS_BENCH_GAPS_FILE", "")
     if out:
-        atexit.register(lambda: open(out, "w").write(json.dumps(summary(calls))))
+        atexit.register(lambda: Path(out).write_text(json.dumps(summary(calls))))
     sys.argv = ["jarvis", *sys.argv[1:]]
     runpy.run_module("jarvis", run_name="__main__")
 

@@ -175,7 +175,8 @@ def _median(rows: list[dict], key: str, sub: str | None = None) -> float:
 async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pyspy: str, rate: int, log, say,
               gaps: bool = False) -> dict:
     servers = []
-    gap_files = {tree: tempfile.mktemp(prefix="jarvis-gaps-", suffix=".json") if gaps else "" for tree in trees}
+    gaps_dir = Path(tempfile.mkdtemp(prefix="jarvis-gaps-")) if gaps else None
+    gap_files = {tree: str(gaps_dir / f"{i}.json") if gaps_dir else "" for i, tree in enumerate(trees)}
     out: dict = {}
     try:
         for tree in trees:

@@ -359,8 +359,7 @@ class Engine:
         for slot, idx in plan.wants_logits:
             self._on_logits(slot, idx)
         now = time.perf_counter()
-        record = self._tally.add(len(batch), plan.decode_tokens, plan.prefill_tokens, plan.draft_tokens,
-                                 (now - t0) * 1000, self.active_slots, len(self._queue), now)
+        record = self._tally.add(plan, (now - t0) * 1000, self.active_slots, len(self._queue), now)
         if record is not None:
             self._bus.emit(record)
 

@@ -118,11 +118,14 @@ class DraftPolicy:
         if room <= 0:
             return []
         p = self.acceptance(seq)
-        if self.best_length(p, room) == 0:  # no draft would pay here: skip the lookup, and ask again
-            seq.draft_pause = COST_PAUSE     # in a few steps (costs and counts move slowly)
+        length = self.best_length(p, room)
+        if length == 0:  # no draft would pay here: skip the lookup, and ask again
+            seq.draft_pause = COST_PAUSE  # in a few steps (costs and counts move slowly)
             return []
         found = lookup_draft(slot.tokens, room)
-        drafted = found[:self.best_length(p, len(found))]
+        if length > len(found):  # the best of fewer choices; within them, `length` is already the best
+            length = self.best_length(p, len(found))
+        drafted = found[:length]
         self.drafted_tokens += len(drafted)
         return drafted
 

@@ -11,8 +11,7 @@ it stays the same.
 
 from __future__ import annotations
 
-import time
-
+from jarvis.engine.scheduler import StepPlan
 from jarvis.telemetry import StepRecord
 
 RECORD_INTERVAL_S = 0.25
@@ -26,25 +25,24 @@ class StepTally:
         self._reset()
 
     def _reset(self) -> None:
-        self.steps = self.batch_tokens = self.decode_tokens = self.prefill_tokens = self.draft_tokens = 0
-        self.widest_decode = 0
+        self.steps = self.decode_tokens = self.prefill_tokens = self.draft_tokens = self.widest_decode = 0
         self.step_ms = 0.0
 
-    def add(self, batch_tokens: int, decode_tokens: int, prefill_tokens: int, draft_tokens: int, step_ms: float,
-            active_slots: int, queue_depth: int, now: float) -> StepRecord | None:
-        """Count one step; returns the record to send when one is due (else None)."""
+    def add(self, plan: StepPlan, step_ms: float, active_slots: int, queue_depth: int, now: float) -> StepRecord | None:
+        """Count one step (its plan: what went into the batch); returns the record to send when
+        one is due (else None)."""
         self.steps += 1
-        self.batch_tokens += batch_tokens
-        self.decode_tokens += decode_tokens
-        self.prefill_tokens += prefill_tokens
-        self.draft_tokens += draft_tokens
+        self.decode_tokens += plan.decode_tokens
+        self.prefill_tokens += plan.prefill_tokens
+        self.draft_tokens += plan.draft_tokens
         self.step_ms += step_ms
-        if decode_tokens > self.widest_decode:
-            self.widest_decode = decode_tokens
+        if plan.decode_tokens > self.widest_decode:
+            self.widest_decode = plan.decode_tokens
         occupancy = (active_slots, queue_depth)
         if occupancy == self._occupancy and now - self._since < RECORD_INTERVAL_S:
             return None
-        record = StepRecord(self.model, active_slots, queue_depth, self.batch_tokens, self.decode_tokens,
+        batch_tokens = self.decode_tokens + self.prefill_tokens + self.draft_tokens  # a batch holds just these
+        record = StepRecord(self.model, active_slots, queue_depth, batch_tokens, self.decode_tokens,
                             self.prefill_tokens, self.step_ms, draft_tokens=self.draft_tokens, steps=self.steps,
                             widest_decode=self.widest_decode)
         self._occupancy, self._since = occupancy, now

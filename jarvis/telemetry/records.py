@@ -132,7 +132,7 @@ class StepRecord:
     step_ms: float
     timestamp: float = field(default_factory=time.time)
     draft_tokens: int = 0  # prompt-lookup guesses verified, besides decode_tokens (one per slot per step)
-    steps: int = 1
+    steps: int = 0  # llama_decodes summed here (a remote's record has none)
     widest_decode: int = 0  # the most generating slots decoded together in one of these steps
 
 
