@@ -54,3 +54,27 @@ def test_the_peer_gets_jarvis_s_openmp_spin_or_libgomp_s_own(monkeypatch):
     monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
     assert peer_env("jarvis")["GOMP_SPINCOUNT"] == "1000"
     assert "GOMP_SPINCOUNT" not in peer_env("default")
+
+
+def test_a_variant_runs_its_own_tree_even_from_a_checkout(tmp_path):
+    """`--variant before:PYTHONPATH=<tree>` and footprint's `--before`: the server started must be
+    that tree's code. From a checkout's root, plain `python -m jarvis` imported the checkout's own
+    jarvis/ (the working directory comes first on sys.path) whatever PYTHONPATH said."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    import jarvis
+    from jarvis.bench.peer_bench import code_path, jarvis_serve_command
+
+    tree = tmp_path / "before"
+    (tree / "jarvis").mkdir(parents=True)
+    (tree / "jarvis" / "__init__.py").write_text("")
+    (tree / "jarvis" / "__main__.py").write_text("import sys; print('the tree before', sys.argv[1:3])")
+    checkout = Path(jarvis.__file__).resolve().parent.parent
+    ran = subprocess.run(jarvis_serve_command(0), env=code_path(dict(os.environ), str(tree)), cwd=checkout,
+                         capture_output=True, text=True, timeout=60)
+    assert ran.stdout.strip() == "the tree before ['serve', '--host']"
+    ours = subprocess.run([*jarvis_serve_command(0)[:2], "-c", "import jarvis; print(jarvis.__file__)"],
+                          env=code_path(dict(os.environ)), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert Path(ours.stdout.strip()).resolve() == Path(jarvis.__file__).resolve()

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jarvis.bench.openai_bench import sse_events
-from jarvis.bench.peer_bench import PROMPTS, _stop, free_port
+from jarvis.bench.peer_bench import PROMPTS, _stop, code_path, free_port, jarvis_serve_command
 
 CTX = 16384  # tokens in all: JARVIS's default 4 slots x 4096
 SLOTS = 4
@@ -70,14 +70,14 @@ def _model() -> Path:
     return model
 
 
-def jarvis_server(threads: int) -> Server:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JARVIS_", "LLAMA_"))}
+def jarvis_server(threads: int, tree: str = "", name: str = "jarvis") -> Server:
+    """`jarvis serve` from this code, or from another source `tree` (a comparison with the code before)."""
+    env = code_path({k: v for k, v in os.environ.items() if not k.startswith(("JARVIS_", "LLAMA_"))}, tree)
     env.update({"JARVIS_GENERAL_DATA_DIR": tempfile.mkdtemp(prefix="jarvis-footprint-"),
                 "JARVIS_CACHE_ENABLED": "false", "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0",
                 "JARVIS_ENGINE_N_THREADS": str(threads), "JARVIS_ENGINE_BATCH_SIZE": str(SLOTS),
                 "JARVIS_ENGINE_CONTEXT_LENGTH": str(CTX // SLOTS)})
-    return Server("jarvis", [sys.executable, "-m", "jarvis", "serve", "--host", "127.0.0.1", "--port", "{port}"],
-                  env, "/health", {"cache": False})
+    return Server(name, jarvis_serve_command("{port}"), env, "/health", {"cache": False})
 
 
 def llama_server(binary: str, threads: int) -> Server:
@@ -263,10 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="threads for every server (default: every core)")
     p.add_argument("--log", default="", help="file for the servers' output (default: discarded)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
+    p.add_argument("--before", metavar="TREE", default="",
+                   help="also run `jarvis serve` from this source tree (e.g. a worktree of the commit before)")
     args = p.parse_args(argv)
     threads = args.threads or os.cpu_count() or 1
     binary = args.llama_server or (str(DEFAULT_LLAMA_SERVER) if DEFAULT_LLAMA_SERVER.exists() else "")
     servers = [jarvis_server(threads)]
+    if args.before:
+        servers.append(jarvis_server(threads, str(Path(args.before).resolve()), "jarvis_before"))
     if binary:
         servers.append(llama_server(binary, threads))
     if not args.no_llama_cpp_python:

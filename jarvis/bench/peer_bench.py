@@ -36,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 import time
 from dataclasses import dataclass, field
 
@@ -192,15 +193,31 @@ def wait_ready(url: str, proc: subprocess.Popen | None, timeout: float = 180.0, 
     raise SystemExit(f"{url} was not ready within {timeout:.0f} s")
 
 
+def jarvis_serve_command(port: int | str) -> list[str]:
+    """`jarvis serve` in a fresh interpreter that runs the code its PYTHONPATH names (see
+    code_path): `-P` keeps the working directory off sys.path, where a checkout's own jarvis/
+    would win over PYTHONPATH and every "tree" of a comparison would run the same code."""
+    return [sys.executable, "-P", "-m", "jarvis", "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def code_path(env: dict[str, str], tree: str = "") -> dict[str, str]:
+    """`env` with PYTHONPATH leading to the code to run: `tree` (a variant's), else this process's
+    own jarvis (a checkout or the installed package), ahead of whatever PYTHONPATH held."""
+    import jarvis
+
+    first = tree or str(Path(jarvis.__file__).resolve().parent.parent)
+    return {**env, "PYTHONPATH": os.pathsep.join(p for p in (first, os.environ.get("PYTHONPATH", "")) if p)}
+
+
 def start_jarvis(threads: int, env_extra: dict[str, str], log) -> tuple[str, subprocess.Popen]:
     port = free_port()
     data = tempfile.mkdtemp(prefix="jarvis-peer-bench-")
-    env = {**os.environ, "JARVIS_GENERAL_DATA_DIR": data, "JARVIS_CACHE_ENABLED": "false",
-           "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0", **env_extra}
+    env = code_path({**os.environ, "JARVIS_GENERAL_DATA_DIR": data, "JARVIS_CACHE_ENABLED": "false",
+                     "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0", **env_extra},
+                    tree=env_extra.get("PYTHONPATH", ""))
     if threads:
         env["JARVIS_ENGINE_N_THREADS"] = str(threads)
-    proc = subprocess.Popen([sys.executable, "-m", "jarvis", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(jarvis_serve_command(port), env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)
     return url, proc
