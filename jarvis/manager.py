@@ -18,6 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
@@ -25,7 +26,8 @@ from jarvis.backends.base import Lease
 from jarvis.backends.local import LocalBackend
 from jarvis.catalog import Catalog, LocalModel
 from jarvis.engine import Engine, EngineConfig, backend
-from jarvis.engine.engine import slot_context
+from jarvis.engine.config import slot_context
+from jarvis.engine.opening import EarlyOpen
 from jarvis.errors import EngineCrashed, InvalidRequest, JarvisError, ModelBusy, ModelLoadError
 from jarvis.telemetry import ModelRecord, RecordBus
 from jarvis.telemetry.gpu import GpuProbe
@@ -94,6 +96,9 @@ class ModelManager:
         self._stuck: dict[str, LoadedModel] = {}  # unloaded, but their worker never stopped: memory still held
         # Loads and unloads run here, one at a time: two loads at once would only fight for memory.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jarvis-loader")
+        # An open begun before this manager existed (`jarvis serve`: engine/opening.py), handed to
+        # the first load of its file; freed at close when no load asked for it.
+        self.early_open: EarlyOpen | None = None
 
     @classmethod
     def from_settings(cls, settings, catalog: Catalog, bus: RecordBus) -> "ModelManager":
@@ -198,6 +203,9 @@ class ModelManager:
                 await task
         for loaded in list(self._loaded.values()):
             await self._unload(loaded, "shutdown")
+        if self.early_open is not None:  # never asked for: free what it opened (a join, off the loop)
+            early, self.early_open = self.early_open, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, early.discard)
         if self._gpu is not None:  # NVML's shutdown too runs off the loop
             await asyncio.get_running_loop().run_in_executor(self._executor, self._gpu.close)
         await asyncio.to_thread(self._executor.shutdown, wait=True)  # a join: never on the loop
@@ -251,9 +259,16 @@ class ModelManager:
 
         engine = Engine(info.name, info.path, info.chat_template, self.config, self.bus, on_crash=crashed)
         lock, state = threading.Lock(), {"abandoned": False, "loaded": False}
+        early = None
+        if self.early_open is not None and self.early_open.spec.path == Path(info.path):
+            early, self.early_open = self.early_open, None
 
         def load() -> None:
-            engine.load()
+            try:
+                engine.load(early)
+            finally:
+                if early is not None:  # frees it when this load failed before taking it; else nothing
+                    early.discard()
             with lock:
                 state["loaded"] = not state["abandoned"]
             if not state["loaded"]:  # nobody will ever unload it: stop its worker thread now

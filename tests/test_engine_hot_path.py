@@ -164,7 +164,7 @@ def test_default_threads_are_every_core(settings):
     chose it); an explicit value is used as given."""
     import os
 
-    from jarvis.engine.engine import auto_threads
+    from jarvis.engine.config import auto_threads
 
     assert auto_threads() == (os.cpu_count() or 1) and auto_threads(16) == 16
     import asyncio

@@ -74,10 +74,10 @@ OVERLAP_SCRIPT = textwrap.dedent("""
     seen = {}
     real_load, real_import = Engine.load, runtime_module.import_registrars
 
-    def load(self):
+    def load(self, *args):
         seen["aiohttp_when_load_began"] = "aiohttp" in sys.modules
         load_began.set()
-        real_load(self)
+        real_load(self, *args)
 
     def import_registrars(factories):  # the HTTP stack waits until the model's load has begun
         seen["load_began_before_timeout"] = load_began.wait(120)
@@ -158,3 +158,52 @@ def test_serve_starts_without_cyclic_collection_and_with_a_short_switch_interval
     assert seen["frozen"] > 50_000 and seen["automatic_when_serving"] is True and seen["automatic_after"] is True
     assert seen["switch_interval_while_starting"] <= 0.001
     assert seen["switch_interval_when_serving"] == sys.getswitchinterval() > 0.001  # Python's own, restored
+
+
+EARLY_SCRIPT = textwrap.dedent("""
+    import json, os, signal, sys, threading, urllib.request
+    import jarvis.runtime as runtime_module
+    from jarvis.engine import opening
+    from jarvis.http import serve as serve_module
+    from bench.support.settings import make_settings
+
+    opened_on, seen = [], {}
+
+    class CountedModel(opening.LlamaModel):  # the real load, counted with the thread it ran on
+        def __init__(self, *args, **kwargs):
+            opened_on.append(threading.current_thread().name)
+            super().__init__(*args, **kwargs)
+
+    opening.LlamaModel = CountedModel
+    real_start = runtime_module.Runtime.start
+
+    async def start(self, **kw):
+        await real_start(self, **kw)
+        url = self.server.url
+
+        def ask():
+            body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "cache": False})
+            request = urllib.request.Request(url + "/v1/chat/completions", data=body.encode(),
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=120) as reply:
+                seen["status"], seen["answer"] = reply.status, json.loads(reply.read())["choices"][0]["message"]
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=ask, daemon=True).start()
+
+    runtime_module.Runtime.start = start
+    seen["rc"] = serve_module.serve(make_settings(sys.argv[1], JARVIS_MODELS_WARMUP="default"), host="127.0.0.1", port=0)
+    seen["opened_on"] = opened_on
+    print(json.dumps(seen))
+""")
+
+
+def test_serve_opens_the_bundled_default_ahead_and_its_warm_up_takes_that_open(tmp_path):
+    """`jarvis serve` begins the bundled default's open before the runtime is imported (opening.py);
+    the warm-up's load takes it, so the weights are loaded once, on the early thread, and answer."""
+    done = subprocess.run([sys.executable, "-c", EARLY_SCRIPT, str(tmp_path / "data")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["rc"] == 0 and seen["status"] == 200 and seen["answer"]["content"]
+    assert seen["opened_on"] == ["jarvis-early-open"]

@@ -264,7 +264,7 @@ def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log, 
 def jarvis_setup(threads: int, env_extra: dict[str, str]) -> dict:
     """What the started `jarvis serve` runs with: its engine's batch sizes and OpenMP env."""
     from jarvis.config import load_settings
-    from jarvis.engine.engine import auto_threads
+    from jarvis.engine.config import auto_threads
     from jarvis.engine.handles import ubatch_of
 
     env = {**os.environ, **env_extra}

@@ -16,19 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from jarvis.config import EngineSettings
-from jarvis.engine import backend, priority
+from jarvis.engine import priority
+from jarvis.engine.config import EngineConfig
 from jarvis.engine.embedder import Embedder
 from jarvis.engine.grammar import make_sampler
 from jarvis.engine.handles import Batch, LlamaContext, LlamaModel
+from jarvis.engine.opening import EarlyOpen, OpenSpec, open_model
 from jarvis.engine.logprobs import read_logprobs
 from jarvis.engine.mailbox import Mailbox, StepWaker
 from jarvis.engine.prompt import PromptBuilder
@@ -39,58 +38,11 @@ from jarvis.engine.speculation import DraftPolicy
 from jarvis.engine.step_tally import StepTally
 from jarvis.engine.text import StreamingText
 from jarvis.engine.thinking import CloseTags, ThinkingBudget
-from jarvis.gguf_header import GGUFError, read_header
-from jarvis.errors import EngineClosed, EngineCrashed, JarvisError, ModelLoadError, RequestCancelled, RequestTimeout
+from jarvis.errors import EngineClosed, EngineCrashed, JarvisError, RequestCancelled, RequestTimeout
 from jarvis.request import ChatRequest, Chunk, QueuePosition, resolve_timeout
 from jarvis.telemetry import ModelRecord, QueueRecord, RecordBus
 
 log = logging.getLogger("jarvis.engine")
-MAX_CTX_DEFAULT = 8192
-
-
-_DEFAULTS = EngineSettings()  # the defaults are the settings' own, never a second copy
-
-
-def slot_context(configured: int, trained: int) -> int:
-    """The tokens one slot holds: engine.context_length (0 = the trained length, capped), never
-    more than the model was trained for."""
-    n_ctx = configured or min(trained, MAX_CTX_DEFAULT)
-    return min(n_ctx, trained or n_ctx)
-
-
-def auto_threads(cores: int | None = None) -> int:
-    """engine.n_threads = 0: every core. Measured on a quiet 2-core machine against llama-server
-    (README, Performance): 2 threads gave 1.43x the tok/s of 1 for one stream and 1.59x for four.
-    Under a neighbour's load one thread did better (a ggml worker that loses its core stalls every
-    step at the barrier), which is what an explicit engine.n_threads is for."""
-    return cores or os.cpu_count() or 1
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """What one engine needs of the [engine] and [gpu] settings; ranges are checked there."""
-
-    batch_size: int = _DEFAULTS.batch_size
-    context_length: int = _DEFAULTS.context_length  # per slot; 0 = the model's trained length, capped
-    prefill_chunk: int = _DEFAULTS.prefill_chunk
-    n_threads: int = _DEFAULTS.n_threads
-    max_queue: int = _DEFAULTS.max_queue
-    request_timeout_s: float = _DEFAULTS.request_timeout_s  # 0 = no limit (see resolve_timeout)
-    truncate: bool = _DEFAULTS.truncate
-    lookup_draft: int = _DEFAULTS.lookup_draft  # prompt-lookup speculation: most tokens drafted per step; 0 = off
-    weight_repacking: str = _DEFAULTS.weight_repacking  # llama.cpp's extra weight buffers: auto | on | off
-    worker_nice: int = _DEFAULTS.worker_nice  # added to the worker thread's nice value (priority.py)
-    gpu_layers: int = 0  # what to ask llama.cpp for; -1 = all
-
-    @classmethod
-    def from_settings(cls, settings) -> "EngineConfig":
-        e, g = settings.engine, settings.gpu
-        return cls(batch_size=e.batch_size, context_length=e.context_length, prefill_chunk=e.prefill_chunk,
-                   n_threads=e.n_threads, max_queue=e.max_queue, request_timeout_s=e.request_timeout_s,
-                   truncate=e.truncate, lookup_draft=e.lookup_draft, weight_repacking=e.weight_repacking,
-                   worker_nice=e.worker_nice, gpu_layers=g.gpu_layers if g.use_gpu else 0)
-
-
 class Engine:
     def __init__(self, name: str, path: Path, chat_template: str = "", config: EngineConfig = EngineConfig(),
                  bus: RecordBus | None = None, on_crash: Callable[[EngineCrashed], None] | None = None):
@@ -125,39 +77,21 @@ class Engine:
         self._tally = StepTally(name)  # the steps between two StepRecords (step_tally.py)
 
     # ---- life cycle (call load() off the event loop: it takes a while) --------------------
-    def load(self) -> None:
+    def load(self, early: EarlyOpen | None = None) -> None:
+        """Open the model and start the worker. `early`: an open begun ahead of this engine
+        (opening.py), taken when it is exactly the open this engine would make."""
         t0 = time.perf_counter()
         cfg = self.config
-        gpu_layers = cfg.gpu_layers
-        if gpu_layers != 0 and not backend.supports_gpu_offload():
-            self.offload_note = backend.CPU_ONLY_NOTE
-            backend.warn_cpu_only_once()
-            gpu_layers = 0
-        try:  # the file may have changed since the catalog read it: never hand llama.cpp an unchecked file
-            read_header(self.path)
-        except (GGUFError, OSError) as e:
-            raise ModelLoadError(self.path, str(e)) from None
-        backend.recent_problems.clear()
-        try:
-            self._model = LlamaModel(self.path, gpu_layers, backend.extra_buffers_allowed(cfg.weight_repacking))
-        except ModelLoadError as e:
-            said = "; ".join(list(backend.recent_problems)[-2:])
-            raise ModelLoadError(self.path, e.reason + (f" (llama.cpp: {said})" if said else "")) from None
-        self.gpu_layers = gpu_layers
-        n_ctx = slot_context(cfg.context_length, self._model.n_ctx_train)
-        n_threads = cfg.n_threads or auto_threads()
-        self.threads = n_threads
-        n_batch = max(cfg.prefill_chunk, cfg.batch_size)
-        try:
-            self._ctx = LlamaContext(self._model, cfg.batch_size, n_ctx, n_batch, n_threads)
-        except ModelLoadError:
-            self._model.close()
-            raise
+        spec, self.offload_note = OpenSpec.for_engine(self.path, cfg)
+        opened = (early.take(spec) if early is not None else None) or open_model(spec)
+        self._model, self._ctx = opened.model, opened.ctx
+        self.gpu_layers = spec.gpu_layers
+        self.threads = spec.n_threads
         self.n_ctx_seq = self._ctx.n_ctx_seq
         # A rejected draft's cells must go while the rest of the sequence stays: recurrent and
         # hybrid memories cannot drop part of a sequence, so they never draft.
         self._drafts = DraftPolicy(cfg.lookup_draft, allowed=not self._model.recurrent)
-        self._batch = Batch(n_batch)
+        self._batch = Batch(spec.n_batch)
         self._prompts = PromptBuilder(self._model, self._chat_template)
         model = self._model
         self._close_tags = CloseTags(lambda text: model.tokenize(text, add_special=False, parse_special=True))
