@@ -36,9 +36,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from jarvis.bench.openai_bench import sse_events
 

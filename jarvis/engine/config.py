@@ -53,5 +53,3 @@ class EngineConfig:
                    n_threads=e.n_threads, max_queue=e.max_queue, request_timeout_s=e.request_timeout_s,
                    truncate=e.truncate, lookup_draft=e.lookup_draft, weight_repacking=e.weight_repacking,
                    worker_nice=e.worker_nice, gpu_layers=g.gpu_layers if g.use_gpu else 0)
-
-

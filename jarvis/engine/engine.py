@@ -27,9 +27,9 @@ from jarvis.engine.config import EngineConfig
 from jarvis.engine.embedder import Embedder
 from jarvis.engine.grammar import make_sampler
 from jarvis.engine.handles import Batch, LlamaContext, LlamaModel
-from jarvis.engine.opening import EarlyOpen, OpenSpec, open_model
 from jarvis.engine.logprobs import read_logprobs
 from jarvis.engine.mailbox import Mailbox, StepWaker
+from jarvis.engine.opening import EarlyOpen, OpenSpec, open_model
 from jarvis.engine.prompt import PromptBuilder
 from jarvis.request_queue import PriorityRequestQueue
 from jarvis.engine.scheduler import plan_step

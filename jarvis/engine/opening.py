@@ -113,12 +113,17 @@ class EarlyOpen:
         with self._lock:
             self._opened = opened
 
-    def take(self, spec: OpenSpec) -> Opened | None:
-        """Once the open has finished: its handles when `spec` is the one opened (the caller owns
-        them from now on), else None, and the handles are freed. Only the first call gets them."""
+    def _claim(self) -> Opened | None:
+        """What the open made, once (the next caller gets None); waits for it to finish."""
         self._thread.join()
-        with self._lock:
+        with self._lock:  # take and discard may come from different threads
             opened, self._opened = self._opened, None
+        return opened
+
+    def take(self, spec: OpenSpec) -> Opened | None:
+        """Its handles when `spec` is the one opened (the caller owns them from now on), else None,
+        and the handles are freed. Only the first call gets them."""
+        opened = self._claim()
         if opened is not None and spec != self.spec:
             log.info("the model opened ahead (%s) is not the one asked for; freeing it", self.spec.path)
             opened.close()
@@ -127,8 +132,6 @@ class EarlyOpen:
 
     def discard(self) -> None:
         """Free the handles if nobody took them (waits for the open to finish)."""
-        self._thread.join()
-        with self._lock:
-            opened, self._opened = self._opened, None
+        opened = self._claim()
         if opened is not None:
             opened.close()

@@ -7,7 +7,6 @@ import contextlib
 import gc
 import signal
 import sys
-
 from typing import TYPE_CHECKING
 
 from jarvis.config import Settings
