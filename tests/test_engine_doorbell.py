@@ -58,9 +58,9 @@ def test_a_failing_call_is_reported_and_the_rest_still_run():
         done = asyncio.Event()
 
         def ring_from_a_thread():
-            bell.ring(lambda: 1 / 0)
-            bell.ring(lambda: seen.append("ran"))
-            bell.ring(lambda: loop.call_soon(done.set))
+            bell.ring([lambda: 1 / 0])
+            bell.ring([lambda: seen.append("ran")])
+            bell.ring([lambda: loop.call_soon(done.set)])
 
         threading.Thread(target=ring_from_a_thread).start()
         await done.wait()

@@ -213,3 +213,39 @@ def test_plain_greedy_reads_the_argmax_and_picks_what_llama_cpps_greedy_sampler_
         penalised.close()
         batch.close()
         ctx.close()
+
+
+def test_logits_rows_are_llama_cpps_rows_for_every_batch_shape(model):
+    """The greedy pick reads a step's logits through one llama_get_logits per decode (a view of
+    llama.cpp's buffer, rows in batch order) instead of one llama_get_logits_ith per slot: for a
+    batch that mixes a prompt chunk (logits on its last token only), a drafted run (logits on every
+    token) and a plain next token, each row is the very row llama_get_logits_ith points at, and a
+    later decode with fewer rows reads that decode's rows, not the old view's."""
+    ctx, batch = LlamaContext(model, 3, 256, 64, 1), Batch(64)
+    try:
+        prompt = model.tokenize("The three primary colours are")
+        for seq in range(3):  # every sequence starts with the prompt
+            batch.add_run(prompt, 0, seq, True)
+            assert ctx.decode(batch) == 0
+            batch.clear()
+        n = len(prompt)
+        extra = model.tokenize(" red, yellow and blue", add_special=False)
+        wanted = [batch.add_run(extra, n, 0, True)]  # a chunk: logits on its last token
+        last = batch.add_run([extra[0], extra[1], extra[2]], n, 1, True, logits_all=True)  # a draft run
+        wanted += [last - 2, last - 1, last]
+        wanted.append(batch.add(extra[0], n, 2, True))  # one next token
+        assert batch.n_outputs == 5 and ctx.decode(batch) == 0
+        for index in wanted:
+            row = ctx.logits_row(index)
+            reference = np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx.ptr, index), shape=(model.n_vocab,))
+            assert row.ctypes.data == reference.ctypes.data, index  # the same memory, not a copy
+            assert np.array_equal(row, reference)
+        batch.clear()
+        batch.add(extra[1], n + 1, 2, True)
+        assert ctx.decode(batch) == 0
+        reference = np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx.ptr, 0), shape=(model.n_vocab,))
+        assert ctx.logits_row(0).ctypes.data == reference.ctypes.data
+        assert int(ctx.logits_row(0).argmax()) == int(reference.argmax())
+    finally:
+        batch.close()
+        ctx.close()

@@ -76,7 +76,7 @@ async def main():
             done.set()
     def worker():
         for _ in range(N // 4):
-            bell.ring(call)
+            bell.ring([call])
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
         t.start()

@@ -41,6 +41,7 @@ def _gil_holding_write():
 
 _write = _gil_holding_write()
 _ONE = ctypes.c_uint64(1)
+_ONE_AT = ctypes.addressof(_ONE)  # passed as a plain address: no byref object per ring
 
 
 class Doorbell:
@@ -68,10 +69,11 @@ class Doorbell:
         """The loop's doorbell if one was made (any thread)."""
         return _doorbells.get(loop)
 
-    def ring(self, call: Callable[[], None]) -> None:
-        """Run `call` on the loop soon; any thread. The loop wakes without this thread losing the GIL."""
-        self._calls.append(call)
-        _write(self._fd, ctypes.byref(_ONE), 8)
+    def ring(self, calls: list[Callable[[], None]]) -> None:
+        """Run `calls` on the loop soon, in order; any thread. The loop wakes without this thread
+        losing the GIL."""
+        self._calls.extend(calls)
+        _write(self._fd, _ONE_AT, 8)
 
     def _answer(self) -> None:
         with contextlib.suppress(BlockingIOError):

@@ -309,6 +309,8 @@ class Engine:
             elif seq.deadline is not None and now > seq.deadline:
                 self._release(slot, forget=True)
                 self._time_out(seq)
+        if len(self._queue) == 0:  # the common case, on every step's critical path
+            return
         for seq in self._queue.snapshot():
             if seq.deadline is not None and now > seq.deadline and self._queue.remove(seq):
                 self._time_out(seq)
@@ -318,7 +320,7 @@ class Engine:
         self._bus.emit(QueueRecord(self.name, "timeout", len(self._queue)))
 
     def _admit(self) -> None:
-        while any(s.free for s in self._slots):
+        while len(self._queue) and any(s.free for s in self._slots):
             seq = self._queue.pop()
             if seq is None:
                 return

@@ -17,6 +17,22 @@ from jarvis.engine.backend import ensure_backend, extra_buffers_allowed
 from jarvis.errors import ModelLoadError
 
 
+def _address_of_logits():
+    """llama_get_logits as a call that returns a plain address and keeps the GIL: it returns at
+    once (a CPU context has nothing to wait for), and right after a decode, with the CPU caches
+    cold, ctypes' pointer object and its GIL release and re-acquire cost more than the call."""
+    try:
+        fn = ctypes.PyDLL(ll.llama_cpp._lib._name).llama_get_logits
+    except (AttributeError, OSError):  # another llama_cpp layout: the ordinary binding, as an address
+        return lambda ctx: ctypes.cast(ll.llama_get_logits(ctx), ctypes.c_void_p).value
+    fn.argtypes = (ctypes.c_void_p,)
+    fn.restype = ctypes.c_void_p
+    return fn
+
+
+_logits_address = _address_of_logits()
+
+
 class LlamaModel:
     """Weights + vocabulary of one GGUF file."""
 
@@ -137,6 +153,10 @@ class LlamaContext:
         self.memory = ll.llama_get_memory(ptr)
         self.n_seq = n_seq
         self.n_ctx_seq = int(ll.llama_n_ctx_seq(ptr))
+        self.n_vocab = model.n_vocab
+        self._decoded: Batch | None = None  # the batch of the last decode, for its logits' rows
+        self._logits: np.ndarray | None = None  # that decode's logits, once read
+        self._views: dict[tuple[int, int], np.ndarray] = {}  # (address, rows) -> a view of that buffer
 
     @property
     def ptr(self):
@@ -145,7 +165,30 @@ class LlamaContext:
         return self._ptr
 
     def decode(self, batch: "Batch") -> int:
+        self._decoded, self._logits = batch, None
         return ll.llama_decode(self.ptr, batch.raw)
+
+    def logits_row(self, batch_index: int) -> np.ndarray:
+        """The last decode's logits for the token at `batch_index`: a numpy view of llama.cpp's
+        own buffer, no copy. The buffer is read once per decode (llama_get_logits: one row per
+        token with logits on, in batch order), not with one llama_get_logits_ith per slot; it
+        stays valid until the next decode."""
+        batch = self._decoded
+        if batch is None:
+            raise RuntimeError("no decode yet")
+        logits = self._logits
+        if logits is None:
+            key = (_logits_address(self.ptr), batch.n_outputs)
+            if not key[0] or not key[1]:
+                raise RuntimeError("the last decode produced no logits")
+            logits = self._views.get(key)
+            if logits is None:  # a new buffer (llama.cpp grew it) or a new number of rows
+                if len(self._views) > 16:  # never in practice: a few row counts, one address
+                    self._views.clear()
+                cells = (ctypes.c_float * (key[1] * self.n_vocab)).from_address(key[0])
+                logits = self._views[key] = np.frombuffer(cells, dtype=np.float32).reshape(key[1], self.n_vocab)
+            self._logits = logits
+        return logits[batch.output_row(batch_index)]
 
     def forget(self, seq_id: int, from_pos: int = 0) -> bool:
         """Drop a sequence's KV cells from `from_pos` on. Some memories (recurrent models) cannot
@@ -157,6 +200,8 @@ class LlamaContext:
 
     def close(self) -> None:
         if self._ptr is not None:
+            self._views.clear()
+            self._decoded = self._logits = None
             ll.llama_free(self._ptr)
             self._ptr = None
 
@@ -177,6 +222,8 @@ class Batch:
         self._freed = False
         self.raw.n_tokens = 0
         self._n = 0
+        self.n_outputs = 0  # tokens with logits on: llama.cpp's output rows
+        self._rows: dict[int, int] = {}  # batch index -> its output row
         self.token = np.ctypeslib.as_array(self.raw.token, shape=(capacity,))
         self.pos = np.ctypeslib.as_array(self.raw.pos, shape=(capacity,))
         self.logits = np.ctypeslib.as_array(ctypes.cast(self.raw.logits, ctypes.POINTER(ctypes.c_int8)), shape=(capacity,))
@@ -189,7 +236,17 @@ class Batch:
         self._seq_ptrs[:] = self.seq.ctypes.data + self.seq.itemsize * np.arange(capacity, dtype=np.uintp)
 
     def clear(self) -> None:
-        self._n = self.raw.n_tokens = 0
+        self._n = self.raw.n_tokens = self.n_outputs = 0
+        self._rows.clear()
+
+    def output_row(self, index: int) -> int:
+        """Where the logits of the token at `index` are among the decode's output rows."""
+        return self._rows[index]
+
+    def _outputs(self, first: int, end: int) -> None:
+        for i in range(first, end):
+            self._rows[i] = self.n_outputs
+            self.n_outputs += 1
 
     def __len__(self) -> int:
         return self._n
@@ -203,6 +260,9 @@ class Batch:
         self.pos[i] = pos
         self.seq[i] = seq_id
         self.logits[i] = want_logits
+        if want_logits:
+            self._rows[i] = self.n_outputs
+            self.n_outputs += 1
         self._n = self.raw.n_tokens = i + 1
         return i
 
@@ -218,8 +278,11 @@ class Batch:
         self.pos[i:end] = np.arange(first_pos, first_pos + n, dtype=np.int32)
         self.seq[i:end] = seq_id
         self.logits[i:end] = 1 if logits_all else 0
-        if logits_last:
+        if logits_all:
+            self._outputs(i, end)
+        elif logits_last:
             self.logits[end - 1] = 1
+            self._outputs(end - 1, end)
         self._n = self.raw.n_tokens = end
         return end - 1
 
@@ -272,7 +335,6 @@ class SamplerChain:
         # numpy reads from llama.cpp's logits row in place (~5 us) instead of llama_sampler_sample
         # copying 49k candidates first (~55 us per token per slot). The greedy sampler holds no
         # state, so skipping the chain for it changes nothing; it stays in the chain for accept().
-        self._row = ctypes.POINTER(ctypes.c_float * model.n_vocab)
         self.argmax_only = False
         if sampling.temperature <= 0:
             add(ll.llama_sampler_init_greedy())
@@ -299,8 +361,7 @@ class SamplerChain:
     def sample(self, ctx: LlamaContext, batch_index: int) -> int:
         """Sample from the logits at `batch_index` of the last decode; the chain also accepts the token."""
         if self.argmax_only:
-            row = ctypes.cast(ll.llama_get_logits_ith(ctx.ptr, batch_index), self._row).contents
-            return int(np.frombuffer(row, dtype=np.float32).argmax())
+            return int(ctx.logits_row(batch_index).argmax())
         return ll.llama_sampler_sample(self._ptr, ctx.ptr, batch_index)
 
     def accept(self, token: int) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import threading
 from typing import TYPE_CHECKING, Callable
 
@@ -51,24 +50,26 @@ class StepWaker:
 
     def flush(self) -> None:
         self.steps += 1
+        if not self._held:
+            return
         held, self._held = self._held, {}
         for loop, callbacks in held.items():
             self.step_wakeups += 1
-            self._post(loop, functools.partial(_run_all, callbacks))
+            self._post(loop, callbacks)
 
     def wake(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
         if self._owner is not None and self._owner == threading.get_ident():
             self._held.setdefault(loop, []).append(callback)
         else:
-            self._post(loop, callback)
+            self._post(loop, [callback])
 
-    def _post(self, loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> None:
+    def _post(self, loop: asyncio.AbstractEventLoop, calls: list[Callable[[], None]]) -> None:
         bell = Doorbell.of(loop)  # rung with the GIL kept (doorbell.py); else the loop's self-pipe
         try:
             if bell is not None and not loop.is_closed():
-                bell.ring(call)
+                bell.ring(calls)
             else:
-                loop.call_soon_threadsafe(call)
+                loop.call_soon_threadsafe(_run_all, calls)
             self.wakeups += 1
         except RuntimeError:  # the loop is closed: nobody is listening any more
             pass

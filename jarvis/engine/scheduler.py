@@ -26,27 +26,37 @@ def plan_step(slots: list[Slot], batch: Batch, prefill_chunk: int, drafts: Draft
     """Fill `batch` (cleared first) for the next decode; an empty batch means nothing to do."""
     batch.clear()
     plan = StepPlan()
-    generating = sum(1 for s in slots if s.sequence is not None and s.sequence.pending_token is not None)
-    may_draft = drafts.may_draft(generating)
-    for slot in slots:
+    generating: list[Slot] = []
+    prefilling: list[Slot] = []
+    for slot in slots:  # one pass: this runs on the critical path of every step
         seq = slot.sequence
-        if seq is not None and not seq.prefilling and seq.pending_token is not None:
-            pos = len(slot.tokens)
-            slot.tokens.append(seq.pending_token)
-            seq.pending_token = None
-            drafted = drafts.draft(slot, seq, n_ctx_seq) if may_draft else []
-            if drafted:
-                idx = batch.add_run([slot.tokens[-1], *drafted], pos, slot.seq_id, True, logits_all=True)
-                idx -= len(drafted)
-                slot.tokens.extend(drafted)
-                seq.draft, seq.draft_pos = drafted, pos
-            else:
-                idx = batch.add(slot.tokens[-1], pos, slot.seq_id, True)
-            plan.wants_logits.append((slot, idx))
-            plan.decode_tokens += 1
-            plan.draft_tokens += len(drafted)
+        if seq is None:
+            continue
+        if seq.pending_token is not None:
+            generating.append(slot)
+        elif seq.prefilling:
+            prefilling.append(slot)
+    may_draft = drafts.may_draft(len(generating))
+    for slot in generating:
+        seq = slot.sequence
+        pos = len(slot.tokens)
+        slot.tokens.append(seq.pending_token)
+        seq.pending_token = None
+        drafted = drafts.draft(slot, seq, n_ctx_seq) if may_draft else []
+        if drafted:
+            idx = batch.add_run([slot.tokens[-1], *drafted], pos, slot.seq_id, True, logits_all=True)
+            idx -= len(drafted)
+            slot.tokens.extend(drafted)
+            seq.draft, seq.draft_pos = drafted, pos
+        else:
+            idx = batch.add(slot.tokens[-1], pos, slot.seq_id, True)
+        plan.wants_logits.append((slot, idx))
+        plan.decode_tokens += 1
+        plan.draft_tokens += len(drafted)
+    if not prefilling:
+        return plan
     budget = min(batch.capacity - len(batch), prefill_chunk)
-    for slot in sorted((s for s in slots if s.sequence and s.sequence.prefilling), key=lambda s: s.sequence.admitted_at):
+    for slot in sorted(prefilling, key=lambda s: s.sequence.admitted_at):
         if budget <= 0:
             break
         seq = slot.sequence
