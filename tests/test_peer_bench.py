@@ -19,6 +19,11 @@ def test_compare_two_servers_counts_tokens_and_texts(settings):
         res = asyncio.run(compare({"jarvis": (a.url, {"cache": False}), "peer": (b.url, {"cache": False})},
                                   levels=[1, 2], rounds=1, max_tokens=4, long_prompt_case=False))
         one = asyncio.run(run_load(a.url, 2, 4, {"cache": False}, prompts=EDIT_PROMPTS[:3]))
+        turns = asyncio.run(compare({"jarvis": (a.url, {"cache": False}), "peer": (b.url, {"cache": False})},
+                                    levels=[2], rounds=1, max_tokens=4, long_prompt_case=False, interleave=True))
+    # Taking turns two prompts at a time: the same replies, in prompt order, as whole loads.
+    assert turns["interleave"] and turns["texts"] == {n: res["texts"][n] for n in ("jarvis", "peer")}
+    assert turns["identical_texts_jarvis_peer"] == f"{len(PROMPTS)}/{len(PROMPTS)}"
     assert set(res["ratios"]) == {"jarvis_c2_vs_c1", "peer_c2_vs_c1", "jarvis_vs_peer_c1", "jarvis_vs_peer_c2"}
     assert res["identical_texts_jarvis_peer"] == f"{2 * len(PROMPTS)}/{2 * len(PROMPTS)}"
     assert res["identical_token_counts_jarvis_peer"] == f"{2 * len(PROMPTS)}/{2 * len(PROMPTS)}"
@@ -78,3 +83,29 @@ def test_a_variant_runs_its_own_tree_even_from_a_checkout(tmp_path):
     ours = subprocess.run([*jarvis_serve_command(0)[:2], "-c", "import jarvis; print(jarvis.__file__)"],
                           env=code_path(dict(os.environ)), cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert Path(ours.stdout.strip()).resolve() == Path(jarvis.__file__).resolve()
+
+
+def test_interleaved_servers_take_turns_abba_slice_by_slice(monkeypatch):
+    """--interleave: at concurrency N each server runs N prompts at a time, the servers taking
+    turns A B B A ..., so a drift of the machine's speed meets both alike; each server's round adds
+    up its slices, texts in prompt order."""
+    from jarvis.bench import peer_bench
+
+    calls = []
+
+    async def fake_load(url, concurrency, max_tokens, extra, prompts):
+        calls.append((url, concurrency, tuple(prompts)))
+        return peer_bench.LoadResult(len(prompts), 0.5, [f"{url}:{p}" for p in prompts], [1] * len(prompts))
+
+    monkeypatch.setattr(peer_bench, "run_load", fake_load)
+    prompts = [f"p{i}" for i in range(8)]
+    servers = {"a": ("A", {}), "b": ("B", {})}
+    got = asyncio.run(peer_bench.run_level(servers, ["a", "b"], 2, 4, prompts, interleave=True))
+    assert [(u, p) for u, _, p in calls] == [("A", ("p0", "p1")), ("B", ("p0", "p1")), ("B", ("p2", "p3")),
+                                             ("A", ("p2", "p3")), ("A", ("p4", "p5")), ("B", ("p4", "p5")),
+                                             ("B", ("p6", "p7")), ("A", ("p6", "p7"))]
+    assert all(c == 2 for _, c, _ in calls)
+    assert got["a"].tokens == 8 and got["a"].wall_s == 2.0 and got["a"].texts == [f"A:{p}" for p in prompts]
+    calls.clear()
+    whole = asyncio.run(peer_bench.run_level(servers, ["b", "a"], 4, 4, prompts, interleave=False))
+    assert [(u, len(p)) for u, _, p in calls] == [("B", 8), ("A", 8)] and whole["b"].counts == [1] * 8

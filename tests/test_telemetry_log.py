@@ -110,3 +110,26 @@ def test_a_full_queue_drops_lines_and_never_blocks_the_emitter(tmp_path):
     log.close()
     written = len(read_lines(tmp_path / "requests.jsonl"))
     assert written + log.dropped == 200 and written >= 1
+
+
+def test_as_dict_is_the_record_without_its_gaps_and_copies_what_it_hands_out():
+    """as_dict serialises field by field (not dataclasses.asdict, which deep-copied every per-token
+    gap only to drop them): the same keys and values as the record's fields, minus inter_token_ms
+    and the texts, tool calls as dicts, and a server's nested figures copied, so a caller that
+    edits the dict leaves the frozen record as it was."""
+    from dataclasses import asdict, fields
+
+    from jarvis.telemetry.records import ToolCallFigures
+
+    timings = {"predicted_ms": 1.25, "nested": {"draft": [1, 2]}}
+    r = record(inter_token_ms=tuple(float(i) for i in range(96)), server_timings=timings, tool_schema_tokens={"time": 40},
+               tool_calls=(ToolCallFigures("time", "now", "ok", 1.23456),))
+    d = r.as_dict()
+    expected = {f.name for f in fields(r)} - {"inter_token_ms", "prompt", "reply"} | {"cache_hit"}
+    assert set(d) == expected
+    assert d["tool_calls"] == [{**asdict(r.tool_calls[0]), "ms": 1.235}] and d["total_ms"] == 123.457
+    assert d["server_timings"] == timings and d["tool_schema_tokens"] == {"time": 40}
+    d["server_timings"]["nested"]["draft"].append(3)
+    d["tool_schema_tokens"]["time"] = 0
+    assert r.server_timings["nested"]["draft"] == [1, 2] and r.tool_schema_tokens == {"time": 40}
+    assert r.as_dict(texts=True)["reply"] == "the secret reply"

@@ -64,12 +64,13 @@ class LocalBackend:
         plan = request.options.tools
         return LocalHandle(self.engine.submit(prepared(request)), plan if plan is not None and plan.active else None)
 
-    async def stream(self, handle: LocalHandle) -> AsyncIterator[Chunk]:
-        calls = ContentFilter(handle.plan) if handle.plan is not None else None
+    def stream(self, handle: LocalHandle) -> AsyncIterator[Chunk]:
+        if handle.plan is None:  # nothing to filter: the engine's own stream, no generator per token between
+            return self.engine.stream(handle.seq)
+        return self._calls_filtered(handle, ContentFilter(handle.plan))
+
+    async def _calls_filtered(self, handle: LocalHandle, calls: ContentFilter) -> AsyncIterator[Chunk]:
         async for chunk in self.engine.stream(handle.seq):
-            if calls is None:
-                yield chunk
-                continue
             text = calls.feed(chunk.text)
             if chunk.done:
                 tail, found = calls.finish()

@@ -102,6 +102,12 @@ class LoadResult:
     def tok_s(self) -> float:
         return self.tokens / self.wall_s if self.wall_s > 0 else 0.0
 
+    @staticmethod
+    def joined(parts: list["LoadResult"]) -> "LoadResult":
+        """Slices of one load run one after another: their tokens and times add up, texts in order."""
+        return LoadResult(sum(p.tokens for p in parts), sum(p.wall_s for p in parts),
+                          [t for p in parts for t in p.texts], [n for p in parts for n in p.counts])
+
 
 @dataclass
 class Reply:
@@ -292,10 +298,31 @@ def _summary(values: list[float]) -> dict:
             "max": round(max(values), 3), "all": [round(v, 3) for v in values]}
 
 
+def slices(prompts: list[str], concurrency: int, interleave: bool) -> list[list[str]]:
+    """What one server runs at a time: every prompt at once, or (interleaved) `concurrency` of them,
+    so the servers take turns every few seconds and a change in the machine's load meets both."""
+    if not interleave:
+        return [list(prompts)]
+    return [list(prompts[i:i + concurrency]) for i in range(0, len(prompts), concurrency)]
+
+
+async def run_level(servers: dict[str, tuple[str, dict]], order: list[str], concurrency: int, max_tokens: int,
+                    prompts, interleave: bool) -> dict[str, LoadResult]:
+    """One round at one concurrency, each server's whole load; interleaved, the servers take
+    turns slice by slice in ABBA order (a steady drift of the machine's speed cancels out)."""
+    parts: dict[str, list[LoadResult]] = {name: [] for name in order}
+    for i, part in enumerate(slices(prompts, concurrency, interleave)):
+        for name in (order if i % 2 == 0 else order[::-1]):
+            url, extra = servers[name]
+            parts[name].append(await run_load(url, concurrency, max_tokens, extra, part))
+    return {name: LoadResult.joined(p) for name, p in parts.items()}
+
+
 async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], rounds: int, max_tokens: int,
-                  say=lambda *_: None, prompts=PROMPTS, long_prompt_case: bool = True) -> dict:
+                  say=lambda *_: None, prompts=PROMPTS, long_prompt_case: bool = True, interleave: bool = False) -> dict:
     """`servers`: name -> (url, extra body fields). The LAST name is the reference (the peer);
-    every other one (JARVIS and its variants) is compared with it."""
+    every other one (JARVIS and its variants) is compared with it. `interleave`: the servers take
+    turns every `concurrency` prompts instead of every whole load (see run_level)."""
     names = list(servers)
     for name in names:  # warm-up: load, first allocations, prompt caches of neither kind counted
         url, extra = servers[name]
@@ -310,9 +337,9 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
         loads.append(os.getloadavg()[0])
         order = names if r % 2 == 0 else names[::-1]
         for c in levels:
+            results = await run_level(servers, order, c, max_tokens, prompts, interleave)
             for name in order:
-                url, extra = servers[name]
-                res = await run_load(url, c, max_tokens, extra, prompts)
+                res = results[name]
                 tok_s[name][c].append(res.tok_s)
                 texts[name][c].append(res.texts)
                 counts[name][c].append(res.counts)
@@ -326,6 +353,7 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
                 say(f"  round {r + 1} long {name:8s} {reply.prompt_tokens} prompt tokens, TTFT {reply.ttft_s * 1000:7.1f} ms")
     reference = names[-1]
     out: dict = {"bench": "peer", "rounds": rounds, "max_tokens": max_tokens, "prompts": len(prompts),
+                 "interleave": interleave,
                  "levels": levels, "servers": {n: servers[n][0] for n in names}, "sampling": SAMPLING,
                  "loadavg_1min_at_rounds": [round(x, 2) for x in loads], "tok_s": {}, "ratios": {}}
     for name in names:
@@ -428,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="llama-server's OpenMP spin: jarvis = the GOMP_SPINCOUNT JARVIS runs with (default), "
                         "default = libgomp's own")
     p.add_argument("--no-long", action="store_true", help="skip the long-prompt (2,000 tokens) TTFT case")
+    p.add_argument("--interleave", action="store_true",
+                   help="the servers take turns every N prompts at concurrency N (ABBA), not every whole load: "
+                        "pairs measured seconds apart, for a machine whose speed drifts")
     p.add_argument("--log", default="", help="file for the servers' output (default: discarded)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
@@ -477,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline_env:
             servers["peer"] = (peer_url, {"cache": False})
         res = asyncio.run(compare(servers, levels, args.rounds, args.max_tokens, say, PROMPT_SETS[args.prompts],
-                                  long_prompt_case=not args.no_long))
+                                  long_prompt_case=not args.no_long, interleave=args.interleave))
         res["setup"] = setup
         res["prompt_set"] = args.prompts
         res["peer_kind"] = ("jarvis " + " ".join(args.baseline_env)) if args.baseline_env else (args.peer or args.peer_server)

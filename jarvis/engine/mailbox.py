@@ -88,7 +88,7 @@ class Mailbox:
             if asyncio.get_running_loop() is loop:
                 Doorbell.for_loop(loop)
         self._lock = threading.Lock()
-        self._event = asyncio.Event()
+        self._waiter: asyncio.Future | None = None  # get()'s, while it waits (a bare future: a token's wake-up is the hot path)
         self._text: list[str] = []
         self._timings: Timings | None = None
         self._logprobs: list[TokenLogprob] = []
@@ -140,7 +140,9 @@ class Mailbox:
     def _wake(self) -> None:
         with self._lock:
             self._wake_pending = False
-        self._event.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # ---- asyncio side ---------------------------------------------------------------------
     async def get(self) -> tuple[str, Timings | None]:
@@ -163,5 +165,10 @@ class Mailbox:
                 if timings is not None:
                     self._timings = None
                 return text, timings
-            self._event.clear()
-            await self._event.wait()
+            # Nothing new: wait for the next wake-up. Both run on the loop, so news that comes
+            # after the check above rings _wake after this waiter exists.
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None

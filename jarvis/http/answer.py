@@ -17,8 +17,18 @@ class AnswerParser:
     def __init__(self, thinking: bool = False) -> None:
         self._reasoning = ReasoningSplitter(thinking)
         self.calls: tuple[ToolCall, ...] = ()
-        self.reasoning_text = ""  # everything thought so far
-        self.content_text = ""  # everything answered so far (tool calls not included)
+        self._reasoning_parts: list[str] = []
+        self._content_parts: list[str] = []  # joined when read: `+=` per token copied the whole answer each time
+
+    @property
+    def reasoning_text(self) -> str:
+        """Everything thought so far."""
+        return "".join(self._reasoning_parts)
+
+    @property
+    def content_text(self) -> str:
+        """Everything answered so far (tool calls not included)."""
+        return "".join(self._content_parts)
 
     def feed(self, chunk: Chunk) -> list[Piece]:
         pieces: list[Piece] = [("reasoning", chunk.reasoning)] if chunk.reasoning else []
@@ -34,8 +44,5 @@ class AnswerParser:
 
     def _count(self, pieces: list[Piece]) -> list[Piece]:
         for kind, text in pieces:
-            if kind == "content":
-                self.content_text += text
-            else:
-                self.reasoning_text += text
+            (self._content_parts if kind == "content" else self._reasoning_parts).append(text)
         return pieces

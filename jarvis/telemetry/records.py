@@ -5,6 +5,7 @@ Nothing that emits a record knows who listens (vLLM v1's stat-logger shape).
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field, fields
 
@@ -91,13 +92,15 @@ class RequestRecord:
         """The one serialised form, by the record's own field names (an API answer's `jarvis`
         figures, a JSONL log line, a request-explorer row): floats to the microsecond, without the
         per-token gaps, with the prompt and reply only when `texts` (telemetry.log_prompts)."""
-        d = asdict(self)
-        d.pop("inter_token_ms")
+        # Field by field rather than asdict(), which deep-copied every per-token gap only to drop them.
+        d = {name: getattr(self, name) for name in _SERIALISED}
         if not texts:
             d.pop("prompt")
             d.pop("reply")
+        d["server_timings"] = copy.deepcopy(self.server_timings)
+        d["tool_schema_tokens"] = dict(self.tool_schema_tokens)
         d["cache_hit"] = self.cache_hit
-        d["tool_calls"] = [{**c, "ms": round(c["ms"], 3)} for c in d["tool_calls"]]
+        d["tool_calls"] = [{**asdict(c), "ms": round(c.ms, 3)} for c in self.tool_calls]
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
 
     @classmethod
@@ -112,6 +115,9 @@ class RequestRecord:
     def figures(self) -> dict:
         """What an API answer carries: the record without the per-token gaps and the texts."""
         return self.as_dict()
+
+
+_SERIALISED = tuple(f.name for f in fields(RequestRecord) if f.name != "inter_token_ms")  # as_dict's keys, in order
 
 
 @dataclass(frozen=True)
