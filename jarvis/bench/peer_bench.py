@@ -71,6 +71,10 @@ SAMPLING = {"temperature": 0.0, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "repe
             "presence_penalty": 0.0, "frequency_penalty": 0.0, "seed": 42}
 LONG_PROMPT_TOKENS = 2000  # about: the reply's usage says how many exactly
 LONG_MAX_TOKENS = 64
+# Quiet before each long request. Straight after a load, whichever server went first in the long
+# case prefilled ~1 s (13 %) slower than the second, in llama-server's own timings too, so the
+# ratio flipped 0.87 / 1.17 by round order; after 3 s of quiet the order no longer shows.
+LONG_SETTLE_S = 3.0
 # llama-server's defaults (-b, -ub): JARVIS's engine.prefill_chunk and its ubatch are compared with them.
 PEER_N_BATCH, PEER_N_UBATCH = 2048, 512
 OMP_KEYS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")
@@ -348,6 +352,7 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
         if long_prompt_case:
             for name in order:
                 url, extra = servers[name]
+                await asyncio.sleep(LONG_SETTLE_S)
                 reply = await run_long(url, r, extra)
                 long[name].append(reply)
                 say(f"  round {r + 1} long {name:8s} {reply.prompt_tokens} prompt tokens, TTFT {reply.ttft_s * 1000:7.1f} ms")
