@@ -119,13 +119,17 @@ GC_SCRIPT = textwrap.dedent("""
 
     seen = {"passes": 0}
     gc.callbacks.append(lambda phase, info: phase == "start" and seen.update(passes=seen["passes"] + 1))
-    real_start = runtime_module.Runtime.start
+    real_start, real_startup = runtime_module.Runtime.start, serve_module.StartUp.__init__
+
+    def startup(self):  # passes before serve() took over (this script's own imports and settings) don't count
+        real_startup(self)
+        seen["passes_before_serve"] = seen["passes"]
 
     async def start(self, **kw):
         seen["automatic_while_starting"] = gc.isenabled()
         seen["switch_interval_while_starting"] = sys.getswitchinterval()
         await real_start(self, **kw)
-        seen["passes_while_starting"] = seen["passes"]
+        seen["passes_while_starting"] = seen["passes"] - seen["passes_before_serve"]
 
     def stop_once_serving():  # serve() ends its start-up mode (StartUp.end) right after start()
         while "passes_while_starting" not in seen:
@@ -135,7 +139,7 @@ GC_SCRIPT = textwrap.dedent("""
         seen["switch_interval_when_serving"] = sys.getswitchinterval()
         os.kill(os.getpid(), signal.SIGTERM)  # serve's own stop: it closes and returns 0
 
-    runtime_module.Runtime.start = start
+    runtime_module.Runtime.start, serve_module.StartUp.__init__ = start, startup
     threading.Thread(target=stop_once_serving, daemon=True).start()
     settings = make_settings(sys.argv[1], JARVIS_MODELS_WARMUP="default")
     seen["rc"] = serve_module.serve(settings, host="127.0.0.1", port=0)
