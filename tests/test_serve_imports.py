@@ -118,18 +118,17 @@ GC_SCRIPT = textwrap.dedent("""
     from bench.support.settings import make_settings
 
     seen = {"passes": 0}
-    gc.callbacks.append(lambda phase, info: phase == "start" and seen.update(passes=seen["passes"] + 1))
     real_start, real_startup = runtime_module.Runtime.start, serve_module.StartUp.__init__
 
-    def startup(self):  # passes before serve() took over (this script's own imports and settings) don't count
+    def startup(self):  # counted from serve()'s start-up mode on, not this script's own imports and settings
         real_startup(self)
-        seen["passes_before_serve"] = seen["passes"]
+        gc.callbacks.append(lambda phase, info: phase == "start" and seen.update(passes=seen["passes"] + 1))
 
     async def start(self, **kw):
         seen["automatic_while_starting"] = gc.isenabled()
         seen["switch_interval_while_starting"] = sys.getswitchinterval()
         await real_start(self, **kw)
-        seen["passes_while_starting"] = seen["passes"] - seen["passes_before_serve"]
+        seen["passes_while_starting"] = seen["passes"]
 
     def stop_once_serving():  # serve() ends its start-up mode (StartUp.end) right after start()
         while "passes_while_starting" not in seen:
