@@ -70,6 +70,7 @@ class EngineSettings(_Section):
     request_timeout_s: float = Field(300, ge=0)
     truncate: bool = True
     lookup_draft: int = Field(8, ge=0, le=64)
+    prompt_cache_mb: int = Field(2048, ge=0, le=1048576)
     weight_repacking: Literal["auto", "on", "off"] = "auto"
     worker_nice: int = Field(5, ge=0, le=19)
 

@@ -59,6 +59,7 @@ class LoadedModel:
             "context_per_slot": self.engine.n_ctx_seq, "slots": self.engine.config.batch_size,
             "active_slots": self.engine.active_slots, "queue_depth": self.engine.queue_depth,
             "busy": self.busy, "offload_note": self.engine.offload_note,
+            "prompt_cache": self.engine.prompt_cache.summary(),
             "unloads_in_s": None if keep_alive_s < 0 or self.busy else max(0.0, keep_alive_s - idle_for),
         }
 

@@ -175,3 +175,21 @@ def test_a_long_range_is_drawn_as_bucket_peaks_that_keep_spikes_and_gaps():
     assert np.isnan(ys).any()  # and the gap is still a gap
     short = np.arange(30.0)
     assert peaks(short, short, 500)[1] is short  # a short range is drawn as it is
+
+
+def test_the_models_table_counts_saved_prompts_in_each_models_memory(qtbot):
+    """The cell reads the summary manager.loaded() gives (tests/test_prompt_cache.py proves its figures)."""
+    from ui.monitor.tables import MEMORY_COLUMN, ModelsTable
+
+    table = ModelsTable()
+    qtbot.addWidget(table)
+    row = {"name": "m", "slots": 4, "memory_bytes": 92 * 2**20,
+           "prompt_cache": {"entries": 8, "bytes": 23 * 2**20, "limit_bytes": 2**31, "saves": 8, "restores": 21,
+                            "restored_tokens": 758, "evictions": 0}}
+    off = {**row, "name": "n", "prompt_cache": {**row["prompt_cache"], "limit_bytes": 0, "bytes": 0, "restores": 0}}
+    table.update_from([row, off])
+    cell = table.table.item(0, MEMORY_COLUMN)
+    assert cell.text() == "92 MiB + 23 MiB"
+    assert "21 requests started from one (758 prompt tokens" in cell.toolTip()
+    assert table.table.item(1, MEMORY_COLUMN).text() == "92 MiB"
+    assert "off" in table.table.item(1, MEMORY_COLUMN).toolTip()

@@ -42,6 +42,7 @@ class EngineConfig:
     request_timeout_s: float = _DEFAULTS.request_timeout_s  # 0 = no limit (see resolve_timeout)
     truncate: bool = _DEFAULTS.truncate
     lookup_draft: int = _DEFAULTS.lookup_draft  # prompt-lookup speculation: most tokens drafted per step; 0 = off
+    prompt_cache_mb: int = _DEFAULTS.prompt_cache_mb  # host memory for saved prompts (prompt_cache.py); 0 = off
     weight_repacking: str = _DEFAULTS.weight_repacking  # llama.cpp's extra weight buffers: auto | on | off
     worker_nice: int = _DEFAULTS.worker_nice  # added to the worker thread's nice value (priority.py)
     gpu_layers: int = 0  # what to ask llama.cpp for; -1 = all
@@ -51,5 +52,6 @@ class EngineConfig:
         e, g = settings.engine, settings.gpu
         return cls(batch_size=e.batch_size, context_length=e.context_length, prefill_chunk=e.prefill_chunk,
                    n_threads=e.n_threads, max_queue=e.max_queue, request_timeout_s=e.request_timeout_s,
-                   truncate=e.truncate, lookup_draft=e.lookup_draft, weight_repacking=e.weight_repacking,
+                   truncate=e.truncate, lookup_draft=e.lookup_draft, prompt_cache_mb=e.prompt_cache_mb,
+                   weight_repacking=e.weight_repacking,
                    worker_nice=e.worker_nice, gpu_layers=g.gpu_layers if g.use_gpu else 0)

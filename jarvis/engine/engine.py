@@ -4,7 +4,8 @@ parallel slots do).
 
 This module is the thread owner: load and close, the async face (submit / stream / cancel), the
 crash policy, and the step loop. Each step: cancelled or timed-out requests give their slot back;
-waiting requests take free slots (the one sharing the longest prefix with their prompt); the
+waiting requests take free slots (the one sharing the longest prefix with their prompt, or cells
+restored from the prompt cache when a saved prompt shares more: prompt_cache.py); the
 scheduler's plan (scheduler.py) fills one batch with the next token of every generating slot
 plus a chunk of any prompt being prefilled; then each slot that produced logits samples its next
 token, verifying drafts (speculation.py), and hands text back through its mailbox. A finished
@@ -20,6 +21,8 @@ import random
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 from typing import Callable
 
 from jarvis.engine import priority
@@ -31,6 +34,7 @@ from jarvis.engine.logprobs import read_logprobs
 from jarvis.engine.mailbox import Mailbox, StepWaker
 from jarvis.engine.opening import EarlyOpen, OpenSpec, open_model
 from jarvis.engine.prompt import PromptBuilder
+from jarvis.engine.prompt_cache import MIB, PromptCache
 from jarvis.request_queue import PriorityRequestQueue
 from jarvis.engine.scheduler import plan_step
 from jarvis.engine.sequence import SeqState, Slot, common_prefix
@@ -75,6 +79,7 @@ class Engine:
         self._drafts = DraftPolicy(config.lookup_draft, allowed=False)  # set at load
         self.threads = 1  # llama.cpp's threads for this context, set at load
         self._tally = StepTally(name)  # the steps between two StepRecords (step_tally.py)
+        self.prompt_cache = PromptCache(0)  # set at load (prompt_cache.py)
 
     # ---- life cycle (call load() off the event loop: it takes a while) --------------------
     def load(self, early: EarlyOpen | None = None) -> None:
@@ -91,6 +96,10 @@ class Engine:
         # A rejected draft's cells must go while the rest of the sequence stays: recurrent and
         # hybrid memories cannot drop part of a sequence, so they never draft.
         self._drafts = DraftPolicy(cfg.lookup_draft, allowed=not self._model.recurrent)
+        # Saved cells are restored and then cut to the shared prefix: the same rule as drafts, and
+        # a sliding-window cache saves only its window, so a cut below it would leave a gap.
+        partial_ok = not self._model.recurrent and not self._model.sliding_window
+        self.prompt_cache = PromptCache(cfg.prompt_cache_mb * MIB if partial_ok else 0)
         self._batch = Batch(spec.n_batch)
         self._prompts = PromptBuilder(self._model, self._chat_template)
         model = self._model
@@ -117,6 +126,7 @@ class Engine:
         if self._embedder is not None:
             self._embedder.close()
             self._embedder = None
+        self.prompt_cache.clear()
         for handle in (self._batch, self._ctx, self._model):
             if handle is not None:
                 handle.close()
@@ -343,7 +353,7 @@ class Engine:
                 seq.mailbox.fail(e)
                 continue
             slot = max((s for s in self._slots if s.free), key=lambda s: common_prefix(s.tokens, seq.prompt))
-            keep = min(common_prefix(slot.tokens, seq.prompt), len(seq.prompt) - 1)
+            keep = self._reuse(slot, seq.prompt)
             if not self._ctx.forget(slot.seq_id, keep):
                 keep = 0
             del slot.tokens[keep:]
@@ -352,6 +362,34 @@ class Engine:
             seq.thinking = ThinkingBudget(seq.request.options.reasoning_budget, self._close_tags)
             seq.admitted_at = time.perf_counter()
             slot.sequence = seq
+
+    def _reuse(self, slot: Slot, prompt: list[int]) -> int:
+        """How many of the prompt's first tokens the slot's cells hold for it (never the last one:
+        its logits are needed): those it shares already, or a longer prefix restored from the
+        prompt cache. Before the slot loses most of its cells, or all of them to a restore, they
+        are saved there (prompt_cache.py)."""
+        reusable = prompt[:-1]
+        keep = common_prefix(slot.tokens, reusable)
+        cache = self.prompt_cache
+        if not cache.enabled:
+            return keep
+        found = cache.best(np.asarray(reusable, dtype=np.int32), keep)
+        if found is None and 2 * keep >= len(slot.tokens):
+            return keep  # the slot keeps most of what it holds: nothing worth saving is lost
+        held = np.asarray(slot.tokens, dtype=np.int32)
+        if cache.worth_saving(held):
+            state = self._ctx.save_sequence(slot.seq_id)
+            if state is not None:
+                cache.put(held, state)
+        if found is None:
+            return keep
+        saved, shared = found
+        if not self._ctx.restore_sequence(slot.seq_id, saved.state):
+            slot.tokens.clear()  # the sequence is empty now: prefill from the start
+            return 0
+        slot.tokens[:] = saved.tokens.tolist()
+        cache.restored(shared)
+        return shared
 
     def _release(self, slot: Slot, forget: bool) -> None:
         seq = slot.sequence

@@ -57,6 +57,7 @@ class LlamaModel:
         self.eos_id = ll.llama_vocab_eos(self.vocab)
         self.add_bos = bool(ll.llama_vocab_get_add_bos(self.vocab))
         self.recurrent = bool(ll.llama_model_is_recurrent(ptr) or ll.llama_model_is_hybrid(ptr))
+        self.sliding_window = int(ll.llama_model_n_swa(ptr))  # 0: every layer attends to the whole context
         # Filled as tokens are generated: the worker reads a token's bytes and whether it ends
         # generation from plain Python containers instead of two ctypes calls per token. Filling
         # them for the whole vocabulary at load cost 60-120 ms of every start-up (49k tokens), for
@@ -194,6 +195,26 @@ class LlamaContext:
         """Drop a sequence's KV cells from `from_pos` on. Some memories (recurrent models) cannot
         drop part of a sequence: then the whole of it goes, and this returns False."""
         if ll.llama_memory_seq_rm(self.memory, seq_id, from_pos, -1):
+            return True
+        ll.llama_memory_seq_rm(self.memory, seq_id, 0, -1)
+        return False
+
+    def save_sequence(self, seq_id: int) -> ctypes.Array | None:
+        """A copy of the sequence's KV cells (positions and data) in host memory, for
+        `restore_sequence` into any sequence of this context later; None when llama.cpp could not
+        write it."""
+        size = ll.llama_state_seq_get_size_ext(self.ptr, seq_id, 0)
+        if not size:
+            return None
+        state = (ctypes.c_uint8 * size)()
+        if ll.llama_state_seq_get_data_ext(self.ptr, state, size, seq_id, 0) != size:
+            return None
+        return state
+
+    def restore_sequence(self, seq_id: int, state: ctypes.Array) -> bool:
+        """Replace the sequence's cells with a saved copy. False (and the sequence empty) when
+        llama.cpp refused it."""
+        if ll.llama_state_seq_set_data_ext(self.ptr, state, len(state), seq_id, 0) == len(state):
             return True
         ll.llama_memory_seq_rm(self.memory, seq_id, 0, -1)
         return False

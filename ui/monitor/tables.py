@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QGroupBox, QHeade
 MODEL_COLUMNS = ["Model", "Load time", "Memory", "GPU layers", "Last used", "Unloads in", "Slots / queue", "Crashes",
                  ""]
 CRASHES_COLUMN = MODEL_COLUMNS.index("Crashes")
+MEMORY_COLUMN = MODEL_COLUMNS.index("Memory")
 
 
 def _bytes(n) -> str:
@@ -25,6 +26,20 @@ def _ago(ts) -> str:
         return "—"
     s = max(0, time.time() - ts)
     return f"{s:.0f} s ago" if s < 120 else f"{s / 60:.0f} min ago"
+
+
+def _memory(m: dict) -> tuple[str, str]:
+    """The Memory cell, the weights and the prompts the engine saved (engine.prompt_cache_mb), and its tooltip."""
+    weights, cache = m.get("memory_bytes"), m.get("prompt_cache") or {}
+    if not cache.get("limit_bytes"):
+        return _bytes(weights), "The model's weights. Saved prompts: off (engine.prompt_cache_mb = 0)"
+    held = cache["bytes"]
+    cell = f"{_bytes(weights)} + {_bytes(held)}" if held else _bytes(weights)
+    tip = (f"The model's weights, plus its saved prompts: {cache['entries']} using "
+           f"{_bytes(held) if held else '0 MiB'} of {_bytes(cache['limit_bytes'])}. {cache['restores']} requests "
+           f"started from one ({cache['restored_tokens']} prompt tokens not prefilled again); "
+           f"{cache['evictions']} dropped for room.")
+    return cell, tip
 
 
 def _duration(s) -> str:
@@ -68,7 +83,8 @@ class ModelsTable(QGroupBox):
         self.table.setVisible(bool(names))
         for row, m in enumerate(loaded):
             unloads = "—" if m.get("busy") else _duration(m.get("unloads_in_s"))
-            values = [m["name"], f"{m.get('load_ms', 0):.0f} ms", _bytes(m.get("memory_bytes")),
+            memory, memory_tip = _memory(m)
+            values = [m["name"], f"{m.get('load_ms', 0):.0f} ms", memory,
                       str(m.get("gpu_layers", 0)), _ago(m.get("last_used")), unloads,
                       f"{m.get('active_slots', 0)}/{m.get('slots', '?')} · {m.get('queue_depth', 0)} queued",
                       str(m.get("crashes", 0))]
@@ -76,6 +92,8 @@ class ModelsTable(QGroupBox):
                 item = self.table.item(row, col)
                 if item.text() != value:
                     item.setText(value)
+            if self.table.item(row, MEMORY_COLUMN).toolTip() != memory_tip:
+                self.table.item(row, MEMORY_COLUMN).setToolTip(memory_tip)
             # The last crash's reason, where the count is: it was reloaded since, so it is history.
             crash = self.table.item(row, CRASHES_COLUMN)
             tip = f"Last crash: {m['last_crash']}" if m.get("last_crash") else ""
