@@ -21,9 +21,9 @@ import random
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
-from typing import Callable
 
 from jarvis.engine import priority
 from jarvis.engine.config import EngineConfig
