@@ -39,6 +39,14 @@ def test_the_least_recently_used_goes_first_when_the_budget_is_full():
     assert cache.holds(first) and not cache.holds(second)
 
 
+def test_no_more_prompts_are_kept_than_the_cap_however_small():
+    cache = PromptCache(10**6, max_entries=2)
+    for start in (0, 100, 200):
+        cache.put(tokens((start, start + 20)), b"x" * 10)
+    assert len(cache) == 2 and cache.evictions == 1 and cache.bytes == 20
+    assert not cache.holds(tokens((0, 20))) and cache.holds(tokens((200, 220)))
+
+
 def test_a_state_larger_than_the_whole_budget_is_not_kept():
     cache = PromptCache(100)
     cache.put(tokens((0, 20)), b"a" * 60)

@@ -13,8 +13,8 @@ The engine (engine.py, on its worker thread) saves a slot's cells here before th
 of them to another prompt, and asks here, when it admits a request, for a saved prompt sharing a
 longer prefix with the request than any free slot does. Saved prompts stay saved when restored
 (the slot works on a copy); one that is a prefix of a newer one is dropped for it; the least
-recently used go first when the budget (engine.prompt_cache_mb) is full. llama-server does the
-same with --cache-ram, on by default there.
+recently used go first when the budget (engine.prompt_cache_mb) is full or MAX_ENTRIES are kept.
+llama-server does the same with --cache-ram, on by default there.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ SAVE_MIN_TOKENS = 16  # a shorter prompt prefills faster than it is worth keepin
 # tokens' cells does (2 CPU cores: ~3 ms against ~5 us per token); 64 keeps a margin for a GPU,
 # whose prefill is faster per token and whose copies cross the bus.
 RESTORE_MAX_RATIO = 64
+# Finding a saved prompt compares it with every one kept (a few us each, on the worker thread,
+# while other streams wait for the next step): a cap keeps that under ~1 ms however small they are.
+MAX_ENTRIES = 256
 
 
 def shared_prefix(a: np.ndarray, b: np.ndarray) -> int:
@@ -53,8 +56,9 @@ class SavedPrompt:
 class PromptCache:
     """Saved prompts of one engine, least recently used first. Used on the engine's worker thread only."""
 
-    def __init__(self, limit_bytes: int) -> None:
+    def __init__(self, limit_bytes: int, max_entries: int = MAX_ENTRIES) -> None:
         self.limit_bytes = limit_bytes
+        self.max_entries = max_entries
         self._entries: list[SavedPrompt] = []
         self.bytes = 0
         # What it did, counted (the monitor's loaded-model summary shows them; tests count them).
@@ -82,7 +86,7 @@ class PromptCache:
             return False
         for entry in [e for e in self._entries if shared_prefix(e.tokens, tokens) == len(e.tokens)]:
             self._drop(entry)  # it begins the new one: the new one restores everything it could
-        while self._entries and self.bytes + size > self.limit_bytes:
+        while self._entries and (self.bytes + size > self.limit_bytes or len(self._entries) >= self.max_entries):
             self._drop(self._entries[0])
             self.evictions += 1
         self._entries.append(SavedPrompt(tokens, state))
