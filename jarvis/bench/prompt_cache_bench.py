@@ -26,6 +26,7 @@ from jarvis.request import Message
 
 TOPICS = ("a harbour town", "a mountain observatory", "a desert railway", "an island school", "a river ferry",
           "a city library", "a winter farm", "a night market")
+FIRST_QUESTION = "Summarise my notes in one sentence."
 WORDS = ("lantern", "river", "stone", "copper", "meadow", "violet", "thunder", "maple", "orchard", "harbor")
 
 
@@ -54,11 +55,10 @@ async def one_setting(prompt_cache_mb: int, args) -> dict:
             return await a.chat(a.request(None, messages=messages, temperature=0, max_tokens=args.max_tokens,
                                           use_cache=False))
 
-        firsts = [await ask([*talk, Message("user", "Summarise my notes in one sentence.")]) for talk in talks]
-        follow_ups = []
-        for talk, first in zip(talks, firsts):
-            follow_ups.append(await ask([*talk, Message("user", "Summarise my notes in one sentence."),
-                                         Message("assistant", first.text), Message("user", "Which word comes first?")]))
+        turns = [[*talk, Message("user", FIRST_QUESTION)] for talk in talks]
+        firsts = [await ask(turn) for turn in turns]
+        follow_ups = [await ask([*turn, Message("assistant", first.text), Message("user", "Which word comes first?")])
+                      for turn, first in zip(turns, firsts)]
         cache = a.manager.loaded()[0]["prompt_cache"]
         return {"ttft_ms": [r.record.ttft_ms for r in follow_ups],
                 "prompt_tokens": [r.record.prompt_tokens for r in follow_ups],

@@ -352,8 +352,9 @@ class Engine:
             except JarvisError as e:
                 seq.mailbox.fail(e)
                 continue
-            slot = max((s for s in self._slots if s.free), key=lambda s: common_prefix(s.tokens, seq.prompt))
-            keep = self._reuse(slot, seq.prompt)
+            slot, shared = max(((s, common_prefix(s.tokens, seq.prompt)) for s in self._slots if s.free),
+                               key=lambda pair: pair[1])
+            keep = self._reuse(slot, seq.prompt, min(shared, len(seq.prompt) - 1))
             if not self._ctx.forget(slot.seq_id, keep):
                 keep = 0
             del slot.tokens[keep:]
@@ -363,17 +364,15 @@ class Engine:
             seq.admitted_at = time.perf_counter()
             slot.sequence = seq
 
-    def _reuse(self, slot: Slot, prompt: list[int]) -> int:
+    def _reuse(self, slot: Slot, prompt: list[int], keep: int) -> int:
         """How many of the prompt's first tokens the slot's cells hold for it (never the last one:
-        its logits are needed): those it shares already, or a longer prefix restored from the
-        prompt cache. Before the slot loses most of its cells, or all of them to a restore, they
-        are saved there (prompt_cache.py)."""
-        reusable = prompt[:-1]
-        keep = common_prefix(slot.tokens, reusable)
+        its logits are needed): `keep`, those it shares already, or a longer prefix restored from
+        the prompt cache. Before the slot loses most of its cells, or all of them to a restore,
+        they are saved there (prompt_cache.py)."""
         cache = self.prompt_cache
         if not cache.enabled:
             return keep
-        found = cache.best(np.asarray(reusable, dtype=np.int32), keep)
+        found = cache.best(np.asarray(prompt[:-1], dtype=np.int32), keep)
         if found is None and 2 * keep >= len(slot.tokens):
             return keep  # the slot keeps most of what it holds: nothing worth saving is lost
         held = np.asarray(slot.tokens, dtype=np.int32)

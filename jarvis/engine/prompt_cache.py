@@ -24,6 +24,8 @@ from typing import Sized
 
 import numpy as np
 
+from jarvis.engine.sequence import common_prefix
+
 MIB = 1 << 20
 SAVE_MIN_TOKENS = 16  # a shorter prompt prefills faster than it is worth keeping
 # A restore copies the whole saved prompt and saves prefilling only the tokens it has beyond what
@@ -34,13 +36,6 @@ RESTORE_MAX_RATIO = 64
 # Finding a saved prompt compares it with every one kept (a few us each, on the worker thread,
 # while other streams wait for the next step): a cap keeps that under ~1 ms however small they are.
 MAX_ENTRIES = 256
-
-
-def shared_prefix(a: np.ndarray, b: np.ndarray) -> int:
-    """How many leading tokens two token arrays share."""
-    n = min(len(a), len(b))
-    differ = np.flatnonzero(a[:n] != b[:n])
-    return int(differ[0]) if len(differ) else n
 
 
 @dataclass(eq=False)
@@ -73,7 +68,7 @@ class PromptCache:
 
     def holds(self, tokens: np.ndarray) -> bool:
         """Whether a saved prompt begins with all of `tokens` (saving them again would add nothing)."""
-        return any(len(e.tokens) >= len(tokens) and shared_prefix(e.tokens, tokens) == len(tokens)
+        return any(len(e.tokens) >= len(tokens) and common_prefix(e.tokens, tokens) == len(tokens)
                    for e in self._entries)
 
     def worth_saving(self, tokens: np.ndarray) -> bool:
@@ -84,7 +79,7 @@ class PromptCache:
         size = len(state)
         if size > self.limit_bytes:
             return False
-        for entry in [e for e in self._entries if shared_prefix(e.tokens, tokens) == len(e.tokens)]:
+        for entry in [e for e in self._entries if common_prefix(e.tokens, tokens) == len(e.tokens)]:
             self._drop(entry)  # it begins the new one: the new one restores everything it could
         while self._entries and (self.bytes + size > self.limit_bytes or len(self._entries) >= self.max_entries):
             self._drop(self._entries[0])
@@ -100,7 +95,7 @@ class PromptCache:
         enough to pay for copying it; None otherwise. The one returned becomes the most recently used."""
         found, longest = None, shared_already
         for entry in self._entries:
-            n = shared_prefix(entry.tokens, prompt)
+            n = common_prefix(entry.tokens, prompt)
             if n > longest and len(entry.tokens) <= RESTORE_MAX_RATIO * (n - shared_already):
                 found, longest = entry, n
         if found is None:

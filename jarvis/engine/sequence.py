@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
 
 from jarvis.engine.mailbox import Mailbox
 from jarvis.engine.text import StreamingText
@@ -83,9 +86,9 @@ class Slot:
         return self.sequence is None
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens two token sequences (lists or numpy arrays) share: one vectorised
+    comparison, so a 2,000-token history costs microseconds, not a Python loop per token."""
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(differ[0]) if len(differ) else n
