@@ -45,6 +45,10 @@ def needed_capabilities(request: ChatRequest) -> set[Capability]:
     return needs
 
 
+# What Assistant.request passes to the ChatRequest itself; every other keyword is a sampling parameter.
+REQUEST_FIELDS = ("priority", "use_cache", "truncate", "timeout_s", "stream_interval_ms", "operation", "source")
+
+
 class Assistant:
     def __init__(self, settings: Settings | None = None, *, catalog: Catalog | None = None,
                  bus: RecordBus | None = None, manager: ModelManager | None = None,
@@ -115,8 +119,7 @@ class Assistant:
     def request(self, user: str | None = None, *, messages: list[Message] | None = None, system: str | None = None,
                 model: str = "", **sampling) -> ChatRequest:
         """A ChatRequest with the settings' generation defaults; keyword overrides win."""
-        extra = {k: sampling.pop(k) for k in ("priority", "use_cache", "truncate", "timeout_s", "operation", "source")
-                 if k in sampling}
+        extra = {k: sampling.pop(k) for k in REQUEST_FIELDS if k in sampling}
         params = self.settings.generation.with_overrides(**sampling)
         msgs: list[Message] = []
         if system:

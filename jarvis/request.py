@@ -20,6 +20,7 @@ __all__ = ["Role", "ROLES", "Message", "Priority", "SamplingParams", "ChatReques
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
 _ids = itertools.count(1)
+MAX_STREAM_INTERVAL_MS = 1000  # slower than this, a stream no longer reads as one
 
 
 class Priority(enum.IntEnum):
@@ -89,6 +90,7 @@ class ChatRequest:
     semantic: bool = True  # False: exact cache levels only, never a similar prompt's answer (`cache: "exact"`)
     truncate: bool | None = None  # None = the engine.truncate setting
     timeout_s: float | None = None  # see resolve_timeout: None = the setting, 0 = no limit
+    stream_interval_ms: float | None = None  # text reaches the reader at most this often; None = the engine's setting
     request_id: str = field(default_factory=lambda: f"req-{next(_ids)}")
     operation: str = "chat"  # what the request log calls it: chat, completion, ask, ...
     source: str = ""  # which front end sent it: chat (desktop), api (HTTP), cli
@@ -123,6 +125,9 @@ class ChatRequest:
         if self.timeout_s is not None and not self.timeout_s >= 0:
             raise InvalidRequest(f"timeout_s = {self.timeout_s!r} must be 0 (no limit) or more seconds.",
                                  field="timeout_s")
+        if self.stream_interval_ms is not None and not 0 <= self.stream_interval_ms <= MAX_STREAM_INTERVAL_MS:
+            raise InvalidRequest(f"stream_interval_ms = {self.stream_interval_ms!r} must be between 0 (every token) "
+                                 f"and {MAX_STREAM_INTERVAL_MS} ms.", field="stream_interval_ms")
         self.options.validate()
 
 

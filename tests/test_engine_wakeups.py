@@ -133,3 +133,135 @@ def test_the_last_steps_text_is_posted_once_the_next_batch_is_planned_before_its
         handed_over += bool(posts)
     # (a step whose token ends inside a UTF-8 character hands nothing over: most steps do)
     assert handed_over >= (len(decodes) - 2) // 2
+
+
+def test_a_paced_stream_waits_for_its_interval_but_never_its_first_text_or_its_end():
+    """ChatRequest.stream_interval_ms: after the loop takes a paced stream's text, the next text
+    waits in the StepWaker until the interval has passed, then goes at the next step's flush with
+    all that came meanwhile. The end (and an error, a place in line) takes it along at once.
+    The waker's clock is the test's, so this is a count, not a race."""
+    loop = CountingLoop()
+    clock = [10.0]
+    waker = StepWaker(clock=lambda: clock[0])
+    box = Mailbox(loop, waker, pace_s=0.050)
+    done = object()  # stands for the finished request's Timings
+
+    def deliver():  # the loop runs what it was handed: the box's wake-up starts its next interval
+        loop.run_until_complete(asyncio.sleep(0))
+
+    try:
+        with waker.hold():  # this thread plays the engine's worker, each flush() a step
+            box.put_text("a")
+            waker.flush()
+            assert loop.threadsafe_calls == 1  # the first text: at the first step
+            deliver()
+            assert loop.run_until_complete(box.get()) == ("a", None)
+            box.put_text("b")
+            waker.flush()
+            clock[0] += 0.030
+            box.put_text("c")
+            waker.flush()
+            assert loop.threadsafe_calls == 1  # 30 ms of 50: held
+            clock[0] += 0.030
+            waker.flush()
+            assert loop.threadsafe_calls == 2  # due: one wake-up for both tokens
+            deliver()
+            assert loop.run_until_complete(box.get()) == ("bc", None)
+            box.put_text("d")
+            waker.flush()
+            assert loop.threadsafe_calls == 2
+            box.finish(done)
+            waker.flush()
+            assert loop.threadsafe_calls == 3  # the end does not wait, and the text goes with it
+        deliver()
+        assert loop.run_until_complete(box.get()) == ("d", done)
+
+        other = Mailbox(loop, waker, pace_s=0.050)
+        with waker.hold():
+            other.put_text("x")
+            waker.flush()
+            deliver()
+            assert loop.run_until_complete(other.get()) == ("x", None)
+            other.put_text("y")
+            waker.flush()
+            assert loop.threadsafe_calls == 4
+            waker.flush(force=True)  # the worker is about to sleep or to prefill: nothing waits
+            assert loop.threadsafe_calls == 5
+        deliver()
+        assert loop.run_until_complete(other.get()) == ("y", None)
+    finally:
+        loop.close()
+
+
+def test_a_paced_request_streams_the_same_reply_in_fewer_chunks(settings):
+    """Through the real engine: a paced request whose interval never passes gets its first text at
+    once and the rest with the end, two chunks; unpaced (the default), a chunk per step. Same
+    text. The engine's waker reads a clock that stands still, so no machine is too slow for it."""
+    async def body(a):
+        await a.catalog.ready()
+        waker = (await a.manager.load(a.default_model())).engine.waker
+
+        async def chunks(**pace):
+            request = a.request("Write a short story about a lighthouse keeper.", temperature=0, max_tokens=32,
+                                use_cache=False, **pace)
+            return [c.text async for c in a.stream(request) if c.text]
+
+        clock, waker.clock = waker.clock, lambda: 0.0
+        try:
+            return await chunks(), await chunks(stream_interval_ms=1000)
+        finally:
+            waker.clock = clock
+
+    every_step, paced = with_assistant(settings, body)
+    assert "".join(paced) == "".join(every_step) and len("".join(paced)) > 20
+    assert len(paced) == 2 and len(every_step) >= 10, (paced, every_step)
+
+
+def test_a_stream_interval_out_of_range_is_a_clear_error():
+    from jarvis.errors import InvalidRequest
+    from jarvis.request import ChatRequest, Message
+
+    import pytest
+
+    for bad in (-1, 1001):
+        with pytest.raises(InvalidRequest, match="stream_interval_ms"):
+            ChatRequest(messages=(Message("user", "hi"),), stream_interval_ms=bad).validate()
+
+
+def test_paced_streams_of_one_loop_go_with_any_wake_up_of_that_loop():
+    """Four paced streams must not cost four wake-ups at four different steps: when the loop is
+    woken anyway (another stream's due text, or an unpaced stream's), every paced stream of that
+    loop goes with it, due or not."""
+    loop = CountingLoop()
+    clock = [10.0]
+    waker = StepWaker(clock=lambda: clock[0])
+    a, b = Mailbox(loop, waker, pace_s=0.050), Mailbox(loop, waker, pace_s=0.050)
+    unpaced = Mailbox(loop, waker)
+
+    def deliver():
+        loop.run_until_complete(asyncio.sleep(0))
+
+    try:
+        with waker.hold():
+            a.put_text("a1")
+            waker.flush()
+            deliver()  # a's interval starts at 10.00
+            clock[0] += 0.020
+            b.put_text("b1")
+            waker.flush()
+            deliver()  # b's at 10.02
+            a.put_text("a2")
+            b.put_text("b2")
+            clock[0] += 0.035  # 10.055: a is due, b (10.07) is not
+            waker.flush()
+            assert loop.threadsafe_calls == 3  # one wake-up for both
+            deliver()
+            assert [loop.run_until_complete(box.get()) for box in (a, b)] == [("a1a2", None), ("b1b2", None)]
+            a.put_text("a3")
+            unpaced.put_text("u")
+            waker.flush()  # the loop wakes for the unpaced stream: a's text rides along
+            assert loop.threadsafe_calls == 4
+            deliver()
+            assert loop.run_until_complete(a.get()) == ("a3", None)
+    finally:
+        loop.close()

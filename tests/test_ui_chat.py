@@ -64,8 +64,11 @@ def test_stop_mid_answer_keeps_the_partial_text_saved_as_stopped(make_desktop, d
 
 
 def test_regenerate_replaces_the_last_answer_without_the_cache(make_desktop, drive):
+    from ui.chat.message_widget import FRAME_MS
+
     d = make_desktop()
     first = drive.run(d.chat.send("Say hello."))
+    assert first.request.stream_interval_ms == FRAME_MS  # its text comes a frame at a time, as it is painted
     drive.wait(first.task.done)
     old = _stored(drive, d, first.conversation_id)[-1]
     requests = d.runtime.hub.perf.counters().get("requests.total", 0)

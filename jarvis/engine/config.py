@@ -43,6 +43,7 @@ class EngineConfig:
     truncate: bool = _DEFAULTS.truncate
     lookup_draft: int = _DEFAULTS.lookup_draft  # prompt-lookup speculation: most tokens drafted per step; 0 = off
     prompt_cache_mb: int = _DEFAULTS.prompt_cache_mb  # host memory for saved prompts (prompt_cache.py); 0 = off
+    stream_interval_ms: float = _DEFAULTS.stream_interval_ms  # a request's text wakes the loop at most this often; 0 = every step
     weight_repacking: str = _DEFAULTS.weight_repacking  # llama.cpp's extra weight buffers: auto | on | off
     worker_nice: int = _DEFAULTS.worker_nice  # added to the worker thread's nice value (priority.py)
     gpu_layers: int = 0  # what to ask llama.cpp for; -1 = all
@@ -53,5 +54,5 @@ class EngineConfig:
         return cls(batch_size=e.batch_size, context_length=e.context_length, prefill_chunk=e.prefill_chunk,
                    n_threads=e.n_threads, max_queue=e.max_queue, request_timeout_s=e.request_timeout_s,
                    truncate=e.truncate, lookup_draft=e.lookup_draft, prompt_cache_mb=e.prompt_cache_mb,
-                   weight_repacking=e.weight_repacking,
+                   stream_interval_ms=e.stream_interval_ms, weight_repacking=e.weight_repacking,
                    worker_nice=e.worker_nice, gpu_layers=g.gpu_layers if g.use_gpu else 0)

@@ -160,7 +160,8 @@ class Engine:
             raise EngineClosed()
         request.validate()
         timeout = resolve_timeout(request.timeout_s, self.config.request_timeout_s)
-        seq = SeqState(request=request, mailbox=Mailbox(loop or asyncio.get_running_loop(), self.waker),
+        pace_ms = self.config.stream_interval_ms if request.stream_interval_ms is None else request.stream_interval_ms
+        seq = SeqState(request=request, mailbox=Mailbox(loop or asyncio.get_running_loop(), self.waker, pace_ms / 1000),
                        deadline=time.perf_counter() + timeout if timeout is not None else None)
         with self._wake:  # close() sets _stopping under this lock: no request slips in after its drain
             if self.crash is not None:
@@ -242,7 +243,7 @@ class Engine:
                 while True:
                     with self._wake:
                         while not self._stopping and len(self._queue) == 0 and self.active_slots == 0:
-                            self.waker.flush()
+                            self.waker.flush(force=True)  # paced text too: no step comes to send it
                             self._wake.wait()
                         if self._stopping:
                             break
@@ -287,8 +288,9 @@ class Engine:
         batch = self._batch
         plan = plan_step(self._slots, batch, self.config.prefill_chunk, self._drafts, self.n_ctx_seq)
         # The text sampled in the last step goes to the loop now, with the next batch already
-        # planned: the loop's Python runs during the decode below, which holds no GIL.
-        self.waker.flush()
+        # planned: the loop's Python runs during the decode below, which holds no GIL. Paced text
+        # that is not due waits for a later step, unless this one prefills (a long decode).
+        self.waker.flush(force=plan.prefill_tokens > 0)
         if len(batch) == 0:
             return
         t0 = time.perf_counter()

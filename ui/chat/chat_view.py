@@ -28,7 +28,7 @@ from ui.async_bridge import TaskSet
 from ui.chat.answer import Answer, waiting_line
 from ui.chat.composer import Composer
 from ui.chat.conversation_view import ConversationView
-from ui.chat.message_widget import MessageWidget
+from ui.chat.message_widget import FRAME_MS, MessageWidget
 from ui.chat.settings_panel import SettingsPanel
 from ui.chat.sidebar import Sidebar
 from ui.chat.tool_card import ToolCallCard
@@ -330,7 +330,9 @@ class ChatView(QWidget):
             request = self.assistant.request(messages=history, system=conv.system_prompt or None,
                                              model=conv.model, temperature=conv.temperature,
                                              max_tokens=conv.max_tokens, top_p=conv.top_p,
-                                             use_cache=use_cache, operation="chat", source="chat")
+                                             use_cache=use_cache, operation="chat", source="chat",
+                                             # the widget paints once a frame: a wake-up per token is CPU for nothing
+                                             stream_interval_ms=FRAME_MS)
         except JarvisError as e:
             widget.set_text(str(e))
             widget.finish(status="error")
