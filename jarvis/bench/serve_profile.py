@@ -2,8 +2,10 @@
 
     python -m jarvis.bench.serve_profile [--streams 4] [--rounds 3] [--tree OLD --tree NEW] [--pyspy OUT.json]
     jarvis bench --suite serve-profile -- --tree /path/to/base --tree .
+    jarvis bench --suite serve-profile -- --streams 1 --variant si12:JARVIS_ENGINE_STREAM_INTERVAL_MS=12
 
-Each `--tree` is a JARVIS source tree (PYTHONPATH of its `jarvis serve`; default: this code). All
+Each `--tree` is a JARVIS source tree (PYTHONPATH of its `jarvis serve`; default: this code); each
+`--variant` one more server of the first tree with some settings changed (JARVIS_* variables). All
 servers run at once (bundled model, response cache off) and the rounds alternate between them, so
 a neighbour's load hits each alike. Per round and server, the OS's CPU-time counters of every
 thread of the server process are read before and after one load (the 8 chat prompts of the peer
@@ -41,11 +43,13 @@ from pathlib import Path
 from jarvis.bench.peer_bench import PROMPTS, _stop, free_port, run_load, wait_ready
 
 
-def start_tree(tree: str, log, gaps_file: str = "") -> tuple[str, subprocess.Popen]:
+def start_tree(tree: str, log, gaps_file: str = "", settings: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
+    """`jarvis serve` from `tree`; `settings`: JARVIS_* variables of a variant (--variant)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve()),
            "JARVIS_GENERAL_DATA_DIR": tempfile.mkdtemp(prefix="jarvis-serve-profile-"),
-           "JARVIS_CACHE_ENABLED": "false", "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0"}
+           "JARVIS_CACHE_ENABLED": "false", "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0",
+           **(settings or {})}
     # --gaps: the same server, its decodes timed by this tree's wrapper (a file: any tree can be timed)
     entry = [str(Path(__file__).with_name("decode_gaps.py"))] if gaps_file else ["-m", "jarvis"]
     if gaps_file:
@@ -172,17 +176,30 @@ def _median(rows: list[dict], key: str, sub: str | None = None) -> float:
     return statistics.median(vals) if vals else 0.0
 
 
+def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
+    """`NAME:KEY=VALUE[,KEY=VALUE]` -> (NAME, {KEY: VALUE}), as the peer bench's --variant."""
+    name, _, settings = spec.partition(":")
+    pairs = [kv.split("=", 1) for kv in settings.split(",") if kv]
+    if not name or not pairs or any(len(kv) != 2 or not kv[0] for kv in pairs):
+        raise ValueError(f"--variant {spec!r}: expected NAME:KEY=VALUE[,KEY=VALUE]")
+    return name, dict(pairs)
+
+
 async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pyspy: str, rate: int, log, say,
-              gaps: bool = False) -> dict:
+              gaps: bool = False, variants: dict[str, dict[str, str]] | None = None) -> dict:
+    """Each tree, then each variant (the first tree with its settings), as one server; results by
+    tree path or variant name."""
     servers = []
+    specs = [(tree, tree, {}) for tree in trees] + [(name, trees[0], env) for name, env in (variants or {}).items()]
+    trees = [label for label, _, _ in specs]
     gaps_dir = Path(tempfile.mkdtemp(prefix="jarvis-gaps-")) if gaps else None
-    gap_files = {tree: str(gaps_dir / f"{i}.json") if gaps_dir else "" for i, tree in enumerate(trees)}
+    gap_files = {label: str(gaps_dir / f"{i}.json") if gaps_dir else "" for i, label in enumerate(trees)}
     out: dict = {}
     try:
-        for tree in trees:
-            say(f"starting jarvis serve from {tree} ...")
-            url, proc = start_tree(tree, log, gap_files[tree])
-            servers.append((tree, url, proc))
+        for label, tree, settings in specs:
+            say(f"starting jarvis serve {label}" + (f" from {tree} with {settings}" if settings else "") + " ...")
+            url, proc = start_tree(tree, log, gap_files[label], settings)
+            servers.append((label, url, proc))
         for _, url, _ in servers:  # warm-up: load, first allocations
             await run_load(url, streams, 8, {"cache": False}, PROMPTS)
         names = {proc.pid: thread_names(proc.pid) for _, _, proc in servers}
@@ -247,13 +264,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     p.add_argument("--gaps", action="store_true", help="also time every llama_decode and the worker's gap "
                                                        "between two (decode_gaps.py)")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                   help="one more server of the first tree with these JARVIS_* settings, e.g. "
+                        "si12:JARVIS_ENGINE_STREAM_INTERVAL_MS=12 (repeatable)")
     args = p.parse_args(argv)
     trees = args.tree or [str(Path(__file__).resolve().parents[2])]
+    try:
+        variants = dict(parse_variant(v) for v in args.variant)
+    except ValueError as e:
+        p.error(str(e))
     say = (lambda *_: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(args.log, "ab")) if args.log else subprocess.DEVNULL
         res = asyncio.run(run(trees, args.streams, args.rounds, args.max_tokens, args.pyspy, args.rate, log, say,
-                              args.gaps))
+                              args.gaps, variants))
     if not args.json:
         for tree, t in res["trees"].items():
             print(f"{tree}: {t['tok_s']} tok/s, loop {t['loop_cpu_ms_per_token_median']} ms CPU/token "
