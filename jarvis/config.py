@@ -61,6 +61,9 @@ class GeneralSettings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
 
+MAX_STREAM_INTERVAL_MS = 1000  # slower than this, a stream no longer reads as one (a request's own too)
+
+
 class EngineSettings(_Section):
     batch_size: int = Field(4, ge=1, le=16)
     context_length: int = Field(4096, ge=0, le=131072)
@@ -71,7 +74,7 @@ class EngineSettings(_Section):
     truncate: bool = True
     lookup_draft: int = Field(8, ge=0, le=64)
     prompt_cache_mb: int = Field(2048, ge=0, le=1048576)
-    stream_interval_ms: float = Field(0, ge=0, le=1000)  # request.MAX_STREAM_INTERVAL_MS
+    stream_interval_ms: float = Field(0, ge=0, le=MAX_STREAM_INTERVAL_MS)
     weight_repacking: Literal["auto", "on", "off"] = "auto"
     worker_nice: int = Field(5, ge=0, le=19)
 

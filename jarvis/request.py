@@ -7,6 +7,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
+from jarvis.config import MAX_STREAM_INTERVAL_MS
 from jarvis.errors import InvalidRequest
 from jarvis.request_options import NO_OPTIONS, RequestOptions, TokenLogprob
 from jarvis.sampling import SamplingParams
@@ -20,7 +21,6 @@ __all__ = ["Role", "ROLES", "Message", "Priority", "SamplingParams", "ChatReques
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
 _ids = itertools.count(1)
-MAX_STREAM_INTERVAL_MS = 1000  # slower than this, a stream no longer reads as one
 
 
 class Priority(enum.IntEnum):

@@ -435,6 +435,15 @@ def print_table(res: dict) -> None:
     print(f"load average (1 min) at each round: {res['loadavg_1min_at_rounds']}")
 
 
+def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
+    """`NAME:KEY=VALUE[,KEY=VALUE]` -> (NAME, {KEY: VALUE}): a --variant of this bench or serve_profile's."""
+    name, _, settings = spec.partition(":")
+    pairs = [kv.split("=", 1) for kv in settings.split(",") if kv]
+    if not name or not pairs or any(len(kv) != 2 or not kv[0] for kv in pairs):
+        raise ValueError(f"--variant {spec!r}: expected NAME:KEY=VALUE[,KEY=VALUE]")
+    return name, dict(pairs)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="jarvis bench --peer", description=__doc__.splitlines()[0])
     g = p.add_mutually_exclusive_group(required=True)
@@ -467,6 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log", default="", help="file for the servers' output (default: discarded)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
+    try:
+        variants = dict(parse_variant(v) for v in args.variant)
+    except ValueError as e:
+        p.error(str(e))
     SAMPLING["repeat_penalty"] = args.repeat_penalty
     levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
     env_extra = dict(kv.split("=", 1) for kv in args.jarvis_env)
@@ -502,9 +515,7 @@ def main(argv: list[str] | None = None) -> int:
                              "n_batch": PEER_N_BATCH, "n_ubatch": PEER_N_UBATCH,
                              "omp_env": omp_env(env), "spin": args.peer_spin}
         servers = {"jarvis": (jarvis_url, {"cache": False})}
-        for variant in args.variant:
-            name, _, settings = variant.partition(":")
-            overrides = dict(kv.split("=", 1) for kv in settings.split(",") if kv)
+        for name, overrides in variants.items():
             say(f"starting jarvis serve {name} with {overrides} ...")
             url, proc = start_jarvis(args.threads, {**env_extra, **overrides}, log)
             procs.append(proc)

@@ -40,7 +40,7 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from jarvis.bench.peer_bench import PROMPTS, _stop, free_port, run_load, wait_ready
+from jarvis.bench.peer_bench import PROMPTS, _stop, free_port, parse_variant, run_load, wait_ready
 
 
 def start_tree(tree: str, log, gaps_file: str = "", settings: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
@@ -176,24 +176,15 @@ def _median(rows: list[dict], key: str, sub: str | None = None) -> float:
     return statistics.median(vals) if vals else 0.0
 
 
-def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
-    """`NAME:KEY=VALUE[,KEY=VALUE]` -> (NAME, {KEY: VALUE}), as the peer bench's --variant."""
-    name, _, settings = spec.partition(":")
-    pairs = [kv.split("=", 1) for kv in settings.split(",") if kv]
-    if not name or not pairs or any(len(kv) != 2 or not kv[0] for kv in pairs):
-        raise ValueError(f"--variant {spec!r}: expected NAME:KEY=VALUE[,KEY=VALUE]")
-    return name, dict(pairs)
-
-
 async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pyspy: str, rate: int, log, say,
               gaps: bool = False, variants: dict[str, dict[str, str]] | None = None) -> dict:
     """Each tree, then each variant (the first tree with its settings), as one server; results by
     tree path or variant name."""
     servers = []
     specs = [(tree, tree, {}) for tree in trees] + [(name, trees[0], env) for name, env in (variants or {}).items()]
-    trees = [label for label, _, _ in specs]
+    labels = [label for label, _, _ in specs]
     gaps_dir = Path(tempfile.mkdtemp(prefix="jarvis-gaps-")) if gaps else None
-    gap_files = {label: str(gaps_dir / f"{i}.json") if gaps_dir else "" for i, label in enumerate(trees)}
+    gap_files = {label: str(gaps_dir / f"{i}.json") if gaps_dir else "" for i, label in enumerate(labels)}
     out: dict = {}
     try:
         for label, tree, settings in specs:
@@ -203,22 +194,22 @@ async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pysp
         for _, url, _ in servers:  # warm-up: load, first allocations
             await run_load(url, streams, 8, {"cache": False}, PROMPTS)
         names = {proc.pid: thread_names(proc.pid) for _, _, proc in servers}
-        rows: dict[str, list[dict]] = {tree: [] for tree in trees}
+        rows: dict[str, list[dict]] = {label: [] for label in labels}
         for r in range(rounds):
             order = servers if r % 2 == 0 else servers[::-1]
-            for tree, url, proc in order:
+            for label, url, proc in order:
                 m = await one_round(url, proc.pid, names[proc.pid], streams, max_tokens)
-                rows[tree].append(m)
-                say(f"  round {r + 1} {tree}: {m['tokens']} tokens {m['tok_s']:.1f} tok/s, loop "
+                rows[label].append(m)
+                say(f"  round {r + 1} {label}: {m['tokens']} tokens {m['tok_s']:.1f} tok/s, loop "
                     f"{m['loop_cpu_ms_per_token']:.3f} ms CPU/token, {m['loop_wakeups_per_token']:.2f} wake-ups/token, "
                     f"shares " + " ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(m['cpu_share'].items())))
         load = os.getloadavg()
         out = {"bench": "serve-profile", "streams": streams, "rounds": rounds, "max_tokens": max_tokens,
                "loadavg": [round(x, 2) for x in load], "trees": {}}
-        first = rows[trees[0]][0]["texts"]
-        for tree in trees:
-            rs = rows[tree]
-            out["trees"][tree] = {
+        first = rows[labels[0]][0]["texts"]
+        for label in labels:
+            rs = rows[label]
+            out["trees"][label] = {
                 "tok_s": round(_median(rs, "tok_s"), 1),
                 "loop_cpu_ms_per_token": [round(r["loop_cpu_ms_per_token"], 4) for r in rs],
                 "loop_cpu_ms_per_token_median": round(_median(rs, "loop_cpu_ms_per_token"), 4),
@@ -230,24 +221,24 @@ async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pysp
                 "identical_texts_vs_first_tree": f"{sum(a == b for r in rs for a, b in zip(r['texts'], first))}"
                                                  f"/{sum(len(r['texts']) for r in rs)}",
             }
-        if len(trees) > 1:
-            base = out["trees"][trees[0]]["loop_cpu_ms_per_token"]
-            for tree in trees[1:]:
-                new = out["trees"][tree]["loop_cpu_ms_per_token"]
+        if len(labels) > 1:
+            base = out["trees"][labels[0]]["loop_cpu_ms_per_token"]
+            for label in labels[1:]:
+                new = out["trees"][label]["loop_cpu_ms_per_token"]
                 ratios = [b / a for a, b in zip(base, new)]
-                out["trees"][tree]["loop_cpu_per_token_vs_first"] = {
+                out["trees"][label]["loop_cpu_per_token_vs_first"] = {
                     "median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
                     "max": round(max(ratios), 3)}
         if pyspy:
-            tree, url, proc = servers[0]
-            say(f"py-spy record --native on {tree} ...")
+            label, url, proc = servers[0]
+            say(f"py-spy record --native on {label} ...")
             out["pyspy_summary"] = await record_pyspy(url, proc.pid, Path(pyspy), streams, max_tokens, rate)
     finally:
         for _, _, proc in servers:
             _stop(proc)
-    for tree, path in gap_files.items():  # written by each server as it exits (decode_gaps.py)
+    for label, path in gap_files.items():  # written by each server as it exits (decode_gaps.py)
         if path and Path(path).is_file():
-            out["trees"][tree]["decode_gaps"] = json.loads(Path(path).read_text())
+            out["trees"][label]["decode_gaps"] = json.loads(Path(path).read_text())
     return out
 
 

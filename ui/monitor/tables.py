@@ -92,8 +92,9 @@ class ModelsTable(QGroupBox):
                 item = self.table.item(row, col)
                 if item.text() != value:
                     item.setText(value)
-            if self.table.item(row, MEMORY_COLUMN).toolTip() != memory_tip:
-                self.table.item(row, MEMORY_COLUMN).setToolTip(memory_tip)
+            memory_item = self.table.item(row, MEMORY_COLUMN)
+            if memory_item.toolTip() != memory_tip:
+                memory_item.setToolTip(memory_tip)
             # The last crash's reason, where the count is: it was reloaded since, so it is history.
             crash = self.table.item(row, CRASHES_COLUMN)
             tip = f"Last crash: {m['last_crash']}" if m.get("last_crash") else ""
