@@ -74,7 +74,7 @@ class EngineSettings(_Section):
     truncate: bool = True
     lookup_draft: int = Field(8, ge=0, le=64)
     prompt_cache_mb: int = Field(2048, ge=0, le=1048576)
-    stream_interval_ms: float = Field(0, ge=0, le=MAX_STREAM_INTERVAL_MS)
+    stream_interval_ms: float = Field(16, ge=0, le=MAX_STREAM_INTERVAL_MS)
     weight_repacking: Literal["auto", "on", "off"] = "auto"
     worker_nice: int = Field(5, ge=0, le=19)
 

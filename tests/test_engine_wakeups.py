@@ -117,7 +117,9 @@ def test_the_last_steps_text_is_posted_once_the_next_batch_is_planned_before_its
 
         engine._ctx.decode, waker._post = decode, post
         try:
-            chunks = [c async for c in a.stream(a.request(PROMPTS[0], temperature=0, max_tokens=24, use_cache=False))]
+            # every token's text as it is made (unpaced), so each step has something to hand over
+            chunks = [c async for c in a.stream(a.request(PROMPTS[0], temperature=0, max_tokens=24, use_cache=False,
+                                                          stream_interval_ms=0))]
         finally:
             engine._ctx.decode, waker._post = real_decode, real_post
         return events, chunks
@@ -195,8 +197,9 @@ def test_a_paced_stream_waits_for_its_interval_but_never_its_first_text_or_its_e
 
 def test_a_paced_request_streams_the_same_reply_in_fewer_chunks(settings):
     """Through the real engine: a paced request whose interval never passes gets its first text at
-    once and the rest with the end, two chunks; unpaced (the default), a chunk per step. Same
-    text. The engine's waker reads a clock that stands still, so no machine is too slow for it."""
+    once and the rest with the end, two chunks; unpaced (stream_interval_ms 0), a chunk per step.
+    The default setting (one frame, 16 ms) paces. Same text. The engine's waker reads a clock that
+    stands still, so no machine is too slow for it."""
     async def body(a):
         await a.catalog.ready()
         waker = (await a.manager.load(a.default_model())).engine.waker
@@ -208,13 +211,14 @@ def test_a_paced_request_streams_the_same_reply_in_fewer_chunks(settings):
 
         clock, waker.clock = waker.clock, lambda: 0.0
         try:
-            return await chunks(), await chunks(stream_interval_ms=1000)
+            return await chunks(stream_interval_ms=0), await chunks(stream_interval_ms=1000), await chunks()
         finally:
             waker.clock = clock
 
-    every_step, paced = with_assistant(settings, body)
-    assert "".join(paced) == "".join(every_step) and len("".join(paced)) > 20
+    every_step, paced, default = with_assistant(settings, body)
+    assert "".join(paced) == "".join(every_step) == "".join(default) and len("".join(paced)) > 20
     assert len(paced) == 2 and len(every_step) >= 10, (paced, every_step)
+    assert settings.engine.stream_interval_ms == 16 and len(default) == 2
 
 
 def test_a_stream_interval_out_of_range_is_a_clear_error():

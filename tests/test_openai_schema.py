@@ -32,6 +32,18 @@ def test_fields_map_onto_the_chat_request():
     assert parsed.stream and parsed.include_usage
 
 
+def test_a_request_may_ask_for_every_token_or_its_own_stream_interval():
+    """stream_interval_ms: 0 streams every token as it is made (llama-server's way); unset, the
+    engine's setting decides (ChatRequest None); a value out of range names the field."""
+    assert chat_request({"messages": USER, "stream_interval_ms": 0}, GEN)[1].stream_interval_ms == 0
+    assert completion_request({"prompt": "a", "stream_interval_ms": 40}, GEN)[1].stream_interval_ms == 40
+    assert chat_request({"messages": USER}, GEN)[1].stream_interval_ms is None
+    for bad in (-1, 5000, "soon"):
+        with pytest.raises(InvalidRequest) as e:
+            chat_request({"messages": USER, "stream_interval_ms": bad}, GEN)
+        assert e.value.field == "stream_interval_ms" and "stream_interval_ms" in str(e.value)
+
+
 def test_defaults_come_from_settings_and_completions_default_to_16_tokens():
     _, req = chat_request({"messages": USER, "model": None, "temperature": None}, GEN)
     assert req.model == "" and req.sampling.temperature == GEN.temperature and req.sampling.max_tokens == GEN.max_tokens

@@ -9,8 +9,9 @@ reasoning_effort (a thinking budget, [reasoning]), response_format (jarvis.struc
 messages (jarvis.tools), logprobs / top_logprobs (chat) and logprobs (completions). Tools and the
 response format go into the request as they are: the backend that serves the model decides how
 to honour them (a local model through a grammar, a remote server itself).
-llama-server-style extensions: top_k, min_p, repeat_penalty, grammar (GBNF); JARVIS's own: priority and
-cache (false bypasses the response cache).
+llama-server-style extensions: top_k, min_p, repeat_penalty, grammar (GBNF); JARVIS's own: priority,
+cache (false bypasses the response cache) and stream_interval_ms (how often at most a stream's text
+is sent; 0 = every token; unset = engine.stream_interval_ms).
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class _Body(BaseModel):
     repeat_penalty: float | None = None
     priority: Literal["high", "normal", "low"] | None = None
     cache: bool | Literal["exact"] | None = None  # false: bypass; "exact": no semantic match
+    stream_interval_ms: float | None = None  # range checked by ChatRequest.validate, like the setting's
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -153,6 +155,8 @@ class _Body(BaseModel):
             extra["semantic"] = False
         elif self.cache is not None:
             extra["use_cache"] = self.cache
+        if self.stream_interval_ms is not None:
+            extra["stream_interval_ms"] = self.stream_interval_ms
         return extra
 
 
