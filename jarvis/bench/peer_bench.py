@@ -272,7 +272,7 @@ def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log, 
 
 
 def jarvis_setup(threads: int, env_extra: dict[str, str]) -> dict:
-    """What the started `jarvis serve` runs with: its engine's batch sizes and OpenMP env."""
+    """What the started `jarvis serve` runs with: its engine's batch sizes, stream pacing and OpenMP env."""
     from jarvis.config import load_settings
     from jarvis.engine.config import auto_threads
     from jarvis.engine.handles import ubatch_of
@@ -282,7 +282,9 @@ def jarvis_setup(threads: int, env_extra: dict[str, str]) -> dict:
     n_batch = max(e.prefill_chunk, e.batch_size)
     return {"command": "jarvis serve (cache off)", "env": env_extra, "n_threads": threads or e.n_threads or auto_threads(),
             "slots": e.batch_size, "prefill_chunk": e.prefill_chunk, "n_batch": n_batch,
-            "n_ubatch": ubatch_of(n_batch), "lookup_draft": e.lookup_draft, "omp_env": omp_env(env)}
+            "n_ubatch": ubatch_of(n_batch), "lookup_draft": e.lookup_draft,
+            # events may carry several tokens (llama-server sends one per token); 0 = the same as it
+            "stream_interval_ms": e.stream_interval_ms, "omp_env": omp_env(env)}
 
 
 def _stop(proc: subprocess.Popen | None) -> None:
