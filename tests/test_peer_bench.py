@@ -109,3 +109,16 @@ def test_interleaved_servers_take_turns_abba_slice_by_slice(monkeypatch):
     calls.clear()
     whole = asyncio.run(peer_bench.run_level(servers, ["b", "a"], 4, 4, prompts, interleave=False))
     assert [(u, len(p)) for u, _, p in calls] == [("B", 8), ("A", 8)] and whole["b"].counts == [1] * 8
+
+
+def test_a_variant_names_its_settings_and_a_malformed_one_is_refused():
+    """--variant of the peer bench and of serve_profile (one parser for both)."""
+    import pytest
+
+    from jarvis.bench.peer_bench import parse_variant
+
+    assert parse_variant("si12:JARVIS_ENGINE_STREAM_INTERVAL_MS=12,JARVIS_ENGINE_WORKER_NICE=0") == (
+        "si12", {"JARVIS_ENGINE_STREAM_INTERVAL_MS": "12", "JARVIS_ENGINE_WORKER_NICE": "0"})
+    for bad in ("si12", "si12:", ":A=1", "si12:A", "si12:=1"):
+        with pytest.raises(ValueError, match="NAME:KEY=VALUE"):
+            parse_variant(bad)

@@ -331,7 +331,8 @@ class ChatView(QWidget):
                                              model=conv.model, temperature=conv.temperature,
                                              max_tokens=conv.max_tokens, top_p=conv.top_p,
                                              use_cache=use_cache, operation="chat", source="chat",
-                                             # the widget paints once a frame: a wake-up per token is CPU for nothing
+                                             # the widget paints once a frame, whatever engine.stream_interval_ms
+                                             # says for API clients (a user may set it to 0 for them)
                                              stream_interval_ms=FRAME_MS)
         except JarvisError as e:
             widget.set_text(str(e))
