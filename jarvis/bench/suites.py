@@ -46,6 +46,9 @@ SUITES = (
           ("--rounds", "1", "--requests", "20")),
     Suite("serve-profile", "jarvis.bench.serve_profile", "jarvis serve under 4 streams: CPU per thread, the "
           "loop's CPU and wake-ups per token (--tree OLD --tree NEW alternates source trees)", ("--rounds", "1")),
+    Suite("sched-profile", "jarvis.bench.sched_profile", "what the OS scheduler does to llama.cpp's threads "
+          "under 4 streams (perf sched; --peer-server PATH adds llama-server): delays, sleeps, who preempted them",
+          ("--rounds", "1")),
     Suite("prompt-cache", "jarvis.bench.prompt_cache_bench", "coming back to a conversation that lost its slot: "
           "follow-up TTFT with engine.prompt_cache_mb on vs off", ("--rounds", "1", "--history-words", "200")),
     Suite("http-stats", "jarvis.bench.http_stats_bench", "the stats endpoints' latency at a fixed rate; the 1 Hz "
