@@ -3,9 +3,11 @@ all three APIs that take one (chat's reasoning_effort, Responses' reasoning.effo
 thinking.budget_tokens), proven by counting the thinking tokens.
 
 The bundled model never thinks on its own: a grammar makes it open `<think>` and think in free
-text, then answer "Hello there!". Asked for a story, it thinks until max_tokens when nothing stops
-it (checked first, so the budget is what ends it). Greedy decoding: the same prompt thinks the
-same tokens in every run, so a budgeted reply's thinking is the head of the unbudgeted one.
+text, then answer "Hello there!". Asked for a story with no budget, it thinks for more tokens than
+the budget before it closes the block itself (checked first, so the budget is what ends it; how
+long it thinks then depends on the CPU's kernels: to max_tokens on some machines, 9 tokens on
+others). Greedy decoding: the same prompt thinks the same tokens in every run, so a budgeted
+reply's thinking is the head of the unbudgeted one.
 """
 
 from __future__ import annotations
@@ -56,10 +58,10 @@ def unbudgeted(server):
         return chat(c, server)
 
 
-def test_without_a_budget_the_model_thinks_until_max_tokens(unbudgeted):
+def test_without_a_budget_the_model_thinks_past_the_budget(unbudgeted):
     choice = unbudgeted.choices[0]
-    assert choice.finish_reason == "length" and not choice.message.content
-    assert unbudgeted.usage.completion_tokens_details.reasoning_tokens > 4 * BUDGET
+    assert unbudgeted.usage.completion_tokens_details.reasoning_tokens > BUDGET
+    assert choice.finish_reason == "length" or choice.message.content == "Hello there!"
 
 
 def test_reasoning_effort_ends_the_thinking_at_its_budget_and_the_answer_follows(client, server, unbudgeted):
@@ -68,8 +70,8 @@ def test_reasoning_effort_ends_the_thinking_at_its_budget_and_the_answer_follows
     assert r.usage.completion_tokens_details.reasoning_tokens == BUDGET
     assert choice.finish_reason == "stop" and choice.message.content == "Hello there!"
     thought = reasoning(choice.message)
-    assert thought and reasoning(unbudgeted.choices[0].message).startswith(thought)
-    assert len(thought) < len(reasoning(unbudgeted.choices[0].message)) / 4
+    unbudgeted_thought = reasoning(unbudgeted.choices[0].message)
+    assert thought and unbudgeted_thought.startswith(thought) and thought != unbudgeted_thought
 
     # Streamed: the same thinking in reasoning deltas, then the answer, and the count in usage.
     parts, answer, usage = [], [], None
