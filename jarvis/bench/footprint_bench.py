@@ -42,10 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jarvis.bench.openai_bench import sse_events
-from jarvis.bench.peer_bench import PROMPTS, _stop, code_path, free_port, jarvis_serve_command
+from jarvis.bench.peer_bench import PEER_CTX, PEER_SLOTS, PROMPTS, _stop, code_path, free_port, jarvis_serve_command
 
-CTX = 16384  # tokens in all: JARVIS's default 4 slots x 4096
-SLOTS = 4
+CTX, SLOTS = PEER_CTX, PEER_SLOTS  # the peer bench's: JARVIS's default 4 slots x 4096 tokens
 DEFAULT_LLAMA_SERVER = Path(".bench/llama-server")  # what `make peer-llama-server` builds
 TARGETS = {"rss_idle_delta_mb_vs_llama-server": ("<=", 120.0),
            "first_token_ratio_vs_llama_cpp.server": ("<=", 1.0),

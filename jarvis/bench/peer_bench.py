@@ -77,6 +77,7 @@ LONG_MAX_TOKENS = 64
 LONG_SETTLE_S = 3.0
 # llama-server's defaults (-b, -ub): JARVIS's engine.prefill_chunk and its ubatch are compared with them.
 PEER_N_BATCH, PEER_N_UBATCH = 2048, 512
+PEER_SLOTS, PEER_CTX = 4, 16384  # llama-server's -np and -c: JARVIS's default 4 slots x 4096 tokens
 OMP_KEYS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")
 _WORDS = ("river", "stone", "lantern", "orchard", "harbor", "meadow", "copper", "violet", "thunder", "maple",
           "glacier", "whisper", "canyon", "ember", "falcon", "willow")
@@ -510,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             say(f"starting {args.peer_server} ...")
             env = peer_env(args.peer_spin)
-            peer_url, proc, cmd = start_llama_server(args.peer_server, args.threads, parallel=max(levels), ctx=16384,
+            peer_url, proc, cmd = start_llama_server(args.peer_server, args.threads, parallel=max(levels), ctx=PEER_CTX,
                                                      log=log, env=env)
             procs.append(proc)
             setup["peer"] = {"command": " ".join(cmd[:1] + ["-m", "<bundled model>"] + cmd[3:]),

@@ -42,14 +42,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from jarvis.bench.peer_bench import (MAX_TOKENS, PROMPTS, SAMPLING, _stop, parse_variant, peer_env, run_load,
-                                     start_jarvis, start_llama_server)
+from jarvis.bench.peer_bench import (MAX_TOKENS, PEER_CTX, PEER_SLOTS, PROMPTS, SAMPLING, _stop, parse_variant,
+                                     peer_env, run_load, start_jarvis, start_llama_server)
 
 # perf sched timehist:  "  1593.373190 [0001]  python[5169/5153]   0.007   0.003   0.065"
 _TIMEHIST = re.compile(r"^\s*[\d.]+\s+\[\d+\]\s+(?P<comm>.+?)\[(?P<tid>\d+)(?:/(?P<pid>\d+))?\]"
                        r"\s+(?P<wait>[\d.]+)\s+(?P<delay>[\d.]+)\s+(?P<run>[\d.]+)\s*$")
 # perf script -F trace, sched:sched_switch
-_SWITCH = re.compile(r"prev_comm=(?P<prev_comm>.*?) prev_pid=(?P<prev>\d+) prev_prio=\d+ "
+_SWITCH = re.compile(r"prev_comm=.*? prev_pid=(?P<prev>\d+) prev_prio=\d+ "
                      r"prev_state=(?P<state>\S+) ==> next_comm=(?P<next_comm>.*?) next_pid=(?P<next>\d+)")
 KERNEL_THREADS = ("kworker", "rcu_", "kdamond", "kcompactd", "ksoftirqd", "migration", "kswapd", "khugepaged")
 PREEMPTORS = ("compute", "server", "client", "kernel", "other")
@@ -57,7 +57,6 @@ PREEMPTORS = ("compute", "server", "client", "kernel", "other")
 
 @dataclass
 class ThreadTime:
-    comm: str = ""
     pid: int = 0
     run_ms: float = 0.0
     delay_ms: float = 0.0
@@ -89,7 +88,7 @@ def parse_timehist(text: str) -> dict[int, ThreadTime]:
         if m is None or m["tid"] == "0":
             continue
         tid = int(m["tid"])
-        t = out.setdefault(tid, ThreadTime(m["comm"], int(m["pid"] or tid)))
+        t = out.setdefault(tid, ThreadTime(int(m["pid"] or tid)))
         t.run_ms += float(m["run"])
         t.delay_ms += float(m["delay"])
         t.sleep_ms += float(m["wait"])
@@ -106,6 +105,17 @@ def summarise(times: dict[int, ThreadTime], switches, server_pid: int, client_pi
     mine = {tid: t for tid, t in times.items() if t.pid == server_pid}
     compute = sorted(mine, key=lambda tid: -mine[tid].run_ms)[:threads]
     others = [t for tid, t in mine.items() if tid not in compute]
+
+    def who(tid: int, comm: str) -> str:
+        if tid in compute:
+            return "compute"
+        pid = times[tid].pid if tid in times else tid
+        if pid == server_pid:
+            return "server"
+        if pid == client_pid:
+            return "client"
+        return "kernel" if comm.startswith(KERNEL_THREADS) else "other"
+
     preempted = dict.fromkeys(PREEMPTORS, 0)
     sleeps = 0
     for prev, state, next_comm, nxt in switches:
@@ -114,21 +124,10 @@ def summarise(times: dict[int, ThreadTime], switches, server_pid: int, client_pi
         if state.startswith("S"):
             sleeps += 1
         elif state.startswith("R"):
-            preempted[who(nxt, next_comm, compute, times, server_pid, client_pid)] += 1
+            preempted[who(nxt, next_comm)] += 1
     return Profile(compute, sum(mine[t].run_ms for t in compute), sum(mine[t].delay_ms for t in compute),
                    sum(mine[t].sleep_ms for t in compute), sleeps, preempted,
                    sum(t.run_ms for t in others), len(others))
-
-
-def who(tid: int, comm: str, compute: list[int], times: dict[int, ThreadTime], server_pid: int, client_pid: int) -> str:
-    if tid in compute:
-        return "compute"
-    pid = times[tid].pid if tid in times else tid
-    if pid == server_pid:
-        return "server"
-    if pid == client_pid:
-        return "client"
-    return "kernel" if comm.startswith(KERNEL_THREADS) else "other"
 
 
 def record(data: str):
@@ -176,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(args.repeat):
             for name, env in (servers if rep % 2 == 0 else servers[::-1]):
                 if env is None:
-                    url, proc, _ = start_llama_server(args.peer_server, threads, 4, 16384, log, env=peer_env("jarvis"))
+                    url, proc, _ = start_llama_server(args.peer_server, threads, parallel=PEER_SLOTS, ctx=PEER_CTX,
+                                                      log=log, env=peer_env("jarvis"))
                     extra = dict(SAMPLING)
                 else:
                     url, proc = start_jarvis(threads, env, log)
