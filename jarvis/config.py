@@ -77,6 +77,7 @@ class EngineSettings(_Section):
     stream_interval_ms: float = Field(16, ge=0, le=MAX_STREAM_INTERVAL_MS)
     weight_repacking: Literal["auto", "on", "off"] = "auto"
     worker_nice: int = Field(5, ge=0, le=19)
+    pin_threads: bool = True  # one core per llama.cpp thread, only where they fill every core
 
 
 # [generation] is the sampling parameters' one definition: the defaults of every request.

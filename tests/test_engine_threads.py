@@ -1,5 +1,6 @@
 """The engine's threads against the real bundled model: they run below the window's priority
-(engine.worker_nice), and a build whose AMX kernels crash keeps the weights out of them."""
+(engine.worker_nice), they are pinned one to a core where they fill every core
+(engine.pin_threads), and a build whose AMX kernels crash keeps the weights out of them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import threading
 
 import pytest
 
-from jarvis.engine import Engine, EngineConfig, backend
+from jarvis.engine import Engine, EngineConfig, affinity, backend
+from jarvis.engine.config import auto_threads
 from jarvis.request import ChatRequest, Message
 from jarvis.sampling import SamplingParams
 
@@ -64,6 +66,70 @@ def test_worker_nice_zero_leaves_the_engine_at_the_process_priority(model_path):
     base = nice_of(threading.get_native_id())
     worker, started, _ = run_engine(model_path, worker_nice=0)
     assert worker == base and set(started.values()) == {base}
+
+
+def affinity_of_engine_threads(model_path, n_threads: int, pin: bool):
+    """Load with `n_threads`, answer once, and return ({thread: its cores} for the engine thread and
+    every thread its answer started, the engine thread's id, engine.pinned_cores)."""
+    engine = Engine("m", model_path, config=EngineConfig(context_length=256, n_threads=n_threads, pin_threads=pin))
+    before = threads_of_this_process()
+    engine.load()
+    try:
+        assert asyncio.run(answer(engine)).strip()
+        worker = engine._thread.native_id
+        started = (threads_of_this_process() - before) - ({t.native_id for t in threading.enumerate()} - {worker})
+        return {tid: os.sched_getaffinity(tid) for tid in started}, worker, engine.pinned_cores
+    finally:
+        engine.close()
+
+
+two_cores = pytest.mark.skipif(len(affinity.usable_cpus()) < 2, reason="pinning is for two cores or more")
+
+
+@linux_only
+@two_cores
+def test_compute_threads_that_fill_every_core_are_pinned_one_to_each_core(model_path):
+    cpus = affinity.usable_cpus()
+    assert "OPENMP = 1" in backend.system_info()  # the pinned llama.cpp decodes on an OpenMP team
+    masks, worker, pinned = affinity_of_engine_threads(model_path, n_threads=len(cpus), pin=True)
+    assert masks[worker] == {cpus[0]}  # the engine thread is OpenMP's thread 0
+    one_core = [mask for mask in masks.values() if len(mask) == 1]
+    assert sorted(next(iter(m)) for m in one_core) == cpus, masks  # each core has exactly one
+    assert pinned == dict(enumerate(cpus))
+    assert os.sched_getaffinity(0) == set(cpus)  # the caller (the window's thread in the app) stays free
+
+
+@linux_only
+@two_cores
+def test_nothing_is_pinned_with_fewer_threads_than_cores_or_with_pinning_off(model_path):
+    cpus = set(affinity.usable_cpus())
+    masks, _, pinned = affinity_of_engine_threads(model_path, n_threads=len(cpus) - 1, pin=True)
+    assert pinned is None and all(mask == cpus for mask in masks.values()), masks  # a core is left for the loop
+    masks, _, pinned = affinity_of_engine_threads(model_path, n_threads=len(cpus), pin=False)
+    assert pinned is None and all(mask == cpus for mask in masks.values()), masks
+
+
+def test_pinning_is_for_threads_that_fill_the_cores_unless_the_user_binds_openmp_threads():
+    assert affinity.should_pin(2, [0, 1], env={})
+    assert affinity.should_pin(4, [2, 3, 4, 5], env={})  # a taskset's cores, not the machine's
+    assert not affinity.should_pin(1, [0, 1], env={})  # a spare core: the loop runs there
+    assert not affinity.should_pin(3, [0, 1], env={})  # more threads than cores: nothing to pin one to
+    assert not affinity.should_pin(1, [0], env={})  # one core: nowhere else to go
+    assert not affinity.should_pin(2, [0, 1], env={"OMP_PROC_BIND": "close"})  # the user's own binding
+
+
+@linux_only
+def test_every_core_means_the_cores_this_process_may_use_not_the_machines():
+    """engine.n_threads = 0 under a taskset or a container's cpuset: one thread per allowed core
+    (os.cpu_count() would start the machine's count of threads on them)."""
+    allowed = os.sched_getaffinity(0)
+    assert auto_threads() == len(allowed)
+    os.sched_setaffinity(0, {min(allowed)})  # this thread only: what a taskset gives a process
+    try:
+        assert auto_threads() == 1
+        assert not affinity.should_pin(2, affinity.usable_cpus(), env={})
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def test_a_build_that_runs_amx_kernels_keeps_the_weights_out_of_the_extra_buffers(monkeypatch):

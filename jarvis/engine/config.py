@@ -23,11 +23,19 @@ def slot_context(configured: int, trained: int) -> int:
 
 
 def auto_threads(cores: int | None = None) -> int:
-    """engine.n_threads = 0: every core. Measured on a quiet 2-core machine against llama-server
+    """engine.n_threads = 0: every core this process may use. Measured on a quiet 2-core machine against llama-server
     (README, Performance): 2 threads gave 1.43x the tok/s of 1 for one stream and 1.59x for four.
     Under a neighbour's load one thread did better (a ggml worker that loses its core stalls every
     step at the barrier), which is what an explicit engine.n_threads is for."""
-    return cores or os.cpu_count() or 1
+    return cores or usable_core_count()
+
+
+def usable_core_count() -> int:
+    """The cores this process may run on: a taskset or a container's cpuset can allow fewer than
+    the machine has (os.cpu_count), and more threads than cores only take turns on them."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class EngineConfig:
     stream_interval_ms: float = _DEFAULTS.stream_interval_ms  # a request's text wakes the loop at most this often; 0 = every step
     weight_repacking: str = _DEFAULTS.weight_repacking  # llama.cpp's extra weight buffers: auto | on | off
     worker_nice: int = _DEFAULTS.worker_nice  # added to the worker thread's nice value (priority.py)
+    pin_threads: bool = _DEFAULTS.pin_threads  # one core per compute thread where they fill the cores (affinity.py)
     gpu_layers: int = 0  # what to ask llama.cpp for; -1 = all
 
     @classmethod
@@ -55,4 +64,4 @@ class EngineConfig:
                    n_threads=e.n_threads, max_queue=e.max_queue, request_timeout_s=e.request_timeout_s,
                    truncate=e.truncate, lookup_draft=e.lookup_draft, prompt_cache_mb=e.prompt_cache_mb,
                    stream_interval_ms=e.stream_interval_ms, weight_repacking=e.weight_repacking,
-                   worker_nice=e.worker_nice, gpu_layers=g.gpu_layers if g.use_gpu else 0)
+                   worker_nice=e.worker_nice, pin_threads=e.pin_threads, gpu_layers=g.gpu_layers if g.use_gpu else 0)

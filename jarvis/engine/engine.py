@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from jarvis.engine import priority
+from jarvis.engine import affinity, priority
 from jarvis.engine.config import EngineConfig
 from jarvis.engine.embedder import Embedder
 from jarvis.engine.grammar import make_sampler
@@ -78,6 +78,7 @@ class Engine:
         self.step_hook: Callable[["Engine"], None] | None = None
         self._drafts = DraftPolicy(config.lookup_draft, allowed=False)  # set at load
         self.threads = 1  # llama.cpp's threads for this context, set at load
+        self.pinned_cores: dict[int, int] | None = None  # OpenMP thread -> core, where pinned (affinity.py)
         self._tally = StepTally(name)  # the steps between two StepRecords (step_tally.py)
         self.prompt_cache = PromptCache(0)  # set at load (prompt_cache.py)
 
@@ -236,6 +237,8 @@ class Engine:
     # ---- the worker thread ----------------------------------------------------------------
     def _run(self) -> None:
         priority.lower_this_thread(self.config)  # below the window's thread, with the ggml workers it starts
+        if self.config.pin_threads:  # one core each where they fill every core (affinity.py)
+            self.pinned_cores = affinity.pin_compute_threads(self.threads)
         # This thread's wake-ups of the loop wait for a flush: one per step, just before its decode
         # (_step), and before the worker sleeps; what is still held goes when it ends.
         with self.waker.hold():
@@ -480,3 +483,4 @@ class Engine:
             seq.mailbox.put_text(tail)
         self._release(slot, forget=False)  # keep the KV cells: the next turn may reuse them
         seq.mailbox.finish(seq.timings(reason))
+
