@@ -33,22 +33,29 @@ async def answer(engine: Engine) -> str:
     return "".join([chunk.text async for chunk in engine.stream(seq)])
 
 
-def run_engine(model_path, worker_nice: int):
-    """Load, answer once (the first llama_decode starts llama.cpp's worker threads), and return
-    (the engine thread's nice, the nice of the engine thread and of every thread its answer
-    started, the caller's nice)."""
-    engine = Engine("m", model_path, config=EngineConfig(context_length=256, n_threads=2, worker_nice=worker_nice))
+def engine_threads(model_path, config: EngineConfig, read):
+    """Load with `config`, answer once, and return read(engine thread's id, the engine thread and
+    every thread it started), while they live. Threads are counted from before the load: with
+    pinning the engine thread starts llama.cpp's team at once, not at its first decode."""
+    engine = Engine("m", model_path, config=config)
+    before = threads_of_this_process()
     engine.load()
     try:
-        worker = engine._thread.native_id
-        before = threads_of_this_process() - {worker}
         assert asyncio.run(answer(engine)).strip()
-        started = threads_of_this_process() - before
-        others = {t.native_id for t in threading.enumerate()} - {worker}
-        started -= others  # Python threads of others (asyncio's executor…) are not the engine's
-        return nice_of(worker), {tid: nice_of(tid) for tid in started}, nice_of(threading.get_native_id())
+        worker = engine._thread.native_id
+        others = {t.native_id for t in threading.enumerate()} - {worker}  # asyncio's executor…: not the engine's
+        started = threads_of_this_process() - before - others
+        return read(engine, worker, started)
     finally:
         engine.close()
+
+
+def run_engine(model_path, worker_nice: int):
+    """(the engine thread's nice, the nice of the engine thread and of every thread it started
+    (llama.cpp's workers), the caller's nice)."""
+    return engine_threads(model_path, EngineConfig(context_length=256, n_threads=2, worker_nice=worker_nice),
+                          lambda _, worker, started: (nice_of(worker), {tid: nice_of(tid) for tid in started},
+                                                      nice_of(threading.get_native_id())))
 
 
 @linux_only
@@ -69,18 +76,11 @@ def test_worker_nice_zero_leaves_the_engine_at_the_process_priority(model_path):
 
 
 def affinity_of_engine_threads(model_path, n_threads: int, pin: bool):
-    """Load with `n_threads`, answer once, and return ({thread: its cores} for the engine thread and
-    every thread its answer started, the engine thread's id, engine.pinned_cores)."""
-    engine = Engine("m", model_path, config=EngineConfig(context_length=256, n_threads=n_threads, pin_threads=pin))
-    before = threads_of_this_process()
-    engine.load()
-    try:
-        assert asyncio.run(answer(engine)).strip()
-        worker = engine._thread.native_id
-        started = (threads_of_this_process() - before) - ({t.native_id for t in threading.enumerate()} - {worker})
-        return {tid: os.sched_getaffinity(tid) for tid in started}, worker, engine.pinned_cores
-    finally:
-        engine.close()
+    """({thread: its cores} for the engine thread and every thread it started, the engine
+    thread's id, engine.pinned_cores)."""
+    return engine_threads(model_path, EngineConfig(context_length=256, n_threads=n_threads, pin_threads=pin),
+                          lambda engine, worker, started: ({tid: os.sched_getaffinity(tid) for tid in started},
+                                                           worker, engine.pinned_cores))
 
 
 two_cores = pytest.mark.skipif(len(affinity.usable_cpus()) < 2, reason="pinning is for two cores or more")

@@ -26,16 +26,12 @@ import os
 import threading
 
 from jarvis.engine import backend
+from jarvis.engine.config import usable_cpus
 
 log = logging.getLogger(__name__)
 
 USER_BINDING = ("OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY", "KMP_AFFINITY")
 _RUNTIMES = ("libgomp", "libomp", "libiomp5")  # the last two also serve the GOMP_ entry points
-
-
-def usable_cpus() -> list[int]:
-    """The cores this thread may run on (config.usable_core_count counts the same)."""
-    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 
 
 def should_pin(n_threads: int, cpus: list[int], env=os.environ) -> bool:
@@ -48,7 +44,7 @@ def _openmp_runtime() -> ctypes.CDLL | None:
     """The OpenMP runtime llama.cpp has loaded into this process (not a second copy), or None."""
     try:
         with open("/proc/self/maps") as maps:
-            paths = {line.split(None, 5)[5].strip() for line in maps if line.count(" ") >= 5 and "/" in line}
+            paths = {line[line.index("/"):].rstrip("\n") for line in maps if "/" in line}  # the mapped file
     except OSError:
         return None
     for path in sorted(paths):
@@ -76,7 +72,7 @@ def pin_compute_threads(n_threads: int) -> dict[int, int] | None:
 
     def pin_me(_data) -> None:  # runs once on every thread of the team, the worker included
         number = runtime.omp_get_thread_num()
-        core = cpus[number % len(cpus)]
+        core = cpus[number]  # should_pin: one thread per core
         try:
             os.sched_setaffinity(0, {core})
         except OSError as e:  # e.g. a cpuset that changed under us: that thread stays free

@@ -23,19 +23,18 @@ def slot_context(configured: int, trained: int) -> int:
 
 
 def auto_threads(cores: int | None = None) -> int:
-    """engine.n_threads = 0: every core this process may use. Measured on a quiet 2-core machine against llama-server
-    (README, Performance): 2 threads gave 1.43x the tok/s of 1 for one stream and 1.59x for four.
-    Under a neighbour's load one thread did better (a ggml worker that loses its core stalls every
-    step at the barrier), which is what an explicit engine.n_threads is for."""
-    return cores or usable_core_count()
+    """engine.n_threads = 0: every core this process may use. Measured on a quiet 2-core machine
+    against llama-server (README, Performance): 2 threads gave 1.43x the tok/s of 1 for one stream
+    and 1.59x for four. Under a neighbour's load one thread did better (a ggml worker that loses
+    its core stalls every step at the barrier), which is what an explicit engine.n_threads is for."""
+    return cores or len(usable_cpus()) or os.cpu_count() or 1
 
 
-def usable_core_count() -> int:
-    """The cores this process may run on: a taskset or a container's cpuset can allow fewer than
-    the machine has (os.cpu_count), and more threads than cores only take turns on them."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
+def usable_cpus() -> list[int]:
+    """The cores this thread may run on: a taskset or a container's cpuset can allow fewer than
+    the machine has (os.cpu_count), and more threads than cores only take turns on them. Empty
+    where the platform cannot say."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 
 
 @dataclass(frozen=True)

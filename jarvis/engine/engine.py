@@ -483,4 +483,3 @@ class Engine:
             seq.mailbox.put_text(tail)
         self._release(slot, forget=False)  # keep the KV cells: the next turn may reuse them
         seq.mailbox.finish(seq.timings(reason))
-
