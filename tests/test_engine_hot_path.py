@@ -159,14 +159,13 @@ def test_cut_before_penalties_picks_what_the_exact_order_picks(model, values):
     assert differing_from_raw_argmax > 20  # the penalties really changed the choice, often
 
 
-def test_default_threads_are_every_core(settings):
-    """engine.n_threads = 0 gives llama.cpp every core (the quiet-machine figures in the README
-    chose it); an explicit value is used as given."""
-    import os
-
+def test_default_threads_are_one_per_physical_core_and_an_explicit_count_is_used_as_given(settings):
+    """engine.n_threads = 0 gives llama.cpp one thread per physical core it may use (cores.py,
+    where the counting itself is tested); an explicit value is used as given."""
     from jarvis.engine.config import auto_threads
+    from jarvis.engine.cores import compute_core_count
 
-    assert auto_threads() == (os.cpu_count() or 1) and auto_threads(16) == 16
+    assert auto_threads() == compute_core_count() >= 1 and auto_threads(16) == 16
     import asyncio
 
     from jarvis.assistant import Assistant
@@ -180,7 +179,7 @@ def test_default_threads_are_every_core(settings):
         finally:
             await a.close()
 
-    assert asyncio.run(run(0)) == (os.cpu_count() or 1)
+    assert asyncio.run(run(0)) == compute_core_count()
     assert asyncio.run(run(1)) == 1
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from jarvis.engine import Engine, EngineConfig, affinity, backend
 from jarvis.engine.config import auto_threads
+from jarvis.engine.cores import compute_cpus
 from jarvis.request import ChatRequest, Message
 from jarvis.sampling import SamplingParams
 
@@ -119,11 +120,11 @@ def test_pinning_is_for_threads_that_fill_the_cores_unless_the_user_binds_openmp
 
 
 @linux_only
-def test_every_core_means_the_cores_this_process_may_use_not_the_machines():
+def test_the_default_counts_the_cores_this_process_may_use_not_the_machines():
     """engine.n_threads = 0 under a taskset or a container's cpuset: one thread per allowed core
     (os.cpu_count() would start the machine's count of threads on them)."""
     allowed = os.sched_getaffinity(0)
-    assert auto_threads() == len(allowed)
+    assert auto_threads() == len(compute_cpus(sorted(allowed)))
     os.sched_setaffinity(0, {min(allowed)})  # this thread only: what a taskset gives a process
     try:
         assert auto_threads() == 1

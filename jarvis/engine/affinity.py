@@ -1,15 +1,16 @@
 """One core per compute thread, where llama.cpp's threads fill every core the process may use.
 
-Why: with exactly as many cores as compute threads (the default, `engine.n_threads = 0`), the
-asyncio loop's share of a step (a few streams' SSE events, 0.2-0.3 ms) has to preempt one compute
-thread. Its partner reaches ggml's OpenMP barrier, spins for libgomp's ~26 us and goes to sleep;
-its core is then idle and the kernel pulls the preempted thread over to it, and when the barrier
-wakes the partner the two compute threads take turns on one core, ~40 us at a time, for 1-4 ms
-until the balancer splits them again. `jarvis bench --suite sched-profile` counted 928-1,064 such
-turns per recording of two four-stream loads, and 0 with the threads pinned. Pinned, a preempted
-thread waits on its own core for the loop's burst and the two never share one. Where there are
-more cores than compute threads the loop has a core to itself and nothing is pinned; a user's
-own OpenMP binding (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY) is left alone.
+Why: with exactly as many cores as compute threads (the default, `engine.n_threads = 0`, on a CPU
+without SMT: one thread per physical core, cores.py), the asyncio loop's share of a step (a few
+streams' SSE events, 0.2-0.3 ms) has to preempt one compute thread. Its partner reaches ggml's
+OpenMP barrier, spins for libgomp's ~26 us and goes to sleep; its core is then idle and the kernel
+pulls the preempted thread over to it, and when the barrier wakes the partner the two compute
+threads take turns on one core, ~40 us at a time, for 1-4 ms until the balancer splits them again.
+`jarvis bench --suite sched-profile` counted 928-1,064 such turns per recording of two four-stream
+loads, and 0 with the threads pinned. Pinned, a preempted thread waits on its own core for the
+loop's burst and the two never share one. Where there are more cores than compute threads the loop
+has a core to itself and nothing is pinned; a user's own OpenMP binding (OMP_PROC_BIND, OMP_PLACES,
+GOMP_CPU_AFFINITY) is left alone.
 
 How: ggml runs a decode on the OpenMP team of the thread that calls it (the engine's worker), and
 libgomp keeps that team for the thread's later parallel regions of the same size. So one parallel
@@ -26,7 +27,7 @@ import os
 import threading
 
 from jarvis.engine import backend
-from jarvis.engine.config import usable_cpus
+from jarvis.engine.cores import usable_cpus
 
 log = logging.getLogger(__name__)
 

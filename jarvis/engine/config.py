@@ -4,10 +4,10 @@ the rest of the engine is imported."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from jarvis.config import EngineSettings
+from jarvis.engine.cores import compute_core_count
 
 MAX_CTX_DEFAULT = 8192
 
@@ -23,18 +23,12 @@ def slot_context(configured: int, trained: int) -> int:
 
 
 def auto_threads(cores: int | None = None) -> int:
-    """engine.n_threads = 0: every core this process may use. Measured on a quiet 2-core machine
-    against llama-server (README, Performance): 2 threads gave 1.43x the tok/s of 1 for one stream
-    and 1.59x for four. Under a neighbour's load one thread did better (a ggml worker that loses
-    its core stalls every step at the barrier), which is what an explicit engine.n_threads is for."""
-    return cores or len(usable_cpus()) or os.cpu_count() or 1
-
-
-def usable_cpus() -> list[int]:
-    """The cores this thread may run on: a taskset or a container's cpuset can allow fewer than
-    the machine has (os.cpu_count), and more threads than cores only take turns on them. Empty
-    where the platform cannot say."""
-    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    """engine.n_threads = 0: one thread per physical core this process may use, performance cores
+    only (cores.py; llama.cpp's own default). Measured on a quiet 2-core machine against
+    llama-server (README, Performance): 2 threads gave 1.43x the tok/s of 1 for one stream and
+    1.59x for four. Under a neighbour's load one thread did better (a ggml worker that loses its
+    core stalls every step at the barrier), which is what an explicit engine.n_threads is for."""
+    return cores or compute_core_count()
 
 
 @dataclass(frozen=True)
