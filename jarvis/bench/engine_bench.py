@@ -18,6 +18,7 @@ import time
 from jarvis.assistant import Assistant
 from jarvis.catalog import bundled_model_path
 from jarvis.config import load_settings
+from jarvis.engine.config import auto_threads
 from jarvis.request import Message
 
 STORY = "Write a long story about a lighthouse keeper and a storm."
@@ -71,7 +72,7 @@ def _raw_llama(max_tokens: int, repeats: int) -> list[float]:
 
     same_weight_buffers()  # the baseline loads its weights as the engine does (AMX builds crash otherwise)
 
-    llm = Llama(str(bundled_model_path()), n_ctx=2048, n_threads=os.cpu_count(), n_threads_batch=os.cpu_count(),
+    llm = Llama(str(bundled_model_path()), n_ctx=2048, n_threads=auto_threads(), n_threads_batch=auto_threads(),
                 verbose=False)
     rates = []
     try:
@@ -181,7 +182,7 @@ def raw_batch_ceiling(steps: int = 48) -> dict:
     rates = {}
     try:
         for n_seq in (1, 4):
-            ctx = LlamaContext(model, n_seq, 512, 256, os.cpu_count() or 1)
+            ctx = LlamaContext(model, n_seq, 512, 256, auto_threads())
             batch = Batch(256)
             prompt = model.tokenize("Tell me a story.")
             for seq in range(n_seq):

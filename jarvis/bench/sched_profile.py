@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 from jarvis.bench.peer_bench import (MAX_TOKENS, PEER_CTX, PEER_SLOTS, PROMPTS, SAMPLING, _stop, parse_variant,
                                      peer_env, run_load, start_jarvis, start_llama_server)
+from jarvis.engine.config import auto_threads
 
 # perf sched timehist:  "  1593.373190 [0001]  python[5169/5153]   0.007   0.003   0.065"
 _TIMEHIST = re.compile(r"^\s*[\d.]+\s+\[\d+\]\s+(?P<comm>.+?)\[(?P<tid>\d+)(?:/(?P<pid>\d+))?\]"
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         variants = dict(parse_variant(v) for v in args.variant)
     except ValueError as e:
         p.error(str(e))
-    threads = args.threads or os.cpu_count() or 1
+    threads = args.threads or auto_threads()
     servers = [("jarvis", {}), *variants.items()] + ([("llama-server", None)] if args.peer_server else [])
     say = (lambda *_: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     results: dict[str, list[dict]] = collections.defaultdict(list)
