@@ -18,6 +18,18 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def _threads_line(configured: int) -> str:
+    """How many compute threads llama.cpp gets, and why that many."""
+    if configured:
+        return f"{configured} for llama.cpp (engine.n_threads)"
+    from jarvis.engine.cores import compute_core_count, usable_cpus
+
+    usable = usable_cpus()
+    of = f" of the {len(usable)} logical CPUs this process may use" if usable else ""
+    return (f"{compute_core_count()} for llama.cpp (engine.n_threads = 0: one per physical core{of};"
+            " SMT siblings and efficiency cores left out, as llama.cpp counts them)")
+
+
 def report(settings) -> str:
     from jarvis.engine import backend
     from jarvis.telemetry.gpu import GpuProbe
@@ -44,6 +56,7 @@ def report(settings) -> str:
         why = "NVML is available but lists no device" if probe.available else "no NVIDIA driver (libnvidia-ml) found"
         lines.append(f"NVIDIA GPU       none: {why}")
     probe.close()
+    lines.append(f"CPU threads      {_threads_line(settings.engine.n_threads)}")
     lines.append(f"CPU features     {backend.system_info()}")
     desktop = check_desktop()
     if desktop.ok:

@@ -85,3 +85,8 @@ def test_doctor_reports_versions_gpu_and_models(env):
     assert "llama-cpp-python" in r.stdout and "0.3.36" in r.stdout
     assert "GPU offload" in r.stdout and "NVIDIA GPU" in r.stdout
     assert "SmolLM2-135M-Instruct.Q4_1" in r.stdout
+    from jarvis.engine.cores import compute_core_count
+
+    assert f"CPU threads      {compute_core_count()} for llama.cpp (engine.n_threads = 0: one per physical core" in r.stdout
+    r = run_jarvis(["doctor"], {**env, "JARVIS_ENGINE_N_THREADS": "3"})
+    assert "CPU threads      3 for llama.cpp (engine.n_threads)" in r.stdout
