@@ -22,11 +22,12 @@ def _threads_line(configured: int) -> str:
     """How many compute threads llama.cpp gets, and why that many."""
     if configured:
         return f"{configured} for llama.cpp (engine.n_threads)"
-    from jarvis.engine.cores import compute_core_count, usable_cpus
+    from jarvis.engine.config import auto_threads
+    from jarvis.engine.cores import usable_cpus
 
     usable = usable_cpus()
     of = f" of the {len(usable)} logical CPUs this process may use" if usable else ""
-    return (f"{compute_core_count()} for llama.cpp (engine.n_threads = 0: one per physical core{of};"
+    return (f"{auto_threads()} for llama.cpp (engine.n_threads = 0: one per physical core{of};"
             " SMT siblings and efficiency cores left out, as llama.cpp counts them)")
 
 

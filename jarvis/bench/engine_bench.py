@@ -72,7 +72,8 @@ def _raw_llama(max_tokens: int, repeats: int) -> list[float]:
 
     same_weight_buffers()  # the baseline loads its weights as the engine does (AMX builds crash otherwise)
 
-    llm = Llama(str(bundled_model_path()), n_ctx=2048, n_threads=auto_threads(), n_threads_batch=auto_threads(),
+    threads = auto_threads()
+    llm = Llama(str(bundled_model_path()), n_ctx=2048, n_threads=threads, n_threads_batch=threads,
                 verbose=False)
     rates = []
     try:

@@ -48,18 +48,19 @@ def compute_cpus(cpus: list[int], sysfs: str = SYSFS) -> list[int]:
     `cpus` as they are where it cannot say (then every logical CPU counts, as before)."""
     performance = _read(f"{sysfs}/cpu_core/cpus")  # present only on a hybrid Intel CPU
     if performance is not None:
-        big = [cpu for cpu in cpus if cpu in parse_cpu_list(performance)]
-        cpus = big or cpus  # a process allowed efficiency cores only still runs on them
+        big = parse_cpu_list(performance)
+        cpus = [cpu for cpu in cpus if cpu in big] or cpus  # allowed efficiency cores only: still runs on them
     chosen: list[int] = []
     seen: set[int] = set()  # logical CPUs of the cores already counted
     for cpu in cpus:
+        if cpu in seen:  # a sibling of a core already counted: nothing to read
+            continue
         topology = f"{sysfs}/system/cpu/cpu{cpu}/topology"
         siblings = _read(f"{topology}/core_cpus_list") or _read(f"{topology}/thread_siblings_list")
         if siblings is None:
             return list(cpus)
-        if cpu not in seen:
-            chosen.append(cpu)
-            seen |= parse_cpu_list(siblings)
+        chosen.append(cpu)
+        seen |= parse_cpu_list(siblings)
     return chosen
 
 
