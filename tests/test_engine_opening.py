@@ -5,6 +5,7 @@ serve` begins one only where the warm-up's model is known without a scan."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -94,3 +95,56 @@ def test_serve_opens_ahead_only_the_bundled_default(tmp_path, model_path, monkey
         assert early.spec.n_seq == 2 and early.spec.context_length == 256
     finally:
         early.discard()
+
+
+@pytest.fixture
+def python_log_lines(monkeypatch) -> list:
+    """Every llama.cpp log line that reaches Python: a counting callback stands in for the route
+    to the `jarvis.llama` logger (and is what logs_discarded() puts back), the real one after."""
+    import ctypes
+
+    import llama_cpp as ll
+
+    from jarvis.engine import backend
+
+    backend.ensure_backend()
+    real_route, lines = backend._route_log, []
+    counting = ll.llama_log_callback(lambda level, text, _user_data: lines.append(text))
+    monkeypatch.setattr(backend, "_route_log", counting)
+    ll.llama_log_set(counting, ctypes.c_void_p(0))
+    yield lines
+    ll.llama_log_set(real_route, ctypes.c_void_p(0))  # before `counting` can be collected
+
+
+def test_an_open_ahead_sends_none_of_its_log_lines_through_python(model_path, python_log_lines):
+    """Its ~2,300 lines would each wait for the GIL beside `jarvis serve`'s imports; a native
+    callback drops them (backend.logs_discarded), and the Python route is back afterwards."""
+    from jarvis.engine import backend
+
+    spec, _ = OpenSpec.for_engine(model_path, CONFIG)
+    early = EarlyOpen(spec)
+    opened = early.take(spec)
+    try:
+        assert opened is not None
+        during = len(python_log_lines)
+        if backend._discarding_callback() is not None:  # x86-64 and AArch64: every machine this runs on
+            assert during == 0
+        else:
+            assert during > 1000
+        again = opening.open_model(spec)  # the engine's own open: its lines reach Python (and its errors)
+        again.close()
+        assert len(python_log_lines) - during > 1000
+    finally:
+        opened.close()
+
+
+def test_jarvis_v_keeps_the_lines_of_an_open_ahead(model_path, python_log_lines):
+    llama_log = logging.getLogger("jarvis.llama")
+    level = llama_log.level
+    llama_log.setLevel(logging.INFO)  # what `jarvis -v` sets (through the root logger)
+    try:
+        spec, _ = OpenSpec.for_engine(model_path, CONFIG)
+        EarlyOpen(spec).take(spec).close()
+    finally:
+        llama_log.setLevel(level)
+    assert len(python_log_lines) > 1000

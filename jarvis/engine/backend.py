@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import logging
+import platform
 import threading
 
 import llama_cpp as ll
@@ -44,6 +46,53 @@ def ensure_backend() -> None:
         ll.llama_log_set(_route_log, ctypes.c_void_p(0))
         ll.llama_backend_init()
         _initialised = True
+
+
+# The C ABIs where a function that reads fewer arguments than its caller passes is safe to call:
+# every argument travels in a register the callee may ignore, and the caller cleans up.
+_REGISTER_ARGUMENT_ABIS = {"x86_64", "amd64", "aarch64", "arm64"}
+_discard_sink = None  # see _discarding_callback
+
+
+def _discarding_callback():
+    """A native log callback that does nothing, or None where there is none to be had.
+
+    libc's abs(int) reads only its first argument and returns in a scratch register, so on the
+    ABIs above llama.cpp's callback(level, text, user_data) through it runs no code of note and,
+    unlike any Python callback, never waits for the GIL."""
+    global _discard_sink
+    if _discard_sink is None and platform.machine().lower() in _REGISTER_ARGUMENT_ABIS:
+        try:
+            libc = ctypes.cdll.msvcrt if platform.system() == "Windows" else ctypes.CDLL(None)
+            _discard_sink = ctypes.cast(libc.abs, ll.llama_log_callback)  # kept: llama.cpp holds the pointer
+        except (AttributeError, OSError):
+            return None
+    return _discard_sink
+
+
+@contextlib.contextmanager
+def logs_discarded():
+    """llama.cpp's log lines discarded in native code while the block runs.
+
+    Loading a model logs ~2,300 lines (DEBUG: one per tensor created, one per graph input while
+    the context reserves its compute graphs). Through the Python callback each takes the GIL, and
+    while `jarvis serve` imports on another thread each waits up to a switch interval for it: its
+    open ahead took 0.79 s with them and 0.69 s without (medians of 8 alternating launches; alone,
+    0.6 s), and the imports beside it lost those turns too. Only for work whose
+    failure is redone with the logs on (EarlyOpen: the engine's own open reports why), and not
+    when jarvis.llama logs at INFO (`jarvis -v`), where the lines are wanted. The callback is
+    process-wide: a load on another thread meanwhile loses its lines too (at start-up nothing
+    else is loading)."""
+    ensure_backend()
+    sink = _discarding_callback()
+    if sink is None or log.isEnabledFor(logging.INFO):
+        yield
+        return
+    ll.llama_log_set(sink, ctypes.c_void_p(0))
+    try:
+        yield
+    finally:
+        ll.llama_log_set(_route_log, ctypes.c_void_p(0))
 
 
 CPU_ONLY_NOTE = ("GPU layers were requested but this llama.cpp build cannot offload; running on the CPU. "

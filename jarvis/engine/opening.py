@@ -106,8 +106,9 @@ class EarlyOpen:
 
     def _open(self) -> None:
         try:
-            opened = open_model(self.spec)
-        except ModelLoadError as e:  # the engine's own open will meet (and report) the same
+            with backend.logs_discarded():  # ~2,300 lines that would each wait for the GIL (backend.py)
+                opened = open_model(self.spec)
+        except ModelLoadError as e:  # the engine's own open will meet (and report) the same, with its logs
             log.info("opening %s ahead of its engine failed: %s", self.spec.path, e.reason)
             return
         with self._lock:
