@@ -16,6 +16,19 @@ def test_no_driver_means_no_gpu_without_an_exception():
     probe.close()
 
 
+
+def test_looking_for_the_driver_starts_no_child_process(monkeypatch):
+    """Every `jarvis serve` and desktop start asks; find_library's `ldconfig -p` child (~15 ms,
+    a fork of a process loading a model) was the answer's cost on Linux, where dlopen says the same."""
+    import subprocess
+    import sys
+
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a) or pytest.fail("a child process"))
+    present = nvml_library_present()
+    assert started == [] or not sys.platform.startswith("linux")
+    assert isinstance(present, bool)
+
 def test_real_pynvml_whose_init_fails_is_not_available(monkeypatch):
     # The library probe says yes, but NVML cannot start (no driver here, or a broken one).
     monkeypatch.setattr(gpu_module, "nvml_library_present", lambda: True)

@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import sys
 import threading
 import warnings
 from dataclasses import dataclass
@@ -49,12 +50,14 @@ class GpuDriver:
 
 
 def nvml_library_present() -> bool:
-    if ctypes.util.find_library("nvidia-ml"):
-        return True
+    """Whether the driver's NVML library loads. dlopen is tried first: where it fails on Linux,
+    so would pynvml's own load of the same name. ctypes.util.find_library runs `ldconfig -p` (and
+    gcc) in a child process, ~15 ms a call, which `jarvis serve` paid at every start on a machine
+    without NVIDIA while the model loaded; it is asked only off Linux, where the names differ."""
     try:
         ctypes.CDLL(NVML_LIBRARY)
     except OSError:
-        return False
+        return not sys.platform.startswith("linux") and bool(ctypes.util.find_library("nvidia-ml"))
     return True
 
 
