@@ -56,6 +56,7 @@ class LoadedModel:
             "name": self.info.name, "path": str(self.info.path), "loaded_at": self.loaded_at,
             "last_used": self.last_used_wall, "load_ms": round(self.engine.load_ms, 1),
             "memory_bytes": self.engine.memory_bytes, "gpu_layers": self.engine.gpu_layers,
+            "layers": self.engine.model_layers,
             "context_per_slot": self.engine.n_ctx_seq, "slots": self.engine.config.batch_size,
             "active_slots": self.engine.active_slots, "queue_depth": self.engine.queue_depth,
             "busy": self.busy, "offload_note": self.engine.offload_note,

@@ -216,6 +216,28 @@ def test_multibyte_characters_arrive_whole(settings):
         assert text == whole
 
 
+def test_the_loaded_model_says_how_many_of_its_layers_are_on_the_gpu(settings, model_path):
+    """The monitor's "GPU layers" column reads this: llama.cpp's own count ("offloaded 31/31 layers
+    to GPU": SmolLM2-135M's 30 repeating layers and the output layer), not the -1 the setting asks."""
+    from jarvis.engine import backend
+    from jarvis.engine.handles import LlamaModel
+
+    async def body(a):
+        await a.chat(greedy(a, "Hi", max_tokens=2))
+        return a.manager.loaded()
+
+    [loaded] = run(with_assistant(settings, body))
+    assert settings.gpu.gpu_layers == -1  # the default: every layer where a GPU is usable
+    on_gpu = 31 if backend.supports_gpu_offload() else 0
+    assert (loaded["gpu_layers"], loaded["layers"]) == (on_gpu, 31)
+    for asked, expected in ((0, 0), (5, min(5, on_gpu)), (100, on_gpu)):
+        model = LlamaModel(model_path, gpu_layers=asked)
+        try:
+            assert (model.offloaded_layers, model.offloadable_layers) == (expected, 31)
+        finally:
+            model.close()
+
+
 def test_streaming_text_joins_split_utf8_from_the_real_vocabulary(settings, model_path):
     from jarvis.engine.handles import LlamaModel
     from jarvis.engine.text import StreamingText

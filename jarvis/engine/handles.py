@@ -13,7 +13,7 @@ from pathlib import Path
 import llama_cpp as ll
 import numpy as np
 
-from jarvis.engine.backend import ensure_backend, extra_buffers_allowed
+from jarvis.engine.backend import ensure_backend, extra_buffers_allowed, supports_gpu_offload
 from jarvis.errors import ModelLoadError
 
 
@@ -58,12 +58,24 @@ class LlamaModel:
         self.add_bos = bool(ll.llama_vocab_get_add_bos(self.vocab))
         self.recurrent = bool(ll.llama_model_is_recurrent(ptr) or ll.llama_model_is_hybrid(ptr))
         self.sliding_window = int(ll.llama_model_n_swa(ptr))  # 0: every layer attends to the whole context
+        # What llama.cpp counts in "offloaded N/M layers to GPU": the repeating layers and the output one.
+        self.offloadable_layers = int(ll.llama_model_n_layer(ptr)) + 1
         # Filled as tokens are generated: the worker reads a token's bytes and whether it ends
         # generation from plain Python containers instead of two ctypes calls per token. Filling
         # them for the whole vocabulary at load cost 60-120 ms of every start-up (49k tokens), for
         # the few thousand tokens a session ever generates. A race between threads writes the same value.
         self._pieces: list[bytes | None] = [None] * self.n_vocab
         self._eog: dict[int, bool] = {}
+
+    @property
+    def offloaded_layers(self) -> int:
+        """Layers on the GPU, by llama.cpp's rule (llama-model.cpp: none without a GPU device, else
+        min(n_gpu_layers, n_layer + 1)). llama_supports_gpu_offload looks for a usable device, not
+        only for a GPU build: a CUDA build that sees no GPU offloads nothing."""
+        if self.gpu_layers == 0 or not supports_gpu_offload():
+            return 0
+        asked = self.gpu_layers if self.gpu_layers > 0 else self.offloadable_layers
+        return min(asked, self.offloadable_layers)
 
     @property
     def ptr(self):

@@ -15,6 +15,13 @@ CRASHES_COLUMN = MODEL_COLUMNS.index("Crashes")
 MEMORY_COLUMN = MODEL_COLUMNS.index("Memory")
 
 
+def _gpu_layers(m: dict) -> str:
+    """"31/31" as llama.cpp's load log says it (layers on the GPU / the model's layers), "0/31" on
+    the CPU; the bare count when the total is unknown."""
+    on_gpu, layers = m.get("gpu_layers", 0), m.get("layers")
+    return f"{on_gpu}/{layers}" if layers else str(on_gpu)
+
+
 def _bytes(n) -> str:
     if not n:
         return "—"
@@ -85,7 +92,7 @@ class ModelsTable(QGroupBox):
             unloads = "—" if m.get("busy") else _duration(m.get("unloads_in_s"))
             memory, memory_tip = _memory(m)
             values = [m["name"], f"{m.get('load_ms', 0):.0f} ms", memory,
-                      str(m.get("gpu_layers", 0)), _ago(m.get("last_used")), unloads,
+                      _gpu_layers(m), _ago(m.get("last_used")), unloads,
                       f"{m.get('active_slots', 0)}/{m.get('slots', '?')} · {m.get('queue_depth', 0)} queued",
                       str(m.get("crashes", 0))]
             for col, value in enumerate(values):
