@@ -226,6 +226,7 @@ def test_the_loaded_model_says_how_many_of_its_layers_are_on_the_gpu(settings, m
         await a.chat(greedy(a, "Hi", max_tokens=2))
         return a.manager.loaded()
 
+    settings = settings.model_copy(update={"gpu": settings.gpu.model_copy(update={"use_gpu": True})})
     [loaded] = run(with_assistant(settings, body))
     assert settings.gpu.gpu_layers == -1  # the default: every layer where a GPU is usable
     on_gpu = 31 if backend.supports_gpu_offload() else 0

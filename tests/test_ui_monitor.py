@@ -83,10 +83,8 @@ def test_unload_button_and_clear_cache(make_desktop, drive):
     again = drive.run(d.chat.send("Say yes."))  # a second conversation turn: not a cache hit, that is fine
     drive.wait(again.task.done)
     d.monitor.refresh()
-    from jarvis.engine.backend import supports_gpu_offload
-
     layers = d.monitor.models.table.item(0, MODEL_COLUMNS.index("GPU layers")).text()
-    assert layers == ("31/31" if supports_gpu_offload() else "0/31")  # as llama.cpp's load log counts them
+    assert layers == "0/31"  # as llama.cpp's load log counts them (the suite runs on the CPU: conftest.env)
     d.monitor.models.table.cellWidget(0, len(MODEL_COLUMNS) - 1).click()  # the last column: Unload
     drive.wait(lambda: d.runtime.assistant.manager.loaded() == [], timeout_s=30)
     drive.wait(lambda: d.monitor.models.table.rowCount() == 0 or not d.monitor.models.table.isVisible())

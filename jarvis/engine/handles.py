@@ -40,6 +40,13 @@ class LlamaModel:
         ensure_backend()
         params = ll.llama_model_default_params()
         params.n_gpu_layers = gpu_layers if gpu_layers >= 0 else 2**31 - 1
+        # No GPU layers: no GPU at all. Left at its default (every device), a CUDA build still made
+        # a CUDA context and sent prompt batches' matrix products to the GPU (op offload) with 0
+        # layers asked, so gpu.use_gpu = false ran on the GPU in part, and its texts differed from
+        # a CPU build's (measured on an H200). An empty NULL-terminated device list is the CPU alone.
+        no_devices = (ctypes.c_void_p * 1)(None)
+        if gpu_layers == 0:
+            params.devices = ctypes.addressof(no_devices)
         # AMX's kernels segfault (backend.py): engine.weight_repacking decides, "auto" by the build
         params.use_extra_bufts = extra_buffers_allowed() if extra_buffers is None else extra_buffers
         self.path = Path(path)
