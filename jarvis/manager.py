@@ -27,7 +27,7 @@ from jarvis.backends.local import LocalBackend
 from jarvis.catalog import Catalog, LocalModel
 from jarvis.engine import Engine, EngineConfig, backend
 from jarvis.engine.config import slot_context
-from jarvis.engine.opening import EarlyOpen
+from jarvis.engine.early_open import EarlyOpen
 from jarvis.errors import EngineCrashed, InvalidRequest, JarvisError, ModelBusy, ModelLoadError
 from jarvis.telemetry import ModelRecord, RecordBus
 from jarvis.telemetry.gpu import GpuProbe
@@ -262,7 +262,7 @@ class ModelManager:
         engine = Engine(info.name, info.path, info.chat_template, self.config, self.bus, on_crash=crashed)
         lock, state = threading.Lock(), {"abandoned": False, "loaded": False}
         early = None
-        if self.early_open is not None and self.early_open.spec.path == Path(info.path):
+        if self.early_open is not None and self.early_open.path == Path(info.path):
             early, self.early_open = self.early_open, None
 
         def load() -> None:

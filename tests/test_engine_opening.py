@@ -11,7 +11,8 @@ import pytest
 
 from jarvis.config import load_settings
 from jarvis.engine import Engine, EngineConfig, opening
-from jarvis.engine.opening import EarlyOpen, OpenSpec
+from jarvis.engine.early_open import EarlyOpen
+from jarvis.engine.opening import OpenSpec
 from jarvis.errors import ModelLoadError
 from jarvis.http.serve import open_default_early
 from jarvis.request import ChatRequest, Message
@@ -42,7 +43,7 @@ async def answer(engine: Engine) -> str:
 
 def test_an_engine_takes_the_open_begun_ahead_of_it_and_loads_nothing_itself(model_path, opens):
     spec, _ = OpenSpec.for_engine(model_path, CONFIG)
-    early = EarlyOpen(spec)
+    early = EarlyOpen(model_path, CONFIG)
     engine = Engine("m", model_path, config=CONFIG)
     engine.load(early)
     try:
@@ -54,7 +55,7 @@ def test_an_engine_takes_the_open_begun_ahead_of_it_and_loads_nothing_itself(mod
 
 
 def test_an_open_of_other_settings_is_freed_and_the_engine_opens_its_own(model_path, opens):
-    early = EarlyOpen(OpenSpec.for_engine(model_path, EngineConfig(batch_size=4, context_length=256, n_threads=2))[0])
+    early = EarlyOpen(model_path, EngineConfig(batch_size=4, context_length=256, n_threads=2))
     engine = Engine("m", model_path, config=CONFIG)
     engine.load(early)
     try:
@@ -68,7 +69,7 @@ def test_an_open_of_other_settings_is_freed_and_the_engine_opens_its_own(model_p
 def test_an_open_that_failed_ahead_leaves_the_engine_to_report_it(tmp_path, opens):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\x00" * 64)
-    early = EarlyOpen(OpenSpec.for_engine(broken, CONFIG)[0])
+    early = EarlyOpen(broken, CONFIG)
     engine = Engine("broken", broken, config=CONFIG)
     with pytest.raises(ModelLoadError, match="broken.gguf"):
         engine.load(early)
@@ -76,7 +77,7 @@ def test_an_open_that_failed_ahead_leaves_the_engine_to_report_it(tmp_path, open
 
 
 def test_discard_frees_an_open_nobody_took(model_path, opens):
-    early = EarlyOpen(OpenSpec.for_engine(model_path, CONFIG)[0])
+    early = EarlyOpen(model_path, CONFIG)
     early.discard()
     assert len(opens) == 1 and opens[0]._ptr is None
     assert early.take(early.spec) is None
@@ -122,7 +123,7 @@ def test_an_open_ahead_sends_none_of_its_log_lines_through_python(model_path, py
     from jarvis.engine import backend
 
     spec, _ = OpenSpec.for_engine(model_path, CONFIG)
-    early = EarlyOpen(spec)
+    early = EarlyOpen(model_path, CONFIG)
     opened = early.take(spec)
     try:
         assert opened is not None
@@ -144,7 +145,7 @@ def test_jarvis_v_keeps_the_lines_of_an_open_ahead(model_path, python_log_lines)
     llama_log.setLevel(logging.INFO)  # what `jarvis -v` sets (through the root logger)
     try:
         spec, _ = OpenSpec.for_engine(model_path, CONFIG)
-        EarlyOpen(spec).take(spec).close()
+        EarlyOpen(model_path, CONFIG).take(spec).close()
     finally:
         llama_log.setLevel(level)
     assert len(python_log_lines) > 1000

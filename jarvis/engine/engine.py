@@ -32,7 +32,8 @@ from jarvis.engine.grammar import make_sampler
 from jarvis.engine.handles import Batch, LlamaContext, LlamaModel
 from jarvis.engine.logprobs import read_logprobs
 from jarvis.engine.mailbox import Mailbox, StepWaker
-from jarvis.engine.opening import EarlyOpen, OpenSpec, open_model
+from jarvis.engine.early_open import EarlyOpen
+from jarvis.engine.opening import OpenSpec, open_model
 from jarvis.engine.prompt import PromptBuilder
 from jarvis.engine.prompt_cache import MIB, PromptCache
 from jarvis.request_queue import PriorityRequestQueue

@@ -1,11 +1,11 @@
 """Opening a model in llama.cpp: the GGUF file checked, its weights loaded, a context made. Every
-engine opens its model through open_model(); EarlyOpen runs the same open ahead of its engine.
+engine opens its model through open_model(); EarlyOpen (early_open.py) runs the same open ahead of its engine.
 
 Why ahead: `jarvis serve` spends ~0.3 s of one core importing Python (the settings, the HTTP
 stack, the runtime) before its warm-up load could begin, and llama.cpp's open is ~0.3 s of native
 work (weights, then clearing the KV cache) that holds no GIL. `jarvis serve` therefore begins the
-default model's open as soon as the settings and llama.cpp are imported (http/serve.py), on a
-thread of its own, and the rest is imported beside it on the other core. The engine that later
+default model's open as soon as the settings are imported (http/serve.py), on a thread of its own
+that also imports llama.cpp, and the rest is imported beside it on the other core. The engine that later
 asks for exactly the same open (OpenSpec: file, its size and mtime, every parameter) takes the
 handles; any other open frees them. This module imports only llama.cpp's bindings and the engine's
 config, not the engine, so that the open can begin before the rest of the engine is imported.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,47 +91,3 @@ def open_model(spec: OpenSpec) -> Opened:
         model.close()
         raise
     return Opened(model, ctx)
-
-
-class EarlyOpen:
-    """open_model(spec) begun now on a thread of its own, for an engine that asks for it later."""
-
-    def __init__(self, spec: OpenSpec):
-        self.spec = spec
-        self._opened: Opened | None = None
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._open, name="jarvis-early-open", daemon=True)
-        self._thread.start()
-
-    def _open(self) -> None:
-        try:
-            with backend.logs_discarded():  # ~2,300 lines that would each wait for the GIL (backend.py)
-                opened = open_model(self.spec)
-        except ModelLoadError as e:  # the engine's own open will meet (and report) the same, with its logs
-            log.info("opening %s ahead of its engine failed: %s", self.spec.path, e.reason)
-            return
-        with self._lock:
-            self._opened = opened
-
-    def _claim(self) -> Opened | None:
-        """What the open made, once (the next caller gets None); waits for it to finish."""
-        self._thread.join()
-        with self._lock:  # take and discard may come from different threads
-            opened, self._opened = self._opened, None
-        return opened
-
-    def take(self, spec: OpenSpec) -> Opened | None:
-        """Its handles when `spec` is the one opened (the caller owns them from now on), else None,
-        and the handles are freed. Only the first call gets them."""
-        opened = self._claim()
-        if opened is not None and spec != self.spec:
-            log.info("the model opened ahead (%s) is not the one asked for; freeing it", self.spec.path)
-            opened.close()
-            return None
-        return opened
-
-    def discard(self) -> None:
-        """Free the handles if nobody took them (waits for the open to finish)."""
-        opened = self._claim()
-        if opened is not None:
-            opened.close()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from jarvis.config import Settings
 
 if TYPE_CHECKING:
-    from jarvis.engine.opening import EarlyOpen
+    from jarvis.engine.early_open import EarlyOpen
 
 
 async def _serve(settings: Settings, host: str | None, port: int | None, mcp: bool = False,
@@ -107,14 +107,9 @@ def open_default_early(settings: Settings) -> EarlyOpen | None:
     if path is None:
         return None
     from jarvis.engine.config import EngineConfig
-    from jarvis.engine.opening import EarlyOpen, OpenSpec
-    from jarvis.errors import ModelLoadError
+    from jarvis.engine.early_open import EarlyOpen
 
-    try:
-        spec, _ = OpenSpec.for_engine(path, EngineConfig.from_settings(settings))
-    except ModelLoadError:  # the warm-up reports it
-        return None
-    return EarlyOpen(spec)
+    return EarlyOpen(path, EngineConfig.from_settings(settings))  # llama.cpp is imported on its thread
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None, mcp: bool = False) -> int:
