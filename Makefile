@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-under-load soak-ui lint bench bench-ui bench-quick bench-peer bench-footprint peer-llama-server reliability screenshots doctor clean
+.PHONY: run test test-under-load soak-ui lint bench bench-ui bench-quick bench-peer bench-footprint peer-llama-server gpu-check reliability screenshots doctor clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ bench-peer: $(STAMP) $(PEER_SERVER)
 # Start-up and memory of `jarvis serve` beside llama-server and llama_cpp.server (see README, Performance).
 bench-footprint: $(STAMP) $(PEER_SERVER)
 	$(PY) -m jarvis.bench.footprint_bench --llama-server $(PEER_SERVER) $(ARGS)
+
+# On a machine with an NVIDIA GPU, after `jarvis setup-cuda`: offload and GPU telemetry, end to end
+# (see README, GPU). Never part of `make test`.
+gpu-check: $(STAMP)
+	$(PY) -m bench.gpu_check $(ARGS)
 
 reliability: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench.reliability $(ARGS)

@@ -43,7 +43,8 @@ from pathlib import Path
 
 from jarvis.bench.openai_bench import sse_events
 from jarvis.engine.config import auto_threads
-from jarvis.bench.peer_bench import PEER_CTX, PEER_SLOTS, PROMPTS, _stop, code_path, free_port, jarvis_serve_command
+from jarvis.bench.peer_bench import (PEER_CTX, PEER_SLOTS, PROMPTS, _stop, code_path, free_port, gpu_layers_arg,
+                                     jarvis_serve_command)
 
 CTX, SLOTS = PEER_CTX, PEER_SLOTS  # the peer bench's: JARVIS's default 4 slots x 4096 tokens
 DEFAULT_LLAMA_SERVER = Path(".bench/llama-server")  # what `make peer-llama-server` builds
@@ -70,9 +71,14 @@ def _model() -> Path:
     return model
 
 
+def _jarvis_settings_env() -> dict[str, str]:
+    """The environment `jarvis serve` starts with here, before its own settings: none of the user's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("JARVIS_", "LLAMA_"))}
+
+
 def jarvis_server(threads: int, tree: str = "", name: str = "jarvis") -> Server:
     """`jarvis serve` from this code, or from another source `tree` (a comparison with the code before)."""
-    env = code_path({k: v for k, v in os.environ.items() if not k.startswith(("JARVIS_", "LLAMA_"))}, tree)
+    env = code_path(_jarvis_settings_env(), tree)
     env.update({"JARVIS_GENERAL_DATA_DIR": tempfile.mkdtemp(prefix="jarvis-footprint-"),
                 "JARVIS_CACHE_ENABLED": "false", "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0",
                 "JARVIS_ENGINE_N_THREADS": str(threads), "JARVIS_ENGINE_BATCH_SIZE": str(SLOTS),
@@ -84,7 +90,7 @@ def llama_server(binary: str, threads: int) -> Server:
     from jarvis.engine.backend import extra_buffers_allowed
 
     cmd = [binary, "-m", str(_model()), "--host", "127.0.0.1", "--port", "{port}", "-np", str(SLOTS),
-           "-c", str(CTX), "-t", str(threads)]
+           "-c", str(CTX), "-t", str(threads), "-ngl", gpu_layers_arg(_jarvis_settings_env())]
     if not extra_buffers_allowed():  # the same weights layout as JARVIS's (engine.weight_repacking auto)
         cmd.append("--no-repack")
     return Server("llama-server", cmd, dict(os.environ), "/health")
@@ -93,7 +99,8 @@ def llama_server(binary: str, threads: int) -> Server:
 def llama_cpp_python_server(threads: int) -> Server:
     cmd = [sys.executable, "-m", "jarvis.bench.llama_cpp_server", "--model", str(_model()), "--model_alias", "smol",
            "--host", "127.0.0.1", "--port", "{port}", "--n_ctx", str(CTX), "--n_threads", str(threads),
-           "--verbose", "False", "--interrupt_requests", "False"]
+           "--verbose", "False", "--interrupt_requests", "False",
+           "--n_gpu_layers", gpu_layers_arg(_jarvis_settings_env()).replace("all", "-1")]  # its default is 0
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JARVIS_", "LLAMA_"))}
     return Server("llama_cpp.server", cmd, env, "/v1/models", {"model": "smol"})
 

@@ -252,6 +252,18 @@ def peer_env(spin: str) -> dict[str, str]:
     return env
 
 
+def gpu_layers_arg(env: dict[str, str] | None = None) -> str:
+    """llama-server's `-ngl` for the GPU layers JARVIS's settings ask for: "all" for -1, 0 with
+    gpu.use_gpu off. Stated on both sides: llama-server's own default ("auto": fit to free memory)
+    is not JARVIS's. A CPU-only llama-server ignores it (with a warning)."""
+    from jarvis.config import load_settings
+
+    gpu = load_settings(environ=os.environ if env is None else env).gpu
+    if not gpu.use_gpu or gpu.gpu_layers == 0:
+        return "0"
+    return "all" if gpu.gpu_layers < 0 else str(gpu.gpu_layers)
+
+
 def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log, env: dict[str, str] | None = None
                        ) -> tuple[str, subprocess.Popen, list[str]]:
     from jarvis.catalog import bundled_model_path
@@ -262,7 +274,8 @@ def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log, 
     port = free_port()
     cmd = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-np", str(parallel),
            "-c", str(ctx), "-t", str(threads or auto_threads()),
-           "-b", str(PEER_N_BATCH), "-ub", str(PEER_N_UBATCH)]  # its defaults, stated
+           "-b", str(PEER_N_BATCH), "-ub", str(PEER_N_UBATCH),  # its defaults, stated
+           "-ngl", gpu_layers_arg()]
     from jarvis.engine.backend import extra_buffers_allowed
 
     if not extra_buffers_allowed():  # the same weights layout as JARVIS's (engine.weight_repacking auto)
