@@ -29,6 +29,8 @@ def test_compare_two_servers_counts_tokens_and_texts(settings):
     assert res["identical_token_counts_jarvis_peer"] == f"{2 * len(PROMPTS)}/{2 * len(PROMPTS)}"
     assert res["sampling"] == SAMPLING and len(res["loadavg_1min_at_rounds"]) == 1
     assert res["self_consistent_jarvis"] == "2/2"
+    # Every reply's length, per round and prompt (max_tokens 4: a load's tail is visible in them)
+    assert res["reply_tokens"]["jarvis"]["c2"] == [[4] * len(PROMPTS)] == res["reply_tokens"]["peer"]["c1"]
     assert all(len(t) > 0 for t in res["texts"]["jarvis"])
     assert one.tokens == 3 * 4 and len(one.texts) == 3 and all(one.texts)
 

@@ -364,7 +364,10 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
                 texts[name][c].append(res.texts)
                 counts[name][c].append(res.counts)
                 walls[name][c].append(res.wall_s)
-                say(f"  round {r + 1} c={c} {name:8s} {res.tokens:4d} tokens in {res.wall_s:6.2f} s = {res.tok_s:6.1f} tok/s")
+                # The longest reply: a load ends with its last stream decoding alone, so where the
+                # servers' texts differ (a GPU), one long reply can decide a load's tok/s.
+                say(f"  round {r + 1} c={c} {name:8s} {res.tokens:4d} tokens in {res.wall_s:6.2f} s = {res.tok_s:6.1f} tok/s"
+                    f" (longest reply {max(res.counts, default=0)})")
         if long_prompt_case:
             for name in order:
                 url, extra = servers[name]
@@ -412,6 +415,7 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
         out["long_prompt"] = {"prompt_tokens": {n: [x.prompt_tokens for x in long[n]] for n in names},
                               "max_tokens": LONG_MAX_TOKENS,
                               "ttft_ms": {n: _summary([x.ttft_s * 1000 for x in long[n]]) for n in names}}
+    out["reply_tokens"] = {name: {f"c{c}": counts[name][c] for c in levels} for name in names}  # per round, per prompt
     out["texts"] = {name: texts[name][levels[0]][0] for name in names}
     return out
 
