@@ -75,9 +75,8 @@ class Checks:
 def check_build(checks: Checks) -> None:
     import llama_cpp
 
-    checks.add("build", llama_cpp.llama_supports_gpu_offload(),
-               f"llama-cpp-python {llama_cpp.__version__}, llama_supports_gpu_offload()="
-               f"{llama_cpp.llama_supports_gpu_offload()}")
+    offload = bool(llama_cpp.llama_supports_gpu_offload())
+    checks.add("build", offload, f"llama-cpp-python {llama_cpp.__version__}, llama_supports_gpu_offload()={offload}")
 
 
 def check_setup(checks: Checks) -> None:
@@ -110,7 +109,7 @@ class MetricsPoller(threading.Thread):
 def check_serve(checks: Checks, prompts: list[str], max_tokens: int, log) -> dict:
     url, proc = peer_bench.start_jarvis(0, {"JARVIS_MODELS_WARMUP": "true"}, log)
     try:
-        load = asyncio.run(peer_bench.run_load(url, 1, 8, {"cache": False}, prompts[:1]))  # the model is loaded
+        asyncio.run(peer_bench.run_load(url, 1, 8, {"cache": False}, prompts[:1]))  # the model is loaded
         loaded = get_json(url + "/api/models/stats").get("loaded_models", [])
         layers = [f"{m.get('gpu_layers')}/{m.get('layers')}" for m in loaded]
         smi_before = smi_process_mib(proc.pid)

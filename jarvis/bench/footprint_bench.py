@@ -43,8 +43,8 @@ from pathlib import Path
 
 from jarvis.bench.openai_bench import sse_events
 from jarvis.engine.config import auto_threads
-from jarvis.bench.peer_bench import (PEER_CTX, PEER_SLOTS, PROMPTS, _stop, code_path, free_port, gpu_layers_arg,
-                                     jarvis_serve_command)
+from jarvis.bench.peer_bench import (PEER_CTX, PEER_SLOTS, PROMPTS, _stop, code_path, free_port, jarvis_gpu_layers,
+                                     jarvis_serve_command, llama_server_ngl)
 
 CTX, SLOTS = PEER_CTX, PEER_SLOTS  # the peer bench's: JARVIS's default 4 slots x 4096 tokens
 DEFAULT_LLAMA_SERVER = Path(".bench/llama-server")  # what `make peer-llama-server` builds
@@ -90,7 +90,7 @@ def llama_server(binary: str, threads: int) -> Server:
     from jarvis.engine.backend import extra_buffers_allowed
 
     cmd = [binary, "-m", str(_model()), "--host", "127.0.0.1", "--port", "{port}", "-np", str(SLOTS),
-           "-c", str(CTX), "-t", str(threads), "-ngl", gpu_layers_arg(_jarvis_settings_env())]
+           "-c", str(CTX), "-t", str(threads), "-ngl", llama_server_ngl(jarvis_gpu_layers(_jarvis_settings_env()))]
     if not extra_buffers_allowed():  # the same weights layout as JARVIS's (engine.weight_repacking auto)
         cmd.append("--no-repack")
     return Server("llama-server", cmd, dict(os.environ), "/health")
@@ -100,9 +100,8 @@ def llama_cpp_python_server(threads: int) -> Server:
     cmd = [sys.executable, "-m", "jarvis.bench.llama_cpp_server", "--model", str(_model()), "--model_alias", "smol",
            "--host", "127.0.0.1", "--port", "{port}", "--n_ctx", str(CTX), "--n_threads", str(threads),
            "--verbose", "False", "--interrupt_requests", "False",
-           "--n_gpu_layers", gpu_layers_arg(_jarvis_settings_env()).replace("all", "-1")]  # its default is 0
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JARVIS_", "LLAMA_"))}
-    return Server("llama_cpp.server", cmd, env, "/v1/models", {"model": "smol"})
+           "--n_gpu_layers", str(jarvis_gpu_layers(_jarvis_settings_env()))]  # its default is 0
+    return Server("llama_cpp.server", cmd, _jarvis_settings_env(), "/v1/models", {"model": "smol"})
 
 
 # ---- memory --------------------------------------------------------------------------------------

@@ -252,16 +252,19 @@ def peer_env(spin: str) -> dict[str, str]:
     return env
 
 
-def gpu_layers_arg(env: dict[str, str] | None = None) -> str:
-    """llama-server's `-ngl` for the GPU layers JARVIS's settings ask for: "all" for -1, 0 with
-    gpu.use_gpu off. Stated on both sides: llama-server's own default ("auto": fit to free memory)
-    is not JARVIS's. A CPU-only llama-server ignores it (with a warning)."""
+def jarvis_gpu_layers(env: dict[str, str] | None = None) -> int:
+    """The GPU layers a `jarvis serve` started with `env` asks llama.cpp for (-1 = all; 0 with
+    gpu.use_gpu off), for the peers to be given the same: llama-server's own default ("auto": fit
+    to free memory) and llama_cpp.server's (0) are not JARVIS's."""
     from jarvis.config import load_settings
+    from jarvis.engine.config import EngineConfig
 
-    gpu = load_settings(environ=os.environ if env is None else env).gpu
-    if not gpu.use_gpu or gpu.gpu_layers == 0:
-        return "0"
-    return "all" if gpu.gpu_layers < 0 else str(gpu.gpu_layers)
+    return EngineConfig.from_settings(load_settings(environ=os.environ if env is None else env)).gpu_layers
+
+
+def llama_server_ngl(gpu_layers: int) -> str:
+    """llama-server's `-ngl` for a JARVIS gpu_layers ("all" for -1). A CPU-only build ignores it."""
+    return "all" if gpu_layers < 0 else str(gpu_layers)
 
 
 def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log, env: dict[str, str] | None = None
@@ -275,7 +278,7 @@ def start_llama_server(binary: str, threads: int, parallel: int, ctx: int, log, 
     cmd = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-np", str(parallel),
            "-c", str(ctx), "-t", str(threads or auto_threads()),
            "-b", str(PEER_N_BATCH), "-ub", str(PEER_N_UBATCH),  # its defaults, stated
-           "-ngl", gpu_layers_arg()]
+           "-ngl", llama_server_ngl(jarvis_gpu_layers())]
     from jarvis.engine.backend import extra_buffers_allowed
 
     if not extra_buffers_allowed():  # the same weights layout as JARVIS's (engine.weight_repacking auto)

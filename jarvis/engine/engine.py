@@ -69,8 +69,6 @@ class Engine:
         self._slots: list[Slot] = []
         self._embedder: Embedder | None = None
         self.load_ms = 0.0
-        self.gpu_layers = 0  # on the GPU, once loaded (llama.cpp's count: repeating layers + output)
-        self.model_layers = 0  # of this many
         self.offload_note = ""
         self.n_ctx_seq = 0
         self.crash: EngineCrashed | None = None  # set when the worker died; the engine takes nothing more
@@ -93,7 +91,6 @@ class Engine:
         spec, self.offload_note = OpenSpec.for_engine(self.path, cfg)
         opened = (early.take(spec) if early is not None else None) or open_model(spec)
         self._model, self._ctx = opened.model, opened.ctx
-        self.gpu_layers, self.model_layers = self._model.offloaded_layers, self._model.offloadable_layers
         self.threads = spec.n_threads
         self.n_ctx_seq = self._ctx.n_ctx_seq
         # A rejected draft's cells must go while the rest of the sequence stays: recurrent and
@@ -149,6 +146,16 @@ class Engine:
     @property
     def memory_bytes(self) -> int:
         return self._model.size_bytes if self._model else 0
+
+    @property
+    def gpu_layers(self) -> int:
+        """Layers on the GPU, as llama.cpp counts them (its repeating layers and the output one)."""
+        return self._model.offloaded_layers if self._model else 0
+
+    @property
+    def model_layers(self) -> int:
+        """Of this many (0 until loaded)."""
+        return self._model.offloadable_layers if self._model else 0
 
     @property
     def running(self) -> bool:

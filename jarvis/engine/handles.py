@@ -44,8 +44,8 @@ class LlamaModel:
         # a CUDA context and sent prompt batches' matrix products to the GPU (op offload) with 0
         # layers asked, so gpu.use_gpu = false ran on the GPU in part, and its texts differed from
         # a CPU build's (measured on an H200). An empty NULL-terminated device list is the CPU alone.
-        no_devices = (ctypes.c_void_p * 1)(None)
         if gpu_layers == 0:
+            no_devices = (ctypes.c_void_p * 1)(None)  # alive until the load below has read it
             params.devices = ctypes.addressof(no_devices)
         # AMX's kernels segfault (backend.py): engine.weight_repacking decides, "auto" by the build
         params.use_extra_bufts = extra_buffers_allowed() if extra_buffers is None else extra_buffers
@@ -67,22 +67,20 @@ class LlamaModel:
         self.sliding_window = int(ll.llama_model_n_swa(ptr))  # 0: every layer attends to the whole context
         # What llama.cpp counts in "offloaded N/M layers to GPU": the repeating layers and the output one.
         self.offloadable_layers = int(ll.llama_model_n_layer(ptr)) + 1
+        # On the GPU, by llama.cpp's rule (llama-model.cpp: none without a GPU device, else
+        # min(n_gpu_layers, n_layer + 1)). llama_supports_gpu_offload looks for a usable device, not
+        # only for a GPU build: a CUDA build that sees no GPU offloads nothing.
+        if gpu_layers == 0 or not supports_gpu_offload():
+            self.offloaded_layers = 0
+        else:
+            self.offloaded_layers = min(gpu_layers if gpu_layers > 0 else self.offloadable_layers,
+                                        self.offloadable_layers)
         # Filled as tokens are generated: the worker reads a token's bytes and whether it ends
         # generation from plain Python containers instead of two ctypes calls per token. Filling
         # them for the whole vocabulary at load cost 60-120 ms of every start-up (49k tokens), for
         # the few thousand tokens a session ever generates. A race between threads writes the same value.
         self._pieces: list[bytes | None] = [None] * self.n_vocab
         self._eog: dict[int, bool] = {}
-
-    @property
-    def offloaded_layers(self) -> int:
-        """Layers on the GPU, by llama.cpp's rule (llama-model.cpp: none without a GPU device, else
-        min(n_gpu_layers, n_layer + 1)). llama_supports_gpu_offload looks for a usable device, not
-        only for a GPU build: a CUDA build that sees no GPU offloads nothing."""
-        if self.gpu_layers == 0 or not supports_gpu_offload():
-            return 0
-        asked = self.gpu_layers if self.gpu_layers > 0 else self.offloadable_layers
-        return min(asked, self.offloadable_layers)
 
     @property
     def ptr(self):
