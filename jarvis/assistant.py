@@ -46,7 +46,8 @@ def needed_capabilities(request: ChatRequest) -> set[Capability]:
 
 
 # What Assistant.request passes to the ChatRequest itself; every other keyword is a sampling parameter.
-REQUEST_FIELDS = ("priority", "use_cache", "truncate", "timeout_s", "stream_interval_ms", "operation", "source")
+REQUEST_FIELDS = ("priority", "use_cache", "truncate", "timeout_s", "stream_interval_ms", "whole_reply", "operation",
+                  "source")
 
 
 class Assistant:
@@ -130,9 +131,10 @@ class Assistant:
         return ChatRequest(messages=tuple(msgs), model=model, sampling=params, **extra)
 
     async def chat(self, request: ChatRequest) -> Reply:
+        """The reply in one piece (taken whole: nothing wakes the loop while it generates)."""
         parts: list[str] = []
         record: RequestRecord | None = None
-        async for chunk in self.stream(request):
+        async for chunk in self.stream(replace(request, whole_reply=True)):
             parts.append(chunk.text)
             if chunk.done and chunk.record is not None:
                 record = chunk.record
@@ -179,6 +181,10 @@ class Assistant:
                         first_text_at = time.perf_counter()
                     text.append(chunk.text)
                     if chunk.done:
+                        if request.whole_reply and first_text_at and chunk.timings and chunk.timings.first_token_at:
+                            # Held for the end, the text came all at once: its time to the first
+                            # token is when the first token was made, as a stream would have had it.
+                            first_text_at = min(first_text_at, chunk.timings.first_token_at)
                         chunk = replace(chunk, record=self._record(request, name, served_by, started, first_text_at,
                                                                    chunk.timings, cache, coalesced, "ok", "", text, hit))
                         self.bus.emit(chunk.record)
@@ -229,7 +235,8 @@ class Assistant:
             parts: list[str] = []
             begun = time.perf_counter()
             try:
-                async for chunk in self._generate(request, info):
+                # Streamed whatever the first reader asked: a reader that joins it may stream.
+                async for chunk in self._generate(replace(request, whole_reply=False), info):
                     parts.append(chunk.text)
                     if chunk.done and chunk.timings is not None:
                         # What the cache keeps of it: the text, and the record that counted it.

@@ -91,6 +91,9 @@ class ChatRequest:
     truncate: bool | None = None  # None = the engine.truncate setting
     timeout_s: float | None = None  # see resolve_timeout: None = the setting, 0 = no limit
     stream_interval_ms: float | None = None  # text reaches the reader at most this often; None = the engine's setting
+    # The reader takes the reply in one piece (a non-streamed API answer): the engine hands its text
+    # over with the end instead of step by step, so nothing wakes the loop while it generates.
+    whole_reply: bool = False
     request_id: str = field(default_factory=lambda: f"req-{next(_ids)}")
     operation: str = "chat"  # what the request log calls it: chat, completion, ask, ...
     source: str = ""  # which front end sent it: chat (desktop), api (HTTP), cli

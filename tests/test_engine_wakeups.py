@@ -269,3 +269,55 @@ def test_paced_streams_of_one_loop_go_with_any_wake_up_of_that_loop():
             assert loop.run_until_complete(a.get()) == ("a3", None)
     finally:
         loop.close()
+
+
+def test_a_whole_reply_wakes_the_loop_only_with_its_end():
+    """ChatRequest.whole_reply (a non-streamed API answer): its text wakes nothing, however many
+    steps pass or however long it waits; the end brings all of it, with its logprobs, at once."""
+    loop = CountingLoop()
+    waker = StepWaker(clock=lambda: 10.0)
+    box = Mailbox(loop, waker, pace_s=0.016, whole=True)
+    done = object()  # stands for the finished request's Timings
+    try:
+        with waker.hold():
+            for piece in ("a", "b", "c"):
+                box.put_text(piece)
+                waker.flush()
+            waker.flush(force=True)  # not even a prefill step or the worker going to sleep sends it
+            assert loop.threadsafe_calls == 0
+            box.finish(done)
+            waker.flush()
+            assert loop.threadsafe_calls == 1
+        loop.run_until_complete(asyncio.sleep(0))
+        assert loop.run_until_complete(box.get()) == ("abc", done)
+    finally:
+        loop.close()
+
+
+def test_a_whole_reply_is_the_streamed_reply_in_one_piece_for_one_wake_up(settings):
+    """Through the real engine: the same greedy reply, taken whole, arrives as one chunk, and the
+    loop was woken for it once (its end) instead of at every step. Its record's time to the first
+    token is still when the first token was made, not when the reply ended."""
+    async def body(a):
+        await a.catalog.ready()
+        waker = (await a.manager.load(a.default_model())).engine.waker
+
+        async def run(**how):
+            request = a.request("Write a short story about a lighthouse keeper.", temperature=0, max_tokens=32,
+                                use_cache=False, stream_interval_ms=0, **how)
+            before = waker.wakeups
+            chunks = [c async for c in a.stream(request)]
+            return chunks, waker.wakeups - before
+
+        return await run(), await run(whole_reply=True)
+
+    (streamed, streamed_wakeups), (whole, whole_wakeups) = with_assistant(settings, body)
+    assert len(whole) == 1 and whole[0].done and whole[0].text == "".join(c.text for c in streamed)
+    assert len(whole[0].text) > 20 and len(streamed) >= 10
+    assert whole_wakeups == 1 and streamed_wakeups >= 10, (whole_wakeups, streamed_wakeups)
+    record = whole[0].record
+    assert record.completion_tokens == 32 and record.ttft_ms > 0
+    # the first token, then 31 more in the decode time, all before the end: by construction, if
+    # the time to the first token is the first token's and not the end's
+    decode_ms = (record.completion_tokens - 1) / record.decode_tokens_per_s * 1000
+    assert record.ttft_ms + decode_ms <= record.total_ms + 0.01, (record.ttft_ms, decode_ms, record.total_ms)

@@ -295,3 +295,40 @@ def test_a_request_that_bypasses_the_cache_is_neither_stored_nor_shared(settings
     assert bypassed.record.cache == "off" and not bypassed.record.coalesced
     assert cached.record.cache == "miss" and not cached.record.coalesced  # it did not join the bypassing one
     assert again.record.cache == "hit" and stats.coalesced == 0
+
+
+def test_a_streamed_reader_that_joins_a_whole_readers_generation_still_streams(settings, tmp_path, model_copy):
+    """A reply taken whole (Assistant.chat, a non-streamed API answer) holds its text for the end,
+    but a generation the cache shares may gain a streaming reader: it is generated as a stream.
+    The engine's worker waits after the first token's step until the joined reader has its first
+    chunk (a hang guard of 30 s only), so this is an order of events, not a race."""
+    import threading
+
+    model_copy("a")
+
+    async def body():
+        a = make(settings, tmp_path)
+        try:
+            engine = (await a.manager.load("a")).engine
+            first_chunk = threading.Event()
+
+            def hold_after_the_first_token(e):
+                if any(s.sequence is not None and s.sequence.completion_tokens >= 1 for s in e._slots):
+                    e.step_hook = None  # once
+                    first_chunk.wait(30)
+
+            engine.step_hook = hold_after_the_first_token
+            req = greedy(a, "Count from 1 to 10.", "a", max_tokens=40, stream_interval_ms=0)
+            whole = asyncio.ensure_future(a.chat(req))
+            await asyncio.sleep(0)
+            chunks = []
+            async for chunk in a.stream(req):
+                chunks.append(chunk)
+                first_chunk.set()
+            return await whole, chunks
+        finally:
+            await a.close()
+
+    whole, chunks = asyncio.run(body())
+    assert chunks[-1].record.coalesced and not chunks[0].done, [(c.text, c.done) for c in chunks]
+    assert "".join(c.text for c in chunks) == whole.text and len(whole.text) > 10

@@ -44,6 +44,28 @@ def test_a_request_may_ask_for_every_token_or_its_own_stream_interval():
         assert e.value.field == "stream_interval_ms" and "stream_interval_ms" in str(e.value)
 
 
+def test_a_reply_not_streamed_is_taken_whole_on_every_surface():
+    """`stream` false (or absent) on chat and completions, Responses and Messages: the reader
+    takes the reply in one piece (ChatRequest.whole_reply), so its engine text wakes nothing until
+    the end; streamed, it is handed over as it is made."""
+    from jarvis.http.anthropic.schema import MessagesBody
+    from jarvis.http.anthropic.schema import chat_request as messages_request
+    from jarvis.http.responses.schema import ResponsesBody
+    from jarvis.http.responses.schema import chat_request as responses_request
+    from jarvis.sampling import SamplingParams
+
+    def surfaces(stream: dict):
+        yield chat_request({"messages": USER, **stream}, GEN)[1]
+        yield completion_request({"prompt": "a", **stream}, GEN)[1]
+        yield responses_request(ResponsesBody.parse({"input": "hi", **stream}), [], SamplingParams(), "reject")[0]
+        yield messages_request(MessagesBody.parse({"max_tokens": 8, "messages": USER, **stream}), SamplingParams(),
+                               "reject")[0]
+
+    assert [r.whole_reply for r in surfaces({})] == [True] * 4
+    assert [r.whole_reply for r in surfaces({"stream": False})] == [True] * 4
+    assert [r.whole_reply for r in surfaces({"stream": True})] == [False] * 4
+
+
 def test_defaults_come_from_settings_and_completions_default_to_16_tokens():
     _, req = chat_request({"messages": USER, "model": None, "temperature": None}, GEN)
     assert req.model == "" and req.sampling.temperature == GEN.temperature and req.sampling.max_tokens == GEN.max_tokens

@@ -19,6 +19,7 @@ def test_compare_two_servers_counts_tokens_and_texts(settings):
         res = asyncio.run(compare({"jarvis": (a.url, {"cache": False}), "peer": (b.url, {"cache": False})},
                                   levels=[1, 2], rounds=1, max_tokens=4, long_prompt_case=False))
         one = asyncio.run(run_load(a.url, 2, 4, {"cache": False}, prompts=EDIT_PROMPTS[:3]))
+        whole = asyncio.run(run_load(a.url, 2, 4, {"cache": False}, prompts=EDIT_PROMPTS[:3], stream=False))
         turns = asyncio.run(compare({"jarvis": (a.url, {"cache": False}), "peer": (b.url, {"cache": False})},
                                     levels=[2], rounds=1, max_tokens=4, long_prompt_case=False, interleave=True))
     # Taking turns two prompts at a time: the same replies, in prompt order, as whole loads.
@@ -33,6 +34,8 @@ def test_compare_two_servers_counts_tokens_and_texts(settings):
     assert res["reply_tokens"]["jarvis"]["c2"] == [[4] * len(PROMPTS)] == res["reply_tokens"]["peer"]["c1"]
     assert all(len(t) > 0 for t in res["texts"]["jarvis"])
     assert one.tokens == 3 * 4 and len(one.texts) == 3 and all(one.texts)
+    # --whole: the same replies and usage, taken as one JSON answer each
+    assert (whole.tokens, whole.texts, whole.counts) == (one.tokens, one.texts, one.counts)
 
 
 def test_cli_passes_the_peer_options_through():
@@ -95,7 +98,7 @@ def test_interleaved_servers_take_turns_abba_slice_by_slice(monkeypatch):
 
     calls = []
 
-    async def fake_load(url, concurrency, max_tokens, extra, prompts):
+    async def fake_load(url, concurrency, max_tokens, extra, prompts, stream=True):
         calls.append((url, concurrency, tuple(prompts)))
         return peer_bench.LoadResult(len(prompts), 0.5, [f"{url}:{p}" for p in prompts], [1] * len(prompts))
 

@@ -4,7 +4,7 @@
     jarvis bench --peer-server .bench/llama-server     # start that llama-server on the bundled model
     make bench-peer                                    # build llama-server once, then the line above
 
-The load: the 8 prompts below, greedy (temperature 0), max_tokens 96, streamed with usage, at
+The load: the 8 prompts below, greedy (temperature 0), max_tokens 96, streamed with usage (`--whole`: not streamed), at
 concurrency 1 (one request at a time) and 4 (four client workers pulling from the 8). Every
 sampling parameter is sent to both servers (SAMPLING below: neither server's own defaults count,
 so both generate the same text and token counts; `--repeat-penalty` changes that one), and the
@@ -123,10 +123,13 @@ class Reply:
     prompt_tokens: int = 0
 
 
-async def _one(session, url: str, prompt: str, max_tokens: int, extra: dict) -> Reply:
+async def _one(session, url: str, prompt: str, max_tokens: int, extra: dict, stream: bool = True) -> Reply:
+    """One request, streamed with usage; `stream` False: the reply taken whole (its TTFT is then the
+    whole reply's time, since nothing arrives before it)."""
     body = {"model": extra.pop("model", ""), "messages": [{"role": "user", "content": prompt}],
-            **SAMPLING, "max_tokens": max_tokens, "stream": True,
-            "stream_options": {"include_usage": True}, **extra}
+            **SAMPLING, "max_tokens": max_tokens, "stream": stream, **extra}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
     tokens = chunks = prompt_tokens = 0
     text: list[str] = []
     first = 0.0
@@ -134,6 +137,11 @@ async def _one(session, url: str, prompt: str, max_tokens: int, extra: dict) -> 
     async with session.post(url.rstrip("/") + "/v1/chat/completions", json=body) as resp:
         if resp.status != 200:
             raise RuntimeError(f"{url}: HTTP {resp.status}: {(await resp.text())[:300]}")
+        if not stream:
+            answer = await resp.json()
+            usage = answer.get("usage") or {}
+            return Reply(usage.get("completion_tokens", 0), answer["choices"][0]["message"].get("content") or "",
+                         time.perf_counter() - started, usage.get("prompt_tokens", 0))
         async for event in sse_events(resp):
             if event.get("usage"):
                 tokens = event["usage"].get("completion_tokens", 0)
@@ -147,8 +155,10 @@ async def _one(session, url: str, prompt: str, max_tokens: int, extra: dict) -> 
     return Reply(tokens or chunks, "".join(text), (first or time.perf_counter()) - started, prompt_tokens)
 
 
-async def run_load(url: str, concurrency: int, max_tokens: int, extra: dict, prompts=PROMPTS) -> LoadResult:
-    """Every prompt once, `concurrency` requests in flight at a time; texts in prompt order."""
+async def run_load(url: str, concurrency: int, max_tokens: int, extra: dict, prompts=PROMPTS,
+                   stream: bool = True) -> LoadResult:
+    """Every prompt once, `concurrency` requests in flight at a time; texts in prompt order.
+    `stream` False: every reply taken whole (`"stream": false`)."""
     import aiohttp
 
     todo = list(enumerate(prompts))
@@ -158,7 +168,7 @@ async def run_load(url: str, concurrency: int, max_tokens: int, extra: dict, pro
     async def worker(session):
         while todo:
             i, prompt = todo.pop(0)
-            reply = await _one(session, url, prompt, max_tokens, dict(extra))
+            reply = await _one(session, url, prompt, max_tokens, dict(extra), stream)
             counts[i], texts[i] = reply.tokens, reply.text
 
     # A fresh connection per request, for both servers alike: llama-server's HTTP library closes a
@@ -330,22 +340,24 @@ def slices(prompts: list[str], concurrency: int, interleave: bool) -> list[list[
 
 
 async def run_level(servers: dict[str, tuple[str, dict]], order: list[str], concurrency: int, max_tokens: int,
-                    prompts, interleave: bool) -> dict[str, LoadResult]:
+                    prompts, interleave: bool, stream: bool = True) -> dict[str, LoadResult]:
     """One round at one concurrency, each server's whole load; interleaved, the servers take
     turns slice by slice in ABBA order (a steady drift of the machine's speed cancels out)."""
     parts: dict[str, list[LoadResult]] = {name: [] for name in order}
     for i, part in enumerate(slices(prompts, concurrency, interleave)):
         for name in (order if i % 2 == 0 else order[::-1]):
             url, extra = servers[name]
-            parts[name].append(await run_load(url, concurrency, max_tokens, extra, part))
+            parts[name].append(await run_load(url, concurrency, max_tokens, extra, part, stream))
     return {name: LoadResult.joined(p) for name, p in parts.items()}
 
 
 async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], rounds: int, max_tokens: int,
-                  say=lambda *_: None, prompts=PROMPTS, long_prompt_case: bool = True, interleave: bool = False) -> dict:
+                  say=lambda *_: None, prompts=PROMPTS, long_prompt_case: bool = True, interleave: bool = False,
+                  stream: bool = True) -> dict:
     """`servers`: name -> (url, extra body fields). The LAST name is the reference (the peer);
     every other one (JARVIS and its variants) is compared with it. `interleave`: the servers take
-    turns every `concurrency` prompts instead of every whole load (see run_level)."""
+    turns every `concurrency` prompts instead of every whole load (see run_level). `stream` False:
+    the loads' replies are taken whole (the long-prompt case streams: it times the first token)."""
     names = list(servers)
     for name in names:  # warm-up: load, first allocations, prompt caches of neither kind counted
         url, extra = servers[name]
@@ -360,7 +372,7 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
         loads.append(os.getloadavg()[0])
         order = names if r % 2 == 0 else names[::-1]
         for c in levels:
-            results = await run_level(servers, order, c, max_tokens, prompts, interleave)
+            results = await run_level(servers, order, c, max_tokens, prompts, interleave, stream)
             for name in order:
                 res = results[name]
                 tok_s[name][c].append(res.tok_s)
@@ -380,7 +392,7 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
                 say(f"  round {r + 1} long {name:8s} {reply.prompt_tokens} prompt tokens, TTFT {reply.ttft_s * 1000:7.1f} ms")
     reference = names[-1]
     out: dict = {"bench": "peer", "rounds": rounds, "max_tokens": max_tokens, "prompts": len(prompts),
-                 "interleave": interleave,
+                 "interleave": interleave, "stream": stream,
                  "levels": levels, "servers": {n: servers[n][0] for n in names}, "sampling": SAMPLING,
                  "loadavg_1min_at_rounds": [round(x, 2) for x in loads], "tok_s": {}, "ratios": {}}
     for name in names:
@@ -496,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interleave", action="store_true",
                    help="the servers take turns every N prompts at concurrency N (ABBA), not every whole load: "
                         "pairs measured seconds apart, for a machine whose speed drifts")
+    p.add_argument("--whole", action="store_true",
+                   help="the loads' replies not streamed (\"stream\": false), as an agent or a script takes them")
     p.add_argument("--log", default="", help="file for the servers' output (default: discarded)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
@@ -547,7 +561,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline_env:
             servers["peer"] = (peer_url, {"cache": False})
         res = asyncio.run(compare(servers, levels, args.rounds, args.max_tokens, say, PROMPT_SETS[args.prompts],
-                                  long_prompt_case=not args.no_long, interleave=args.interleave))
+                                  long_prompt_case=not args.no_long, interleave=args.interleave,
+                                  stream=not args.whole))
         res["setup"] = setup
         res["prompt_set"] = args.prompts
         res["peer_kind"] = ("jarvis " + " ".join(args.baseline_env)) if args.baseline_env else (args.peer or args.peer_server)

@@ -9,7 +9,7 @@ Each `--tree` is a JARVIS source tree (PYTHONPATH of its `jarvis serve`; default
 servers run at once (bundled model, response cache off) and the rounds alternate between them, so
 a neighbour's load hits each alike. Per round and server, the OS's CPU-time counters of every
 thread of the server process are read before and after one load (the 8 chat prompts of the peer
-bench, greedy, `--max-tokens`, `--streams` at a time):
+bench, greedy, `--max-tokens`, `--streams` at a time; `--whole`: not streamed, each reply taken whole):
 - loop: the main thread (the asyncio loop: HTTP, SSE, the Assistant); its CPU ms per generated
   token, and its wake-ups (voluntary context switches: each time it slept in epoll and was woken)
   per token and per second;
@@ -120,9 +120,9 @@ def measure(pid: int, names: dict[int, str], before, after, tokens: int, wall: f
             "loop_wakeups_per_token": loop_wakes / max(tokens, 1), "loop_wakeups_per_s": loop_wakes / wall}
 
 
-async def one_round(url: str, pid: int, names, streams: int, max_tokens: int) -> dict:
+async def one_round(url: str, pid: int, names, streams: int, max_tokens: int, stream: bool = True) -> dict:
     before = thread_counters(pid)
-    res = await run_load(url, streams, max_tokens, {"cache": False}, PROMPTS)
+    res = await run_load(url, streams, max_tokens, {"cache": False}, PROMPTS, stream)
     after = thread_counters(pid)
     m = measure(pid, names, before, after, res.tokens, res.wall_s)
     m["texts"] = res.texts
@@ -177,7 +177,7 @@ def _median(rows: list[dict], key: str, sub: str | None = None) -> float:
 
 
 async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pyspy: str, rate: int, log, say,
-              gaps: bool = False, variants: dict[str, dict[str, str]] | None = None) -> dict:
+              gaps: bool = False, variants: dict[str, dict[str, str]] | None = None, stream: bool = True) -> dict:
     """Each tree, then each variant (the first tree with its settings), as one server; results by
     tree path or variant name."""
     servers = []
@@ -198,13 +198,13 @@ async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pysp
         for r in range(rounds):
             order = servers if r % 2 == 0 else servers[::-1]
             for label, url, proc in order:
-                m = await one_round(url, proc.pid, names[proc.pid], streams, max_tokens)
+                m = await one_round(url, proc.pid, names[proc.pid], streams, max_tokens, stream)
                 rows[label].append(m)
                 say(f"  round {r + 1} {label}: {m['tokens']} tokens {m['tok_s']:.1f} tok/s, loop "
                     f"{m['loop_cpu_ms_per_token']:.3f} ms CPU/token, {m['loop_wakeups_per_token']:.2f} wake-ups/token, "
                     f"shares " + " ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(m['cpu_share'].items())))
         load = os.getloadavg()
-        out = {"bench": "serve-profile", "streams": streams, "rounds": rounds, "max_tokens": max_tokens,
+        out = {"bench": "serve-profile", "streams": streams, "stream": stream, "rounds": rounds, "max_tokens": max_tokens,
                "loadavg": [round(x, 2) for x in load], "trees": {}}
         first = rows[labels[0]][0]["texts"]
         for label in labels:
@@ -258,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
                    help="one more server of the first tree with these JARVIS_* settings, e.g. "
                         "si12:JARVIS_ENGINE_STREAM_INTERVAL_MS=12 (repeatable)")
+    p.add_argument("--whole", action="store_true", help="the replies not streamed (\"stream\": false): each taken "
+                                                        "whole, as an agent or a script takes them")
     args = p.parse_args(argv)
     trees = args.tree or [str(Path(__file__).resolve().parents[2])]
     try:
@@ -268,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(args.log, "ab")) if args.log else subprocess.DEVNULL
         res = asyncio.run(run(trees, args.streams, args.rounds, args.max_tokens, args.pyspy, args.rate, log, say,
-                              args.gaps, variants))
+                              args.gaps, variants, stream=not args.whole))
     if not args.json:
         for tree, t in res["trees"].items():
             print(f"{tree}: {t['tok_s']} tok/s, loop {t['loop_cpu_ms_per_token_median']} ms CPU/token "

@@ -171,7 +171,8 @@ class Engine:
         request.validate()
         timeout = resolve_timeout(request.timeout_s, self.config.request_timeout_s)
         pace_ms = self.config.stream_interval_ms if request.stream_interval_ms is None else request.stream_interval_ms
-        seq = SeqState(request=request, mailbox=Mailbox(loop or asyncio.get_running_loop(), self.waker, pace_ms / 1000),
+        mailbox = Mailbox(loop or asyncio.get_running_loop(), self.waker, pace_ms / 1000, whole=request.whole_reply)
+        seq = SeqState(request=request, mailbox=mailbox,
                        deadline=time.perf_counter() + timeout if timeout is not None else None)
         with self._wake:  # close() sets _stopping under this lock: no request slips in after its drain
             if self.crash is not None:

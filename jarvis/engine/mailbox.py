@@ -14,6 +14,10 @@ the loop has taken its text, the next text waits in the StepWaker until the inte
 its end, an error and a new place in line never wait. A window that paints once a frame gains
 nothing from being woken more often; on a small machine each wake-up saved is CPU that ggml's
 threads keep.
+
+A reader that takes the reply whole (`ChatRequest.whole_reply`: a non-streamed API answer) gets
+its text with the end: its text wakes nothing, so while it generates the loop is not woken for it
+at all (llama-server's non-streamed replies likewise cost its HTTP threads nothing per token).
 """
 
 from __future__ import annotations
@@ -112,10 +116,12 @@ def _run_all(callbacks: list[Callable[[], None]]) -> None:
 
 
 class Mailbox:
-    def __init__(self, loop: asyncio.AbstractEventLoop, waker: StepWaker | None = None, pace_s: float = 0.0):
+    def __init__(self, loop: asyncio.AbstractEventLoop, waker: StepWaker | None = None, pace_s: float = 0.0,
+                 whole: bool = False):
         self._loop = loop
         self._waker = waker or StepWaker()
         self._pace_s = pace_s  # 0: text wakes the loop at the next flush; else at most once per pace_s
+        self._whole = whole  # text wakes nothing: it goes with the end (or an error, or a place in line)
         self._text_due = 0.0  # a paced stream's next text waits until then (the waker's clock)
         self._wake_paced = False  # the pending wake-up waits for _text_due
         with contextlib.suppress(RuntimeError):  # made on the loop's own thread (add_reader), else none
@@ -137,7 +143,8 @@ class Mailbox:
     def put_text(self, text: str) -> None:
         with self._lock:
             self._text.append(text)
-            self._schedule_wake(self._text_due)
+            if not self._whole:
+                self._schedule_wake(self._text_due)
 
     def put_logprobs(self, entry: TokenLogprob) -> None:
         """Rides with the next text (or the finish): no wake-up of its own."""

@@ -148,7 +148,8 @@ class _Body(BaseModel):
             temperature=self.temperature, top_p=self.top_p, seed=self.seed, stop=self.stop,
             presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
             top_k=self.top_k, min_p=self.min_p, repeat_penalty=self.repeat_penalty)
-        extra: dict[str, Any] = {"model": self.model or "", "sampling": sampling, "source": "api"}
+        extra: dict[str, Any] = {"model": self.model or "", "sampling": sampling, "source": "api",
+                                 "whole_reply": not self.stream}
         if self.priority:
             extra["priority"] = Priority.parse(self.priority)
         if self.cache == "exact":

@@ -221,5 +221,6 @@ def chat_request(body: MessagesBody, generation: SamplingParams, unsupported_pol
                              **(body.thinking or ThinkingConfig(type="adaptive")).budget(reasoning))
     request = ChatRequest(messages=tuple(chat_messages(body)), model=body.model or "", sampling=sampling,
                           source="api", operation=operation, options=options, use_cache=body.cache is not False,
+                          whole_reply=not body.stream,
                           priority=Priority.parse(body.priority or "normal"))
     return _validated(request), plan, dropped

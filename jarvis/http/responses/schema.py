@@ -237,7 +237,7 @@ def chat_request(body: ResponsesBody, history: list[Any], generation: SamplingPa
                              grammar=extension_grammar(body.grammar),
                              **thinking_budget(body.reasoning.effort if body.reasoning else None, reasoning))
     request = ChatRequest(messages=messages, model=body.model or "", sampling=sampling, source="api", truncate=truncate,
-                          operation="openai.responses", options=options,
+                          operation="openai.responses", options=options, whole_reply=not body.stream,
                           use_cache=body.cache is not False, priority=Priority.parse(body.priority or "normal"))
     return _validated(request), plan, dropped
 
