@@ -4,8 +4,9 @@
     jarvis bench --peer-server .bench/llama-server     # start that llama-server on the bundled model
     make bench-peer                                    # build llama-server once, then the line above
 
-The load: the 8 prompts below, greedy (temperature 0), max_tokens 96, streamed with usage (`--whole`: not streamed), at
-concurrency 1 (one request at a time) and 4 (four client workers pulling from the 8). Every
+The load: the 8 prompts below, greedy (temperature 0), max_tokens 96, streamed with usage
+(`--whole`: not streamed, each reply taken as one answer), at concurrency 1 (one request at a
+time) and 4 (four client workers pulling from the 8). Every
 sampling parameter is sent to both servers (SAMPLING below: neither server's own defaults count,
 so both generate the same text and token counts; `--repeat-penalty` changes that one), and the
 replies are compared: identical texts and identical completion-token counts. Then the long-prompt

@@ -204,7 +204,8 @@ async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pysp
                     f"{m['loop_cpu_ms_per_token']:.3f} ms CPU/token, {m['loop_wakeups_per_token']:.2f} wake-ups/token, "
                     f"shares " + " ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(m['cpu_share'].items())))
         load = os.getloadavg()
-        out = {"bench": "serve-profile", "streams": streams, "stream": stream, "rounds": rounds, "max_tokens": max_tokens,
+        out = {"bench": "serve-profile", "streams": streams, "stream": stream, "rounds": rounds,
+               "max_tokens": max_tokens,
                "loadavg": [round(x, 2) for x in load], "trees": {}}
         first = rows[labels[0]][0]["texts"]
         for label in labels:
