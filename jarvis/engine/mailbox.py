@@ -100,14 +100,14 @@ class StepWaker:
 
     def _post(self, loop: asyncio.AbstractEventLoop, calls: list[Callable[[], None]]) -> None:
         bell = Doorbell.of(loop)  # rung with the GIL kept (doorbell.py); else the loop's self-pipe
+        self.wakeups += 1  # before the loop may run it: whoever it wakes sees it counted
         try:
             if bell is not None and not loop.is_closed():
                 bell.ring(calls)
             else:
                 loop.call_soon_threadsafe(_run_all, calls)
-            self.wakeups += 1
         except RuntimeError:  # the loop is closed: nobody is listening any more
-            pass
+            self.wakeups -= 1
 
 
 def _run_all(callbacks: list[Callable[[], None]]) -> None:
