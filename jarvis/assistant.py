@@ -181,10 +181,6 @@ class Assistant:
                         first_text_at = time.perf_counter()
                     text.append(chunk.text)
                     if chunk.done:
-                        if request.whole_reply and first_text_at and chunk.timings and chunk.timings.first_token_at:
-                            # Held for the end, the text came all at once: its time to the first
-                            # token is when the first token was made, as a stream would have had it.
-                            first_text_at = min(first_text_at, chunk.timings.first_token_at)
                         chunk = replace(chunk, record=self._record(request, name, served_by, started, first_text_at,
                                                                    chunk.timings, cache, coalesced, "ok", "", text, hit))
                         self.bus.emit(chunk.record)
@@ -208,6 +204,10 @@ class Assistant:
                 timings: Timings | None, cache: str, coalesced: bool, status: str, error_kind: str,
                 text: list[str], hit: CacheHit | None = None) -> RequestRecord:
         logged = self.settings.telemetry.log_prompts
+        if request.whole_reply and first_text_at and timings is not None and timings.first_token_at:
+            # Held for the end, the text came all at once: its time to the first token is when
+            # the first token was made, as a stream would have had it.
+            first_text_at = min(first_text_at, timings.first_token_at)
         last = request.prompt if request.prompt is not None else (request.messages[-1].content if request.messages else "")
         return build_record(request_id=request.request_id, model=model, operation=request.operation,
                             source=request.source, served_by=served_by, started=started, first_text_at=first_text_at,

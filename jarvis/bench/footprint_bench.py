@@ -97,11 +97,12 @@ def llama_server(binary: str, threads: int) -> Server:
 
 
 def llama_cpp_python_server(threads: int) -> Server:
+    env = _jarvis_settings_env()
     cmd = [sys.executable, "-m", "jarvis.bench.llama_cpp_server", "--model", str(_model()), "--model_alias", "smol",
            "--host", "127.0.0.1", "--port", "{port}", "--n_ctx", str(CTX), "--n_threads", str(threads),
            "--verbose", "False", "--interrupt_requests", "False",
-           "--n_gpu_layers", str(jarvis_gpu_layers(_jarvis_settings_env()))]  # its default is 0
-    return Server("llama_cpp.server", cmd, _jarvis_settings_env(), "/v1/models", {"model": "smol"})
+           "--n_gpu_layers", str(jarvis_gpu_layers(env))]  # its default is 0
+    return Server("llama_cpp.server", cmd, env, "/v1/models", {"model": "smol"})
 
 
 # ---- memory --------------------------------------------------------------------------------------

@@ -50,7 +50,6 @@ class LlamaModel:
         # AMX's kernels segfault (backend.py): engine.weight_repacking decides, "auto" by the build
         params.use_extra_bufts = extra_buffers_allowed() if extra_buffers is None else extra_buffers
         self.path = Path(path)
-        self.gpu_layers = gpu_layers
         ptr = ll.llama_model_load_from_file(str(self.path).encode(), params)
         if not ptr:
             raise ModelLoadError(self.path, "llama.cpp could not load it (unsupported architecture or corrupt data)")
