@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from jarvis.bench.peer_bench import EDIT_PROMPTS, PROMPTS, SAMPLING, compare, long_prompt, peer_env, run_load
+import math
+
+import pytest
+
+from jarvis.bench.peer_bench import (EDIT_PROMPTS, PROMPTS, SAMPLING, compare, long_prompt, peer_env, ratio_summary,
+                                     run_load, verdict)
 from jarvis.cli import build_parser
 
 from bench.support.server import ServerThread
@@ -127,3 +132,24 @@ def test_a_variant_names_its_settings_and_a_malformed_one_is_refused():
     for bad in ("si12", "si12:", ":A=1", "si12:A", "si12:=1"):
         with pytest.raises(ValueError, match="NAME:KEY=VALUE"):
             parse_variant(bad)
+
+
+def test_a_ratio_carries_its_geometric_mean_and_95_percent_interval():
+    """Per-round ratios 1.1 and 1/1.1 average to parity in logs; the interval is the t-interval of
+    the logs (t = 12.706 for two rounds), so parity is inside it."""
+    r = ratio_summary([1.1, 1 / 1.1])
+    assert r["geomean"] == 1.0 and r["median"] == pytest.approx(1.005, abs=1e-3)
+    half = 12.706 * math.log(1.1) * math.sqrt(2) / math.sqrt(2)  # stdev of (+l, -l) is l * sqrt(2)
+    assert r["ci95"] == [round(math.exp(-half), 3), round(math.exp(half), 3)]
+    assert "ci95" not in ratio_summary([1.02])  # one round: no interval
+
+
+def test_the_target_verdict_reads_the_interval_not_the_median():
+    """A median above 1.0 is not a met target while the interval still holds 1.0; a run whose whole
+    interval lies above (or below) it is."""
+    above = ratio_summary([1.03, 1.04, 1.05, 1.04, 1.03, 1.05])
+    noisy = ratio_summary([1.10, 0.92, 1.08, 0.95, 1.06, 0.97])
+    below = ratio_summary([0.95, 0.96, 0.94, 0.95, 0.96, 0.95])
+    assert verdict(above, 1.0).startswith("target >= 1.0: yes")
+    assert noisy["median"] > 1.0 and "not told apart" in verdict(noisy, 1.0)
+    assert verdict(below, 1.0).startswith("target >= 1.0: NO")

@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import socket
 import statistics
@@ -332,6 +333,40 @@ def _summary(values: list[float]) -> dict:
             "max": round(max(values), 3), "all": [round(v, 3) for v in values]}
 
 
+# Student's t, 97.5th percentile, by degrees of freedom (1.96 beyond the table): a 95 % interval
+# from a handful of rounds needs the wider t, not the normal's 1.96.
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+         20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
+         29: 2.045, 30: 2.042}
+
+
+def ratio_summary(ratios: list[float]) -> dict:
+    """Per-round ratios of two servers: `_summary` plus their geometric mean and its 95 % interval
+    (a t-interval on the logs; the rounds alternate which server goes first, so each round is one
+    paired sample). On a machine whose speed swings +-10 % from round to round, the interval says
+    whether a median of 0.98 or 1.02 differs from parity at all."""
+    out = _summary(ratios)
+    logs = [math.log(r) for r in ratios]
+    mean = statistics.fmean(logs)
+    out["geomean"] = round(math.exp(mean), 3)
+    if len(logs) > 1:
+        half = _T975.get(len(logs) - 1, 1.96) * statistics.stdev(logs) / math.sqrt(len(logs))
+        out["ci95"] = [round(math.exp(mean - half), 3), round(math.exp(mean + half), 3)]
+    return out
+
+
+def verdict(summary: dict, target: float) -> str:
+    """`target` against a ratio's 95 % interval: met (all of it at or above), missed (all of it
+    below), or not told apart from it by this run."""
+    lo, hi = summary.get("ci95", (summary["median"], summary["median"]))
+    if lo >= target:
+        return f"target >= {target}: yes (95 % interval {lo:.3f}–{hi:.3f})"
+    if hi < target:
+        return f"target >= {target}: NO (95 % interval {lo:.3f}–{hi:.3f})"
+    return f"target >= {target}: not told apart (95 % interval {lo:.3f}–{hi:.3f} holds it)"
+
+
 def slices(prompts: list[str], concurrency: int, interleave: bool) -> list[list[str]]:
     """What one server runs at a time: every prompt at once, or (interleaved) `concurrency` of them,
     so the servers take turns every few seconds and a change in the machine's load meets both."""
@@ -400,13 +435,13 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
         out["tok_s"][name] = {f"c{c}": _summary(tok_s[name][c]) for c in levels}
         top = max(levels)
         if 1 in levels and top > 1:
-            out["ratios"][f"{name}_c{top}_vs_c1"] = _summary([a / b for a, b in zip(tok_s[name][top], tok_s[name][1])])
+            out["ratios"][f"{name}_c{top}_vs_c1"] = ratio_summary([a / b for a, b in zip(tok_s[name][top], tok_s[name][1])])
     for subject in names[:-1]:
         peer = reference
         for c in levels:
             # Same texts: the same work, so the ratio is of wall times (the servers' usage counts may
             # differ by the end-of-generation token: llama-server counts it, JARVIS does not); else tok/s.
-            out["ratios"][f"{subject}_vs_{peer}_c{c}"] = _summary(
+            out["ratios"][f"{subject}_vs_{peer}_c{c}"] = ratio_summary(
                 [wp / ws if xs == xp else a / b
                  for a, b, ws, wp, xs, xp in zip(tok_s[subject][c], tok_s[peer][c], walls[subject][c], walls[peer][c],
                                                  texts[subject][c], texts[peer][c])])
@@ -419,7 +454,7 @@ async def compare(servers: dict[str, tuple[str, dict]], levels: list[int], round
         same = sum(a == b for c in levels for rs, ps in zip(counts[subject][c], counts[peer][c]) for a, b in zip(rs, ps))
         out[f"identical_token_counts_{subject}_{peer}"] = f"{same}/{total}"
         if long[subject] and long[peer]:
-            out["ratios"][f"{subject}_vs_{peer}_long_ttft"] = _summary(  # > 1: JARVIS's first token came sooner
+            out["ratios"][f"{subject}_vs_{peer}_long_ttft"] = ratio_summary(  # > 1: JARVIS's first token came sooner
                 [b.ttft_s / a.ttft_s for a, b in zip(long[subject], long[peer])])
             out[f"identical_texts_long_{subject}_{peer}"] = \
                 f"{sum(a.text == b.text for a, b in zip(long[subject], long[peer]))}/{len(long[subject])}"
@@ -450,12 +485,12 @@ def print_table(res: dict) -> None:
         target = ""
         for c, t in targets.items():
             if key == f"{subject}_vs_peer_{c}":
-                target = f"target >= {t}: {'yes' if r['median'] >= t else 'NO'}"
+                target = verdict(r, t)
                 if c != "long_ttft":  # the stretch goal: how far 1.05x is
                     target += f"; 1.05x is {100 * (1.05 / r['median'] - 1):+.1f} % away"
         if key == f"{subject}_c4_vs_c1":
-            target = f"target >= 1.6: {'yes' if r['median'] >= 1.6 else 'NO'}"
-        print(f"{key:<32} {r['median']:6.3f}  ({r['min']:.3f}–{r['max']:.3f})  {target}")
+            target = verdict(r, 1.6)
+        print(f"{key:<32} {r['median']:6.3f}  ({r['min']:.3f}–{r['max']:.3f})  geomean {r['geomean']:.3f}  {target}")
     for key, v in res.items():
         if key.startswith(("identical_", "self_consistent")):
             print(f"{key:<32} {v}")

@@ -49,6 +49,9 @@ SUITES = (
     Suite("sched-profile", "jarvis.bench.sched_profile", "what the OS scheduler does to llama.cpp's threads "
           "under 4 streams (perf sched; --peer-server PATH adds llama-server): delays, sleeps, who preempted them",
           ("--rounds", "1")),
+    Suite("step-profile", "jarvis.bench.step_profile", "JARVIS and llama-server (--peer-server PATH) under the "
+          "same load, their llama.cpp decodes timed by the same uprobes: decodes per load, decode time, the gap "
+          "between two", ("--rounds", "1")),
     Suite("prompt-cache", "jarvis.bench.prompt_cache_bench", "coming back to a conversation that lost its slot: "
           "follow-up TTFT with engine.prompt_cache_mb on vs off", ("--rounds", "1", "--history-words", "200")),
     Suite("http-stats", "jarvis.bench.http_stats_bench", "the stats endpoints' latency at a fixed rate; the 1 Hz "
