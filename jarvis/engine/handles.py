@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import mmap
 from pathlib import Path
 
 import llama_cpp as ll
@@ -142,11 +143,6 @@ class LlamaModel:
 UBATCH_MAX = 512  # llama-server's default n_ubatch (-ub)
 
 
-def _bytes_pointer(buffer: np.ndarray):
-    """A uint8 numpy buffer as the `uint8_t *` llama.cpp's state calls take."""
-    return buffer.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
-
-
 def ubatch_of(n_batch: int) -> int:
     """The physical batch llama.cpp computes at once: a step of up to n_batch prompt tokens runs
     as ubatches of at most 512, as llama-server's defaults do (-b 2048 -ub 512); a larger ubatch
@@ -220,25 +216,31 @@ class LlamaContext:
         ll.llama_memory_seq_rm(self.memory, seq_id, 0, -1)
         return False
 
-    def save_sequence(self, seq_id: int) -> np.ndarray | None:
+    def save_sequence(self, seq_id: int) -> ctypes.Array | None:
         """A copy of the sequence's KV cells (positions and data) in host memory, for
         `restore_sequence` into any sequence of this context later; None when llama.cpp could not
-        write it. The buffer is not zeroed first: its fresh pages are first touched by llama.cpp's
-        copy, with the GIL released. A zero-filled ctypes array touched them with the GIL held:
-        for a 2,100-token prompt (~50 MB) 144-210 ms in a jarvis serve under four streams, during
-        which its loop could serve nobody (in a bare process: 30 ms against 10)."""
+        write it.
+
+        The copy lands in an anonymous mapping of its own, which the kernel zeroes page by page as
+        llama.cpp's copy first touches it, with the GIL released. A ctypes array is zero-filled
+        by Python with the GIL held: for a 2,100-token prompt (~50 MB) 25-30 ms in a bare process
+        and 144-210 ms in jarvis serve on a VM whose fresh memory is slow, during which the loop
+        (or the desktop's window) could do nothing. Not numpy: it asks for huge pages on large
+        buffers, and with the kernel's usual THP setting (defrag=madvise) that stalls the first
+        touch in memory compaction (112-128 ms against 25-30 here)."""
         size = ll.llama_state_seq_get_size_ext(self.ptr, seq_id, 0)
         if not size:
             return None
-        state = np.empty(size, dtype=np.uint8)
-        if ll.llama_state_seq_get_data_ext(self.ptr, _bytes_pointer(state), size, seq_id, 0) != size:
+        pages = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        state = (ctypes.c_uint8 * size).from_buffer(pages)  # keeps `pages` alive; unmapped with it
+        if ll.llama_state_seq_get_data_ext(self.ptr, state, size, seq_id, 0) != size:
             return None
         return state
 
-    def restore_sequence(self, seq_id: int, state: np.ndarray) -> bool:
+    def restore_sequence(self, seq_id: int, state: ctypes.Array) -> bool:
         """Replace the sequence's cells with a saved copy. False (and the sequence empty) when
         llama.cpp refused it."""
-        if ll.llama_state_seq_set_data_ext(self.ptr, _bytes_pointer(state), len(state), seq_id, 0) == len(state):
+        if ll.llama_state_seq_set_data_ext(self.ptr, state, len(state), seq_id, 0) == len(state):
             return True
         ll.llama_memory_seq_rm(self.memory, seq_id, 0, -1)
         return False
