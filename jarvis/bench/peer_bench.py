@@ -515,6 +515,14 @@ def parse_variant(spec: str) -> tuple[str, dict[str, str]]:
     return name, dict(pairs)
 
 
+def parse_variants(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, dict[str, str]]:
+    """Every `--variant` of a bench's command line, or the parser's usage error naming the bad one."""
+    try:
+        return dict(parse_variant(v) for v in specs)
+    except ValueError as e:
+        parser.error(str(e))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="jarvis bench --peer", description=__doc__.splitlines()[0])
     g = p.add_mutually_exclusive_group(required=True)
@@ -549,10 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log", default="", help="file for the servers' output (default: discarded)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
-    try:
-        variants = dict(parse_variant(v) for v in args.variant)
-    except ValueError as e:
-        p.error(str(e))
+    variants = parse_variants(p, args.variant)
     SAMPLING["repeat_penalty"] = args.repeat_penalty
     levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
     env_extra = dict(kv.split("=", 1) for kv in args.jarvis_env)

@@ -42,7 +42,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from jarvis.bench.peer_bench import (MAX_TOKENS, PEER_CTX, PEER_SLOTS, PROMPTS, SAMPLING, _stop, parse_variant,
+from jarvis.bench.peer_bench import (MAX_TOKENS, PEER_CTX, PEER_SLOTS, PROMPTS, SAMPLING, _stop, parse_variants,
                                      peer_env, run_load, start_jarvis, start_llama_server)
 from jarvis.engine.config import auto_threads
 
@@ -131,6 +131,11 @@ def summarise(times: dict[int, ThreadTime], switches, server_pid: int, client_pi
                    sum(t.run_ms for t in others), len(others))
 
 
+def require_perf(parser: argparse.ArgumentParser) -> None:
+    if not sys.platform.startswith("linux") or shutil.which("perf") is None:
+        parser.error("needs Linux and `perf` (Debian: apt install linux-perf)")
+
+
 def record(data: str):
     """Start `perf sched record` into `data`; the returned process stops it on SIGINT."""
     proc = subprocess.Popen(["perf", "sched", "record", "-o", data], stdout=subprocess.DEVNULL,
@@ -161,12 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="compute threads per server (default: the cores)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
-    if not sys.platform.startswith("linux") or shutil.which("perf") is None:
-        p.error("needs Linux and `perf` (Debian: apt install linux-perf)")
-    try:
-        variants = dict(parse_variant(v) for v in args.variant)
-    except ValueError as e:
-        p.error(str(e))
+    require_perf(p)
+    variants = parse_variants(p, args.variant)
     threads = args.threads or auto_threads()
     servers = [("jarvis", {}), *variants.items()] + ([("llama-server", None)] if args.peer_server else [])
     say = (lambda *_: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))

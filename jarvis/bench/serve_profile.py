@@ -40,7 +40,7 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from jarvis.bench.peer_bench import PROMPTS, _stop, free_port, parse_variant, run_load, wait_ready
+from jarvis.bench.peer_bench import PROMPTS, _stop, free_port, parse_variants, run_load, wait_ready
 
 
 def start_tree(tree: str, log, gaps_file: str = "", settings: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
@@ -263,10 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         "whole, as an agent or a script takes them")
     args = p.parse_args(argv)
     trees = args.tree or [str(Path(__file__).resolve().parents[2])]
-    try:
-        variants = dict(parse_variant(v) for v in args.variant)
-    except ValueError as e:
-        p.error(str(e))
+    variants = parse_variants(p, args.variant)
     say = (lambda *_: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(args.log, "ab")) if args.log else subprocess.DEVNULL

@@ -32,7 +32,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -42,8 +41,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from jarvis.bench.peer_bench import (MAX_TOKENS, PEER_CTX, PEER_SLOTS, PROMPTS, SAMPLING, _stop, parse_variant,
+from jarvis.bench.peer_bench import (MAX_TOKENS, PEER_CTX, PEER_SLOTS, PROMPTS, SAMPLING, _stop, parse_variants,
                                      peer_env, run_load, start_jarvis, start_llama_server)
+from jarvis.bench.sched_profile import require_perf
 from jarvis.engine.config import auto_threads
 
 GROUP = "jarvis_steps"  # the probes' perf group, removed whole at the end
@@ -177,12 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="compute threads per server (default: the cores)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
-    if not sys.platform.startswith("linux") or shutil.which("perf") is None:
-        p.error("needs Linux and `perf` (Debian: apt install linux-perf)")
-    try:
-        variants = dict(parse_variant(v) for v in args.variant)
-    except ValueError as e:
-        p.error(str(e))
+    require_perf(p)
+    variants = parse_variants(p, args.variant)
     say = (lambda *_: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     threads = args.threads or auto_threads()
     probes = [Probe("jarvis", jarvis_library(), "llama_decode"),
