@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import re
@@ -136,15 +137,19 @@ def require_perf(parser: argparse.ArgumentParser) -> None:
         parser.error("needs Linux and `perf` (Debian: apt install linux-perf)")
 
 
-def record(data: str):
-    """Start `perf sched record` into `data`; the returned process stops it on SIGINT."""
-    proc = subprocess.Popen(["perf", "sched", "record", "-o", data], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    time.sleep(1.0)  # perf needs a moment to set its tracepoints up
+@contextlib.contextmanager
+def perf_recording(args: list[str]):
+    """`perf ARGS` (a recording) running for the block, stopped with SIGINT so it writes its file."""
+    proc = subprocess.Popen(["perf", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # perf needs a moment to set its tracepoints or probes up
     if proc.poll() is not None:
-        raise SystemExit(f"perf sched record failed: {proc.stderr.read().decode().strip()[-400:]} (it needs root "
-                         "or kernel.perf_event_paranoid <= -1)")
-    return proc
+        raise SystemExit(f"perf {' '.join(args[:2])} failed: {proc.stderr.read().decode().strip()[-400:]} (it needs "
+                         "root or kernel.perf_event_paranoid <= -1)")
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
 
 
 def analyse(data: str, server_pid: int, threads: int) -> Profile:
@@ -186,13 +191,11 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     asyncio.run(run_load(url, args.streams, MAX_TOKENS, extra, PROMPTS))  # warm-up
                     data = os.path.join(work, f"{name}-{rep}.data")
-                    rec = record(data)
-                    tokens, started = 0, time.perf_counter()
-                    for _ in range(args.rounds):
-                        tokens += asyncio.run(run_load(url, args.streams, MAX_TOKENS, extra, PROMPTS)).tokens
-                    wall = time.perf_counter() - started
-                    rec.send_signal(signal.SIGINT)
-                    rec.wait()
+                    with perf_recording(["sched", "record", "-o", data]):
+                        tokens, started = 0, time.perf_counter()
+                        for _ in range(args.rounds):
+                            tokens += asyncio.run(run_load(url, args.streams, MAX_TOKENS, extra, PROMPTS)).tokens
+                        wall = time.perf_counter() - started
                     prof = analyse(data, proc.pid, threads)
                 finally:
                     _stop(proc)

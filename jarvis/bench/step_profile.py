@@ -19,7 +19,7 @@ records with) selects its decodes. Linux only; needs `perf` and root (uprobes). 
 removed again at the end. A uprobe costs both servers the same few microseconds per call.
 
 What it found (README, "Sixteenth session on issue 27"): 193 decodes per four-stream load on both
-servers; JARVIS's gap between decodes about 0.5 ms streamed against llama-server's 0.8 ms.
+servers; JARVIS's gap between two decodes 0.3-0.4 ms against llama-server's 0.4-1.0 ms.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import importlib.util
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from pathlib import Path
 
 from jarvis.bench.peer_bench import (MAX_TOKENS, PEER_CTX, PEER_SLOTS, PROMPTS, SAMPLING, _stop, parse_variants,
                                      peer_env, run_load, start_jarvis, start_llama_server)
-from jarvis.bench.sched_profile import require_perf
+from jarvis.bench.sched_profile import perf_recording, require_perf
 from jarvis.engine.config import auto_threads
 
 GROUP = "jarvis_steps"  # the probes' perf group, removed whole at the end
@@ -127,9 +126,11 @@ def load_stats(decodes: list[tuple[float, float]], t0: float, t1: float) -> dict
 
 
 def summarise(loads: list[dict]) -> dict:
-    """The median of each figure over a server's loads of one kind."""
-    keys = [k for k in loads[0] if isinstance(loads[0][k], (int, float))] if loads else []
-    return {k: round(statistics.median(load[k] for load in loads), 3) for k in keys} | {"loads": len(loads)}
+    """The median of each figure over a server's loads of one kind (the figures every load has: a
+    load without decodes has only its count)."""
+    keys = set.intersection(*(set(load) for load in loads)) if loads else set()
+    return {k: round(statistics.median(load[k] for load in loads), 3) for k in loads[0] if k in keys} \
+        | {"loads": len(loads)}
 
 
 # ---- perf -------------------------------------------------------------------------------------
@@ -149,20 +150,6 @@ def add_probes(probes: list[Probe]) -> None:
 
 def remove_probes() -> None:
     _perf("probe", "-q", "-d", f"{GROUP}:*", check=False)
-
-
-@contextlib.contextmanager
-def recording(data: str):
-    proc = subprocess.Popen(["perf", "record", "-q", "-k", "monotonic", "-a", "-e", f"{GROUP}:*", "-o", data],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(1.0)  # perf needs a moment to arm the probes
-    if proc.poll() is not None:
-        raise SystemExit(f"perf record failed: {proc.stderr.read().decode().strip()[-300:]}")
-    try:
-        yield
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(60)
 
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -201,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             servers["llama-server"] = (url, dict(SAMPLING), proc.pid)
             for url, extra, _ in servers.values():  # warm-up: the first load fills each prompt cache
                 asyncio.run(run_load(url, args.streams, MAX_TOKENS, dict(extra), PROMPTS))
-            with recording(data):
+            with perf_recording(["record", "-q", "-k", "monotonic", "-a", "-e", f"{GROUP}:*", "-o", data]):
                 for r in range(args.rounds):
                     order = [(name, stream) for stream in kinds for name in servers]
                     for name, stream in (order if r % 2 == 0 else order[::-1]):
