@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         events = parse_events(_perf("script", "-i", data, "-F", "pid,time,event").stdout)
     finally:
         remove_probes()
+        with contextlib.suppress(FileNotFoundError):  # parsed; only the servers' log stays (as sched-profile)
+            os.unlink(data)
     decodes = {name: pair_decodes(events.get(pid, [])) for name, (_, _, pid) in servers.items()}
     per_kind: dict[str, list[dict]] = collections.defaultdict(list)
     for name, stream, t0, t1, tokens in windows:
