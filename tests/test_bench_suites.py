@@ -14,6 +14,7 @@ from jarvis.cli import build_parser
 
 BENCH = Path(__file__).resolve().parent.parent / "jarvis" / "bench"
 BY_OWN_OPTION = {"jarvis.bench.peer_bench"}  # --peer URL / --peer-server PATH; model_bench: --model NAME
+BY_ANOTHER_BENCH = {"jarvis.bench.bare_decode"}  # step-profile --bare starts it and feeds it its loads
 
 
 def runnable_modules() -> set[str]:
@@ -27,7 +28,8 @@ def runnable_modules() -> set[str]:
 
 
 def test_every_bench_module_is_a_suite_of_jarvis_bench():
-    assert runnable_modules() == {s.module for s in SUITES} | BY_OWN_OPTION
+    assert runnable_modules() == {s.module for s in SUITES} | BY_OWN_OPTION | BY_ANOTHER_BENCH
+    assert '"jarvis.bench.bare_decode"' in (BENCH / "step_profile.py").read_text()  # how --bare reaches it
 
 
 def test_every_suite_is_a_choice_of_the_command():

@@ -1,7 +1,7 @@
 """Both servers' llama.cpp decodes, timed from outside by the same kernel probes: how many decodes
 a load takes, how long each lasts, and how long each server spends between two of them.
 
-    python -m jarvis.bench.step_profile --peer-server .bench/llama-server [--rounds 6] [--streams 4]
+    python -m jarvis.bench.step_profile --peer-server .bench/llama-server [--rounds 6] [--streams 4] [--bare]
     jarvis bench --suite step-profile -- --peer-server .bench/llama-server
 
 Why: a wall-clock ratio of two servers on a shared 2-core machine moves by +-5 % between runs, more
@@ -17,6 +17,10 @@ servers take turns on the peer bench's load (8 chat prompts, greedy, the same sa
 both), streamed and taken whole, in ABBA order. Each load's window (time.monotonic, the clock perf
 records with) selects its decodes. Linux only; needs `perf` and root (uprobes). The probes are
 removed again at the end. A uprobe costs both servers the same few microseconds per call.
+
+`--bare` times a third process beside them: a plain decode loop on JARVIS's own llama.cpp
+handles, with no server around it (bare_decode.py), through the same libllama probe. Its decodes
+say what llama.cpp costs in a Python process with JARVIS's context, apart from what serving adds.
 
 What it found (README, "Sixteenth session on issue 27"): 193 decodes per four-stream load on both
 servers; JARVIS's gap between two decodes 0.3-0.4 ms against llama-server's 0.4-1.0 ms.
@@ -37,11 +41,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from jarvis.bench.peer_bench import (MAX_TOKENS, PEER_CTX, PEER_SLOTS, PROMPTS, SAMPLING, _stop, parse_variants,
-                                     peer_env, run_load, start_jarvis, start_llama_server)
+from jarvis.bench.peer_bench import (MAX_TOKENS, PEER_CTX, PEER_SLOTS, PROMPTS, SAMPLING, _stop, code_path,
+                                     parse_variants, peer_env, run_load, start_jarvis, start_llama_server)
 from jarvis.bench.sched_profile import perf_recording, require_perf
 from jarvis.engine.config import auto_threads
 
@@ -153,6 +158,58 @@ def remove_probes() -> None:
 
 
 # ---- the run ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Runner:
+    """One thing whose decodes are timed: its pid (the probes' events name it), a load of it, and
+    the kinds of replies it gives (a server: streamed and whole; the bare loop: one)."""
+
+    pid: int
+    load: Callable[[str], int]  # kind -> tokens generated
+    kinds: tuple[str, ...] = ("streamed", "whole")
+
+
+def round_order(runners: dict[str, Runner], kinds: list[str]) -> list[tuple[str, str]]:
+    """One round's loads, as (name, kind): every kind asked for of each server that gives it, one
+    kind after the other, then once each runner that gives none of them (the bare loop)."""
+    order = [(name, kind) for kind in kinds for name, runner in runners.items() if kind in runner.kinds]
+    return order + [(name, runner.kinds[0]) for name, runner in runners.items() if not set(kinds) & set(runner.kinds)]
+
+
+def http_runner(url: str, extra: dict, pid: int, streams: int) -> Runner:
+    def load(kind: str) -> int:
+        res = asyncio.run(run_load(url, streams, MAX_TOKENS, dict(extra), PROMPTS, stream=kind == "streamed"))
+        return res.tokens
+
+    return Runner(pid, load)
+
+
+class BareLoop:
+    """`python -m jarvis.bench.bare_decode` in a process of its own: one load per line sent."""
+
+    def __init__(self, threads: int, streams: int, log):
+        self._proc = subprocess.Popen([sys.executable, "-m", "jarvis.bench.bare_decode", "--streams", str(streams),
+                                       "--threads", str(threads)], env=code_path(dict(os.environ)),
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+        self.pid = self._proc.pid
+
+    def load(self) -> int:
+        self._proc.stdin.write("go\n")
+        self._proc.stdin.flush()
+        answer = self._proc.stdout.readline().split()  # "tokens N decodes D"
+        if len(answer) != 4 or answer[0] != "tokens":
+            raise SystemExit(f"the bare decode loop stopped (exit {self._proc.poll()}); see the servers' log")
+        return int(answer[1])
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="jarvis bench --suite step-profile", description=__doc__.splitlines()[0])
     p.add_argument("--peer-server", required=True, help="a llama-server binary to time beside JARVIS")
@@ -162,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
                    help="one more jarvis serve with these environment settings (repeatable)")
     p.add_argument("--threads", type=int, default=0, help="compute threads per server (default: the cores)")
+    p.add_argument("--bare", action="store_true",
+                   help="also time a bare decode loop on JARVIS's handles (jarvis/bench/bare_decode.py)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
     require_perf(p)
@@ -170,46 +229,48 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or auto_threads()
     probes = [Probe("jarvis", jarvis_library(), "llama_decode"),
               Probe("llama_server", str(Path(args.peer_server).resolve()), decode_function(args.peer_server))]
-    kinds = [True] if args.stream_only else [True, False]
+    kinds = ["streamed"] if args.stream_only else ["streamed", "whole"]
     work = tempfile.mkdtemp(prefix="jarvis-steps-")
     data = os.path.join(work, "steps.data")
-    windows: list[tuple[str, bool, float, float, int]] = []  # server, streamed, t0, t1, tokens
+    windows: list[tuple[str, str, float, float, int]] = []  # server, kind of replies, t0, t1, tokens
     add_probes(probes)
     try:
         with open(os.path.join(work, "servers.log"), "ab") as log, contextlib.ExitStack() as running:
-            servers: dict[str, tuple[str, dict, int]] = {}  # name -> url, sampling sent, pid
+            runners: dict[str, Runner] = {}
             for name, env in {"jarvis": {}, **variants}.items():
                 url, proc = start_jarvis(threads, env, log)
                 running.callback(_stop, proc)
-                servers[name] = (url, {**SAMPLING, "cache": False}, proc.pid)
+                runners[name] = http_runner(url, {**SAMPLING, "cache": False}, proc.pid, args.streams)
             url, proc, _ = start_llama_server(args.peer_server, threads, parallel=PEER_SLOTS, ctx=PEER_CTX, log=log,
                                               env=peer_env("jarvis"))
             running.callback(_stop, proc)
-            servers["llama-server"] = (url, dict(SAMPLING), proc.pid)
-            for url, extra, _ in servers.values():  # warm-up: the first load fills each prompt cache
-                asyncio.run(run_load(url, args.streams, MAX_TOKENS, dict(extra), PROMPTS))
+            runners["llama-server"] = http_runner(url, dict(SAMPLING), proc.pid, args.streams)
+            if args.bare:  # its decodes land in the same libllama as jarvis serve's: the pid tells them apart
+                loop = BareLoop(threads, args.streams, log)
+                running.callback(loop.close)
+                runners["bare"] = Runner(loop.pid, lambda _kind: loop.load(), ("loop",))
+            for runner in runners.values():  # warm-up: the first load fills each prompt cache
+                runner.load(runner.kinds[0])
             with perf_recording(["record", "-q", "-k", "monotonic", "-a", "-e", f"{GROUP}:*", "-o", data]):
                 for r in range(args.rounds):
-                    order = [(name, stream) for stream in kinds for name in servers]
-                    for name, stream in (order if r % 2 == 0 else order[::-1]):
-                        url, extra, _ = servers[name]
+                    order = round_order(runners, kinds)
+                    for name, kind in (order if r % 2 == 0 else order[::-1]):
                         t0 = time.monotonic()
-                        res = asyncio.run(run_load(url, args.streams, MAX_TOKENS, dict(extra), PROMPTS, stream=stream))
+                        tokens = runners[name].load(kind)
                         t1 = time.monotonic()
-                        windows.append((name, stream, t0, t1, res.tokens))
-                        say(f"round {r + 1} {name:12s} {'streamed' if stream else 'whole   '} "
-                            f"{res.tokens} tokens {res.tokens / (t1 - t0):6.1f} tok/s")
+                        windows.append((name, kind, t0, t1, tokens))
+                        say(f"round {r + 1} {name:12s} {kind:8s} {tokens} tokens {tokens / (t1 - t0):6.1f} tok/s")
                         time.sleep(0.3)  # a gap no decode spans, between two windows
         events = parse_events(_perf("script", "-i", data, "-F", "pid,time,event").stdout)
     finally:
         remove_probes()
         with contextlib.suppress(FileNotFoundError):  # parsed; only the servers' log stays (as sched-profile)
             os.unlink(data)
-    decodes = {name: pair_decodes(events.get(pid, [])) for name, (_, _, pid) in servers.items()}
+    decodes = {name: pair_decodes(events.get(runner.pid, [])) for name, runner in runners.items()}
     per_kind: dict[str, list[dict]] = collections.defaultdict(list)
-    for name, stream, t0, t1, tokens in windows:
+    for name, kind, t0, t1, tokens in windows:
         stats = load_stats(decodes.get(name, []), t0, t1)
-        per_kind[f"{name}/{'streamed' if stream else 'whole'}"].append({**stats, "tok_s": tokens / (t1 - t0)})
+        per_kind[f"{name}/{kind}"].append({**stats, "tok_s": tokens / (t1 - t0)})
     out = {"bench": "step-profile", "streams": args.streams, "rounds": args.rounds, "threads": threads,
            "functions": {p.server: p.function for p in probes},
            "servers": {key: summarise(loads) for key, loads in per_kind.items()}}
