@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import subprocess
-import sys
 
 import pytest
 
-from jarvis.bench.peer_bench import (EDIT_PROMPTS, PROMPTS, SAMPLING, _stop, compare, long_prompt, own_data_dir,
-                                     peer_env, ratio_summary, run_load, verdict)
+from jarvis.bench.peer_bench import (EDIT_PROMPTS, PROMPTS, SAMPLING, compare, long_prompt, peer_env, ratio_summary,
+                                     run_load, verdict)
 from jarvis.cli import build_parser
 
 from bench.support.server import ServerThread
@@ -155,16 +153,3 @@ def test_the_target_verdict_reads_the_interval_not_the_median():
     assert noisy["median"] > 1.0 and "not told apart" in verdict(noisy, 1.0)
     assert verdict(below, 1.0).startswith("target >= 1.0: NO")
 
-
-def test_a_stopped_server_takes_its_own_data_folder_with_it(tmp_path):
-    # every `jarvis serve` the benches start gets a data folder of its own; 30 of them had been
-    # left in /tmp by one day's runs
-    folder = tmp_path / "data"
-    (folder / "history").mkdir(parents=True)
-    (folder / "history" / "requests.sqlite").write_bytes(b"x")
-    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    own_data_dir(server, str(folder))
-    _stop(server)
-    assert server.returncode is not None
-    assert not folder.exists()
-    _stop(server)  # stopping again is harmless

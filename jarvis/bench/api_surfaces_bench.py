@@ -19,8 +19,9 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+
+from jarvis.bench.scratch import scratch_dir
 
 PROMPT = "Write a short paragraph about owls."
 SURFACES = ("chat", "responses", "messages")
@@ -97,7 +98,7 @@ async def bench(args) -> dict:
     from jarvis.http.openai_routes import openai_routes
     from jarvis.runtime import Runtime
 
-    data = tempfile.mkdtemp(prefix="jarvis-surfaces-bench-")
+    data = scratch_dir("jarvis-surfaces-bench-")
     settings = load_settings(environ={"JARVIS_GENERAL_DATA_DIR": data, "JARVIS_MODELS_WARMUP": ""})
     runtime = Runtime(settings, registrars=[openai_routes])
     await runtime.start(http=True, warmup=False, host="127.0.0.1", port=0)

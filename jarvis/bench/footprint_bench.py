@@ -33,17 +33,15 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jarvis.bench.openai_bench import sse_events
+from jarvis.bench.scratch import scratch_dir
 from jarvis.engine.config import auto_threads
 from jarvis.bench.peer_bench import (PEER_CTX, PEER_SLOTS, PROMPTS, _stop, code_path, free_port, jarvis_gpu_layers,
                                      jarvis_serve_command, llama_server_ngl)
@@ -81,14 +79,12 @@ def _jarvis_settings_env() -> dict[str, str]:
 def jarvis_server(threads: int, tree: str = "", name: str = "jarvis") -> Server:
     """`jarvis serve` from this code, or from another source `tree` (a comparison with the code before)."""
     env = code_path(_jarvis_settings_env(), tree)
-    data = tempfile.mkdtemp(prefix="jarvis-footprint-")
+    data = scratch_dir("jarvis-footprint-")
     env.update({"JARVIS_GENERAL_DATA_DIR": data,
                 "JARVIS_CACHE_ENABLED": "false", "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0",
                 "JARVIS_ENGINE_N_THREADS": str(threads), "JARVIS_ENGINE_BATCH_SIZE": str(SLOTS),
                 "JARVIS_ENGINE_CONTEXT_LENGTH": str(CTX // SLOTS)})
-    server = Server(name, jarvis_serve_command("{port}"), env, "/health", {"cache": False})
-    weakref.finalize(server, shutil.rmtree, data, True)  # its rounds' data folder goes with it (or at exit)
-    return server
+    return Server(name, jarvis_serve_command("{port}"), env, "/health", {"cache": False})
 
 
 def llama_server(binary: str, threads: int) -> Server:

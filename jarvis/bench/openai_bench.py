@@ -22,8 +22,9 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+
+from jarvis.bench.scratch import scratch_dir
 
 TOPICS = ["owls", "rivers", "bread", "stars", "glaciers", "violins", "deserts", "bees"]
 
@@ -119,7 +120,7 @@ async def bench(args) -> dict:
     from jarvis.http.openai_routes import openai_routes
     from jarvis.runtime import Runtime
 
-    data = tempfile.mkdtemp(prefix="jarvis-openai-bench-")
+    data = scratch_dir("jarvis-openai-bench-")
     settings = load_settings(environ={"JARVIS_GENERAL_DATA_DIR": data, "JARVIS_MODELS_WARMUP": "",
                                       "JARVIS_ENGINE_N_THREADS": str(args.threads)})
     runtime = Runtime(settings, registrars=[openai_routes])

@@ -33,19 +33,17 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jarvis.engine.config import auto_threads
 from jarvis.bench.openai_bench import sse_events
+from jarvis.bench.scratch import scratch_dir
 
 PROMPTS = [f"Write a short paragraph about {t}." for t in
            ("owls", "rivers", "bread", "stars", "glaciers", "violins", "deserts", "bees")]
@@ -237,24 +235,16 @@ def code_path(env: dict[str, str], tree: str = "") -> dict[str, str]:
 
 def start_jarvis(threads: int, env_extra: dict[str, str], log) -> tuple[str, subprocess.Popen]:
     port = free_port()
-    data = tempfile.mkdtemp(prefix="jarvis-peer-bench-")
+    data = scratch_dir("jarvis-peer-bench-")
     env = code_path({**os.environ, "JARVIS_GENERAL_DATA_DIR": data, "JARVIS_CACHE_ENABLED": "false",
                      "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0", **env_extra},
                     tree=env_extra.get("PYTHONPATH", ""))
     if threads:
         env["JARVIS_ENGINE_N_THREADS"] = str(threads)
     proc = subprocess.Popen(jarvis_serve_command(port), env=env, stdout=log, stderr=log)
-    own_data_dir(proc, data)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)
     return url, proc
-
-
-def own_data_dir(proc: subprocess.Popen, path: str) -> None:
-    """`path` (a server's own data folder: its history, its settings) goes with the server: `_stop`
-    removes it, and so does this process's exit if nobody stopped it. Every `jarvis serve` a bench
-    started had left one in the temporary folder."""
-    proc.remove_data_dir = weakref.finalize(proc, shutil.rmtree, path, True)
 
 
 def omp_env(env: dict[str, str]) -> dict[str, str]:
@@ -327,18 +317,14 @@ def jarvis_setup(threads: int, env_extra: dict[str, str]) -> dict:
 
 
 def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is None:
+    if proc is None or proc.poll() is not None:
         return
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    remove = getattr(proc, "remove_data_dir", None)
-    if remove is not None:
-        remove()  # once only: a finalizer runs at most once
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 # ---- the run -------------------------------------------------------------------------------------

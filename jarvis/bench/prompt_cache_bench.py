@@ -18,8 +18,8 @@ import asyncio
 import json
 import os
 import statistics
-import tempfile
 
+from jarvis.bench.scratch import scratch_dir
 from jarvis.assistant import Assistant
 from jarvis.config import load_settings
 from jarvis.request import Message
@@ -41,7 +41,7 @@ def make_assistant(slots: int, prompt_cache_mb: int, context_length: int) -> Ass
     env = {"JARVIS_MODELS_WARMUP": "", "JARVIS_ENGINE_BATCH_SIZE": str(slots),
            "JARVIS_ENGINE_CONTEXT_LENGTH": str(context_length), "JARVIS_ENGINE_PROMPT_CACHE_MB": str(prompt_cache_mb),
            "JARVIS_ENGINE_LOOKUP_DRAFT": "0", "JARVIS_GPU_USE_GPU": "false",
-           "JARVIS_GENERAL_DATA_DIR": tempfile.mkdtemp(prefix="jarvis-prompt-cache-bench-")}
+           "JARVIS_GENERAL_DATA_DIR": scratch_dir("jarvis-prompt-cache-bench-")}
     return Assistant(load_settings(environ=env))
 
 

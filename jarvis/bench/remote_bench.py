@@ -20,8 +20,9 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
+
+from jarvis.bench.scratch import scratch_dir
 
 PROMPT = "Write a short paragraph about owls."
 SAMPLING = {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1}  # JARVIS's defaults, sent by both paths
@@ -67,7 +68,7 @@ async def bench(args) -> dict:
 
     model = bundled_model_path()
     with LlamaCppServer(model, n_ctx=1024) as server:
-        data = tempfile.mkdtemp(prefix="jarvis-remote-bench-")
+        data = scratch_dir("jarvis-remote-bench-")
         settings = with_remotes(load_settings(environ={"JARVIS_GENERAL_DATA_DIR": data, "JARVIS_MODELS_WARMUP": ""}),
                                 [f"bench={server.base_url}"])
         assistant = Assistant(settings)

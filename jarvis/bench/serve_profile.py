@@ -40,6 +40,7 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from jarvis.bench.scratch import scratch_dir
 from jarvis.bench.peer_bench import PROMPTS, _stop, free_port, parse_variants, run_load, wait_ready
 
 
@@ -47,7 +48,7 @@ def start_tree(tree: str, log, gaps_file: str = "", settings: dict[str, str] | N
     """`jarvis serve` from `tree`; `settings`: JARVIS_* variables of a variant (--variant)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve()),
-           "JARVIS_GENERAL_DATA_DIR": tempfile.mkdtemp(prefix="jarvis-serve-profile-"),
+           "JARVIS_GENERAL_DATA_DIR": scratch_dir("jarvis-serve-profile-"),
            "JARVIS_CACHE_ENABLED": "false", "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0",
            **(settings or {})}
     # --gaps: the same server, its decodes timed by this tree's wrapper (a file: any tree can be timed)
