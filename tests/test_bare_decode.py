@@ -9,9 +9,9 @@ import llama_cpp as ll
 from jarvis.bench.bare_decode import Sequence, prompt_tokens, run_load
 from jarvis.bench.peer_bench import PROMPTS
 from jarvis.bench.step_profile import Runner, round_order
+from jarvis.catalog import read_gguf_info
 from jarvis.engine.config import EngineConfig
 from jarvis.engine.opening import OpenSpec, open_model
-from jarvis.gguf_header import read_header
 
 
 def test_each_line_runs_one_load_of_continuous_batching_and_later_loads_reuse_the_saved_prompts():
@@ -34,7 +34,7 @@ def test_four_streams_decode_as_one_ubatch_per_step_so_llama_cpp_reuses_each_ste
     spec, _ = OpenSpec.for_engine(model_path, EngineConfig(n_threads=1, gpu_layers=0))
     opened = open_model(spec)
     try:
-        template = str(read_header(model_path).metadata.get("tokenizer.chat_template", ""))
+        template = read_gguf_info(model_path, "bundled", "bundled").chat_template
         prompts = prompt_tokens(opened, PROMPTS[:4], template)
         before = ll.llama_perf_context(opened.ctx.ptr).n_reused
         assert run_load(opened, prompts, 4, 16) == (64, 16)

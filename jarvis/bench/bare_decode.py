@@ -109,13 +109,14 @@ def run_load(opened, prompts: list[list[int]], streams: int, max_tokens: int,
 
 
 def prompt_tokens(opened, texts: list[str], chat_template: str) -> list[list[int]]:
-    """Each prompt as one user turn in the model's chat template, as the servers render it."""
+    """Each prompt as one user turn, through the engine's own prompt path (its chat template and
+    tokenizer flags), as `jarvis serve` renders it."""
     from jarvis.engine.prompt import PromptBuilder
-    from jarvis.request import Message
+    from jarvis.request import ChatRequest, Message
 
     builder = PromptBuilder(opened.model, chat_template)
-    return [opened.model.tokenize(builder.render([Message(role="user", content=t)]), add_special=True,
-                                  parse_special=True) for t in texts]
+    return [builder.prepare(ChatRequest(messages=(Message(role="user", content=t),)), opened.ctx.n_ctx_seq,
+                            truncate=False).tokens for t in texts]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,12 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from jarvis.bench.peer_bench import MAX_TOKENS, PROMPTS
-    from jarvis.catalog import bundled_model_path
+    from jarvis.catalog import bundled_model_path, read_gguf_info
     from jarvis.config import load_settings
-    from jarvis.engine import affinity, priority
     from jarvis.engine.config import EngineConfig
+    from jarvis.engine.engine import prepare_compute_thread
     from jarvis.engine.opening import OpenSpec, open_model
-    from jarvis.gguf_header import read_header
 
     path = bundled_model_path()
     if path is None:
@@ -143,12 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     config = EngineConfig.from_settings(settings)
     spec, _ = OpenSpec.for_engine(path, config)
     opened = open_model(spec)
-    # as the engine's worker does before its first decode (engine.py, _run): this thread decodes
-    priority.lower_this_thread(config)
-    if config.pin_threads:
-        affinity.pin_compute_threads(spec.n_threads)
+    prepare_compute_thread(config, spec.n_threads)  # this thread decodes, as the engine's worker does
     try:
-        template = str(read_header(path).metadata.get("tokenizer.chat_template", ""))
+        template = read_gguf_info(path, "bundled", "bundled").chat_template  # as the catalog gives the engine
         prompts = prompt_tokens(opened, PROMPTS[:args.prompts or None], template)
         saved: dict[int, object] = {}
         for _ in sys.stdin:

@@ -79,8 +79,7 @@ def _jarvis_settings_env() -> dict[str, str]:
 def jarvis_server(threads: int, tree: str = "", name: str = "jarvis") -> Server:
     """`jarvis serve` from this code, or from another source `tree` (a comparison with the code before)."""
     env = code_path(_jarvis_settings_env(), tree)
-    data = scratch_dir("jarvis-footprint-")
-    env.update({"JARVIS_GENERAL_DATA_DIR": data,
+    env.update({"JARVIS_GENERAL_DATA_DIR": scratch_dir("jarvis-footprint-"),
                 "JARVIS_CACHE_ENABLED": "false", "JARVIS_SERVER_TOKEN": "", "JARVIS_SERVER_RATE_LIMIT_RPS": "0",
                 "JARVIS_ENGINE_N_THREADS": str(threads), "JARVIS_ENGINE_BATCH_SIZE": str(SLOTS),
                 "JARVIS_ENGINE_CONTEXT_LENGTH": str(CTX // SLOTS)})

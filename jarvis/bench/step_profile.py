@@ -201,13 +201,8 @@ class BareLoop:
         return int(answer[1])
 
     def close(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.stdin.close()
-            try:
-                self._proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        self._proc.stdin.close()  # end of input: it closes its handles and exits
+        _stop(self._proc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,16 @@ from jarvis.request import ChatRequest, Chunk, QueuePosition, resolve_timeout
 from jarvis.telemetry import ModelRecord, QueueRecord, RecordBus
 
 log = logging.getLogger("jarvis.engine")
+
+
+def prepare_compute_thread(config: EngineConfig, threads: int) -> dict[int, int] | None:
+    """Set up the calling thread to run llama_decode, before its first one: below the window's
+    priority (engine.worker_nice), with the ggml workers it starts, and one core per compute thread
+    where they fill every core (affinity.py). Returns the OpenMP thread -> core map where pinned."""
+    priority.lower_this_thread(config)
+    return affinity.pin_compute_threads(threads) if config.pin_threads else None
+
+
 class Engine:
     def __init__(self, name: str, path: Path, chat_template: str = "", config: EngineConfig = EngineConfig(),
                  bus: RecordBus | None = None, on_crash: Callable[[EngineCrashed], None] | None = None):
@@ -246,9 +256,7 @@ class Engine:
 
     # ---- the worker thread ----------------------------------------------------------------
     def _run(self) -> None:
-        priority.lower_this_thread(self.config)  # below the window's thread, with the ggml workers it starts
-        if self.config.pin_threads:  # one core each where they fill every core (affinity.py)
-            self.pinned_cores = affinity.pin_compute_threads(self.threads)
+        self.pinned_cores = prepare_compute_thread(self.config, self.threads)
         # This thread's wake-ups of the loop wait for a flush: one per step, just before its decode
         # (_step), and before the worker sleeps; what is still held goes when it ends.
         with self.waker.hold():
