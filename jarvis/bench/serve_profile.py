@@ -1,6 +1,7 @@
 """Where `jarvis serve`'s CPU goes under N concurrent streams: per thread, per generated token.
 
     python -m jarvis.bench.serve_profile [--streams 4] [--rounds 3] [--tree OLD --tree NEW] [--pyspy OUT.json]
+    python -m jarvis.bench.serve_profile --peer-server .bench/llama-server   # both servers' threads, side by side
     jarvis bench --suite serve-profile -- --tree /path/to/base --tree .
     jarvis bench --suite serve-profile -- --streams 1 --variant si12:JARVIS_ENGINE_STREAM_INTERVAL_MS=12
 
@@ -17,8 +18,15 @@ bench, greedy, `--max-tokens`, `--streams` at a time; `--whole`: not streamed, e
   ggml's thread 0 inside llama_decode);
 - ggml: the other native threads that burn CPU (llama.cpp's OpenMP workers);
 - other: the rest (catalog, sampler, executors).
-CPU time, not wall time: it holds on a shared, noisy machine. Thread names come from `py-spy dump`
-(the `test` extra pins py-spy); without it only the loop is told apart.
+And for every server, JARVIS or not, the same two sums: compute, the llama.cpp threads (the
+`engine.n_threads` threads that ran longest: in JARVIS the engine worker and ggml's workers, in
+llama-server its main thread and ggml's workers; each also runs its server's sampling between two
+decodes), and serving, all its other threads (JARVIS's loop and helpers, llama-server's HTTP
+threads). `--peer-server PATH` adds a llama-server (the peer bench's settings and sampling) to the
+rotation, so both servers' serving CPU per token is read in the same run.
+CPU time, not wall time: it holds on a shared, noisy machine. It is the scheduler's run time in
+nanoseconds (/proc/.../schedstat) where the kernel keeps it, else 10 ms ticks. Thread names come
+from `py-spy dump` (the `test` extra pins py-spy); without it only the loop is told apart.
 `--gaps` also times every llama_decode in each server (decode_gaps.py): the engine worker's gap
 between two decodes, its Python on the critical path, beside the decodes.
 `--pyspy OUT.json` also records the first tree with `py-spy record --native` during one more
@@ -41,7 +49,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from jarvis.bench.scratch import scratch_dir
-from jarvis.bench.peer_bench import PROMPTS, _stop, free_port, parse_variants, run_load, wait_ready
+from jarvis.bench.peer_bench import (PEER_CTX, PEER_SLOTS, PROMPTS, _stop, free_port, parse_variants, peer_env, run_load,
+                                     start_llama_server, wait_ready)
+from jarvis.engine.config import auto_threads
 
 
 def start_tree(tree: str, log, gaps_file: str = "", settings: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
@@ -63,14 +73,18 @@ def start_tree(tree: str, log, gaps_file: str = "", settings: dict[str, str] | N
 
 
 def thread_counters(pid: int) -> dict[int, tuple[float, int]]:
-    """tid -> (CPU seconds, voluntary context switches), from /proc."""
+    """tid -> (CPU seconds, voluntary context switches), from /proc: the scheduler's run time in
+    nanoseconds (schedstat), else utime + stime in clock ticks (10 ms: coarse for one load)."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = (task / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
-            cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            try:
+                cpu = int((task / "schedstat").read_text().split()[0]) / 1e9
+            except (OSError, ValueError, IndexError):
+                stat = (task / "stat").read_text()
+                fields = stat[stat.rindex(")") + 2:].split()
+                cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
             vol = 0
             for line in (task / "status").read_text().splitlines():
                 if line.startswith("voluntary_ctxt_switches"):
@@ -102,30 +116,47 @@ def classify(pid: int, tid: int, names: dict[int, str]) -> str:
     return "native"  # ggml's workers, and native threads of libraries: split by CPU below
 
 
-def measure(pid: int, names: dict[int, str], before, after, tokens: int, wall: float) -> dict:
+def compute_and_serving(cpu_by_thread: dict[int, float], threads: int) -> tuple[float, float]:
+    """CPU seconds of the `threads` threads that ran longest (llama.cpp's) and of all the others."""
+    ranked = sorted(cpu_by_thread.values(), reverse=True)
+    return sum(ranked[:threads]), sum(ranked[threads:])
+
+
+def measure(pid: int, names: dict[int, str], before, after, tokens: int, wall: float, threads: int,
+            python: bool = True) -> dict:
+    """One load's CPU by thread kind; `python` False (llama-server): only compute and serving."""
     share: dict[str, float] = defaultdict(float)
+    used = {tid: cpu - before.get(tid, (0.0, 0))[0] for tid, (cpu, _) in after.items()}
     loop_wakes = 0
     for tid, (cpu, vol) in after.items():
-        cpu0, vol0 = before.get(tid, (0.0, 0))
+        if not python:
+            break
         kind = classify(pid, tid, names)
         if kind == "native":
-            kind = "ggml" if cpu - cpu0 > 0.02 * wall else "other"
-        share[kind] += cpu - cpu0
+            kind = "ggml" if used[tid] > 0.02 * wall else "other"
+        share[kind] += used[tid]
         if tid == pid:
-            loop_wakes = vol - vol0
+            loop_wakes = vol - before.get(tid, (0.0, 0))[1]
+    compute, serving = compute_and_serving(used, threads)
+    if not python:
+        share.update(compute=compute, serving=serving)
     total = sum(share.values()) or 1.0
-    return {"tokens": tokens, "wall_s": wall, "tok_s": tokens / wall,
-            "cpu_s": dict(share), "cpu_share": {k: v / total for k, v in share.items()},
-            "loop_cpu_ms_per_token": share["loop"] * 1000 / max(tokens, 1),
-            "engine_cpu_ms_per_token": share["engine"] * 1000 / max(tokens, 1),
-            "loop_wakeups_per_token": loop_wakes / max(tokens, 1), "loop_wakeups_per_s": loop_wakes / wall}
+    per_token = 1000 / max(tokens, 1)
+    m = {"tokens": tokens, "wall_s": wall, "tok_s": tokens / wall,
+         "cpu_s": dict(share), "cpu_share": {k: v / total for k, v in share.items()},
+         "compute_cpu_ms_per_token": compute * per_token, "serving_cpu_ms_per_token": serving * per_token}
+    if python:
+        m.update(loop_cpu_ms_per_token=share["loop"] * per_token, engine_cpu_ms_per_token=share["engine"] * per_token,
+                 loop_wakeups_per_token=loop_wakes / max(tokens, 1), loop_wakeups_per_s=loop_wakes / wall)
+    return m
 
 
-async def one_round(url: str, pid: int, names, streams: int, max_tokens: int, stream: bool = True) -> dict:
+async def one_round(url: str, pid: int, names, streams: int, max_tokens: int, stream: bool = True,
+                    threads: int = 0, python: bool = True) -> dict:
     before = thread_counters(pid)
-    res = await run_load(url, streams, max_tokens, {"cache": False}, PROMPTS, stream)
+    res = await run_load(url, streams, max_tokens, {"cache": False} if python else {}, PROMPTS, stream)
     after = thread_counters(pid)
-    m = measure(pid, names, before, after, res.tokens, res.wall_s)
+    m = measure(pid, names, before, after, res.tokens, res.wall_s, threads or auto_threads(), python)
     m["texts"] = res.texts
     return m
 
@@ -177,13 +208,23 @@ def _median(rows: list[dict], key: str, sub: str | None = None) -> float:
     return statistics.median(vals) if vals else 0.0
 
 
+PEER_LABEL = "llama-server"
+
+
+def server_threads(settings: dict[str, str] | None) -> int:
+    """llama.cpp's threads of a server: a variant's JARVIS_ENGINE_N_THREADS, else JARVIS's default
+    (the cores), which the peer is given too."""
+    return int((settings or {}).get("JARVIS_ENGINE_N_THREADS") or 0) or auto_threads()
+
+
 async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pyspy: str, rate: int, log, say,
-              gaps: bool = False, variants: dict[str, dict[str, str]] | None = None, stream: bool = True) -> dict:
-    """Each tree, then each variant (the first tree with its settings), as one server; results by
-    tree path or variant name."""
+              gaps: bool = False, variants: dict[str, dict[str, str]] | None = None, stream: bool = True,
+              peer_server: str = "") -> dict:
+    """Each tree, then each variant (the first tree with its settings), then the peer (a llama-server
+    binary, if given), as one server; results by tree path, variant name or PEER_LABEL."""
     servers = []
     specs = [(tree, tree, {}) for tree in trees] + [(name, trees[0], env) for name, env in (variants or {}).items()]
-    labels = [label for label, _, _ in specs]
+    labels = [label for label, _, _ in specs] + ([PEER_LABEL] if peer_server else [])
     gaps_dir = Path(tempfile.mkdtemp(prefix="jarvis-gaps-")) if gaps else None
     gap_files = {label: str(gaps_dir / f"{i}.json") if gaps_dir else "" for i, label in enumerate(labels)}
     out: dict = {}
@@ -191,18 +232,26 @@ async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pysp
         for label, tree, settings in specs:
             say(f"starting jarvis serve {label}" + (f" from {tree} with {settings}" if settings else "") + " ...")
             url, proc = start_tree(tree, log, gap_files[label], settings)
-            servers.append((label, url, proc))
-        for _, url, _ in servers:  # warm-up: load, first allocations
-            await run_load(url, streams, 8, {"cache": False}, PROMPTS)
-        names = {proc.pid: thread_names(proc.pid) for _, _, proc in servers}
+            servers.append((label, url, proc, server_threads(settings)))
+        if peer_server:
+            say(f"starting {peer_server} ...")
+            url, proc, _ = start_llama_server(peer_server, auto_threads(), parallel=PEER_SLOTS, ctx=PEER_CTX,
+                                              log=log, env=peer_env("jarvis"))
+            servers.append((PEER_LABEL, url, proc, auto_threads()))
+        for label, url, _, _ in servers:  # warm-up: load, first allocations
+            await run_load(url, streams, 8, {} if label == PEER_LABEL else {"cache": False}, PROMPTS)
+        names = {proc.pid: {} if label == PEER_LABEL else thread_names(proc.pid) for label, _, proc, _ in servers}
         rows: dict[str, list[dict]] = {label: [] for label in labels}
         for r in range(rounds):
             order = servers if r % 2 == 0 else servers[::-1]
-            for label, url, proc in order:
-                m = await one_round(url, proc.pid, names[proc.pid], streams, max_tokens, stream)
+            for label, url, proc, threads in order:
+                python = label != PEER_LABEL
+                m = await one_round(url, proc.pid, names[proc.pid], streams, max_tokens, stream, threads, python)
                 rows[label].append(m)
-                say(f"  round {r + 1} {label}: {m['tokens']} tokens {m['tok_s']:.1f} tok/s, loop "
-                    f"{m['loop_cpu_ms_per_token']:.3f} ms CPU/token, {m['loop_wakeups_per_token']:.2f} wake-ups/token, "
+                loop = (f"loop {m['loop_cpu_ms_per_token']:.3f} ms CPU/token, "
+                        f"{m['loop_wakeups_per_token']:.2f} wake-ups/token, " if python else "")
+                say(f"  round {r + 1} {label}: {m['tokens']} tokens {m['tok_s']:.1f} tok/s, {loop}serving "
+                    f"{m['serving_cpu_ms_per_token']:.3f} and compute {m['compute_cpu_ms_per_token']:.2f} ms CPU/token, "
                     f"shares " + " ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(m['cpu_share'].items())))
         load = os.getloadavg()
         out = {"bench": "serve-profile", "streams": streams, "stream": stream, "rounds": rounds,
@@ -213,30 +262,43 @@ async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pysp
             rs = rows[label]
             out["trees"][label] = {
                 "tok_s": round(_median(rs, "tok_s"), 1),
-                "loop_cpu_ms_per_token": [round(r["loop_cpu_ms_per_token"], 4) for r in rs],
-                "loop_cpu_ms_per_token_median": round(_median(rs, "loop_cpu_ms_per_token"), 4),
-                "engine_cpu_ms_per_token_median": round(_median(rs, "engine_cpu_ms_per_token"), 4),
-                "loop_wakeups_per_token_median": round(_median(rs, "loop_wakeups_per_token"), 3),
-                "loop_wakeups_per_s_median": round(_median(rs, "loop_wakeups_per_s"), 1),
+                "serving_cpu_ms_per_token_median": round(_median(rs, "serving_cpu_ms_per_token"), 4),
+                "compute_cpu_ms_per_token_median": round(_median(rs, "compute_cpu_ms_per_token"), 4),
                 "cpu_share_median": {k: round(_median(rs, "cpu_share", k), 3)
                                      for k in sorted({k for r in rs for k in r["cpu_share"]})},
                 "identical_texts_vs_first_tree": f"{sum(a == b for r in rs for a, b in zip(r['texts'], first))}"
                                                  f"/{sum(len(r['texts']) for r in rs)}",
             }
-        if len(labels) > 1:
+            if label != PEER_LABEL:
+                out["trees"][label].update({
+                    "loop_cpu_ms_per_token": [round(r["loop_cpu_ms_per_token"], 4) for r in rs],
+                    "loop_cpu_ms_per_token_median": round(_median(rs, "loop_cpu_ms_per_token"), 4),
+                    "engine_cpu_ms_per_token_median": round(_median(rs, "engine_cpu_ms_per_token"), 4),
+                    "loop_wakeups_per_token_median": round(_median(rs, "loop_wakeups_per_token"), 3),
+                    "loop_wakeups_per_s_median": round(_median(rs, "loop_wakeups_per_s"), 1)})
+        if peer_server:  # per round, the same load: JARVIS's serving CPU over llama-server's
+            peer = [r["serving_cpu_ms_per_token"] for r in rows[PEER_LABEL]]
+            mine = [r["serving_cpu_ms_per_token"] for r in rows[labels[0]]]
+            ratios = [a / b for a, b in zip(mine, peer) if b]
+            if ratios:
+                out["trees"][labels[0]]["serving_cpu_vs_peer"] = {
+                    "median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
+                    "max": round(max(ratios), 3)}
+        jarvis_labels = [label for label in labels if label != PEER_LABEL]
+        if len(jarvis_labels) > 1:
             base = out["trees"][labels[0]]["loop_cpu_ms_per_token"]
-            for label in labels[1:]:
+            for label in jarvis_labels[1:]:
                 new = out["trees"][label]["loop_cpu_ms_per_token"]
                 ratios = [b / a for a, b in zip(base, new)]
                 out["trees"][label]["loop_cpu_per_token_vs_first"] = {
                     "median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
                     "max": round(max(ratios), 3)}
         if pyspy:
-            label, url, proc = servers[0]
+            label, url, proc, _ = servers[0]
             say(f"py-spy record --native on {label} ...")
             out["pyspy_summary"] = await record_pyspy(url, proc.pid, Path(pyspy), streams, max_tokens, rate)
     finally:
-        for _, _, proc in servers:
+        for _, _, proc, _ in servers:
             _stop(proc)
     for label, path in gap_files.items():  # written by each server as it exits (decode_gaps.py)
         if path and Path(path).is_file():
@@ -260,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
                    help="one more server of the first tree with these JARVIS_* settings, e.g. "
                         "si12:JARVIS_ENGINE_STREAM_INTERVAL_MS=12 (repeatable)")
+    p.add_argument("--peer-server", default="", metavar="PATH",
+                   help="also a llama-server binary on the bundled model (the peer bench's settings): its "
+                        "serving and compute CPU per token beside JARVIS's")
     p.add_argument("--whole", action="store_true", help="the replies not streamed (\"stream\": false): each taken "
                                                         "whole, as an agent or a script takes them")
     args = p.parse_args(argv)
@@ -269,14 +334,18 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(args.log, "ab")) if args.log else subprocess.DEVNULL
         res = asyncio.run(run(trees, args.streams, args.rounds, args.max_tokens, args.pyspy, args.rate, log, say,
-                              args.gaps, variants, stream=not args.whole))
+                              args.gaps, variants, stream=not args.whole, peer_server=args.peer_server))
     if not args.json:
         for tree, t in res["trees"].items():
-            print(f"{tree}: {t['tok_s']} tok/s, loop {t['loop_cpu_ms_per_token_median']} ms CPU/token "
-                  f"(rounds {t['loop_cpu_ms_per_token']}), engine {t['engine_cpu_ms_per_token_median']} ms CPU/token, "
-                  f"loop wake-ups {t['loop_wakeups_per_token_median']}/token {t['loop_wakeups_per_s_median']}/s, "
+            loop = (f"loop {t['loop_cpu_ms_per_token_median']} ms CPU/token (rounds {t['loop_cpu_ms_per_token']}), "
+                    f"engine {t['engine_cpu_ms_per_token_median']} ms CPU/token, loop wake-ups "
+                    f"{t['loop_wakeups_per_token_median']}/token {t['loop_wakeups_per_s_median']}/s, "
+                    if "loop_cpu_ms_per_token" in t else "")
+            print(f"{tree}: {t['tok_s']} tok/s, {loop}serving {t['serving_cpu_ms_per_token_median']} and compute "
+                  f"{t['compute_cpu_ms_per_token_median']} ms CPU/token, "
                   f"shares {t['cpu_share_median']}, identical {t['identical_texts_vs_first_tree']}"
-                  + (f", loop CPU/token vs first {t['loop_cpu_per_token_vs_first']}" if 'loop_cpu_per_token_vs_first' in t else ""))
+                  + (f", loop CPU/token vs first {t['loop_cpu_per_token_vs_first']}" if 'loop_cpu_per_token_vs_first' in t else "")
+                  + (f", serving CPU/token vs llama-server {t['serving_cpu_vs_peer']}" if 'serving_cpu_vs_peer' in t else ""))
             if "decode_gaps" in t:
                 g = t["decode_gaps"]
                 print(f"  worker gap between decodes {g['gap_ms']} ms, decodes {g['decode_ms']} ms; "
