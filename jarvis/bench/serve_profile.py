@@ -46,11 +46,12 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from jarvis.bench.scratch import scratch_dir
-from jarvis.bench.peer_bench import (PEER_CTX, PEER_SLOTS, PROMPTS, _stop, free_port, parse_variants, peer_env, run_load,
-                                     start_llama_server, wait_ready)
+from jarvis.bench.peer_bench import (PEER_CTX, PEER_SLOTS, PROMPTS, _stop, free_port, jarvis_setup, parse_variants,
+                                     peer_env, run_load, start_llama_server, wait_ready)
 from jarvis.engine.config import auto_threads
 
 
@@ -125,20 +126,17 @@ def compute_and_serving(cpu_by_thread: dict[int, float], threads: int) -> tuple[
 def measure(pid: int, names: dict[int, str], before, after, tokens: int, wall: float, threads: int,
             python: bool = True) -> dict:
     """One load's CPU by thread kind; `python` False (llama-server): only compute and serving."""
-    share: dict[str, float] = defaultdict(float)
     used = {tid: cpu - before.get(tid, (0.0, 0))[0] for tid, (cpu, _) in after.items()}
-    loop_wakes = 0
-    for tid, (cpu, vol) in after.items():
-        if not python:
-            break
-        kind = classify(pid, tid, names)
-        if kind == "native":
-            kind = "ggml" if used[tid] > 0.02 * wall else "other"
-        share[kind] += used[tid]
-        if tid == pid:
-            loop_wakes = vol - before.get(tid, (0.0, 0))[1]
     compute, serving = compute_and_serving(used, threads)
-    if not python:
+    share: dict[str, float] = defaultdict(float)
+    if python:
+        for tid in used:
+            kind = classify(pid, tid, names)
+            if kind == "native":
+                kind = "ggml" if used[tid] > 0.02 * wall else "other"
+            share[kind] += used[tid]
+        loop_wakes = after.get(pid, (0.0, 0))[1] - before.get(pid, (0.0, 0))[1]
+    else:
         share.update(compute=compute, serving=serving)
     total = sum(share.values()) or 1.0
     per_token = 1000 / max(tokens, 1)
@@ -151,12 +149,34 @@ def measure(pid: int, names: dict[int, str], before, after, tokens: int, wall: f
     return m
 
 
-async def one_round(url: str, pid: int, names, streams: int, max_tokens: int, stream: bool = True,
-                    threads: int = 0, python: bool = True) -> dict:
+PEER_LABEL = "llama-server"
+
+
+@dataclass(frozen=True)
+class Served:
+    """One server in the rotation: a `jarvis serve` (a tree or a variant) or the peer llama-server."""
+
+    label: str
+    url: str
+    proc: subprocess.Popen
+    threads: int  # llama.cpp's compute threads: how many of its threads count as compute
+
+    @property
+    def python(self) -> bool:
+        return self.label != PEER_LABEL
+
+    @property
+    def extra(self) -> dict:
+        """Sent with every request: JARVIS's response cache off (llama-server has none to turn off)."""
+        return {"cache": False} if self.python else {}
+
+
+async def one_round(server: Served, names, streams: int, max_tokens: int, stream: bool = True) -> dict:
+    pid = server.proc.pid
     before = thread_counters(pid)
-    res = await run_load(url, streams, max_tokens, {"cache": False} if python else {}, PROMPTS, stream)
+    res = await run_load(server.url, streams, max_tokens, server.extra, PROMPTS, stream)
     after = thread_counters(pid)
-    m = measure(pid, names, before, after, res.tokens, res.wall_s, threads or auto_threads(), python)
+    m = measure(pid, names, before, after, res.tokens, res.wall_s, server.threads, server.python)
     m["texts"] = res.texts
     return m
 
@@ -208,13 +228,8 @@ def _median(rows: list[dict], key: str, sub: str | None = None) -> float:
     return statistics.median(vals) if vals else 0.0
 
 
-PEER_LABEL = "llama-server"
-
-
-def server_threads(settings: dict[str, str] | None) -> int:
-    """llama.cpp's threads of a server: a variant's JARVIS_ENGINE_N_THREADS, else JARVIS's default
-    (the cores), which the peer is given too."""
-    return int((settings or {}).get("JARVIS_ENGINE_N_THREADS") or 0) or auto_threads()
+def _ratio_range(ratios: list[float]) -> dict:
+    return {"median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3), "max": round(max(ratios), 3)}
 
 
 async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pyspy: str, rate: int, log, say,
@@ -222,7 +237,7 @@ async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pysp
               peer_server: str = "") -> dict:
     """Each tree, then each variant (the first tree with its settings), then the peer (a llama-server
     binary, if given), as one server; results by tree path, variant name or PEER_LABEL."""
-    servers = []
+    servers: list[Served] = []
     specs = [(tree, tree, {}) for tree in trees] + [(name, trees[0], env) for name, env in (variants or {}).items()]
     labels = [label for label, _, _ in specs] + ([PEER_LABEL] if peer_server else [])
     gaps_dir = Path(tempfile.mkdtemp(prefix="jarvis-gaps-")) if gaps else None
@@ -232,24 +247,23 @@ async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pysp
         for label, tree, settings in specs:
             say(f"starting jarvis serve {label}" + (f" from {tree} with {settings}" if settings else "") + " ...")
             url, proc = start_tree(tree, log, gap_files[label], settings)
-            servers.append((label, url, proc, server_threads(settings)))
+            servers.append(Served(label, url, proc, jarvis_setup(0, settings)["n_threads"]))
         if peer_server:
             say(f"starting {peer_server} ...")
             url, proc, _ = start_llama_server(peer_server, auto_threads(), parallel=PEER_SLOTS, ctx=PEER_CTX,
                                               log=log, env=peer_env("jarvis"))
-            servers.append((PEER_LABEL, url, proc, auto_threads()))
-        for label, url, _, _ in servers:  # warm-up: load, first allocations
-            await run_load(url, streams, 8, {} if label == PEER_LABEL else {"cache": False}, PROMPTS)
-        names = {proc.pid: {} if label == PEER_LABEL else thread_names(proc.pid) for label, _, proc, _ in servers}
+            servers.append(Served(PEER_LABEL, url, proc, auto_threads()))
+        for server in servers:  # warm-up: load, first allocations
+            await run_load(server.url, streams, 8, server.extra, PROMPTS)
+        names = {s.label: thread_names(s.proc.pid) if s.python else {} for s in servers}
         rows: dict[str, list[dict]] = {label: [] for label in labels}
         for r in range(rounds):
-            order = servers if r % 2 == 0 else servers[::-1]
-            for label, url, proc, threads in order:
-                python = label != PEER_LABEL
-                m = await one_round(url, proc.pid, names[proc.pid], streams, max_tokens, stream, threads, python)
+            for server in servers if r % 2 == 0 else servers[::-1]:
+                label = server.label
+                m = await one_round(server, names[label], streams, max_tokens, stream)
                 rows[label].append(m)
                 loop = (f"loop {m['loop_cpu_ms_per_token']:.3f} ms CPU/token, "
-                        f"{m['loop_wakeups_per_token']:.2f} wake-ups/token, " if python else "")
+                        f"{m['loop_wakeups_per_token']:.2f} wake-ups/token, " if server.python else "")
                 say(f"  round {r + 1} {label}: {m['tokens']} tokens {m['tok_s']:.1f} tok/s, {loop}serving "
                     f"{m['serving_cpu_ms_per_token']:.3f} and compute {m['compute_cpu_ms_per_token']:.2f} ms CPU/token, "
                     f"shares " + " ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(m['cpu_share'].items())))
@@ -281,25 +295,19 @@ async def run(trees: list[str], streams: int, rounds: int, max_tokens: int, pysp
             mine = [r["serving_cpu_ms_per_token"] for r in rows[labels[0]]]
             ratios = [a / b for a, b in zip(mine, peer) if b]
             if ratios:
-                out["trees"][labels[0]]["serving_cpu_vs_peer"] = {
-                    "median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
-                    "max": round(max(ratios), 3)}
-        jarvis_labels = [label for label in labels if label != PEER_LABEL]
-        if len(jarvis_labels) > 1:
-            base = out["trees"][labels[0]]["loop_cpu_ms_per_token"]
-            for label in jarvis_labels[1:]:
-                new = out["trees"][label]["loop_cpu_ms_per_token"]
-                ratios = [b / a for a, b in zip(base, new)]
-                out["trees"][label]["loop_cpu_per_token_vs_first"] = {
-                    "median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
-                    "max": round(max(ratios), 3)}
+                out["trees"][labels[0]]["serving_cpu_vs_peer"] = _ratio_range(ratios)
+        jarvis_labels = [s.label for s in servers if s.python]
+        base = out["trees"][labels[0]]["loop_cpu_ms_per_token"]
+        for label in jarvis_labels[1:]:
+            new = out["trees"][label]["loop_cpu_ms_per_token"]
+            out["trees"][label]["loop_cpu_per_token_vs_first"] = _ratio_range([b / a for a, b in zip(base, new)])
         if pyspy:
-            label, url, proc, _ = servers[0]
-            say(f"py-spy record --native on {label} ...")
-            out["pyspy_summary"] = await record_pyspy(url, proc.pid, Path(pyspy), streams, max_tokens, rate)
+            first = servers[0]
+            say(f"py-spy record --native on {first.label} ...")
+            out["pyspy_summary"] = await record_pyspy(first.url, first.proc.pid, Path(pyspy), streams, max_tokens, rate)
     finally:
-        for _, _, proc, _ in servers:
-            _stop(proc)
+        for server in servers:
+            _stop(server.proc)
     for label, path in gap_files.items():  # written by each server as it exits (decode_gaps.py)
         if path and Path(path).is_file():
             out["trees"][label]["decode_gaps"] = json.loads(Path(path).read_text())
